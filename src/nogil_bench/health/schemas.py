@@ -1,0 +1,13 @@
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    python_version: str = Field(examples=["3.14.7"])
+    implementation: str = Field(examples=["cpython"])
+    free_threaded: bool = Field(description="The build has the GIL compiled out (Py_GIL_DISABLED).")
+    gil_enabled: bool = Field(description="The GIL is on right now (sys._is_gil_enabled()).")
+    cpu_count: int = Field(description="CPUs this process may use.", examples=[2])
+    packages: dict[str, str] = Field(examples=[{"fastapi": "0.165.0", "pillow": "13.0.0"}])

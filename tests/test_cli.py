@@ -1,0 +1,72 @@
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from nogil_bench.cli import main
+
+NOGIL_BENCH = Path(sys.executable).with_name("nogil-bench")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_serve_starts_uvicorn_on_the_given_port_and_answers_health(tmp_path: Path) -> None:
+    port = free_port()
+    env = os.environ | {"NOGIL_BENCH_DATA_DIR": str(tmp_path / "data")}
+    server = subprocess.Popen(
+        [NOGIL_BENCH, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        health = None
+        deadline = time.monotonic() + 30
+        while health is None and time.monotonic() < deadline:
+            try:
+                health = httpx2.get(f"http://127.0.0.1:{port}/health", timeout=1).json()
+            except httpx2.TransportError:
+                time.sleep(0.1)
+        assert health is not None, "the server did not answer within 30 s"
+        assert health["free_threaded"] is True
+        assert health["gil_enabled"] is (os.environ.get("PYTHON_GIL") == "1")
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=30)
+
+    # uvicorn shuts down gracefully, then re-raises the signal so the exit status reports it.
+    assert server.returncode == -signal.SIGTERM, output
+    assert "nogil-bench 0.1.0 starting" in output
+    assert "nogil-bench stopped" in output
+    assert "nogil_bench.main:lifespan" in output
+    assert "uvicorn.server" in output, "stdlib records keep their origin when routed to loguru"
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "http"])
+def test_serve_refuses_a_port_that_is_not_a_tcp_port(
+    port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--port", port])
+
+    assert exit_info.value.code == 2
+    assert "is not a TCP port" in capsys.readouterr().err
+
+
+def test_a_subcommand_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([])
+
+    assert "serve" in capsys.readouterr().err

@@ -1,0 +1,76 @@
+"""The interpreter is the free-threaded build, and nothing nogil-bench imports turns the GIL on."""
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+
+from nogil_bench.core import runtime
+
+IMPORT_EVERYTHING = """
+import importlib, json, pkgutil, sys
+from importlib.metadata import packages_distributions
+import nogil_bench
+from nogil_bench.core import runtime
+for module in pkgutil.walk_packages(nogil_bench.__path__, "nogil_bench."):
+    importlib.import_module(module.name)
+# Every top-level module of every reported package, e.g. PIL for pillow and jwt for pyjwt.
+for module_name, distributions in packages_distributions().items():
+    names = {name.lower().replace("_", "-") for name in distributions}
+    if names & set(runtime.REPORTED_PACKAGES) and module_name.isidentifier():
+        importlib.import_module(module_name)
+import pwdlib.hashers.bcrypt, PIL.Image, PIL.ImageFilter, sqlalchemy, h11, httpx2
+from nogil_bench.main import create_app
+create_app()
+print(json.dumps({"gil_enabled": sys._is_gil_enabled(), "warning": runtime.gil_warning()}))
+"""
+
+
+def run_fresh_interpreter(
+    code: str, options: tuple[str, ...] = (), **env: str
+) -> dict[str, object]:
+    """Runs code in a new interpreter without the caller's PYTHON_GIL; returns its JSON line."""
+    clean_env = {k: v for k, v in os.environ.items() if k != "PYTHON_GIL"} | env
+    completed = subprocess.run(
+        [sys.executable, *options, "-c", code],
+        env=clean_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, object] = json.loads(completed.stdout.splitlines()[-1])
+    return result
+
+
+def test_the_interpreter_is_a_free_threaded_build() -> None:
+    assert sysconfig.get_config_var("Py_GIL_DISABLED") == 1
+    assert runtime.is_free_threaded_build()
+
+
+def test_the_gil_stays_off_after_the_whole_app_and_its_dependencies_are_imported() -> None:
+    result = run_fresh_interpreter(IMPORT_EVERYTHING)
+
+    assert result == {"gil_enabled": False, "warning": None}
+
+
+def test_forcing_the_gil_on_is_seen_and_explained() -> None:
+    result = run_fresh_interpreter(IMPORT_EVERYTHING, PYTHON_GIL="1")
+
+    assert result["gil_enabled"] is True
+    assert isinstance(result["warning"], str)
+    assert "forced on with PYTHON_GIL=1" in result["warning"]
+
+
+def test_runtime_reports_the_gil_state_of_this_process() -> None:
+    assert runtime.is_gil_enabled() is sys._is_gil_enabled()
+    expected_switch = "PYTHON_GIL=1" if os.environ.get("PYTHON_GIL") == "1" else None
+    assert runtime.gil_forced_on_by() == expected_switch
+
+
+def test_the_x_option_wins_over_the_environment_variable() -> None:
+    result = run_fresh_interpreter(IMPORT_EVERYTHING, ("-X", "gil=1"), PYTHON_GIL="0")
+
+    assert result["gil_enabled"] is True
+    assert isinstance(result["warning"], str)
+    assert "forced on with -X gil=1" in result["warning"]
