@@ -1,0 +1,24 @@
+# The README's two commands: `make serve` and `make test`. Each sets up what is missing first.
+VENV_BIN := .venv/bin
+
+.PHONY: setup serve test lint typecheck pytest
+
+setup:
+	@scripts/bootstrap.sh
+
+serve: setup
+	$(VENV_BIN)/nogil-bench serve
+
+test: setup lint typecheck pytest
+
+lint:
+	$(VENV_BIN)/ruff check .
+	$(VENV_BIN)/ruff format --check .
+
+typecheck:
+	$(VENV_BIN)/mypy
+
+# The suite runs twice on the same free-threaded build: GIL off (its default), then forced on.
+pytest:
+	$(VENV_BIN)/pytest
+	PYTHON_GIL=1 $(VENV_BIN)/pytest

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Everything `make serve` and `make test` need, from nothing: the free-threaded interpreter
+# (built once, then cached), uv, and .venv synced from uv.lock. Safe to run again; fast when done.
+set -euo pipefail
+
+readonly UV_VERSION=0.13.9
+
+cd "$(dirname "$0")/.."
+
+# The team's machines keep the release tarball in ../shared; anywhere else the build downloads it.
+shared_tarballs=(../shared/cpython/Python-*.tar.xz)
+if [[ -z ${CPYTHON_TARBALL:-} && -f ${shared_tarballs[0]} ]]; then
+  export CPYTHON_TARBALL=${shared_tarballs[0]}
+fi
+
+python=$(scripts/build_python.sh)
+
+uv=$(command -v uv || true)
+if [[ -z $uv || $("$uv" --version) != "uv $UV_VERSION"* ]]; then
+  tools_dir="${NOGIL_BENCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nogil-bench}/uv-$UV_VERSION"
+  uv="$tools_dir/bin/uv"
+  if [[ ! -x $uv ]]; then
+    echo "bootstrap: installing uv $UV_VERSION into $tools_dir" >&2
+    "$python" -m venv --clear "$tools_dir"
+    "$tools_dir/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+  fi
+fi
+
+"$uv" sync --frozen --python "$python" --quiet
