@@ -1,0 +1,115 @@
+"""The contract every concurrency runner meets, and the errors runners raise.
+
+This module must stay importable inside a subinterpreter: no Pillow, nothing heavy.
+"""
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
+from types import TracebackType
+from typing import ClassVar, Protocol, Self
+
+MAX_TASK_REPR_CHARS = 80
+
+
+class TaskFailedError(Exception):
+    """A task raised. The message names the runner and the task; __cause__ is the task's error."""
+
+    def __init__(self, runner: str, index: int, task: object, error: BaseException) -> None:
+        self.runner = runner
+        self.index = index
+        self.error = error
+        task_repr = repr(task)
+        if len(task_repr) > MAX_TASK_REPR_CHARS:
+            task_repr = task_repr[: MAX_TASK_REPR_CHARS - 3] + "..."
+        super().__init__(
+            f"{runner} runner: task {index} ({task_repr}) failed: {type(error).__name__}: {error}"
+        )
+
+
+class UnsupportedWorkError(Exception):
+    """This runner cannot run this kind of work at all, e.g. Pillow inside a subinterpreter."""
+
+
+class BaseRunner(Protocol):
+    """A concurrency model: start a pool, map a picklable function over tasks, shut down."""
+
+    name: ClassVar[str]
+    # False where extension modules such as Pillow's cannot be loaded in the workers.
+    runs_native_extensions: ClassVar[bool]
+    workers: int
+
+    def __init__(self, workers: int) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+    def map[T, R](self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
+        """fn applied to every task, results in task order; TaskFailedError on the first failure."""
+        ...
+
+
+def check_workers(workers: int) -> int:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
+    return workers
+
+
+class ExecutorRunner:
+    """Shared body of the runners built on a concurrent.futures executor."""
+
+    name: ClassVar[str]
+    runs_native_extensions: ClassVar[bool] = True
+
+    def __init__(self, workers: int) -> None:
+        self.workers = check_workers(workers)
+        self._executor: Executor | None = None
+
+    def _create_executor(self) -> Executor:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._executor = self._create_executor()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def map[T, R](self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
+        if self._executor is None:
+            raise RuntimeError(f"use the {self.name} runner inside a `with` block")
+        futures = [self._executor.submit(fn, task) for task in tasks]
+        return collect_in_order(self, futures, tasks)
+
+    def _translate(self, error: BaseException) -> BaseException:
+        """Hook for runners that recognise errors meaning "this work cannot run here"."""
+        return error
+
+
+def collect_in_order[T, R](
+    runner: ExecutorRunner, futures: Sequence[Future[R]], tasks: Sequence[T]
+) -> list[R]:
+    results: list[R] = []
+    for index, future in enumerate(futures):
+        try:
+            results.append(future.result())
+        except Exception as error:
+            for pending in futures[index + 1 :]:
+                pending.cancel()
+            translated = runner._translate(error)
+            if isinstance(translated, UnsupportedWorkError):
+                raise translated from error
+            raise TaskFailedError(runner.name, index, tasks[index], error) from error
+    return results

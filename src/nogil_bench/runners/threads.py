@@ -1,0 +1,12 @@
+from concurrent.futures import Executor, ThreadPoolExecutor
+
+from nogil_bench.runners.base import ExecutorRunner
+
+
+class ThreadRunner(ExecutorRunner):
+    """A thread pool: truly parallel on a free-threaded build with the GIL off."""
+
+    name = "threads"
+
+    def _create_executor(self) -> Executor:
+        return ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="nogil-bench")

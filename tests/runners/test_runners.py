@@ -1,0 +1,123 @@
+"""Every runner: results in task order, loud failures naming the task, and its own pool."""
+
+import importlib
+import sys
+import threading
+
+import pytest
+
+from nogil_bench.runners import (
+    RUNNERS,
+    BaseRunner,
+    TaskFailedError,
+    UnknownRunnerError,
+    UnsupportedWorkError,
+    get_runner,
+)
+from nogil_bench.runners.asyncio_threads import AsyncioRunner
+from nogil_bench.runners.processes import start_method
+from nogil_bench.workloads.fib import fib
+from nogil_bench.workloads.images import SyntheticSource, synthetic_image
+
+ALL = sorted(RUNNERS)
+POOLED = [name for name in ALL if name != "sequential"]
+
+
+def test_the_registry_names_the_five_concurrency_models() -> None:
+    assert set(RUNNERS) == {"sequential", "threads", "processes", "asyncio", "interpreters"}
+    assert all(RUNNERS[name].name == name for name in RUNNERS)
+
+
+def test_an_unknown_runner_is_refused_listing_the_valid_ones() -> None:
+    with pytest.raises(
+        UnknownRunnerError, match=r"'fibers'; valid runners: sequential, threads, processes"
+    ):
+        get_runner("fibers")
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_results_come_back_in_task_order(name: str, workers: int) -> None:
+    tasks = [12, 1, 7, 0, 15, 3, 9]
+
+    with get_runner(name)(workers) as runner:
+        assert runner.map(fib, tasks) == [144, 1, 13, 0, 610, 2, 34]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_failing_task_fails_the_map_loudly_naming_the_task(name: str) -> None:
+    with get_runner(name)(2) as runner, pytest.raises(TaskFailedError) as failure:
+        runner.map(fib, [5, 6, "seven", 8])  # type: ignore[arg-type]
+
+    assert failure.value.index == 2
+    assert f"{name} runner: task 2 ('seven') failed: TypeError" in str(failure.value)
+    assert isinstance(failure.value.__cause__, TypeError)
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("workers", [0, -1, True, 1.5])
+def test_a_worker_count_below_one_or_not_whole_is_refused(name: str, workers: object) -> None:
+    with pytest.raises(ValueError, match="workers must be a whole number >= 1"):
+        get_runner(name)(workers)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", POOLED)
+def test_a_pooled_runner_must_be_started_before_use(name: str) -> None:
+    with pytest.raises(RuntimeError, match="inside a `with` block"):
+        get_runner(name)(1).map(fib, [1])
+
+
+@pytest.mark.parametrize("name", ["threads", "asyncio"])
+def test_thread_based_runners_really_run_workers_at_the_same_time(name: str) -> None:
+    # Each task waits for the other at a barrier: with fewer than 2 concurrent workers it
+    # would time out instead of finishing.
+    barrier = threading.Barrier(2, timeout=10)
+
+    with get_runner(name)(2) as runner:
+        assert runner.map(lambda _: barrier.wait() >= 0, [0, 1]) == [True, True]
+
+
+def test_asyncio_sizes_its_executor_to_the_worker_count_not_the_default() -> None:
+    with AsyncioRunner(3) as runner:
+        loop = runner._loop
+        assert loop is not None
+        executor = loop._default_executor  # type: ignore[attr-defined]
+        assert executor._max_workers == 3
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="forkserver is the Linux default")
+def test_processes_use_forkserver_never_fork() -> None:
+    assert start_method() == "forkserver"
+
+
+def test_interpreters_refuse_an_extension_import_clearly_instead_of_crashing() -> None:
+    with get_runner("interpreters")(1) as runner, pytest.raises(UnsupportedWorkError) as refusal:
+        runner.map(importlib.import_module, ["PIL._imaging"])
+
+    message = str(refusal.value)
+    assert "does not support loading in subinterpreters" in message
+    assert "run native operations on the threads, processes, asyncio or sequential" in message
+
+
+def test_interpreters_refuse_arguments_that_need_pillow_to_unpickle() -> None:
+    with get_runner("interpreters")(1) as runner, pytest.raises(UnsupportedWorkError) as refusal:
+        runner.map(synthetic_image, [SyntheticSource(4, 4, seed=1)])
+
+    assert "NotShareableError" in str(refusal.value)
+
+
+def test_interpreters_keep_working_after_refusing_work() -> None:
+    with get_runner("interpreters")(1) as runner:
+        with pytest.raises(UnsupportedWorkError):
+            runner.map(importlib.import_module, ["PIL._imaging"])
+
+        assert runner.map(fib, [10]) == [55]
+
+
+def test_every_runner_class_satisfies_the_base_runner_protocol() -> None:
+    runners: list[type[BaseRunner]] = list(RUNNERS.values())
+
+    for runner_class in runners:
+        assert isinstance(runner_class.runs_native_extensions, bool)
+        with runner_class(1) as runner:
+            assert runner.workers == 1
