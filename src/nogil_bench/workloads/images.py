@@ -1,0 +1,156 @@
+"""Image jobs: a source and a pipeline of steps, run on a worker or split for subinterpreters."""
+
+import hashlib
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from io import BytesIO
+
+from PIL import Image, UnidentifiedImageError
+
+from nogil_bench.runners import BaseRunner, UnsupportedWorkError
+from nogil_bench.runners.timing import TimedCall
+from nogil_bench.workloads.model import InvalidStepError, Operation, OpKind, Pixels, Step
+from nogil_bench.workloads.native import NATIVE_OPERATIONS
+from nogil_bench.workloads.pure import PURE_OPERATIONS, PixelTask, run_pure_steps
+
+OPERATIONS: dict[str, Operation[Image.Image] | Operation[Pixels]] = {
+    **NATIVE_OPERATIONS,
+    **PURE_OPERATIONS,
+}
+ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
+DEFAULT_MAX_PIXELS = 25_000_000
+
+
+class InvalidImageError(ValueError):
+    """The source is not an image this service accepts; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticSource:
+    """A deterministic noise image: the same (width, height, seed) gives the same pixels."""
+
+    width: int
+    height: int
+    seed: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImageJob:
+    source: SyntheticSource | bytes
+    steps: tuple[Step, ...]
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __repr__(self) -> str:
+        source = self.source if isinstance(self.source, SyntheticSource) else "<encoded image>"
+        return f"ImageJob({source}, {[step.op for step in self.steps]})"
+
+
+def validate_steps(steps: Sequence[Step]) -> tuple[Step, ...]:
+    """Steps with parameters checked and defaults filled in; InvalidStepError names the culprit."""
+    resolved: list[Step] = []
+    for step in steps:
+        operation = OPERATIONS.get(step.op)
+        if operation is None:
+            raise InvalidStepError(
+                step.op, f"unknown operation (valid: {', '.join(sorted(OPERATIONS))})"
+            )
+        resolved.append(Step(step.op, operation.resolve(step.params)))
+    return tuple(resolved)
+
+
+def synthetic_image(source: SyntheticSource) -> Image.Image:
+    # Seeded for reproducibility, not secrecy.
+    noise = random.Random(source.seed).randbytes(source.width * source.height * 3)  # noqa: S311
+    return Image.frombytes("RGB", (source.width, source.height), noise)
+
+
+def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    if not data:
+        raise InvalidImageError("the file is empty")
+    try:
+        image = Image.open(BytesIO(data), formats=sorted(ACCEPTED_FORMATS))
+    except UnidentifiedImageError:
+        raise InvalidImageError(
+            f"not a supported image (accepted: {', '.join(sorted(ACCEPTED_FORMATS))})"
+        ) from None
+    # The header gives the size before any pixel is decoded: refuse bombs before they expand.
+    if image.width * image.height > max_pixels:
+        raise InvalidImageError(
+            f"{image.width}x{image.height} is {image.width * image.height} pixels, "
+            f"over the limit of {max_pixels}"
+        )
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError) as error:
+        raise InvalidImageError(
+            f"the {image.format} data is truncated or corrupt: {error}"
+        ) from None
+    return image.convert("RGB")
+
+
+def load_source(job: ImageJob) -> Image.Image:
+    if isinstance(job.source, SyntheticSource):
+        return synthetic_image(job.source)
+    return decode_image(job.source, max_pixels=job.max_pixels)
+
+
+def encode_png(image: Image.Image) -> bytes:
+    buffer = BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def to_pixels(image: Image.Image) -> Pixels:
+    return Pixels(image.width, image.height, image.tobytes())
+
+
+def from_pixels(pixels: Pixels) -> Image.Image:
+    return Image.frombytes("RGB", (pixels.width, pixels.height), pixels.data)
+
+
+def run_job(job: ImageJob) -> bytes:
+    """The whole job on one worker: load, every step, PNG-encode."""
+    image = load_source(job)
+    for step in job.steps:
+        if step.op in PURE_OPERATIONS:
+            pixels = PURE_OPERATIONS[step.op].apply(to_pixels(image), step.params)
+            image = from_pixels(pixels)
+        else:
+            image = NATIVE_OPERATIONS[step.op].apply(image, step.params)
+    return encode_png(image)
+
+
+def run_jobs(
+    runner: BaseRunner, jobs: Sequence[ImageJob], task_seconds: list[float] | None = None
+) -> list[bytes]:
+    """Every job's PNG, in order. Runners that cannot load Pillow in their workers get only the
+    pure-Python steps, with loading and encoding done here; the bytes are the same either way."""
+    if runner.runs_native_extensions:
+        results = runner.map(TimedCall(run_job), jobs)
+        outputs = [result.value for result in results]
+        seconds = [result.seconds for result in results]
+    else:
+        for job in jobs:
+            native = [step.op for step in job.steps if OPERATIONS[step.op].kind is OpKind.NATIVE]
+            if native:
+                raise UnsupportedWorkError(
+                    f"the {runner.name} runner runs pure-Python operations only, and this job "
+                    f"has native (Pillow) steps: {', '.join(native)}. Pillow cannot be loaded "
+                    "in subinterpreters; use another runner for native operations."
+                )
+        tasks = [PixelTask(to_pixels(load_source(job)), job.steps) for job in jobs]
+        pixel_results = runner.map(TimedCall(run_pure_steps), tasks)
+        outputs = [encode_png(from_pixels(result.value)) for result in pixel_results]
+        seconds = [result.seconds for result in pixel_results]
+    if task_seconds is not None:
+        task_seconds.extend(seconds)
+    return outputs
+
+
+def digest(outputs: Sequence[bytes]) -> str:
+    """One SHA-256 over all outputs, in order: equal digests mean byte-identical results."""
+    combined = hashlib.sha256()
+    for output in outputs:
+        combined.update(hashlib.sha256(output).digest())
+    return combined.hexdigest()
