@@ -1,0 +1,1 @@
+"""Measuring runs: psutil figures, pyperf-style statistics, result documents and charts."""

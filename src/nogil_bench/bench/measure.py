@@ -1,0 +1,84 @@
+"""psutil figures for one run, counting the process and every live descendant (process pools)."""
+
+import resource
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    cpu_user_s: float = 0.0
+    cpu_system_s: float = 0.0
+    ctx_voluntary: int = 0
+    ctx_involuntary: int = 0
+
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(
+            self.cpu_user_s - other.cpu_user_s,
+            self.cpu_system_s - other.cpu_system_s,
+            self.ctx_voluntary - other.ctx_voluntary,
+            self.ctx_involuntary - other.ctx_involuntary,
+        )
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.cpu_user_s + other.cpu_user_s,
+            self.cpu_system_s + other.cpu_system_s,
+            self.ctx_voluntary + other.ctx_voluntary,
+            self.ctx_involuntary + other.ctx_involuntary,
+        )
+
+
+def process_tree(process: psutil.Process) -> list[psutil.Process]:
+    return [process, *process.children(recursive=True)]
+
+
+def usage_by_pid(process: psutil.Process) -> dict[int, Usage]:
+    """Cumulative CPU time and context switches of the process and each live descendant."""
+    usage: dict[int, Usage] = {}
+    for member in process_tree(process):
+        try:
+            with member.oneshot():
+                cpu = member.cpu_times()
+                switches = member.num_ctx_switches()
+        except psutil.NoSuchProcess:
+            continue
+        usage[member.pid] = Usage(cpu.user, cpu.system, switches.voluntary, switches.involuntary)
+    return usage
+
+
+def usage_between(before: dict[int, Usage], after: dict[int, Usage]) -> Usage:
+    """What the tree used between two snapshots; a worker born in between counts from zero."""
+    total = Usage()
+    for pid, end in after.items():
+        total += end - before.get(pid, Usage())
+    return total
+
+
+def peak_rss_bytes(process: psutil.Process) -> int:
+    """The kernel's high-water mark of resident memory, summed over the process and its live
+    descendants. psutil has no peak RSS on Linux, so VmHWM and getrusage supply it."""
+    total = 0
+    for member in process_tree(process):
+        try:
+            total += _high_water_mark_bytes(member)
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def _high_water_mark_bytes(member: psutil.Process) -> int:
+    if member.pid == psutil.Process().pid:
+        scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is KiB on Linux, bytes on macOS
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    status = Path(f"/proc/{member.pid}/status")
+    try:
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except FileNotFoundError:
+        pass
+    return int(member.memory_info().rss)
