@@ -1,36 +1,27 @@
 import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from types import TracebackType
-from typing import ClassVar, Self
 
-from nogil_bench.runners.base import TaskFailedError, check_workers
+from nogil_bench.runners.base import PoolLifecycle, TaskFailedError
 
 
-class AsyncioRunner:
+class AsyncioRunner(PoolLifecycle):
     """An event loop fanning tasks out with asyncio.to_thread over a pool sized to `workers`."""
 
-    name: ClassVar[str] = "asyncio"
-    runs_native_extensions: ClassVar[bool] = True
+    name = "asyncio"
 
     def __init__(self, workers: int) -> None:
-        self.workers = check_workers(workers)
+        super().__init__(workers)
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def __enter__(self) -> Self:
+    def _start(self) -> None:
         self._loop = asyncio.new_event_loop()
         # to_thread uses the loop's default executor; the stock one is sized to the CPU count.
         self._loop.set_default_executor(
             ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="nogil-bench-asyncio")
         )
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def _stop(self) -> None:
         if self._loop is not None:
             self._loop.run_until_complete(self._loop.shutdown_default_executor())
             self._loop.close()

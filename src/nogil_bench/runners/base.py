@@ -60,21 +60,23 @@ def check_workers(workers: int) -> int:
     return workers
 
 
-class ExecutorRunner:
-    """Shared body of the runners built on a concurrent.futures executor."""
+class PoolLifecycle:
+    """The context-manager half every runner shares: `with` starts the pool, leaving stops it."""
 
     name: ClassVar[str]
     runs_native_extensions: ClassVar[bool] = True
 
     def __init__(self, workers: int) -> None:
         self.workers = check_workers(workers)
-        self._executor: Executor | None = None
 
-    def _create_executor(self) -> Executor:
-        raise NotImplementedError
+    def _start(self) -> None:
+        """Start the pool; runners without one have nothing to do."""
+
+    def _stop(self) -> None:
+        """Shut the pool down, waiting for running tasks."""
 
     def __enter__(self) -> Self:
-        self._executor = self._create_executor()
+        self._start()
         return self
 
     def __exit__(
@@ -83,6 +85,23 @@ class ExecutorRunner:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self._stop()
+
+
+class ExecutorRunner(PoolLifecycle):
+    """Shared body of the runners built on a concurrent.futures executor."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(workers)
+        self._executor: Executor | None = None
+
+    def _create_executor(self) -> Executor:
+        raise NotImplementedError
+
+    def _start(self) -> None:
+        self._executor = self._create_executor()
+
+    def _stop(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
