@@ -1,5 +1,6 @@
 """psutil figures for one run, counting the process and every live descendant (process pools)."""
 
+import os
 import resource
 import sys
 from dataclasses import dataclass
@@ -71,7 +72,7 @@ def peak_rss_bytes(process: psutil.Process) -> int:
 
 
 def _high_water_mark_bytes(member: psutil.Process) -> int:
-    if member.pid == psutil.Process().pid:
+    if member.pid == os.getpid():
         scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is KiB on Linux, bytes on macOS
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
     status = Path(f"/proc/{member.pid}/status")

@@ -12,6 +12,8 @@ HEADER = (
     "| serial fraction | setup s | end-to-end s | CPU s | task p50 ms | peak RSS MiB |"
 )
 
+SEPARATOR = "|" + "---|" * (HEADER.count("|") - 1)
+
 
 def _fmt(value: float | None, pattern: str) -> str:
     return "n/a" if value is None else format(value, pattern)
@@ -21,7 +23,7 @@ def markdown(rows: Sequence[Row], descriptions: dict[str, str]) -> str:
     lines: list[str] = []
     for workload, group in groupby(rows, key=lambda row: row.workload):
         lines += [f"### {workload}: {descriptions.get(workload, '')}", "", HEADER]
-        lines.append(_separator())
+        lines.append(SEPARATOR)
         for row in group:
             spread = row.wall_s_stdev / row.wall_s_median if row.wall_s_median else 0.0
             flag = " ⚠ noisy" if row.noisy else ""
@@ -41,10 +43,6 @@ def markdown(rows: Sequence[Row], descriptions: dict[str, str]) -> str:
             f"{NOISY_STDEV_RATIO:.0%} of the median: treat those figures as rough."
         )
     return "\n".join(lines)
-
-
-def _separator() -> str:
-    return "|" + "---|" * (HEADER.count("|") - 1)
 
 
 def compare(first: Sequence[dict[str, object]], second: Sequence[dict[str, object]]) -> str:

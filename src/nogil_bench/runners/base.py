@@ -4,7 +4,7 @@ This module must stay importable inside a subinterpreter: no Pillow, nothing hea
 """
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from types import TracebackType
 from typing import ClassVar, Protocol, Self
 
@@ -110,25 +110,19 @@ class ExecutorRunner(PoolLifecycle):
         if self._executor is None:
             raise RuntimeError(f"use the {self.name} runner inside a `with` block")
         futures = [self._executor.submit(fn, task) for task in tasks]
-        return collect_in_order(self, futures, tasks)
+        results: list[R] = []
+        for index, future in enumerate(futures):
+            try:
+                results.append(future.result())
+            except Exception as error:
+                for pending in futures[index + 1 :]:
+                    pending.cancel()
+                translated = self._translate(error)
+                if isinstance(translated, UnsupportedWorkError):
+                    raise translated from error
+                raise TaskFailedError(self.name, index, tasks[index], error) from error
+        return results
 
     def _translate(self, error: BaseException) -> BaseException:
         """Hook for runners that recognise errors meaning "this work cannot run here"."""
         return error
-
-
-def collect_in_order[T, R](
-    runner: ExecutorRunner, futures: Sequence[Future[R]], tasks: Sequence[T]
-) -> list[R]:
-    results: list[R] = []
-    for index, future in enumerate(futures):
-        try:
-            results.append(future.result())
-        except Exception as error:
-            for pending in futures[index + 1 :]:
-                pending.cancel()
-            translated = runner._translate(error)
-            if isinstance(translated, UnsupportedWorkError):
-                raise translated from error
-            raise TaskFailedError(runner.name, index, tasks[index], error) from error
-    return results
