@@ -4,7 +4,7 @@ This module must stay importable inside a subinterpreter: no Pillow, nothing hea
 """
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import FIRST_EXCEPTION, Executor, wait
 from types import TracebackType
 from typing import ClassVar, Protocol, Self
 
@@ -110,18 +110,18 @@ class ExecutorRunner(PoolLifecycle):
         if self._executor is None:
             raise RuntimeError(f"use the {self.name} runner inside a `with` block")
         futures = [self._executor.submit(fn, task) for task in tasks]
-        results: list[R] = []
+        # One wait for the whole batch: waiting on each future in turn would wake this thread
+        # once per task, and with many small tasks that wake-up competes with the workers.
+        wait(futures, return_when=FIRST_EXCEPTION)
         for index, future in enumerate(futures):
-            try:
-                results.append(future.result())
-            except Exception as error:
-                for pending in futures[index + 1 :]:
+            if future.done() and (error := future.exception()) is not None:
+                for pending in futures:
                     pending.cancel()
                 translated = self._translate(error)
                 if isinstance(translated, UnsupportedWorkError):
                     raise translated from error
                 raise TaskFailedError(self.name, index, tasks[index], error) from error
-        return results
+        return [future.result() for future in futures]
 
     def _translate(self, error: BaseException) -> BaseException:
         """Hook for runners that recognise errors meaning "this work cannot run here"."""
