@@ -95,9 +95,14 @@ def load_source(job: ImageJob) -> Image.Image:
     return decode_image(job.source, max_pixels=job.max_pixels)
 
 
+# zlib's fastest level: about 4x quicker than the default 6 on these images, for files ~3% larger.
+# The encode is C code that releases the GIL; at level 6 it was a fifth of a pure-Python job.
+PNG_COMPRESS_LEVEL = 1
+
+
 def encode_png(image: Image.Image) -> bytes:
     buffer = BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
 
 
