@@ -11,6 +11,7 @@ Every configuration runs in its own fresh process (`python -X gil=N -m nogil_ben
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from nogil_bench.bench.chart import ChartPoint, draw_speedup_chart
@@ -30,11 +31,28 @@ from nogil_bench.core.runtime import cpu_count
 from nogil_bench.runners import RUNNERS
 
 
+def at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def parse_args() -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--quick", action="store_true", help="small sizes, fewer runs (< 2 min)")
-    common.add_argument("--repeats", type=int, help="measured runs per configuration")
-    common.add_argument("--warmups", type=int, default=1, help="discarded runs (default: 1)")
+    common.add_argument("--repeats", type=at_least(1), help="measured runs per configuration")
+    common.add_argument(
+        "--warmups", type=at_least(0), default=1, help="discarded runs (default: 1)"
+    )
+    common.add_argument(
+        "--processes",
+        type=at_least(1),
+        help="fresh interpreters per configuration, runs pooled (default: 3, quick: 1)",
+    )
     common.add_argument("--gil", type=int, nargs="+", choices=[0, 1], default=[0, 1])
     common.add_argument(
         "--python",
@@ -49,12 +67,14 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     modes = parser.add_subparsers(dest="mode", required=True)
     fib = modes.add_parser("fib", parents=[common], help="fib(N) x K: sequential vs K threads")
-    fib.add_argument("-n", type=int, help="fib argument (default: 32, quick: 30)")
-    fib.add_argument("--tasks", type=int, default=4, help="K tasks and threads (default: 4)")
+    fib.add_argument("-n", type=at_least(1), help="fib argument (default: 32, quick: 30)")
+    fib.add_argument(
+        "--tasks", type=at_least(1), default=4, help="K tasks and threads (default: 4)"
+    )
     image = modes.add_parser("image", parents=[common], help="image workloads x runners")
     image.add_argument("--workloads", nargs="+", choices=IMAGE_WORKLOADS, default=IMAGE_WORKLOADS)
     image.add_argument("--runners", nargs="+", choices=list(RUNNERS), default=list(RUNNERS))
-    image.add_argument("--workers", type=int, nargs="+", help="default: 1 to 2x the CPUs")
+    image.add_argument("--workers", type=at_least(1), nargs="+", help="default: 1 to 2x the CPUs")
     comparison = modes.add_parser("compare", help="speedups of two --json documents")
     comparison.add_argument("first", type=Path)
     comparison.add_argument("second", type=Path)
@@ -96,8 +116,12 @@ def main() -> int:
         return 0
     matrix = matrix_for(args)
     planned = matrix.plan()
-    print(f"measuring {len(planned)} configurations, each in a fresh process", file=sys.stderr)
-    rows = run_plan(planned)
+    processes = args.processes or (1 if args.quick else 3)
+    print(
+        f"measuring {len(planned)} configurations, each in {processes} fresh process(es)",
+        file=sys.stderr,
+    )
+    rows = run_plan(planned, processes)
     template = matrix.template
     descriptions = {
         name: build_workload(

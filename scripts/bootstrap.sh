@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
 # Everything `make serve` and `make test` need, from nothing: the free-threaded interpreter
 # (built once, then cached), uv, and .venv synced from uv.lock. Safe to run again; fast when done.
+#
+#   scripts/bootstrap.sh         the free-threaded 3.14t interpreter and .venv
+#   scripts/bootstrap.sh --gil   the default (GIL) 3.14 build and .venv-gil, for comparing the two
 set -euo pipefail
+
+variant=()
+environment=.venv
+case "${1:-}" in
+  "") ;;
+  --gil) variant=(--gil) environment=.venv-gil ;;
+  *) echo "usage: $0 [--gil]" >&2; exit 2 ;;
+esac
 
 readonly UV_VERSION=0.13.9
 
@@ -13,7 +24,7 @@ if [[ -z ${CPYTHON_TARBALL:-} && -f ${shared_tarballs[0]} ]]; then
   export CPYTHON_TARBALL=${shared_tarballs[0]}
 fi
 
-python=$(scripts/build_python.sh)
+python=$(scripts/build_python.sh "${variant[@]}")
 
 uv=$(command -v uv || true)
 if [[ -z $uv || $("$uv" --version) != "uv $UV_VERSION"* ]]; then
@@ -26,4 +37,4 @@ if [[ -z $uv || $("$uv" --version) != "uv $UV_VERSION"* ]]; then
   fi
 fi
 
-"$uv" sync --frozen --python "$python" --quiet
+UV_PROJECT_ENVIRONMENT=$environment "$uv" sync --frozen --python "$python" --quiet

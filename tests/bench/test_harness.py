@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from nogil_bench.bench.harness import Interpreter, Matrix, Row, derive, mismatched_outputs
-from nogil_bench.bench.worker import Config
+from nogil_bench.bench.harness import (
+    Interpreter,
+    Matrix,
+    Row,
+    derive,
+    mismatched_outputs,
+    to_row,
+)
+from nogil_bench.bench.worker import Config, ConfigResult, RunResult
 
 FREE_THREADED = Interpreter("/opt/python3.14t", "3.14.7", free_threaded=True)
 DEFAULT_BUILD = Interpreter("/opt/python3.14", "3.14.7", free_threaded=False)
@@ -96,10 +103,43 @@ def test_bench_gil_writes_the_documented_json_and_a_chart(tmp_path: Path) -> Non
     assert chart.read_text().startswith("<svg")
 
 
+def test_each_configuration_pools_the_runs_of_several_fresh_processes(tmp_path: Path) -> None:
+    document = tmp_path / "result.json"
+    run_bench_gil(
+        "fib", "-n", "12", "--tasks", "2", "--gil", "0", "--processes", "3",
+        "--json", str(document),
+    )  # fmt: skip
+
+    for result in json.loads(document.read_text())["results"]:
+        assert len(result["process_medians_s"]) == 3
+        assert len(result["runs_wall_s"]) == 3  # --repeats 1 in each of the three processes
+
+
+def test_processes_that_disagree_on_the_output_are_refused() -> None:
+    item = matrix(FREE_THREADED, workloads=["fib"], runners=["threads"]).plan()[0]
+    run = RunResult(1.0, 1.0, 0.0, 0, 0, 0.5, 0.5)
+    results = [ConfigResult(item.config, {}, 0.0, 0.0, 0, digest, [run]) for digest in ("a", "b")]
+
+    with pytest.raises(RuntimeError, match="outputs differ between processes"):
+        to_row(item, results)
+
+
+def test_a_process_count_below_one_is_refused() -> None:
+    completed = subprocess.run(
+        [sys.executable, BENCH_GIL, "fib", "--processes", "0"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert completed.returncode == 2
+    assert "--processes: must be at least 1, got 0" in completed.stderr
+
+
 def row(workload: str, runner: str, wall_s: float, digest: str = "same") -> Row:
     return Row(
         workload, runner, 2, 0, "3.14.7t", "python", wall_s, 0.0, 0.0, 0.0, False, 0.0, 0.0,
-        wall_s, 0.0, 0.0, 0, 0, 0.0, 0.0, 0, digest, [wall_s], {},
+        wall_s, 0.0, 0.0, 0, 0, 0.0, 0.0, 0, digest, [wall_s], [wall_s], {},
     )  # fmt: skip
 
 

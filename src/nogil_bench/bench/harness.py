@@ -5,6 +5,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -118,6 +119,8 @@ class Row:
     peak_rss_bytes: int
     output_digest: str
     runs_wall_s: list[float]
+    # The median of each fresh process's runs: how much a configuration moves between processes.
+    process_medians_s: list[float]
     environment: dict[str, object]
     speedup: float | None = None
     efficiency: float | None = None
@@ -145,26 +148,45 @@ def run_in_fresh_process(item: Planned) -> ConfigResult:
 
 def run_plan(
     planned: Sequence[Planned],
+    processes: int = 1,
     progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
 ) -> list[Row]:
-    rows = []
-    for number, item in enumerate(planned, start=1):
-        row = to_row(item, run_in_fresh_process(item))
-        progress(
-            f"[{number:>3}/{len(planned)}] {item.title}: median {row.wall_s_median:.3f} s "
-            f"over {len(row.runs_wall_s)} runs" + ("  (noisy)" if row.noisy else "")
-        )
-        rows.append(row)
-    return derive(rows)
+    """Measures every configuration in `processes` fresh interpreters and pools their runs.
+
+    The passes are interleaved (every configuration once, then again), so a slow spell on the
+    machine spreads over all configurations instead of landing on one.
+    """
+    if processes < 1:
+        raise ValueError(f"processes must be at least 1, got {processes}")
+    results: list[list[ConfigResult]] = [[] for _ in planned]
+    total, started = len(planned) * processes, time.monotonic()
+    for round_number in range(processes):
+        for index, item in enumerate(planned):
+            result = run_in_fresh_process(item)
+            results[index].append(result)
+            done = round_number * len(planned) + index + 1
+            elapsed = time.monotonic() - started
+            remaining = elapsed / done * (total - done)
+            median = statistics.median(run.wall_s for run in result.runs)
+            progress(
+                f"[{done:>4}/{total}] {elapsed:>5.0f} s elapsed, ~{remaining:.0f} s left | "
+                f"pass {round_number + 1}/{processes} {item.title}: median {median:.3f} s"
+            )
+    return derive([to_row(item, found) for item, found in zip(planned, results, strict=True)])
 
 
-def to_row(item: Planned, result: ConfigResult) -> Row:
-    runs = result.runs
+def to_row(item: Planned, results: Sequence[ConfigResult]) -> Row:
+    """One row from a configuration's fresh processes, their runs pooled (pyperf's way)."""
+    digests = {result.output_digest for result in results}
+    if len(digests) != 1:
+        raise RuntimeError(f"{item.title}: outputs differ between processes")
+    runs = [run for result in results for run in result.runs]
     wall = stats.summarize([run.wall_s for run in runs])
 
     def median_of(field: Callable[[RunResult], float]) -> float:
         return statistics.median(field(run) for run in runs)
 
+    setup_s = statistics.median(result.setup_s for result in results)
     return Row(
         workload=item.config.workload,
         runner=item.config.runner,
@@ -177,19 +199,22 @@ def to_row(item: Planned, result: ConfigResult) -> Row:
         wall_s_mad=wall.mad,
         wall_s_stdev=wall.stdev,
         noisy=wall.noisy,
-        setup_s=result.setup_s,
-        teardown_s=result.teardown_s,
-        end_to_end_s=result.setup_s + wall.median,
+        setup_s=setup_s,
+        teardown_s=statistics.median(result.teardown_s for result in results),
+        end_to_end_s=setup_s + wall.median,
         cpu_user_s=median_of(lambda run: run.cpu_user_s),
         cpu_system_s=median_of(lambda run: run.cpu_system_s),
         ctx_voluntary=median_of(lambda run: run.ctx_voluntary),
         ctx_involuntary=median_of(lambda run: run.ctx_involuntary),
         task_s_p50=median_of(lambda run: run.task_s_p50),
         task_s_p95=median_of(lambda run: run.task_s_p95),
-        peak_rss_bytes=result.peak_rss_bytes,
-        output_digest=result.output_digest,
+        peak_rss_bytes=max(result.peak_rss_bytes for result in results),
+        output_digest=digests.pop(),
         runs_wall_s=[run.wall_s for run in runs],
-        environment=result.environment,
+        process_medians_s=[
+            statistics.median(run.wall_s for run in result.runs) for result in results
+        ],
+        environment=results[0].environment,
     )
 
 
