@@ -4,6 +4,7 @@
     .venv/bin/python scripts/bench_gil.py image --quick  # image workloads x runners x workers
     .venv/bin/python scripts/bench_gil.py image --json a.json --chart speedup.svg
     .venv/bin/python scripts/bench_gil.py compare a.json b.json
+    .venv/bin/python scripts/bench_gil.py report a.json --chart speedup.svg  # re-render only
 
 Every configuration runs in its own fresh process (`python -X gil=N -m nogil_bench.bench.worker`).
 """
@@ -13,12 +14,14 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from nogil_bench.bench.chart import ChartPoint, draw_speedup_chart
 from nogil_bench.bench.environment import describe_environment
 from nogil_bench.bench.harness import (
     Matrix,
     Row,
+    derive,
     mismatched_outputs,
     probe_interpreter,
     run_plan,
@@ -78,6 +81,11 @@ def parse_args() -> argparse.Namespace:
     comparison = modes.add_parser("compare", help="speedups of two --json documents")
     comparison.add_argument("first", type=Path)
     comparison.add_argument("second", type=Path)
+    report = modes.add_parser(
+        "report", help="re-render a --json document's tables (and --chart) without measuring"
+    )
+    report.add_argument("document", type=Path)
+    report.add_argument("--chart", type=Path, metavar="PATH", help="draw speedups (.svg, .png)")
     return parser.parse_args()
 
 
@@ -114,6 +122,11 @@ def main() -> int:
         documents = [json.loads(path.read_text())["results"] for path in (args.first, args.second)]
         print(compare(*documents))
         return 0
+    if args.mode == "report":
+        document = json.loads(args.document.read_text())
+        # Derived figures are recomputed, so documents from older versions gain the new ones.
+        rows = derive([Row(**row) for row in document["results"]])
+        return publish(rows, document["environment"], args)
     matrix = matrix_for(args)
     planned = matrix.plan()
     processes = args.processes or (1 if args.quick else 3)
@@ -129,13 +142,18 @@ def main() -> int:
         ).description
         for name in matrix.workloads
     }
-    print(markdown(rows, descriptions))
+    environment = describe_environment() | {"workloads": descriptions}
+    return publish(rows, environment, args)
+
+
+def publish(rows: list[Row], environment: dict[str, Any], args: argparse.Namespace) -> int:
+    """The Markdown tables on stdout, then the --json document and the --chart, if asked for."""
+    print(markdown(rows, environment.get("workloads", {})))
     if mismatched := mismatched_outputs(rows):
         print(f"\nERROR: outputs differ between configurations for: {', '.join(mismatched)}")
         return 1
     print("\nEvery configuration of a workload produced byte-identical output.")
-    environment = describe_environment() | {"workloads": descriptions}
-    if args.json:
+    if getattr(args, "json", None):
         write_document(args.json, environment, rows)
     if args.chart:
         title = f"Speedup over sequential, {environment['cpu_count']} CPUs"

@@ -1,8 +1,10 @@
 """The benchmark harness: what it plans, what it derives, and what bench_gil.py writes."""
 
 import json
+import statistics
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from nogil_bench.bench.harness import (
     mismatched_outputs,
     to_row,
 )
+from nogil_bench.bench.report import compare
 from nogil_bench.bench.worker import Config, ConfigResult, RunResult
 
 FREE_THREADED = Interpreter("/opt/python3.14t", "3.14.7", free_threaded=True)
@@ -150,6 +153,36 @@ def test_derive_adds_speedup_efficiency_and_serial_fraction() -> None:
     assert rows[1].karp_flatt == pytest.approx(0.25)
 
 
+def test_best_run_speedup_compares_the_fastest_run_of_each_side() -> None:
+    sequential, threads = row("fib", "sequential", 2.0), row("fib", "threads", 1.25)
+    sequential.runs_wall_s, threads.runs_wall_s = [2.4, 2.0, 1.8], [1.25, 0.9, 1.5]
+
+    derived = derive([sequential, threads])[1]
+
+    assert derived.speedup == 1.6  # medians: 2.0 / 1.25
+    assert derived.speedup_best == 2.0  # fastest runs: 1.8 / 0.9
+
+
+def test_report_re_renders_a_saved_document_without_measuring(tmp_path: Path) -> None:
+    document = tmp_path / "result.json"
+    run_bench_gil("fib", "-n", "12", "--tasks", "2", "--gil", "0", "--json", str(document))
+    saved = json.loads(document.read_text())
+    for result in saved["results"]:
+        del result["speedup_best"]  # as written before the figure existed
+    document.write_text(json.dumps(saved))
+
+    completed = subprocess.run(
+        [sys.executable, BENCH_GIL, "report", str(document)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert "| 3.14.7t | 0 | threads | 2 |" in completed.stdout
+    assert "best-run speedup" in completed.stdout
+    assert "n/ax" not in completed.stdout, "derived figures are recomputed"
+
+
 def test_outputs_that_differ_between_configurations_are_reported() -> None:
     same = [row("fib", "sequential", 1.0), row("fib", "threads", 1.0)]
     differing = [row("native", "sequential", 1.0), row("native", "threads", 1.0, digest="x")]
@@ -165,3 +198,19 @@ def run_bench_gil(*args: str) -> str:
         check=True,
     )
     return completed.stdout
+
+
+def test_compare_reports_how_far_two_runs_speedups_agree() -> None:
+    def document(threads_runs: list[float]) -> list[dict[str, object]]:
+        rows = derive([row("fib", "sequential", 2.0), row("fib", "threads", 1.0)])
+        rows[1].runs_wall_s = threads_runs
+        rows[1].wall_s_median = statistics.median(threads_runs)
+        return [asdict(r) for r in derive(rows)]
+
+    # B's median is 10% slower, its best run the same as A's.
+    output = compare(document([1.0, 1.0, 1.0]), document([1.0, 1.1, 1.1]))
+
+    row_line = "| fib | 3.14.7t | 0 | threads | 2 | 2.00x | 1.82x | -9.1% | 2.00x | 2.00x | +0.0% |"
+    assert row_line in output
+    assert "median-based speedups: 0 of 1 within 5%" in output
+    assert "best-run speedups: 1 of 1 within 5%" in output
