@@ -163,8 +163,15 @@ fetch_source() {
   echo "$tarball"
 }
 
-check_build_tools
-tarball=$(fetch_source)
+# A given tarball is verified before the tools are: a wrong file is the first thing to report.
+# A download waits until the tools are known to be there.
+if [[ -n ${CPYTHON_TARBALL:-} ]]; then
+  tarball=$(fetch_source)
+  check_build_tools
+else
+  check_build_tools
+  tarball=$(fetch_source)
+fi
 
 workdir=$(mktemp -d "$cache_dir/build.XXXXXX")
 trap 'rm -rf "$workdir"' EXIT
