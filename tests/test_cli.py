@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from nogil_bench.cli import main
+from nogil_bench.cli import healthcheck, main
 
 NOGIL_BENCH = Path(sys.executable).with_name("nogil-bench")
 
@@ -42,6 +42,14 @@ def test_serve_starts_uvicorn_on_the_given_port_and_answers_health(tmp_path: Pat
         assert health is not None, "the server did not answer within 30 s"
         assert health["free_threaded"] is True
         assert health["gil_enabled"] is (os.environ.get("PYTHON_GIL") == "1")
+        # What the container's HEALTHCHECK runs: no curl, just the console script.
+        check = subprocess.run(
+            [NOGIL_BENCH, "healthcheck", "--url", f"http://127.0.0.1:{port}/health/live"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert check.returncode == 0, check.stderr
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=30)
@@ -70,3 +78,17 @@ def test_a_subcommand_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         main([])
 
     assert "serve" in capsys.readouterr().err
+
+
+def test_healthcheck_fails_naming_the_url_when_nothing_answers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}/health/live"
+
+    assert healthcheck(url) == 1
+    assert f"unhealthy: {url}" in capsys.readouterr().err
+
+
+def test_healthcheck_refuses_a_url_that_is_not_http(capsys: pytest.CaptureFixture[str]) -> None:
+    assert healthcheck("file:///etc/passwd") == 1
+    assert "is not an http(s) URL" in capsys.readouterr().err

@@ -23,6 +23,13 @@ def test_health_tells_the_truth_about_the_runtime(client: TestClient) -> None:
     assert body["cpu_count"] >= 1
 
 
+def test_liveness_answers_cheaply(client: TestClient) -> None:
+    response = client.get("/health/live")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "alive"}
+
+
 def test_health_reports_the_installed_version_of_every_named_package(client: TestClient) -> None:
     packages = client.get("/health").json()["packages"]
 

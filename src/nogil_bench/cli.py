@@ -1,11 +1,17 @@
 """The `nogil-bench` console script."""
 
 import argparse
+import sys
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 
 from nogil_bench.core.config import get_settings
+
+HEALTHCHECK_TIMEOUT_S = 5.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +22,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=settings.HOST, help="default: %(default)s")
     serve.add_argument(
         "--port", type=port_number, default=settings.PORT, help="default: %(default)s"
+    )
+    serve.add_argument(
+        "--reload", action="store_true", help="restart when the source changes (development)"
+    )
+    check = commands.add_parser(
+        "healthcheck",
+        help="exit 0 when the service's liveness probe answers 200, else 1 (for HEALTHCHECK)",
+    )
+    check.add_argument(
+        "--url",
+        default=f"http://127.0.0.1:{settings.PORT}/health/live",
+        help="default: %(default)s",
     )
     return parser
 
@@ -30,8 +48,29 @@ def port_number(text: str) -> int:
     return port
 
 
+def healthcheck(url: str) -> int:
+    """Container health without curl: 0 when `url` answers 200, 1 with the reason otherwise."""
+    if not url.startswith(("http://", "https://")):
+        print(f"unhealthy: {url!r} is not an http(s) URL", file=sys.stderr)
+        return 1
+    try:
+        # The scheme is checked above; the URL is the operator's own service.
+        with urllib.request.urlopen(url, timeout=HEALTHCHECK_TIMEOUT_S) as response:  # noqa: S310
+            status: int = response.status
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+        print(f"unhealthy: {url}: {error}", file=sys.stderr)
+        return 1
+    if status != 200:
+        print(f"unhealthy: {url} answered {status}", file=sys.stderr)
+        return 1
+    print(f"healthy: {url}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.command == "healthcheck":
+        sys.exit(healthcheck(args.url))
     if args.command == "serve":
         uvicorn.run(
             "nogil_bench.main:create_app",
@@ -42,4 +81,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             http="h11",
             loop="asyncio",
             log_config=None,
+            timeout_graceful_shutdown=get_settings().SHUTDOWN_GRACE_SECONDS,
+            reload=args.reload,
+            reload_dirs=[str(Path(__file__).parent)] if args.reload else None,
         )

@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     HOST: str = "127.0.0.1"
     PORT: int = Field(default=8000, ge=1, le=65535)
     LOG_LEVEL: LogLevel = "INFO"
+    SHUTDOWN_GRACE_SECONDS: int = Field(
+        default=20,
+        ge=1,
+        description="On SIGTERM/SIGINT, how long in-flight requests may take before the server "
+        "stops. Container stop timeouts must be longer (compose.yaml: 30 s).",
+    )
 
 
 @lru_cache

@@ -1,7 +1,7 @@
 from fastapi import APIRouter
 
 from nogil_bench.core import runtime
-from nogil_bench.health.schemas import Health
+from nogil_bench.health.schemas import Health, Liveness
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -17,3 +17,9 @@ def read_health() -> Health:
         cpu_count=runtime.cpu_count(),
         packages=runtime.package_versions(),
     )
+
+
+@router.get("/live", summary="Liveness: the process and its event loop answer")
+async def read_liveness() -> Liveness:
+    # Async on purpose: it is answered by the event loop itself, and touches nothing else.
+    return Liveness(status="alive")

@@ -11,3 +11,7 @@ class Health(BaseModel):
     gil_enabled: bool = Field(description="The GIL is on right now (sys._is_gil_enabled()).")
     cpu_count: int = Field(description="CPUs this process may use.", examples=[2])
     packages: dict[str, str] = Field(examples=[{"fastapi": "0.165.0", "pillow": "13.0.0"}])
+
+
+class Liveness(BaseModel):
+    status: Literal["alive"]
