@@ -1,11 +1,13 @@
 """The `nogil-bench` console script."""
 
 import argparse
+import signal
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
@@ -67,11 +69,20 @@ def healthcheck(url: str) -> int:
     return 0
 
 
+def _exit_zero(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "healthcheck":
         sys.exit(healthcheck(args.url))
     if args.command == "serve":
+        # uvicorn drains on SIGTERM/SIGINT, restores the handlers it found, then re-raises the
+        # signal. Finding these, the process exits 0: a requested stop is a success, and an
+        # orchestrator should not read it as a crash.
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(stop_signal, _exit_zero)
         uvicorn.run(
             "nogil_bench.main:create_app",
             factory=True,
