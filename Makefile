@@ -1,7 +1,9 @@
 # The README's two commands: `make serve` and `make test`. Each sets up what is missing first.
-VENV_BIN := .venv/bin
+# `make check` runs the same checks without set-up, e.g. in the Docker image's test stage:
+# `make check VENV_BIN=/opt/venv/bin`.
+VENV_BIN ?= .venv/bin
 
-.PHONY: setup serve test lint typecheck pytest
+.PHONY: setup serve test check lint typecheck pytest
 
 setup:
 	@scripts/bootstrap.sh
@@ -9,7 +11,9 @@ setup:
 serve: setup
 	$(VENV_BIN)/nogil-bench serve
 
-test: setup lint typecheck pytest
+test: setup check
+
+check: lint typecheck pytest
 
 lint:
 	$(VENV_BIN)/ruff check .
