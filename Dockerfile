@@ -1,0 +1,144 @@
+# nogil-bench on a source-built free-threaded CPython 3.14 ("3.14t": the GIL compiled out).
+#
+#   builder     CPython 3.14t from scripts/build_python.sh, PGO + LTO unless OPTIMIZED=0
+#   base        slim Debian + the interpreter + only the shared libraries it loads
+#   deps        + uv and the locked runtime dependencies in /opt/venv (no project code yet)
+#   test        + dev dependencies and the code; runs `make check` (the README's checks), so
+#               building this target fails when a test fails
+#   app         the project itself installed into /opt/venv
+#   production  base + /opt/venv, non-root, HEALTHCHECK, the default target
+#
+# ./build_docker.sh [TARGET] builds it (docker, podman or buildah); ./run_docker.sh runs it.
+# Build arguments:
+#   BASE_IMAGE        debian:trixie-slim; build_docker.sh can make it locally with debootstrap
+#   OPTIMIZED         1 (default): PGO + LTO, a ~20-minute build; 0: a ~3-minute plain build
+#   CPYTHON_TARBALL   a path in the build context, under docker/cpython/, to build from
+#                     instead of downloading from python.org; the pinned SHA-256 is checked
+#                     either way
+# Build secret (optional): `ca-certificates`, a CA bundle to trust when fetching packages, for
+# builds behind a TLS-inspecting proxy; build_docker.sh passes the host's bundle.
+
+ARG BASE_IMAGE=debian:trixie-slim
+
+# ---------------------------------------------------------------------------------------------
+FROM ${BASE_IMAGE} AS builder
+ARG OPTIMIZED=1
+ARG CPYTHON_TARBALL=
+ARG UV_VERSION=0.13.9
+WORKDIR /build
+COPY scripts/build_python.sh scripts/
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends $(scripts/build_python.sh --deps) \
+    && rm -rf /var/lib/apt/lists/*
+COPY docker/cpython/ docker/cpython/
+RUN CPYTHON_TARBALL="${CPYTHON_TARBALL:+/build/$CPYTHON_TARBALL}" \
+    scripts/build_python.sh --prefix /opt/python $([ "$OPTIMIZED" = 1 ] && echo --optimized) \
+    && rm -rf /root/.cache/nogil-bench
+# uv itself, for the stages that install dependencies (never copied into production).
+RUN --mount=type=secret,id=ca-certificates \
+    if [ -s /run/secrets/ca-certificates ]; then export PIP_CERT=/run/secrets/ca-certificates; fi \
+    && /opt/python/bin/python3.14t -m venv /opt/uv-tool \
+    && /opt/uv-tool/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
+       "uv==${UV_VERSION}"
+# Trim what a server never uses (the test suite alone is 160 MB; headers are only for building
+# extensions, and every dependency is a wheel), strip debug symbols, and keep only the
+# unoptimized bytecode (make install writes three levels of .pyc). python3.14 is a hard link to
+# python3.14t that strip would turn into a second, unstripped 40 MB copy: make it a symlink.
+RUN cd /opt/python \
+    && rm -rf include share lib/pkgconfig bin/idle3* bin/pip3* \
+    && cd lib/python3.14t \
+    && rm -rf test idlelib tkinter turtledemo turtle.py ensurepip pydoc_data site-packages/pip* \
+    && find . -name '*.opt-[12].pyc' -delete \
+    && find /opt/python -type f \( -name '*.so' -o -name 'python3.14t' \) \
+       -exec strip --strip-unneeded {} + \
+    && ln -sf python3.14t /opt/python/bin/python3.14
+# The runtime stage installs exactly the Debian packages whose libraries the interpreter loads.
+RUN find /opt/python -type f \( -name '*.so' -o -name 'python3.14t' \) -exec ldd {} + \
+    | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u | xargs -r realpath \
+    | xargs -r dpkg -S | cut -d: -f1 | sort -u | grep -vx 'libc6' > /opt/runtime-packages.txt \
+    && cat /opt/runtime-packages.txt
+
+# ---------------------------------------------------------------------------------------------
+FROM ${BASE_IMAGE} AS base
+COPY --from=builder /opt/runtime-packages.txt /tmp/runtime-packages.txt
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends $(cat /tmp/runtime-packages.txt) \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
+       /tmp/runtime-packages.txt
+COPY --from=builder /opt/python /opt/python
+ENV PATH=/opt/venv/bin:/opt/python/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHON_GIL=0
+
+# ---------------------------------------------------------------------------------------------
+FROM base AS deps
+COPY --from=builder /opt/uv-tool/bin/uv /usr/local/bin/uv
+ENV UV_PROJECT_ENVIRONMENT=/opt/venv \
+    UV_PYTHON=/opt/python/bin/python3.14t \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy
+WORKDIR /app
+# Only the lock files: a code change does not invalidate this layer.
+COPY pyproject.toml uv.lock ./
+RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=secret,id=ca-certificates \
+    if [ -s /run/secrets/ca-certificates ]; then export SSL_CERT_FILE=/run/secrets/ca-certificates; fi \
+    && uv sync --frozen --no-dev --no-install-project
+
+# ---------------------------------------------------------------------------------------------
+FROM deps AS test
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make \
+    && rm -rf /var/lib/apt/lists/*
+RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=secret,id=ca-certificates \
+    if [ -s /run/secrets/ca-certificates ]; then export SSL_CERT_FILE=/run/secrets/ca-certificates; fi \
+    && uv sync --frozen --no-install-project
+COPY Makefile README.md build_docker.sh run_docker.sh ./
+COPY scripts/ scripts/
+COPY src/ src/
+COPY tests/ tests/
+RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=secret,id=ca-certificates \
+    if [ -s /run/secrets/ca-certificates ]; then export SSL_CERT_FILE=/run/secrets/ca-certificates; fi \
+    && uv sync --frozen \
+    && make check VENV_BIN=/opt/venv/bin
+
+# ---------------------------------------------------------------------------------------------
+FROM deps AS app
+COPY README.md ./
+COPY src/ src/
+RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=secret,id=ca-certificates \
+    if [ -s /run/secrets/ca-certificates ]; then export SSL_CERT_FILE=/run/secrets/ca-certificates; fi \
+    && uv sync --frozen --no-dev --no-editable
+
+# ---------------------------------------------------------------------------------------------
+FROM base AS production
+RUN groupadd --gid 10001 nogil \
+    && useradd --uid 10001 --gid nogil --home-dir /nonexistent --no-create-home \
+       --shell /usr/sbin/nologin nogil \
+    && mkdir /data \
+    && chown nogil:nogil /data
+COPY --from=app /opt/venv /opt/venv
+ENV NOGIL_BENCH_ENVIRONMENT=production \
+    NOGIL_BENCH_DATA_DIR=/data \
+    NOGIL_BENCH_HOST=0.0.0.0 \
+    NOGIL_BENCH_PORT=8000 \
+    NOGIL_BENCH_SHUTDOWN_GRACE_SECONDS=20
+USER nogil:nogil
+WORKDIR /data
+VOLUME ["/data"]
+EXPOSE 8000
+# uvicorn drains in-flight requests for NOGIL_BENCH_SHUTDOWN_GRACE_SECONDS after SIGTERM; give
+# the container longer than that to stop (compose.yaml and run_docker.sh use 30 s).
+STOPSIGNAL SIGTERM
+# The console script probes /health/live with the standard library: no curl in the image.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
+    CMD ["nogil-bench", "healthcheck"]
+# `nogil-bench serve` is uvicorn with the h11 protocol and the asyncio loop (httptools and uvloop
+# would turn the GIL back on), logging through loguru.
+CMD ["nogil-bench", "serve"]
