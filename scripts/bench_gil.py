@@ -119,14 +119,11 @@ def chart_points(rows: list[Row]) -> list[ChartPoint]:
 def main() -> int:
     args = parse_args()
     if args.mode == "compare":
-        documents = [json.loads(path.read_text())["results"] for path in (args.first, args.second)]
-        print(compare(*documents))
+        print(compare(load(args.first)[1], load(args.second)[1]))
         return 0
     if args.mode == "report":
-        document = json.loads(args.document.read_text())
-        # Derived figures are recomputed, so documents from older versions gain the new ones.
-        rows = derive([Row(**row) for row in document["results"]])
-        return publish(rows, document["environment"], args)
+        environment, rows = load(args.document)
+        return publish(rows, environment, args)
     matrix = matrix_for(args)
     planned = matrix.plan()
     processes = args.processes or (1 if args.quick else 3)
@@ -144,6 +141,13 @@ def main() -> int:
     }
     environment = describe_environment() | {"workloads": descriptions}
     return publish(rows, environment, args)
+
+
+def load(path: Path) -> tuple[dict[str, Any], list[Row]]:
+    """A saved --json document's environment and rows, derived figures recomputed, so
+    documents written by older versions gain the newer figures."""
+    document = json.loads(path.read_text())
+    return document["environment"], derive([Row(**row) for row in document["results"]])
 
 
 def publish(rows: list[Row], environment: dict[str, Any], args: argparse.Namespace) -> int:

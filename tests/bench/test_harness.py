@@ -4,7 +4,6 @@ import json
 import statistics
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -201,11 +200,11 @@ def run_bench_gil(*args: str) -> str:
 
 
 def test_compare_reports_how_far_two_runs_speedups_agree() -> None:
-    def document(threads_runs: list[float]) -> list[dict[str, object]]:
-        rows = derive([row("fib", "sequential", 2.0), row("fib", "threads", 1.0)])
+    def document(threads_runs: list[float]) -> list[Row]:
+        rows = [row("fib", "sequential", 2.0), row("fib", "threads", 1.0)]
         rows[1].runs_wall_s = threads_runs
         rows[1].wall_s_median = statistics.median(threads_runs)
-        return [asdict(r) for r in derive(rows)]
+        return derive(rows)
 
     # B's median is 10% slower, its best run the same as A's.
     output = compare(document([1.0, 1.0, 1.0]), document([1.0, 1.1, 1.1]))

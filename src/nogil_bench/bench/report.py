@@ -3,7 +3,6 @@
 import statistics
 from collections.abc import Sequence
 from itertools import groupby
-from typing import Any
 
 from nogil_bench.bench.harness import Row
 from nogil_bench.bench.stats import NOISY_STDEV_RATIO
@@ -51,23 +50,14 @@ def markdown(rows: Sequence[Row], descriptions: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def compare(first: Sequence[dict[str, Any]], second: Sequence[dict[str, Any]]) -> str:
-    """Speedups of two result documents side by side, with their relative differences: the
+def compare(first: Sequence[Row], second: Sequence[Row]) -> str:
+    """Speedups of two derived result sets side by side, with their relative differences: the
     median-based speedup (the headline figure) and the best-run one."""
 
-    def key(row: dict[str, Any]) -> tuple[object, ...]:
-        return (row["workload"], row["python"], row["gil"], row["runner"], row["workers"])
-
-    def best(rows: Sequence[dict[str, Any]]) -> dict[tuple[object, ...], float]:
-        # Recomputed from the runs, so documents written before speedup_best existed compare too.
-        fastest = {key(row): min(row["runs_wall_s"]) for row in rows}
-        baseline = {
-            key(row)[:3]: fastest[key(row)] for row in rows if row["runner"] == "sequential"
-        }
-        return {k: baseline[k[:3]] / wall for k, wall in fastest.items() if k[:3] in baseline}
+    def key(row: Row) -> tuple[object, ...]:
+        return (row.workload, row.python, row.gil, row.runner, row.workers)
 
     later = {key(row): row for row in second}
-    best_a, best_b = best(first), best(second)
     lines = [
         "| workload | python | GIL | runner | workers | speedup A | speedup B | difference "
         "| best-run A | best-run B | difference |",
@@ -77,15 +67,15 @@ def compare(first: Sequence[dict[str, Any]], second: Sequence[dict[str, Any]]) -
     best_differences: list[float] = []
     for row in first:
         other = later.get(key(row))
-        if other is None or row["runner"] == "sequential" or row.get("speedup") is None:
+        if other is None or row.runner == "sequential":
             continue
-        a, b = row["speedup"], other["speedup"]
+        a, b, a_best, b_best = row.speedup, other.speedup, row.speedup_best, other.speedup_best
+        if a is None or b is None or a_best is None or b_best is None:
+            continue
         median_differences.append((b - a) / a)
-        a_best, b_best = best_a[key(row)], best_b[key(row)]
         best_differences.append((b_best - a_best) / a_best)
-        workload, python, gil, runner, workers = key(row)
         lines.append(
-            f"| {workload} | {python} | {gil} | {runner} | {workers} "
+            f"| {row.workload} | {row.python} | {row.gil} | {row.runner} | {row.workers} "
             f"| {a:.2f}x | {b:.2f}x | {median_differences[-1]:+.1%} "
             f"| {a_best:.2f}x | {b_best:.2f}x | {best_differences[-1]:+.1%} |"
         )
