@@ -3,14 +3,27 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from loguru import logger
 
 from nogil_bench import __version__
+from nogil_bench.auth.router import router as auth_router
+from nogil_bench.auth.router import users_router
+from nogil_bench.benchmarks.router import router as benchmarks_router
 from nogil_bench.core import runtime
 from nogil_bench.core.config import Settings, get_settings
+from nogil_bench.core.db import create_tables, make_engine
+from nogil_bench.core.docs import OAUTH2_REDIRECT_URL, install_docs
+from nogil_bench.core.errors import install_error_handler
+from nogil_bench.core.limits import BodySizeLimitMiddleware
 from nogil_bench.core.logging import configure_logging
+from nogil_bench.executor import Executor, requeue_interrupted
 from nogil_bench.health.router import router as health_router
+from nogil_bench.jobs.router import router as jobs_router
+
+API_PREFIX = "/api/v1"
+# Room for the multipart framing and the text fields around the images.
+FORM_OVERHEAD_BYTES = 1024 * 1024
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -32,10 +45,49 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         if warning := runtime.gil_warning():
             logger.warning(warning)
+        if settings.secret_generated:
+            logger.warning(
+                "no NOGIL_BENCH_SECRET_KEY set: generated one for this process (development "
+                "mode); tokens stop working when it restarts"
+            )
+        engine = make_engine(settings)
+        create_tables(engine)
+        requeue_interrupted(engine)
+        executor = Executor(engine, settings)
+        app.state.engine = engine
+        app.state.executor = executor
+        executor.start()
         yield
+        if not executor.stop(settings.SHUTDOWN_GRACE_SECONDS):
+            logger.warning("the executor did not finish its chunk within the grace period")
+        engine.dispose()
         logger.info("nogil-bench stopped")
 
-    app = FastAPI(title="nogil-bench", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="nogil-bench",
+        version=__version__,
+        description="CPU-bound image jobs on pluggable concurrency runners, measured side by "
+        "side on free-threaded CPython 3.14. Register, then Authorize with your email and "
+        "password.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=OAUTH2_REDIRECT_URL,
+    )
     app.state.settings = settings
+    install_error_handler(app)
+    install_docs(app)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        limits={
+            ("POST", f"{API_PREFIX}/jobs"): settings.MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES,
+            ("POST", f"{API_PREFIX}/batches"): settings.MAX_UPLOAD_BYTES * settings.MAX_BATCH_IMAGES
+            + FORM_OVERHEAD_BYTES,
+        },
+    )
+    api = APIRouter(prefix=API_PREFIX)
+    for router in (auth_router, users_router, jobs_router, benchmarks_router):
+        api.include_router(router)
     app.include_router(health_router)
+    app.include_router(api)
     return app

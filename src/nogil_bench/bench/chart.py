@@ -6,8 +6,6 @@ The layout is computed once as a list of drawing primitives; each backend only r
 import io
 import itertools
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +13,8 @@ from typing import Literal
 from xml.sax.saxutils import escape
 
 from PIL import Image, ImageDraw, ImageFont
+
+from nogil_bench.core.files import write_atomically
 
 # Okabe-Ito colours: distinguishable for the common forms of colour blindness.
 PALETTE = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000", "#f0e442")
@@ -77,8 +77,15 @@ def draw_speedup_chart(points: Sequence[ChartPoint], path: Path, *, title: str) 
         raise ValueError(f"unsupported chart suffix {path.suffix!r}; use one of {supported}")
     if not points:
         raise ValueError("no points to chart: points is empty")
+    write_atomically(path, render_speedup_chart(points, suffix.removeprefix("."), title=title))
+
+
+def render_speedup_chart(points: Sequence[ChartPoint], chart_format: str, *, title: str) -> bytes:
+    """The chart as SVG text or PNG bytes; `chart_format` is "svg" or "png"."""
+    if not points:
+        raise ValueError("no points to chart: points is empty")
     scene = _layout(points, title)
-    _write_atomically(path, _render_svg(scene) if suffix == ".svg" else _render_png(scene))
+    return _render_svg(scene) if chart_format == "svg" else _render_png(scene)
 
 
 def _layout(points: Sequence[ChartPoint], title: str) -> _Scene:
@@ -221,17 +228,3 @@ def _dash_segments(points_px: Sequence[Point], scale: int) -> list[list[Point]]:
             fractions = (start_px / length_px, end_px / length_px)
             dashes.append([(x0 + (x1 - x0) * f, y0 + (y1 - y0) * f) for f in fractions])
     return dashes
-
-
-def _write_atomically(path: Path, content: bytes) -> None:
-    """Write a sibling temporary file then rename it, so readers never see a partial chart."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(content)
-        # mkstemp makes the file owner-only; a chart is an ordinary output meant to be shared.
-        Path(temporary).chmod(0o644)
-        Path(temporary).replace(path)  # os.replace: atomic on POSIX and Windows
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -3,6 +3,7 @@
 import os
 import resource
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,3 +84,43 @@ def _high_water_mark_bytes(member: psutil.Process) -> int:
     except FileNotFoundError:
         pass
     return int(member.memory_info().rss)
+
+
+def reset_peak_rss() -> bool:
+    """Restart this process's resident-memory high-water mark, so that a long-lived process (the
+    service) can measure one run's peak. Linux only ("5" to /proc/self/clear_refs); False where
+    it cannot, and the peak then covers the process's whole life."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+class RunMeter:
+    """Measures the `with` block: wall time, CPU and context switches of the process tree, and
+    its peak RSS (children that ended inside the block are not counted)."""
+
+    wall_s: float
+    usage: Usage
+    peak_rss_bytes: int
+
+    def __enter__(self) -> RunMeter:
+        self._process = psutil.Process()
+        reset_peak_rss()
+        self._before = usage_by_pid(self._process)
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not hasattr(self, "usage"):
+            self.stop()
+
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self._started
+
+    def stop(self) -> None:
+        """Take the figures now, e.g. while a process pool's workers are still alive."""
+        self.wall_s = time.perf_counter() - self._started
+        self.usage = usage_between(self._before, usage_by_pid(self._process))
+        self.peak_rss_bytes = peak_rss_bytes(self._process)

@@ -17,6 +17,7 @@ from nogil_bench.bench.measure import peak_rss_bytes, usage_between, usage_by_pi
 from nogil_bench.bench.stats import percentile
 from nogil_bench.bench.workloads import build_workload
 from nogil_bench.runners import get_runner
+from nogil_bench.runners.base import warm_up
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +64,6 @@ class ConfigResult:
         )
 
 
-def _prime(_: int) -> int:
-    return 0
-
-
 def measure(config: Config) -> ConfigResult:
     workload = build_workload(
         config.workload, quick=config.quick, fib_n=config.fib_n, fib_tasks=config.fib_tasks
@@ -77,7 +74,7 @@ def measure(config: Config) -> ConfigResult:
     runner.__enter__()
     try:
         # Every worker started (processes spawned, interpreters created) before timing begins.
-        runner.map(_prime, range(config.workers * 2))
+        warm_up(runner)
         setup_s = time.perf_counter() - started
         digests: set[str] = set()
         for _ in range(config.warmups):

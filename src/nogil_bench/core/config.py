@@ -1,14 +1,20 @@
 """The one settings object: every knob of nogil-bench, read from NOGIL_BENCH_* and .env."""
 
+import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 type Environment = Literal["development", "production"]
 type LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]
+
+# Values copied from examples that must never sign tokens in production.
+PLACEHOLDER_SECRETS = frozenset({"changethis", "change-me", "secret", "dev", "development"})
+MIN_SECRET_KEY_CHARS = 32
+MIB = 1024 * 1024
 
 
 class Settings(BaseSettings):
@@ -30,6 +36,73 @@ class Settings(BaseSettings):
         description="On SIGTERM/SIGINT, how long in-flight requests may take before the server "
         "stops. Container stop timeouts must be longer (compose.yaml: 30 s).",
     )
+
+    # Store
+    DATABASE_URL: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite at DATA_DIR/nogil_bench.db."
+    )
+    SQLITE_BUSY_TIMEOUT_MS: int = Field(
+        default=10_000, ge=0, description="How long a writer waits for the lock before failing."
+    )
+
+    # Auth
+    SECRET_KEY: SecretStr | None = Field(
+        default=None,
+        description="Signs access tokens. Required in production; generated per start in "
+        "development (tokens then die with the process).",
+    )
+    ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=60, ge=1, le=60 * 24 * 30)
+    BCRYPT_ROUNDS: int = Field(
+        default=12, ge=4, le=16, description="bcrypt's cost; each step doubles the work."
+    )
+
+    # Jobs
+    MAX_UPLOAD_BYTES: int = Field(default=20 * MIB, ge=1, description="Per uploaded image.")
+    MAX_IMAGE_PIXELS: int = Field(
+        default=25_000_000, ge=1, description="Larger images are refused (decompression bombs)."
+    )
+    MAX_WORKERS: int = Field(default=8, ge=1, le=256, description="Largest pool a job may ask.")
+    MAX_BATCH_IMAGES: int = Field(default=256, ge=1, description="Images per batch or benchmark.")
+    MAX_SYNTHETIC_SIDE: int = Field(
+        default=4096, ge=1, description="Widest and tallest synthetic image, in pixels."
+    )
+    EXECUTOR_POLL_SECONDS: float = Field(
+        default=5.0, gt=0, description="How often an idle executor looks for work it missed."
+    )
+
+    _secret_generated: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="after")
+    def _require_real_secret_in_production(self) -> Self:
+        secret = self.SECRET_KEY.get_secret_value() if self.SECRET_KEY else ""
+        weak = secret.lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_KEY_CHARS
+        if self.ENVIRONMENT == "production" and weak:
+            raise ValueError(
+                "NOGIL_BENCH_SECRET_KEY must be set to a random value of at least "
+                f"{MIN_SECRET_KEY_CHARS} characters in production (not a placeholder); "
+                "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        if not secret:
+            self.SECRET_KEY = SecretStr(secrets.token_urlsafe(32))
+            self._secret_generated = True
+        return self
+
+    @property
+    def secret_generated(self) -> bool:
+        """True when no SECRET_KEY was given and this process made one up (development only)."""
+        return self._secret_generated
+
+    @property
+    def database_url(self) -> str:
+        return self.DATABASE_URL or f"sqlite:///{self.DATA_DIR / 'nogil_bench.db'}"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.DATA_DIR / "outputs"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.DATA_DIR / "uploads"
 
 
 @lru_cache

@@ -54,6 +54,16 @@ class BaseRunner(Protocol):
         ...
 
 
+def _no_op(task: int) -> int:
+    return task
+
+
+def warm_up(runner: BaseRunner) -> None:
+    """Make the runner start every worker (spawn processes, create interpreters) now, so that
+    start-up can be timed apart from the work."""
+    runner.map(_no_op, range(runner.workers * 2))
+
+
 def check_workers(workers: int) -> int:
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")

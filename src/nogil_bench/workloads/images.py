@@ -9,7 +9,7 @@ from io import BytesIO
 from PIL import Image, UnidentifiedImageError
 
 from nogil_bench.runners import BaseRunner, UnsupportedWorkError
-from nogil_bench.runners.timing import TimedCall
+from nogil_bench.runners.timing import CapturedCall, Outcome, TimedCall
 from nogil_bench.workloads.model import InvalidStepError, Operation, OpKind, Pixels, Step
 from nogil_bench.workloads.native import NATIVE_OPERATIONS
 from nogil_bench.workloads.pure import PURE_OPERATIONS, PixelTask, run_pure_steps
@@ -24,6 +24,10 @@ DEFAULT_MAX_PIXELS = 25_000_000
 
 class InvalidImageError(ValueError):
     """The source is not an image this service accepts; the message says why."""
+
+
+class UnsupportedImageError(InvalidImageError):
+    """The data is not an image, or not in a format this service reads."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +74,10 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
         raise InvalidImageError("the file is empty")
     try:
         image = Image.open(BytesIO(data), formats=sorted(ACCEPTED_FORMATS))
+    except Image.DecompressionBombError as error:
+        raise InvalidImageError(f"refused as a decompression bomb: {error}") from None
     except UnidentifiedImageError:
-        raise InvalidImageError(
+        raise UnsupportedImageError(
             f"not a supported image (accepted: {', '.join(sorted(ACCEPTED_FORMATS))})"
         ) from None
     # The header gives the size before any pixel is decoded: refuse bombs before they expand.
@@ -136,21 +142,50 @@ def run_jobs(
         outputs = [result.value for result in results]
         seconds = [result.seconds for result in results]
     else:
-        for job in jobs:
-            native = [step.op for step in job.steps if OPERATIONS[step.op].kind is OpKind.NATIVE]
-            if native:
-                raise UnsupportedWorkError(
-                    f"the {runner.name} runner runs pure-Python operations only, and this job "
-                    f"has native (Pillow) steps: {', '.join(native)}. Pillow cannot be loaded "
-                    "in subinterpreters; use another runner for native operations."
-                )
-        tasks = [PixelTask(to_pixels(load_source(job)), job.steps) for job in jobs]
-        pixel_results = runner.map(TimedCall(run_pure_steps), tasks)
+        pixel_results = runner.map(TimedCall(run_pure_steps), pixel_tasks(runner, jobs))
         outputs = [encode_png(from_pixels(result.value)) for result in pixel_results]
         seconds = [result.seconds for result in pixel_results]
     if task_seconds is not None:
         task_seconds.extend(seconds)
     return outputs
+
+
+def run_jobs_captured(runner: BaseRunner, jobs: Sequence[ImageJob]) -> list[Outcome[bytes]]:
+    """Like run_jobs, but a failing job gives an error Outcome and the others still run."""
+    if runner.runs_native_extensions:
+        return runner.map(CapturedCall(run_job), jobs)
+    outcomes = runner.map(CapturedCall(run_pure_steps), pixel_tasks(runner, jobs))
+    return [
+        Outcome(
+            None if outcome.value is None else encode_png(from_pixels(outcome.value)),
+            outcome.error,
+            outcome.started_at,
+            outcome.wall_s,
+            outcome.cpu_s,
+        )
+        for outcome in outcomes
+    ]
+
+
+def native_steps(steps: Sequence[Step]) -> list[str]:
+    return [step.op for step in steps if OPERATIONS[step.op].kind is OpKind.NATIVE]
+
+
+def check_runner_can_run(runner: type[BaseRunner], steps: Sequence[Step]) -> None:
+    """UnsupportedWorkError when the runner's workers cannot load Pillow and steps need it."""
+    if not runner.runs_native_extensions and (native := native_steps(steps)):
+        raise UnsupportedWorkError(
+            f"the {runner.name} runner runs pure-Python operations only, and this job "
+            f"has native (Pillow) steps: {', '.join(native)}. Pillow cannot be loaded "
+            "in subinterpreters; use another runner for native operations."
+        )
+
+
+def pixel_tasks(runner: BaseRunner, jobs: Sequence[ImageJob]) -> list[PixelTask]:
+    """The jobs' pure-Python share, decoded here, for runners that cannot load Pillow."""
+    for job in jobs:
+        check_runner_can_run(type(runner), job.steps)
+    return [PixelTask(to_pixels(load_source(job)), job.steps) for job in jobs]
 
 
 def digest(outputs: Sequence[bytes]) -> str:

@@ -1,0 +1,34 @@
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import OAuth2PasswordBearer
+
+from nogil_bench.auth.models import User
+from nogil_bench.core import security
+from nogil_bench.core.db import SessionDep
+from nogil_bench.core.deps import SettingsDep
+from nogil_bench.core.errors import NotAuthenticatedError
+
+TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a URL, not a password
+
+# auto_error=False: a missing token becomes our 401 with WWW-Authenticate, like a bad one.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+
+
+def get_current_user(
+    session: SessionDep, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> User:
+    if not token:
+        raise NotAuthenticatedError("not authenticated: send 'Authorization: Bearer <token>'")
+    assert settings.SECRET_KEY is not None
+    try:
+        user_id = security.read_token_subject(token, secret=settings.SECRET_KEY.get_secret_value())
+    except security.InvalidTokenError as error:
+        raise NotAuthenticatedError(str(error)) from None
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotAuthenticatedError("the token's user no longer exists")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -1,0 +1,49 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from nogil_bench.auth import service
+from nogil_bench.auth.dependencies import CurrentUser
+from nogil_bench.auth.models import User
+from nogil_bench.auth.schemas import Token, UserCreate, UserPublic
+from nogil_bench.core.db import SessionDep
+from nogil_bench.core.deps import SettingsDep
+from nogil_bench.core.errors import NotAuthenticatedError
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+users_router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserPublic,
+    summary="Create an account",
+    responses={409: {"description": "The email is taken"}},
+)
+def register(session: SessionDep, settings: SettingsDep, user_create: UserCreate) -> User:
+    return service.create_user(session=session, user_create=user_create, settings=settings)
+
+
+@router.post(
+    "/token",
+    summary="Log in: OAuth2 password form (username = email) to a bearer token",
+    responses={401: {"description": "Wrong email or password"}},
+)
+def login(
+    session: SessionDep,
+    settings: SettingsDep,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+) -> Token:
+    user = service.authenticate(
+        session=session, email=form.username, password=form.password, settings=settings
+    )
+    if user is None:
+        raise NotAuthenticatedError("wrong email or password")
+    return Token(access_token=service.issue_token(user_id=user.id, settings=settings))
+
+
+@users_router.get("/me", summary="The logged-in user", response_model=UserPublic)
+def read_me(current_user: CurrentUser) -> User:
+    return current_user

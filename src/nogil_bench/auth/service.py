@@ -1,0 +1,60 @@
+import uuid
+from datetime import timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from nogil_bench.auth.models import User
+from nogil_bench.auth.schemas import UserCreate
+from nogil_bench.core import security
+from nogil_bench.core.config import Settings
+from nogil_bench.core.errors import ConflictError
+
+
+class EmailTakenError(ConflictError):
+    def __init__(self, email: str) -> None:
+        super().__init__(f"a user with email {email!r} already exists")
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def get_user_by_email(*, session: Session, email: str) -> User | None:
+    return session.exec(select(User).where(User.email == normalize_email(email))).first()
+
+
+def create_user(*, session: Session, user_create: UserCreate, settings: Settings) -> User:
+    email = normalize_email(user_create.email)
+    if get_user_by_email(session=session, email=email) is not None:
+        raise EmailTakenError(email)
+    user = User(
+        email=email,
+        hashed_password=security.hash_password(user_create.password, rounds=settings.BCRYPT_ROUNDS),
+    )
+    session.add(user)
+    try:
+        session.commit()
+    except IntegrityError:  # another request registered the same email in between
+        session.rollback()
+        raise EmailTakenError(email) from None
+    session.refresh(user)
+    return user
+
+
+def authenticate(*, session: Session, email: str, password: str, settings: Settings) -> User | None:
+    user = get_user_by_email(session=session, email=email)
+    # Verified even when there is no user (against a dummy hash): equal time either way.
+    valid = security.verify_password(
+        password, user.hashed_password if user else None, rounds=settings.BCRYPT_ROUNDS
+    )
+    return user if user is not None and valid else None
+
+
+def issue_token(*, user_id: uuid.UUID, settings: Settings) -> str:
+    assert settings.SECRET_KEY is not None  # Settings fills it in or refuses to start
+    return security.create_access_token(
+        user_id,
+        secret=settings.SECRET_KEY.get_secret_value(),
+        expires_in=timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES),
+    )

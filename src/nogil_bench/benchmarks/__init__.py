@@ -1,0 +1,1 @@
+"""One workload through several runners, one after another, compared."""

@@ -1,0 +1,78 @@
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from nogil_bench.auth.dependencies import CurrentUser
+from nogil_bench.benchmarks import service
+from nogil_bench.benchmarks.models import Benchmark
+from nogil_bench.benchmarks.schemas import BenchmarkCreate, BenchmarkPublic, BenchmarksPublic
+from nogil_bench.core.db import SessionDep
+from nogil_bench.core.deps import SettingsDep
+from nogil_bench.jobs.dependencies import ExecutorDep
+
+router = APIRouter(prefix="/benchmarks", tags=["benchmarks"])
+
+CHART_MEDIA_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
+
+
+def valid_benchmark(benchmark_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Benchmark:
+    return service.get_benchmark(session=session, owner_id=user.id, benchmark_id=benchmark_id)
+
+
+OwnedBenchmark = Annotated[Benchmark, Depends(valid_benchmark)]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Queue one workload through several runners, one after another, compared",
+    responses={422: {"description": "A bad pipeline, runner, worker count, size or count"}},
+)
+def create_benchmark(
+    body: BenchmarkCreate,
+    request: Request,
+    response: Response,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    executor: ExecutorDep,
+) -> BenchmarkPublic:
+    spec = service.check_request(body, settings)
+    benchmark = service.submit(session=session, owner_id=user.id, spec=spec)
+    executor.notify()
+    response.headers["Location"] = f"{request.url.path.rstrip('/')}/{benchmark.id}"
+    return service.describe(benchmark)
+
+
+@router.get("", summary="Your benchmarks, newest first")
+def list_benchmarks(
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> BenchmarksPublic:
+    benchmarks, count = service.list_benchmarks(
+        session=session, owner_id=user.id, limit=limit, offset=offset
+    )
+    return BenchmarksPublic(data=[service.describe(item) for item in benchmarks], count=count)
+
+
+@router.get("/{benchmark_id}", summary="One benchmark and its comparison")
+def read_benchmark(benchmark: OwnedBenchmark) -> BenchmarkPublic:
+    return service.describe(benchmark)
+
+
+@router.get(
+    "/{benchmark_id}/chart",
+    summary="Speedup over sequential against workers, per runner",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/svg+xml": {}, "image/png": {}}},
+        409: {"description": "No results yet"},
+    },
+)
+def read_benchmark_chart(
+    benchmark: OwnedBenchmark, format: Literal["svg", "png"] = "svg"
+) -> Response:
+    return Response(service.chart(benchmark, format), media_type=CHART_MEDIA_TYPES[format])

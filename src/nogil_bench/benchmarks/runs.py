@@ -1,0 +1,140 @@
+"""Running a claimed benchmark: every (runner, workers) configuration in turn, in this process,
+each measured on its own with the pool started (and timed) before the work."""
+
+import uuid
+from collections.abc import Callable
+
+from loguru import logger
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from nogil_bench.bench.measure import RunMeter
+from nogil_bench.bench.stats import efficiency, karp_flatt, percentile, speedup
+from nogil_bench.benchmarks.models import Benchmark
+from nogil_bench.benchmarks.schemas import BenchmarkEntry, BenchmarkSpec
+from nogil_bench.core import runtime
+from nogil_bench.core.models import Status, utc_now
+from nogil_bench.runners import UnsupportedWorkError, get_runner
+from nogil_bench.runners.base import warm_up
+from nogil_bench.runners.sequential import SequentialRunner
+from nogil_bench.workloads.images import (
+    ImageJob,
+    SyntheticSource,
+    check_runner_can_run,
+    digest,
+    run_jobs_captured,
+)
+from nogil_bench.workloads.model import Step
+
+
+def configurations(spec: BenchmarkSpec) -> list[tuple[str, int]]:
+    """sequential once (it has one worker whatever it is given), then each runner x workers."""
+    return [(SequentialRunner.name, 1)] + [
+        (runner, workers)
+        for runner in spec.runners
+        if runner != SequentialRunner.name
+        for workers in spec.workers
+    ]
+
+
+def measure(runner_name: str, workers: int, jobs: list[ImageJob]) -> tuple[BenchmarkEntry, str]:
+    """One configuration's entry (without the comparison fields) and its outputs' digest."""
+    runner_class = get_runner(runner_name)
+    entry = BenchmarkEntry(runner=runner_name, workers=workers, outcome="succeeded")
+    with runner_class(workers) as runner:
+        with RunMeter() as setup:
+            warm_up(runner)
+        with RunMeter() as run:
+            outcomes = run_jobs_captured(runner, jobs)
+            run.stop()  # while a process pool's workers still count
+    errors = [outcome.error for outcome in outcomes if outcome.error is not None]
+    latencies = [outcome.wall_s for outcome in outcomes]
+    entry = entry.model_copy(
+        update={
+            "outcome": "failed" if errors else "succeeded",
+            "error": f"{len(errors)} images failed, first: {errors[0]}" if errors else None,
+            "setup_s": setup.wall_s,
+            "wall_s": run.wall_s,
+            "cpu_user_s": run.usage.cpu_user_s,
+            "cpu_system_s": run.usage.cpu_system_s,
+            "ctx_voluntary": run.usage.ctx_voluntary,
+            "ctx_involuntary": run.usage.ctx_involuntary,
+            "peak_rss_bytes": run.peak_rss_bytes,
+            "throughput_images_per_s": len(jobs) / run.wall_s,
+            "latency_p50_s": percentile(latencies, 50),
+            "latency_p95_s": percentile(latencies, 95),
+        }
+    )
+    return entry, digest([outcome.value or b"" for outcome in outcomes])
+
+
+def compare(entries: list[BenchmarkEntry], digests: dict[int, str]) -> list[BenchmarkEntry]:
+    baseline = entries[0]
+    compared = []
+    for index, entry in enumerate(entries):
+        if entry.wall_s is None or baseline.wall_s is None or entry.outcome != "succeeded":
+            compared.append(entry)
+            continue
+        ratio = speedup(baseline.wall_s, entry.wall_s)
+        compared.append(
+            entry.model_copy(
+                update={
+                    "speedup": ratio,
+                    "efficiency": efficiency(ratio, entry.workers),
+                    "karp_flatt": karp_flatt(ratio, entry.workers),
+                    "outputs_match": digests[index] == digests[0],
+                }
+            )
+        )
+    return compared
+
+
+def execute(engine: Engine, benchmark_id: uuid.UUID, should_stop: Callable[[], bool]) -> None:
+    with Session(engine) as session:
+        benchmark = session.get(Benchmark, benchmark_id)
+        assert benchmark is not None
+        spec = BenchmarkSpec.model_validate(benchmark.spec)
+    steps = tuple(Step(step.op, step.params) for step in spec.pipeline)
+    jobs = [
+        ImageJob(SyntheticSource(spec.width, spec.height, spec.seed + index), steps)
+        for index in range(spec.count)
+    ]
+    entries: list[BenchmarkEntry] = []
+    digests: dict[int, str] = {}
+    for runner_name, workers in configurations(spec):
+        if should_stop():
+            _requeue(engine, benchmark_id)
+            return
+        try:
+            check_runner_can_run(get_runner(runner_name), steps)
+        except UnsupportedWorkError as error:
+            entries.append(
+                BenchmarkEntry(
+                    runner=runner_name, workers=workers, outcome="unsupported", error=str(error)
+                )
+            )
+            continue
+        logger.info("benchmark {}: {} x {}", benchmark_id, runner_name, workers)
+        entry, digests[len(entries)] = measure(runner_name, workers, jobs)
+        entries.append(entry)
+    with Session(engine) as session:
+        benchmark = session.get(Benchmark, benchmark_id)
+        if benchmark is None:
+            return
+        benchmark.results = [entry.model_dump() for entry in compare(entries, digests)]
+        failed = [entry for entry in entries if entry.outcome == "failed"]
+        benchmark.status = Status.FAILED if failed else Status.SUCCEEDED
+        benchmark.error = f"{len(failed)} configurations had failing images" if failed else None
+        benchmark.finished_at = utc_now()
+        benchmark.gil_enabled = runtime.is_gil_enabled()
+        session.add(benchmark)
+        session.commit()
+
+
+def _requeue(engine: Engine, benchmark_id: uuid.UUID) -> None:
+    with Session(engine) as session:
+        benchmark = session.get(Benchmark, benchmark_id)
+        if benchmark is not None:
+            benchmark.status = Status.QUEUED
+            session.add(benchmark)
+            session.commit()

@@ -1,0 +1,105 @@
+import uuid
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from nogil_bench.bench.chart import ChartPoint, render_speedup_chart
+from nogil_bench.benchmarks.models import Benchmark
+from nogil_bench.benchmarks.schemas import (
+    BenchmarkCreate,
+    BenchmarkEntry,
+    BenchmarkPublic,
+    BenchmarkSpec,
+)
+from nogil_bench.core import runtime
+from nogil_bench.core.config import Settings
+from nogil_bench.core.errors import ConflictError, InvalidInputError, NotFoundError
+from nogil_bench.jobs import service as job_service
+from nogil_bench.jobs.schemas import StepIn
+from nogil_bench.runners import RUNNERS
+from nogil_bench.runners.sequential import SequentialRunner
+
+
+def check_request(request: BenchmarkCreate, settings: Settings) -> BenchmarkSpec:
+    job_service.check_batch_size(request.source.count, settings)
+    job_service.source_size(request.source, settings)
+    runners = list(dict.fromkeys(request.runners or RUNNERS))
+    workers = sorted(set(request.workers or {1, min(runtime.cpu_count(), settings.MAX_WORKERS)}))
+    if not runners:
+        raise InvalidInputError("runners is empty; leave it out to compare every runner")
+    for runner in runners:
+        job_service.check_runner(runner)
+    for count in workers:
+        job_service.check_workers(count, settings)
+    # Native steps are allowed even for interpreters: that runner's entries say "unsupported".
+    steps = job_service.check_pipeline(request.pipeline)
+    if SequentialRunner.name not in runners:
+        runners.insert(0, SequentialRunner.name)
+    return BenchmarkSpec(
+        count=request.source.count,
+        width=request.source.width,
+        height=request.source.height,
+        seed=request.source.seed,
+        pipeline=[StepIn(op=step.op, params=dict(step.params)) for step in steps],
+        runners=runners,
+        workers=workers,
+    )
+
+
+def submit(*, session: Session, owner_id: uuid.UUID, spec: BenchmarkSpec) -> Benchmark:
+    benchmark = Benchmark(owner_id=owner_id, spec=spec.model_dump(mode="json"))
+    session.add(benchmark)
+    session.commit()
+    session.refresh(benchmark)
+    return benchmark
+
+
+def get_benchmark(*, session: Session, owner_id: uuid.UUID, benchmark_id: uuid.UUID) -> Benchmark:
+    benchmark = session.get(Benchmark, benchmark_id)
+    if benchmark is None or benchmark.owner_id != owner_id:
+        raise NotFoundError(f"no benchmark {benchmark_id}")
+    return benchmark
+
+
+def list_benchmarks(
+    *, session: Session, owner_id: uuid.UUID, limit: int, offset: int
+) -> tuple[list[Benchmark], int]:
+    query = select(Benchmark).where(Benchmark.owner_id == owner_id)
+    count = session.exec(select(func.count()).select_from(query.subquery())).one()
+    page = session.exec(query.order_by(col(Benchmark.id).desc()).offset(offset).limit(limit))
+    return list(page.all()), count
+
+
+def describe(benchmark: Benchmark) -> BenchmarkPublic:
+    return BenchmarkPublic(
+        id=benchmark.id,
+        status=benchmark.status,
+        error=benchmark.error,
+        queued_at=benchmark.queued_at,
+        started_at=benchmark.started_at,
+        finished_at=benchmark.finished_at,
+        gil_enabled=benchmark.gil_enabled,
+        spec=BenchmarkSpec.model_validate(benchmark.spec),
+        results=[BenchmarkEntry.model_validate(entry) for entry in benchmark.results],
+        chart_url=f"/api/v1/benchmarks/{benchmark.id}/chart",
+    )
+
+
+def chart(benchmark: Benchmark, chart_format: str) -> bytes:
+    entries = [BenchmarkEntry.model_validate(entry) for entry in benchmark.results]
+    points = [
+        ChartPoint("speedup over sequential", entry.runner, entry.workers, entry.speedup)
+        for entry in entries
+        if entry.speedup is not None and entry.runner != SequentialRunner.name
+    ]
+    if not points:
+        raise ConflictError(
+            f"benchmark {benchmark.id} is {benchmark.status} and has no speedups to draw yet"
+        )
+    spec = BenchmarkSpec.model_validate(benchmark.spec)
+    gil = {True: "GIL on", False: "GIL off", None: "GIL ?"}[benchmark.gil_enabled]
+    title = (
+        f"{spec.count} x {spec.width}x{spec.height}, "
+        f"{' + '.join(step.op for step in spec.pipeline)} ({gil})"
+    )
+    return render_speedup_chart(points, chart_format, title=title)

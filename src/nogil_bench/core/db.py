@@ -1,0 +1,66 @@
+"""The database: one engine per app, SQLite tuned for concurrent writers, a session per request.
+
+SQLite allows one writer at a time. WAL lets readers go on while a writer commits, the busy
+timeout makes a writer wait for the lock instead of failing, and `BEGIN IMMEDIATE` takes the
+write lock when a transaction starts: a deferred transaction that reads and then writes can fail
+with "database is locked" at once, without waiting, when another writer got in between.
+"""
+
+from collections.abc import Iterator
+from sqlite3 import Connection as SQLiteConnection
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine, event
+from sqlmodel import Session, SQLModel, create_engine
+
+from nogil_bench.core.config import Settings
+
+
+def make_engine(settings: Settings) -> Engine:
+    url = settings.database_url
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={
+            "check_same_thread": False,  # sessions are per request, connections are pooled
+            "timeout": settings.SQLITE_BUSY_TIMEOUT_MS / 1000,
+        },
+    )
+    busy_timeout_ms = settings.SQLITE_BUSY_TIMEOUT_MS
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: SQLiteConnection, _record: Any) -> None:
+        # pysqlite must not issue its own BEGIN: the "begin" listener below does.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe with WAL
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def create_tables(engine: Engine) -> None:
+    # Importing the models registers their tables on SQLModel.metadata.
+    from nogil_bench.auth import models as _auth_models  # noqa: F401, PLC0415
+    from nogil_bench.benchmarks import models as _benchmark_models  # noqa: F401, PLC0415
+    from nogil_bench.jobs import models as _job_models  # noqa: F401, PLC0415
+
+    SQLModel.metadata.create_all(engine)
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]

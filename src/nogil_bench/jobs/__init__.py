@@ -1,0 +1,1 @@
+"""Image jobs and batches: submission, the queue's records, results."""

@@ -1,0 +1,46 @@
+import uuid
+from typing import Any
+
+from sqlmodel import JSON, Field
+
+from nogil_bench.core.models import QueuedWork
+
+
+class RunFigures(QueuedWork):
+    """What one run of the runner measured (psutil, the whole process tree)."""
+
+    runner: str
+    workers: int
+    pipeline: list[dict[str, Any]] = Field(sa_type=JSON)
+    setup_s: float | None = Field(default=None, description="Pool start-up, timed apart.")
+    wall_s: float | None = Field(default=None, description="The run, pool start-up included.")
+    cpu_user_s: float | None = None
+    cpu_system_s: float | None = None
+    ctx_voluntary: int | None = None
+    ctx_involuntary: int | None = None
+    peak_rss_bytes: int | None = None
+
+
+class Batch(RunFigures, table=True):
+    id: uuid.UUID = Field(default_factory=uuid.uuid7, primary_key=True)
+    owner_id: uuid.UUID = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+
+
+class Job(RunFigures, table=True):
+    """One image through one pipeline. In a batch, the run figures are the batch's."""
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid7, primary_key=True)
+    owner_id: uuid.UUID = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    batch_id: uuid.UUID | None = Field(
+        default=None, foreign_key="batch.id", index=True, ondelete="CASCADE"
+    )
+    width: int
+    height: int
+    seed: int | None = Field(default=None, description="Synthetic source: its seed.")
+    upload_path: str | None = Field(default=None, description="Uploaded source, under DATA_DIR.")
+    upload_filename: str | None = None
+    output_path: str | None = Field(default=None, description="The PNG result, under DATA_DIR.")
+    output_bytes: int | None = None
+    latency_s: float | None = Field(default=None, description="Wall time on its worker.")
+    cpu_s: float | None = Field(default=None, description="CPU time of its worker thread.")
+    attempts: int = 0

@@ -1,0 +1,231 @@
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+
+from nogil_bench.auth.dependencies import CurrentUser
+from nogil_bench.core.db import SessionDep
+from nogil_bench.core.deps import SettingsDep
+from nogil_bench.core.models import Status
+from nogil_bench.core.openapi import json_or_multipart
+from nogil_bench.jobs import forms, service
+from nogil_bench.jobs.dependencies import ExecutorDep, OwnedBatch, OwnedJob
+from nogil_bench.jobs.models import Job
+from nogil_bench.jobs.schemas import (
+    BatchCreate,
+    BatchesPublic,
+    BatchPublic,
+    JobCreate,
+    JobPublic,
+    JobsPublic,
+    OperationPublic,
+    ParameterPublic,
+)
+from nogil_bench.workloads.images import OPERATIONS
+from nogil_bench.workloads.model import OpKind
+
+router = APIRouter(tags=["jobs"])
+
+type Limit = Annotated[int, Query(ge=1, le=100)]
+type Offset = Annotated[int, Query(ge=0)]
+
+SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"description": "An image over max_upload_bytes"},
+    415: {"description": "Not an image, or not PNG / JPEG / WebP"},
+    422: {"description": "A bad pipeline, runner, worker count, size or count"},
+}
+
+
+@router.get("/ops", summary="The operations a pipeline may use, with their parameters")
+def list_operations(_: CurrentUser) -> list[OperationPublic]:
+    return [
+        OperationPublic(
+            name=operation.name,
+            kind=operation.kind,
+            releases_gil=operation.kind is OpKind.NATIVE,
+            description=operation.description,
+            parameters=[
+                ParameterPublic(
+                    name=parameter.name,
+                    type=parameter.type.__name__,
+                    minimum=parameter.minimum,
+                    maximum=parameter.maximum,
+                    default=parameter.default,
+                    description=parameter.description,
+                )
+                for parameter in operation.parameters
+            ],
+        )
+        for operation in OPERATIONS.values()
+    ]
+
+
+@router.post(
+    "/jobs",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Queue one image job: JSON with a synthetic source, or multipart with an image",
+    responses=SUBMIT_ERRORS,
+    openapi_extra=json_or_multipart(JobCreate, forms.form_schema("image", many=False)),
+)
+async def create_job(
+    request: Request,
+    response: Response,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    executor: ExecutorDep,
+) -> JobPublic:
+    sources: list[service.Source]
+    if forms.body_kind(request) == "application/json":
+        body = await forms.read_json(request, JobCreate)
+        runner, workers, pipeline = body.runner, body.workers, body.pipeline
+        sources = [body.source]
+    else:
+        form = await forms.read_upload_form(
+            request, files_field="image", many=False, settings=settings
+        )
+        runner, workers, pipeline = form.runner, form.workers, form.pipeline
+        sources = list(form.uploads)
+    spec = service.check_spec(runner=runner, workers=workers, pipeline=pipeline, settings=settings)
+    # Decoding uploads and writing rows is blocking work: off the event loop.
+    [job] = await run_in_threadpool(
+        lambda: service.submit(
+            session=session,
+            settings=settings,
+            owner_id=user.id,
+            spec=spec,
+            sources=sources,
+            as_batch=False,
+        )
+    )
+    executor.notify()
+    response.headers["Location"] = f"{request.url.path.rstrip('/')}/{job.id}"
+    return JobPublic.model_validate(job)
+
+
+@router.get("/jobs", summary="Your jobs, newest first")
+def list_jobs(
+    user: CurrentUser,
+    session: SessionDep,
+    status: Status | None = None,
+    runner: str | None = None,
+    batch_id: uuid.UUID | None = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> JobsPublic:
+    jobs, count = service.list_jobs(
+        session=session,
+        owner_id=user.id,
+        status=status,
+        runner=runner,
+        batch_id=batch_id,
+        limit=limit,
+        offset=offset,
+    )
+    return JobsPublic(data=[JobPublic.model_validate(job) for job in jobs], count=count)
+
+
+@router.get("/jobs/{job_id}", summary="One job: status, timings, figures")
+def read_job(job: OwnedJob) -> JobPublic:
+    return JobPublic.model_validate(job)
+
+
+@router.get(
+    "/jobs/{job_id}/result",
+    summary="The output image",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "The PNG"},
+        409: {"description": "The job has not succeeded"},
+    },
+)
+def read_job_result(job: OwnedJob, settings: SettingsDep) -> FileResponse:
+    return FileResponse(
+        service.result_path(job, settings), media_type="image/png", filename=f"{job.id}.png"
+    )
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    summary="Cancel a queued job (200, the job), or delete a finished one (204)",
+    responses={
+        200: {"model": JobPublic, "description": "Cancelled"},
+        204: {"description": "Deleted with its output"},
+        409: {"description": "The job is running"},
+    },
+)
+def delete_job(job: OwnedJob, session: SessionDep, settings: SettingsDep) -> Response:
+    cancelled: Job | None = service.delete_job(session=session, settings=settings, job=job)
+    if cancelled is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return Response(
+        JobPublic.model_validate(cancelled).model_dump_json(), media_type="application/json"
+    )
+
+
+@router.post(
+    "/batches",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Queue many images under one runner: a synthetic set (JSON) or uploads (multipart)",
+    responses=SUBMIT_ERRORS,
+    openapi_extra=json_or_multipart(BatchCreate, forms.form_schema("images", many=True)),
+)
+async def create_batch(
+    request: Request,
+    response: Response,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    executor: ExecutorDep,
+) -> BatchPublic:
+    sources: list[service.Source]
+    if forms.body_kind(request) == "application/json":
+        body = await forms.read_json(request, BatchCreate)
+        runner, workers, pipeline = body.runner, body.workers, body.pipeline
+        service.check_batch_size(body.source.count, settings)
+        sources = list(service.expand_set(body.source))
+    else:
+        form = await forms.read_upload_form(
+            request, files_field="images", many=True, settings=settings
+        )
+        runner, workers, pipeline = form.runner, form.workers, form.pipeline
+        sources = list(form.uploads)
+    spec = service.check_spec(runner=runner, workers=workers, pipeline=pipeline, settings=settings)
+
+    def submit() -> BatchPublic:
+        [first, *_] = service.submit(
+            session=session,
+            settings=settings,
+            owner_id=user.id,
+            spec=spec,
+            sources=sources,
+            as_batch=True,
+        )
+        assert first.batch_id is not None
+        batch = service.get_batch(session=session, owner_id=user.id, batch_id=first.batch_id)
+        return service.describe_batch(session=session, batch=batch)
+
+    batch = await run_in_threadpool(submit)
+    executor.notify()
+    response.headers["Location"] = f"{request.url.path.rstrip('/')}/{batch.id}"
+    return batch
+
+
+@router.get("/batches", summary="Your batches, newest first")
+def list_batches(
+    user: CurrentUser, session: SessionDep, limit: Limit = 20, offset: Offset = 0
+) -> BatchesPublic:
+    batches, count = service.list_batches(
+        session=session, owner_id=user.id, limit=limit, offset=offset
+    )
+    return BatchesPublic(
+        data=[service.describe_batch(session=session, batch=batch) for batch in batches],
+        count=count,
+    )
+
+
+@router.get("/batches/{batch_id}", summary="One batch: progress and aggregates")
+def read_batch(batch: OwnedBatch, session: SessionDep) -> BatchPublic:
+    return service.describe_batch(session=session, batch=batch)

@@ -1,0 +1,203 @@
+"""Running claimed jobs: a single job, or a batch in chunks, on one runner, measured.
+
+A batch runs in chunks of a few tasks per worker inside one pool: progress and cancellations
+show between chunks, and a stop request (shutdown) leaves the rest queued.
+"""
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from loguru import logger
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col, select
+
+from nogil_bench.bench.measure import RunMeter
+from nogil_bench.core import runtime
+from nogil_bench.core.config import Settings
+from nogil_bench.core.files import write_atomically
+from nogil_bench.core.models import Status, utc_now
+from nogil_bench.jobs.models import Batch, Job
+from nogil_bench.runners import BaseRunner, get_runner
+from nogil_bench.runners.base import warm_up
+from nogil_bench.runners.timing import Outcome
+from nogil_bench.workloads.images import ImageJob, SyntheticSource, run_jobs_captured
+from nogil_bench.workloads.model import Step
+
+TASKS_PER_WORKER_PER_CHUNK = 4
+
+
+def image_job(job: Job, settings: Settings) -> ImageJob:
+    steps = tuple(Step(step["op"], step["params"]) for step in job.pipeline)
+    if job.upload_path is not None:
+        data = (settings.DATA_DIR / job.upload_path).read_bytes()
+        return ImageJob(data, steps, max_pixels=settings.MAX_IMAGE_PIXELS)
+    assert job.seed is not None
+    return ImageJob(SyntheticSource(job.width, job.height, job.seed), steps)
+
+
+def claim_chunk(engine: Engine, job_ids: Sequence[uuid.UUID]) -> list[Job]:
+    """Mark the still-queued jobs among `job_ids` running (skipping cancelled ones)."""
+    with Session(engine) as session:
+        jobs = list(
+            session.exec(
+                select(Job)
+                .where(col(Job.id).in_(job_ids), Job.status == Status.QUEUED)
+                .order_by(col(Job.id))
+            ).all()
+        )
+        for job in jobs:
+            job.status = Status.RUNNING
+            job.started_at = utc_now()
+            job.attempts += 1
+            session.add(job)
+        session.commit()
+        for job in jobs:
+            session.refresh(job)
+            session.expunge(job)
+    return jobs
+
+
+def record_outcomes(
+    engine: Engine, settings: Settings, jobs: Sequence[Job], outcomes: Sequence[Outcome[bytes]]
+) -> None:
+    gil_enabled = runtime.is_gil_enabled()
+    with Session(engine) as session:
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            row = session.get(Job, job.id)
+            if row is None:  # deleted meanwhile: nothing to record
+                continue
+            started = datetime.fromtimestamp(outcome.started_at, UTC)
+            row.started_at = started
+            row.finished_at = datetime.fromtimestamp(outcome.started_at + outcome.wall_s, UTC)
+            row.latency_s = outcome.wall_s
+            row.cpu_s = outcome.cpu_s
+            row.gil_enabled = gil_enabled
+            if outcome.value is None:
+                row.status = Status.FAILED
+                row.error = outcome.error
+            else:
+                relative = f"outputs/{job.id}.png"
+                write_atomically(settings.DATA_DIR / relative, outcome.value)
+                row.status = Status.SUCCEEDED
+                row.output_path = relative
+                row.output_bytes = len(outcome.value)
+            session.add(row)
+        session.commit()
+
+
+def fail_jobs(engine: Engine, jobs: Sequence[Job], error: str) -> None:
+    with Session(engine) as session:
+        session.execute(
+            update(Job)
+            .where(col(Job.id).in_([job.id for job in jobs]))
+            .values(status=Status.FAILED, error=error, finished_at=utc_now())
+        )
+        session.commit()
+
+
+def requeue(engine: Engine, jobs: Sequence[Job]) -> None:
+    with Session(engine) as session:
+        session.execute(
+            update(Job)
+            .where(col(Job.id).in_([job.id for job in jobs]))
+            .values(status=Status.QUEUED, started_at=None)
+        )
+        session.commit()
+
+
+def run_chunks(
+    engine: Engine,
+    settings: Settings,
+    runner: BaseRunner,
+    job_ids: Sequence[uuid.UUID],
+    should_stop: Callable[[], bool],
+) -> bool:
+    """Run the jobs chunk by chunk; False when stopped early (the rest stay queued)."""
+    size = runner.workers * TASKS_PER_WORKER_PER_CHUNK
+    for start in range(0, len(job_ids), size):
+        if should_stop():
+            return False
+        jobs = claim_chunk(engine, job_ids[start : start + size])
+        if not jobs:
+            continue
+        try:
+            image_jobs = [image_job(job, settings) for job in jobs]
+            outcomes = run_jobs_captured(runner, image_jobs)
+        except Exception as error:
+            # The pool itself failed (a worker process died, say): these jobs did not run.
+            logger.exception("{} runner failed on jobs {}", runner.name, [job.id for job in jobs])
+            fail_jobs(engine, jobs, f"the {runner.name} pool failed: {error}")
+            raise
+        record_outcomes(engine, settings, jobs, outcomes)
+    return True
+
+
+def execute(
+    engine: Engine, settings: Settings, unit: Batch | Job, should_stop: Callable[[], bool]
+) -> None:
+    """Run a claimed single job or batch, then store the run's figures on it (and, for a
+    batch, on each of its jobs)."""
+    with Session(engine) as session:
+        if isinstance(unit, Batch):
+            job_ids = list(
+                session.exec(
+                    select(Job.id).where(Job.batch_id == unit.id).order_by(col(Job.id))
+                ).all()
+            )
+        else:
+            job_ids = [unit.id]
+    runner_class = get_runner(unit.runner)
+    error: str | None = None
+    finished = True
+    with RunMeter() as meter, runner_class(unit.workers) as runner:
+        warm_up(runner)
+        setup_s = meter.elapsed_s()
+        try:
+            finished = run_chunks(engine, settings, runner, job_ids, should_stop)
+        except Exception as failure:
+            error = f"the {runner.name} pool failed: {failure}"
+            fail_jobs(engine, claim_chunk(engine, job_ids), "not run: " + error)
+        meter.stop()
+    figures = {
+        "setup_s": setup_s,
+        "wall_s": meter.wall_s,
+        "cpu_user_s": meter.usage.cpu_user_s,
+        "cpu_system_s": meter.usage.cpu_system_s,
+        "ctx_voluntary": meter.usage.ctx_voluntary,
+        "ctx_involuntary": meter.usage.ctx_involuntary,
+        "peak_rss_bytes": meter.peak_rss_bytes,
+    }
+    with Session(engine) as session:
+        if isinstance(unit, Batch):
+            batch = session.get(Batch, unit.id)
+            if batch is None:
+                return
+            if not finished:
+                batch.status = Status.QUEUED
+            else:
+                statuses = session.exec(select(Job.status).where(Job.batch_id == unit.id)).all()
+                batch.status, batch.error = batch_outcome(
+                    [Status(value) for value in statuses], error
+                )
+                batch.finished_at = utc_now()
+                for name, value in figures.items():
+                    setattr(batch, name, value)
+                batch.gil_enabled = runtime.is_gil_enabled()
+            session.add(batch)
+            session.execute(update(Job).where(col(Job.batch_id) == unit.id).values(**figures))
+        else:
+            ran = col(Job.status).in_([Status.SUCCEEDED, Status.FAILED])
+            session.execute(update(Job).where(col(Job.id) == unit.id, ran).values(**figures))
+        session.commit()
+
+
+def batch_outcome(statuses: Sequence[Status], error: str | None) -> tuple[Status, str | None]:
+    failed = sum(status is Status.FAILED for status in statuses)
+    if error is not None:
+        return Status.FAILED, error
+    if failed:
+        return Status.FAILED, f"{failed} of {len(statuses)} jobs failed"
+    if statuses and all(status is Status.CANCELLED for status in statuses):
+        return Status.CANCELLED, "every job was cancelled"
+    return Status.SUCCEEDED, None
