@@ -142,7 +142,10 @@ class Executor:
             if unit is None:
                 return
             session.expunge(unit)
-        job_runs.execute(self.engine, self.settings, unit, should_stop)
+        if isinstance(unit, Batch):
+            job_runs.execute_batch(self.engine, self.settings, unit, should_stop)
+        else:
+            job_runs.execute_job(self.engine, self.settings, unit)
 
 
 def requeue_interrupted(engine: Engine) -> None:

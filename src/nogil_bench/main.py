@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.executor = executor
         executor.start()
         yield
-        if not executor.stop(settings.SHUTDOWN_GRACE_SECONDS):
+        if not app.state.executor.stop(settings.SHUTDOWN_GRACE_SECONDS):
             logger.warning("the executor did not finish its chunk within the grace period")
         engine.dispose()
         logger.info("nogil-bench stopped")

@@ -23,10 +23,12 @@ from nogil_bench.runners.sequential import SequentialRunner
 def check_request(request: BenchmarkCreate, settings: Settings) -> BenchmarkSpec:
     job_service.check_batch_size(request.source.count, settings)
     job_service.source_size(request.source, settings)
+    if request.runners == []:
+        raise InvalidInputError("runners is empty; leave it out to compare every runner")
+    if request.workers == []:
+        raise InvalidInputError("workers is empty; leave it out for 1 and the CPU count")
     runners = list(dict.fromkeys(request.runners or RUNNERS))
     workers = sorted(set(request.workers or {1, min(runtime.cpu_count(), settings.MAX_WORKERS)}))
-    if not runners:
-        raise InvalidInputError("runners is empty; leave it out to compare every runner")
     for runner in runners:
         job_service.check_runner(runner)
     for count in workers:

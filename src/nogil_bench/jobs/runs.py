@@ -59,7 +59,11 @@ def claim_chunk(engine: Engine, job_ids: Sequence[uuid.UUID]) -> list[Job]:
 
 
 def record_outcomes(
-    engine: Engine, settings: Settings, jobs: Sequence[Job], outcomes: Sequence[Outcome[bytes]]
+    engine: Engine,
+    settings: Settings,
+    jobs: Sequence[Job],
+    outcomes: Sequence[Outcome[bytes]],
+    figures: dict[str, float] | None = None,
 ) -> None:
     gil_enabled = runtime.is_gil_enabled()
     with Session(engine) as session:
@@ -73,6 +77,8 @@ def record_outcomes(
             row.latency_s = outcome.wall_s
             row.cpu_s = outcome.cpu_s
             row.gil_enabled = gil_enabled
+            for name, value in (figures or {}).items():
+                setattr(row, name, value)
             if outcome.value is None:
                 row.status = Status.FAILED
                 row.error = outcome.error
@@ -133,33 +139,8 @@ def run_chunks(
     return True
 
 
-def execute(
-    engine: Engine, settings: Settings, unit: Batch | Job, should_stop: Callable[[], bool]
-) -> None:
-    """Run a claimed single job or batch, then store the run's figures on it (and, for a
-    batch, on each of its jobs)."""
-    with Session(engine) as session:
-        if isinstance(unit, Batch):
-            job_ids = list(
-                session.exec(
-                    select(Job.id).where(Job.batch_id == unit.id).order_by(col(Job.id))
-                ).all()
-            )
-        else:
-            job_ids = [unit.id]
-    runner_class = get_runner(unit.runner)
-    error: str | None = None
-    finished = True
-    with RunMeter() as meter, runner_class(unit.workers) as runner:
-        warm_up(runner)
-        setup_s = meter.elapsed_s()
-        try:
-            finished = run_chunks(engine, settings, runner, job_ids, should_stop)
-        except Exception as failure:
-            error = f"the {runner.name} pool failed: {failure}"
-            fail_jobs(engine, claim_chunk(engine, job_ids), "not run: " + error)
-        meter.stop()
-    figures = {
+def run_figures(meter: RunMeter, setup_s: float) -> dict[str, float]:
+    return {
         "setup_s": setup_s,
         "wall_s": meter.wall_s,
         "cpu_user_s": meter.usage.cpu_user_s,
@@ -168,27 +149,61 @@ def execute(
         "ctx_involuntary": meter.usage.ctx_involuntary,
         "peak_rss_bytes": meter.peak_rss_bytes,
     }
+
+
+def execute_job(engine: Engine, settings: Settings, job: Job) -> None:
+    """A single job: it becomes succeeded or failed together with its run's figures."""
+    claimed = claim_chunk(engine, [job.id])
+    if not claimed:  # cancelled since it was picked
+        return
+    with RunMeter() as meter, get_runner(job.runner)(job.workers) as runner:
+        warm_up(runner)
+        setup_s = meter.elapsed_s()
+        try:
+            outcomes = run_jobs_captured(runner, [image_job(claimed[0], settings)])
+        except Exception as error:
+            fail_jobs(engine, claimed, f"the {runner.name} pool failed: {error}")
+            raise
+        meter.stop()
+    record_outcomes(engine, settings, claimed, outcomes, run_figures(meter, setup_s))
+
+
+def execute_batch(
+    engine: Engine, settings: Settings, batch: Batch, should_stop: Callable[[], bool]
+) -> None:
+    """A claimed batch, chunk by chunk; then the run's figures go on the batch and its jobs.
+    When stopped early, the batch goes back to the queue with its unstarted jobs."""
     with Session(engine) as session:
-        if isinstance(unit, Batch):
-            batch = session.get(Batch, unit.id)
-            if batch is None:
-                return
-            if not finished:
-                batch.status = Status.QUEUED
-            else:
-                statuses = session.exec(select(Job.status).where(Job.batch_id == unit.id)).all()
-                batch.status, batch.error = batch_outcome(
-                    [Status(value) for value in statuses], error
-                )
-                batch.finished_at = utc_now()
-                for name, value in figures.items():
-                    setattr(batch, name, value)
-                batch.gil_enabled = runtime.is_gil_enabled()
-            session.add(batch)
-            session.execute(update(Job).where(col(Job.batch_id) == unit.id).values(**figures))
+        job_ids = list(
+            session.exec(select(Job.id).where(Job.batch_id == batch.id).order_by(col(Job.id))).all()
+        )
+    error: str | None = None
+    finished = True
+    with RunMeter() as meter, get_runner(batch.runner)(batch.workers) as runner:
+        warm_up(runner)
+        setup_s = meter.elapsed_s()
+        try:
+            finished = run_chunks(engine, settings, runner, job_ids, should_stop)
+        except Exception as failure:
+            error = f"the {runner.name} pool failed: {failure}"
+            fail_jobs(engine, claim_chunk(engine, job_ids), "not run: " + error)
+        meter.stop()
+    figures = run_figures(meter, setup_s)
+    with Session(engine) as session:
+        row = session.get(Batch, batch.id)
+        if row is None:
+            return
+        if not finished:
+            row.status = Status.QUEUED
         else:
-            ran = col(Job.status).in_([Status.SUCCEEDED, Status.FAILED])
-            session.execute(update(Job).where(col(Job.id) == unit.id, ran).values(**figures))
+            statuses = session.exec(select(Job.status).where(Job.batch_id == batch.id)).all()
+            row.status, row.error = batch_outcome([Status(value) for value in statuses], error)
+            row.finished_at = utc_now()
+            row.gil_enabled = runtime.is_gil_enabled()
+            for name, value in figures.items():
+                setattr(row, name, value)
+            session.execute(update(Job).where(col(Job.batch_id) == batch.id).values(**figures))
+        session.add(row)
         session.commit()
 
 

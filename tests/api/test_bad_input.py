@@ -1,0 +1,216 @@
+"""Bad input gets a clear 4xx naming the problem, and leaves no row and no file behind."""
+
+import io
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from nogil_bench.core.config import Settings
+from tests.api.conftest import Headers
+from tests.api.test_jobs import BATCHES, JOBS, png, synthetic_job
+
+pytestmark = pytest.mark.usefixtures("no_leftovers")
+
+
+def upload(client: TestClient, headers: Headers, content: bytes, **data: str) -> Any:
+    return client.post(
+        JOBS,
+        headers=headers,
+        files={"image": ("upload.png", content, "image/png")},
+        data={"pipeline": '[{"op": "invert"}]'} | data,
+    )
+
+
+def gif() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("P", (4, 4)).save(buffer, format="GIF")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "message"),
+    [
+        pytest.param(b"", 422, "empty", id="empty"),
+        pytest.param(b"hello, not an image" * 10, 415, "not a supported image", id="not-image"),
+        pytest.param(gif(), 415, "accepted: JPEG, PNG, WEBP", id="gif"),
+        pytest.param(png(64, 64)[:-40], 422, "truncated or corrupt", id="truncated"),
+    ],
+)
+def test_an_unusable_upload_is_refused(
+    client: TestClient, alice: Headers, content: bytes, status: int, message: str
+) -> None:
+    response = upload(client, alice, content)
+
+    assert response.status_code == status, response.text
+    assert message in response.json()["detail"]
+    assert "upload.png" in response.json()["detail"]
+
+
+def test_an_image_over_max_image_pixels_is_422_before_it_is_decoded(
+    client: TestClient, alice: Headers, settings: Settings
+) -> None:
+    settings.MAX_IMAGE_PIXELS = 100 * 100
+    # 4000 x 4000 of one colour: a few kB of PNG that would decode to 48 MB.
+    bomb = png(4000, 4000, "black")
+    assert len(bomb) < 100_000
+
+    response = upload(client, alice, bomb)
+
+    assert response.status_code == 422
+    assert "16000000 pixels, over the limit of 10000" in response.json()["detail"]
+
+
+def test_an_upload_over_max_upload_bytes_is_413(
+    client: TestClient, alice: Headers, settings: Settings
+) -> None:
+    settings.MAX_UPLOAD_BYTES = 1000
+
+    response = upload(client, alice, png(200, 200, "white") + b"\0" * 2000)
+
+    assert response.status_code == 413
+    assert "over the limit of 1000" in response.json()["detail"]
+
+
+def test_a_body_far_over_the_limit_is_refused_before_it_is_read(
+    client: TestClient, alice: Headers
+) -> None:
+    limit = client.app.state.settings.MAX_UPLOAD_BYTES  # type: ignore[attr-defined]
+
+    def endless() -> Any:
+        chunk = b"\0" * 65536
+        for _ in range(limit // len(chunk) + 64):
+            yield chunk
+
+    response = client.post(
+        JOBS,
+        headers=alice | {"Content-Type": "multipart/form-data; boundary=x"},
+        content=endless(),
+    )
+
+    assert response.status_code == 413
+    assert "limit" in response.json()["detail"]
+
+
+def test_a_declared_content_length_over_the_limit_is_refused_at_once(
+    client: TestClient, alice: Headers
+) -> None:
+    response = client.post(
+        BATCHES,
+        headers=alice | {"Content-Type": "application/json", "Content-Length": str(10**12)},
+        content=b"{}",
+    )
+
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"pipeline": [{"op": "sharpen_a_lot"}]}, "sharpen_a_lot: unknown operation (valid:"),
+        ({"pipeline": [{"op": "box_blur", "params": {"radius": 999}}]}, "box_blur.radius"),
+        ({"pipeline": [{"op": "box_blur", "params": {"colour": 1}}]}, "box_blur.colour"),
+        ({"pipeline": []}, "at least 1"),
+        ({"runner": "gevent"}, "valid runners: sequential, threads, processes, asyncio"),
+        ({"workers": 0}, "workers must be between 1 and 8, got 0"),
+        ({"workers": 9}, "workers must be between 1 and 8, got 9"),
+        ({"source": {"width": 0, "height": 8}}, "greater than or equal to 1"),
+        ({"source": {"width": 5000, "height": 8}}, "at most 4096x4096"),
+        (
+            {"runner": "interpreters", "pipeline": [{"op": "resize", "params": {}}]},
+            "native (Pillow) steps: resize",
+        ),
+    ],
+)
+def test_a_bad_json_job_is_422_naming_the_problem(
+    client: TestClient, alice: Headers, overrides: dict[str, Any], message: str
+) -> None:
+    response = client.post(JOBS, headers=alice, json=synthetic_job(**overrides))
+
+    assert response.status_code == 422
+    assert message in response.text
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"pipeline": "not json"}, "pipeline is not a JSON list of steps"),
+        ({"pipeline": '[{"op": "resize", "params": {"width": 0}}]'}, "resize.width"),
+        ({"pipeline": '[{"op": "invert"}]', "workers": "two"}, "workers must be a whole number"),
+        ({"pipeline": '[{"op": "invert"}]', "runner": "fibers"}, "unknown runner 'fibers'"),
+    ],
+)
+def test_a_bad_multipart_field_is_422_naming_the_field(
+    client: TestClient, alice: Headers, data: dict[str, str], message: str
+) -> None:
+    response = client.post(
+        JOBS, headers=alice, files={"image": ("a.png", png(), "image/png")}, data=data
+    )
+
+    assert response.status_code == 422
+    assert message in response.json()["detail"]
+
+
+def test_a_multipart_job_without_an_image_is_422(client: TestClient, alice: Headers) -> None:
+    response = client.post(
+        JOBS, headers=alice, data={"pipeline": '[{"op": "invert"}]'}, files={"other": ("x", b"")}
+    )
+
+    assert response.status_code == 422
+    assert "no file in the 'image' field" in response.json()["detail"]
+
+
+def test_a_body_that_is_neither_json_nor_multipart_is_415(
+    client: TestClient, alice: Headers
+) -> None:
+    response = client.post(
+        JOBS, headers=alice | {"Content-Type": "text/plain"}, content=b"resize it please"
+    )
+
+    assert response.status_code == 415
+    assert "application/json" in response.json()["detail"]
+
+
+def test_a_batch_over_max_batch_images_is_422(
+    client: TestClient, alice: Headers, settings: Settings
+) -> None:
+    body = {
+        "source": {"count": settings.MAX_BATCH_IMAGES + 1, "width": 8, "height": 8},
+        "pipeline": [{"op": "invert"}],
+    }
+
+    response = client.post(BATCHES, headers=alice, json=body)
+
+    assert response.status_code == 422
+    assert f"at most {settings.MAX_BATCH_IMAGES} images" in response.json()["detail"]
+
+
+def test_too_many_uploaded_files_is_422(
+    client: TestClient, alice: Headers, settings: Settings
+) -> None:
+    settings.MAX_BATCH_IMAGES = 2
+    files = [("images", (f"{index}.png", png(), "image/png")) for index in range(3)]
+
+    response = client.post(
+        BATCHES, headers=alice, files=files, data={"pipeline": '[{"op": "invert"}]'}
+    )
+
+    assert response.status_code == 422
+    assert "at most 2 images" in response.json()["detail"]
+
+
+def test_one_bad_image_in_a_batch_refuses_the_whole_batch(
+    client: TestClient, alice: Headers
+) -> None:
+    files = [
+        ("images", ("good.png", png(), "image/png")),
+        ("images", ("bad.png", b"garbage" * 20, "image/png")),
+    ]
+
+    response = client.post(
+        BATCHES, headers=alice, files=files, data={"pipeline": '[{"op": "invert"}]'}
+    )
+
+    assert response.status_code == 415
+    assert "bad.png" in response.json()["detail"]

@@ -1,0 +1,279 @@
+"""Single jobs and batches through the API: submit, follow, fetch, cancel, delete."""
+
+import hashlib
+import io
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from nogil_bench.core.config import Settings
+from nogil_bench.workloads.images import ImageJob, SyntheticSource, run_job, validate_steps
+from nogil_bench.workloads.model import Step
+from tests.api.conftest import Headers, stored_files, wait_until_finished
+
+JOBS = "/api/v1/jobs"
+BATCHES = "/api/v1/batches"
+PURE_PIPELINE: list[dict[str, Any]] = [{"op": "box_blur", "params": {"radius": 1}}, {"op": "sepia"}]
+
+
+def png(
+    width: int = 32, height: int = 24, colour: str = "teal", image_format: str = "PNG"
+) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+def synthetic_job(**overrides: Any) -> dict[str, Any]:
+    return {
+        "source": {"width": 48, "height": 32, "seed": 7},
+        "pipeline": PURE_PIPELINE,
+        "runner": "threads",
+        "workers": 2,
+    } | overrides
+
+
+def expected_png(width: int, height: int, seed: int, pipeline: list[dict[str, Any]]) -> bytes:
+    steps = validate_steps([Step(step["op"], step.get("params", {})) for step in pipeline])
+    return run_job(ImageJob(SyntheticSource(width, height, seed), steps))
+
+
+def test_ops_lists_every_operation_with_its_kind_and_parameter_bounds(
+    client: TestClient, alice: Headers
+) -> None:
+    operations = {op["name"]: op for op in client.get("/api/v1/ops", headers=alice).json()}
+
+    assert operations["gaussian_blur"]["kind"] == "native"
+    assert operations["gaussian_blur"]["releases_gil"] is True
+    assert operations["box_blur"]["kind"] == "pure_python"
+    assert operations["box_blur"]["releases_gil"] is False
+    radius = {p["name"]: p for p in operations["box_blur"]["parameters"]}["radius"]
+    assert radius["minimum"] <= radius["default"] <= radius["maximum"]
+
+
+def test_a_json_job_is_accepted_then_runs_to_the_same_bytes_as_a_direct_run(
+    client: TestClient, alice: Headers
+) -> None:
+    response = client.post(JOBS, headers=alice, json=synthetic_job())
+
+    assert response.status_code == 202
+    job = response.json()
+    assert job["status"] in {"queued", "running", "succeeded"}
+    assert response.headers["Location"] == f"{JOBS}/{job['id']}"
+    done = wait_until_finished(client, response.headers["Location"], alice)
+    assert done["status"] == "succeeded", done["error"]
+    assert done["runner"] == "threads"
+    assert done["workers"] == 2
+    assert done["gil_enabled"] in {True, False}
+    assert done["queued_at"] <= done["started_at"] <= done["finished_at"]
+    assert done["latency_s"] > 0
+    assert done["cpu_s"] >= 0
+    assert done["peak_rss_bytes"] > 0
+    result = client.get(done["result_url"], headers=alice)
+    assert result.status_code == 200
+    assert result.headers["content-type"] == "image/png"
+    assert result.content == expected_png(48, 32, 7, PURE_PIPELINE)
+
+
+def test_a_multipart_job_processes_the_uploaded_image(client: TestClient, alice: Headers) -> None:
+    response = client.post(
+        JOBS,
+        headers=alice,
+        files={"image": ("photo.jpg", png(image_format="JPEG"), "image/jpeg")},
+        data={"pipeline": '[{"op": "grayscale"}, {"op": "invert"}]', "runner": "sequential"},
+    )
+
+    assert response.status_code == 202, response.text
+    assert response.json()["upload_filename"] == "photo.jpg"
+    assert (response.json()["width"], response.json()["height"]) == (32, 24)
+    done = wait_until_finished(client, response.headers["Location"], alice)
+    assert done["status"] == "succeeded", done["error"]
+    output = Image.open(io.BytesIO(client.get(done["result_url"], headers=alice).content))
+    assert output.size == (32, 24)
+
+
+def test_the_result_is_409_until_the_job_succeeds(
+    client: TestClient, alice: Headers, paused: Callable[[], None]
+) -> None:
+    job = client.post(JOBS, headers=alice, json=synthetic_job()).json()
+
+    response = client.get(f"{JOBS}/{job['id']}/result", headers=alice)
+
+    assert response.status_code == 409
+    assert "queued" in response.json()["detail"]
+
+
+def test_deleting_a_queued_job_cancels_it_and_it_never_runs(
+    client: TestClient, alice: Headers, paused: Callable[[], None]
+) -> None:
+    first = client.post(JOBS, headers=alice, json=synthetic_job()).json()
+    second = client.post(JOBS, headers=alice, json=synthetic_job()).json()
+
+    cancelled = client.delete(f"{JOBS}/{first['id']}", headers=alice)
+    paused()
+    wait_until_finished(client, f"{JOBS}/{second['id']}", alice)
+
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    after = client.get(f"{JOBS}/{first['id']}", headers=alice).json()
+    assert after["status"] == "cancelled"
+    assert after["started_at"] is None
+
+
+def test_deleting_a_finished_job_removes_its_record_and_output(
+    client: TestClient, alice: Headers, settings: Settings
+) -> None:
+    job = client.post(JOBS, headers=alice, json=synthetic_job()).json()
+    wait_until_finished(client, f"{JOBS}/{job['id']}", alice)
+    assert len(stored_files(settings)) == 1
+
+    response = client.delete(f"{JOBS}/{job['id']}", headers=alice)
+
+    assert response.status_code == 204
+    assert client.get(f"{JOBS}/{job['id']}", headers=alice).status_code == 404
+    assert stored_files(settings) == []
+
+
+def test_jobs_are_listed_newest_first_filtered_and_paginated(
+    client: TestClient, alice: Headers, paused: Callable[[], None]
+) -> None:
+    ids = [
+        client.post(JOBS, headers=alice, json=synthetic_job(runner=runner)).json()["id"]
+        for runner in ("threads", "sequential", "threads", "asyncio")
+    ]
+
+    everything = client.get(JOBS, headers=alice).json()
+    threads = client.get(JOBS, headers=alice, params={"runner": "threads"}).json()
+    page = client.get(JOBS, headers=alice, params={"limit": 2, "offset": 1}).json()
+    queued = client.get(JOBS, headers=alice, params={"status": "queued"}).json()
+    done = client.get(JOBS, headers=alice, params={"status": "succeeded"}).json()
+
+    assert [job["id"] for job in everything["data"]] == ids[::-1]
+    assert everything["count"] == 4
+    assert [job["id"] for job in threads["data"]] == [ids[2], ids[0]]
+    assert [job["id"] for job in page["data"]] == [ids[2], ids[1]]
+    assert page["count"] == 4
+    assert queued["count"] == 4
+    assert done["count"] == 0
+
+
+def test_a_synthetic_batch_fans_out_and_reports_progress_and_aggregates(
+    client: TestClient, alice: Headers
+) -> None:
+    response = client.post(
+        BATCHES,
+        headers=alice,
+        json={
+            "source": {"count": 6, "width": 24, "height": 24, "seed": 100},
+            "pipeline": PURE_PIPELINE,
+            "runner": "threads",
+            "workers": 2,
+        },
+    )
+
+    assert response.status_code == 202, response.text
+    assert response.headers["Location"] == f"{BATCHES}/{response.json()['id']}"
+    assert len(response.json()["job_ids"]) == 6
+    batch = wait_until_finished(client, response.headers["Location"], alice)
+    assert batch["status"] == "succeeded", batch["error"]
+    assert batch["progress"] == {
+        "done": 6,
+        "total": 6,
+        "queued": 0,
+        "running": 0,
+        "succeeded": 6,
+        "failed": 0,
+        "cancelled": 0,
+    }
+    aggregates = batch["aggregates"]
+    assert aggregates["wall_s"] > 0
+    assert aggregates["throughput_images_per_s"] == pytest.approx(6 / aggregates["wall_s"])
+    assert 0 < aggregates["latency_p50_s"] <= aggregates["latency_p95_s"]
+    assert aggregates["cpu_user_s"] + aggregates["cpu_system_s"] > 0
+    assert aggregates["peak_rss_bytes"] > 0
+    # Image i of the set uses seed + i.
+    last = client.get(f"{JOBS}/{batch['job_ids'][-1]}/result", headers=alice).content
+    assert last == expected_png(24, 24, 105, PURE_PIPELINE)
+
+
+def batch_digest(client: TestClient, headers: Headers, runner: str) -> str:
+    response = client.post(
+        BATCHES,
+        headers=headers,
+        json={
+            "source": {"count": 3, "width": 20, "height": 16, "seed": 1},
+            "pipeline": PURE_PIPELINE,
+            "runner": runner,
+            "workers": 2,
+        },
+    )
+    batch = wait_until_finished(client, response.headers["Location"], headers)
+    assert batch["status"] == "succeeded", batch["error"]
+    combined = hashlib.sha256()
+    for job_id in batch["job_ids"]:
+        combined.update(client.get(f"{JOBS}/{job_id}/result", headers=headers).content)
+    return combined.hexdigest()
+
+
+def test_every_runner_gives_byte_identical_batch_outputs(
+    client: TestClient, alice: Headers
+) -> None:
+    digests = {
+        runner: batch_digest(client, alice, runner)
+        for runner in ("sequential", "threads", "asyncio", "interpreters", "processes")
+    }
+
+    assert len(set(digests.values())) == 1, digests
+
+
+def test_a_multipart_batch_runs_each_uploaded_image(client: TestClient, alice: Headers) -> None:
+    files = [
+        ("images", (f"{colour}.png", png(colour=colour), "image/png"))
+        for colour in ("red", "green", "blue")
+    ]
+
+    response = client.post(
+        BATCHES,
+        headers=alice,
+        files=files,
+        data={"pipeline": '[{"op": "invert"}]', "runner": "threads", "workers": "2"},
+    )
+
+    assert response.status_code == 202, response.text
+    batch = wait_until_finished(client, response.headers["Location"], alice)
+    assert batch["progress"]["succeeded"] == 3
+    jobs = [client.get(f"{JOBS}/{job_id}", headers=alice).json() for job_id in batch["job_ids"]]
+    assert [job["upload_filename"] for job in jobs] == ["red.png", "green.png", "blue.png"]
+    first = Image.open(io.BytesIO(client.get(jobs[0]["result_url"], headers=alice).content))
+    assert first.convert("RGB").getpixel((0, 0)) == (0, 255, 255)  # red, inverted
+
+
+def test_batches_are_listed_newest_first(
+    client: TestClient, alice: Headers, paused: Callable[[], None]
+) -> None:
+    body = {"source": {"count": 2, "width": 8, "height": 8}, "pipeline": [{"op": "invert"}]}
+    ids = [client.post(BATCHES, headers=alice, json=body).json()["id"] for _ in range(3)]
+
+    listed = client.get(BATCHES, headers=alice, params={"limit": 2}).json()
+
+    assert listed["count"] == 3
+    assert [batch["id"] for batch in listed["data"]] == [ids[2], ids[1]]
+    assert listed["data"][0]["progress"]["queued"] == 2
+
+
+def test_many_threads_submitting_at_once_never_see_database_is_locked(
+    client: TestClient, alice: Headers, paused: Callable[[], None]
+) -> None:
+    def submit(index: int) -> int:
+        body = synthetic_job(source={"width": 8, "height": 8, "seed": index})
+        return client.post(JOBS, headers=alice, json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(submit, range(64)))
+
+    assert statuses == [202] * 64
+    assert client.get(JOBS, headers=alice).json()["count"] == 64
