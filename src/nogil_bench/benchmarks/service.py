@@ -1,7 +1,6 @@
 import uuid
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from nogil_bench.bench.chart import ChartPoint, render_speedup_chart
 from nogil_bench.benchmarks.models import Benchmark
@@ -13,7 +12,8 @@ from nogil_bench.benchmarks.schemas import (
 )
 from nogil_bench.core import runtime
 from nogil_bench.core.config import Settings
-from nogil_bench.core.errors import ConflictError, InvalidInputError, NotFoundError
+from nogil_bench.core.db import get_owned, newest_first
+from nogil_bench.core.errors import ConflictError, InvalidInputError
 from nogil_bench.jobs import service as job_service
 from nogil_bench.jobs.schemas import StepIn
 from nogil_bench.runners import RUNNERS
@@ -57,19 +57,14 @@ def submit(*, session: Session, owner_id: uuid.UUID, spec: BenchmarkSpec) -> Ben
 
 
 def get_benchmark(*, session: Session, owner_id: uuid.UUID, benchmark_id: uuid.UUID) -> Benchmark:
-    benchmark = session.get(Benchmark, benchmark_id)
-    if benchmark is None or benchmark.owner_id != owner_id:
-        raise NotFoundError(f"no benchmark {benchmark_id}")
-    return benchmark
+    return get_owned(session, Benchmark, benchmark_id, owner_id)
 
 
 def list_benchmarks(
     *, session: Session, owner_id: uuid.UUID, limit: int, offset: int
 ) -> tuple[list[Benchmark], int]:
     query = select(Benchmark).where(Benchmark.owner_id == owner_id)
-    count = session.exec(select(func.count()).select_from(query.subquery())).one()
-    page = session.exec(query.order_by(col(Benchmark.id).desc()).offset(offset).limit(limit))
-    return list(page.all()), count
+    return newest_first(session, query, Benchmark, limit=limit, offset=offset)
 
 
 def describe(benchmark: Benchmark) -> BenchmarkPublic:

@@ -6,15 +6,18 @@ write lock when a transaction starts: a deferred transaction that reads and then
 with "database is locked" at once, without waiting, when another writer got in between.
 """
 
+import uuid
 from collections.abc import Iterator
 from sqlite3 import Connection as SQLiteConnection
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine, event
-from sqlmodel import Session, SQLModel, create_engine
+from sqlalchemy import Engine, event, func
+from sqlmodel import Session, SQLModel, col, create_engine, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from nogil_bench.core.config import Settings
+from nogil_bench.core.errors import NotFoundError
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -64,3 +67,24 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_owned[T: SQLModel](
+    session: Session, table: type[T], row_id: uuid.UUID, owner_id: uuid.UUID
+) -> T:
+    """The row, if `owner_id` owns it. Another user's row is "not found", not "forbidden":
+    ids must not reveal what exists."""
+    row = session.get(table, row_id)
+    if row is None or getattr(row, "owner_id", None) != owner_id:
+        raise NotFoundError(f"no {table.__name__.lower()} {row_id}")
+    return row
+
+
+def newest_first[T: SQLModel](
+    session: Session, query: SelectOfScalar[T], table: type[T], *, limit: int, offset: int
+) -> tuple[list[T], int]:
+    """One page of the query's rows, newest first (ids are UUIDv7), and the total count."""
+    count = session.exec(select(func.count()).select_from(query.subquery())).one()
+    newest = col(getattr(table, "id")).desc()  # noqa: B009 - every table here has an id
+    page = session.exec(query.order_by(newest).offset(offset).limit(limit)).all()
+    return list(page), count

@@ -12,7 +12,13 @@ from starlette.datastructures import UploadFile
 from nogil_bench.core.config import Settings
 from nogil_bench.core.errors import InvalidInputError, UnsupportedMediaTypeError
 from nogil_bench.jobs import service
-from nogil_bench.jobs.schemas import MAX_PIPELINE_STEPS, PIPELINE_EXAMPLE, StepIn
+from nogil_bench.jobs.schemas import (
+    MAX_PIPELINE_STEPS,
+    PIPELINE_EXAMPLE,
+    BatchCreate,
+    JobCreate,
+    StepIn,
+)
 from nogil_bench.runners import RUNNERS
 
 DEFAULT_RUNNER = "threads"
@@ -93,6 +99,31 @@ async def read_upload_form(
         )
     finally:
         await form.close()
+
+
+async def read_submission(
+    request: Request, settings: Settings, *, batch: bool
+) -> tuple[service.ExecutionSpec, list[service.Source]]:
+    """A job's or batch's checked runner, workers and pipeline, and its sources, from a JSON or
+    multipart body."""
+    sources: list[service.Source]
+    body: JobCreate | BatchCreate | UploadForm
+    if body_kind(request) == "multipart/form-data":
+        body = await read_upload_form(
+            request, files_field="images" if batch else "image", many=batch, settings=settings
+        )
+        sources = [*body.uploads]
+    elif batch:
+        body = await read_json(request, BatchCreate)
+        service.check_batch_size(body.source.count, settings)
+        sources = [*service.expand_set(body.source)]
+    else:
+        body = await read_json(request, JobCreate)
+        sources = [body.source]
+    spec = service.check_spec(
+        runner=body.runner, workers=body.workers, pipeline=body.pipeline, settings=settings
+    )
+    return spec, sources
 
 
 def _text(value: object, field: str) -> str:

@@ -77,18 +77,7 @@ async def create_job(
     settings: SettingsDep,
     executor: ExecutorDep,
 ) -> JobPublic:
-    sources: list[service.Source]
-    if forms.body_kind(request) == "application/json":
-        body = await forms.read_json(request, JobCreate)
-        runner, workers, pipeline = body.runner, body.workers, body.pipeline
-        sources = [body.source]
-    else:
-        form = await forms.read_upload_form(
-            request, files_field="image", many=False, settings=settings
-        )
-        runner, workers, pipeline = form.runner, form.workers, form.pipeline
-        sources = list(form.uploads)
-    spec = service.check_spec(runner=runner, workers=workers, pipeline=pipeline, settings=settings)
+    spec, sources = await forms.read_submission(request, settings, batch=False)
     # Decoding uploads and writing rows is blocking work: off the event loop.
     [job] = await run_in_threadpool(
         lambda: service.submit(
@@ -180,19 +169,7 @@ async def create_batch(
     settings: SettingsDep,
     executor: ExecutorDep,
 ) -> BatchPublic:
-    sources: list[service.Source]
-    if forms.body_kind(request) == "application/json":
-        body = await forms.read_json(request, BatchCreate)
-        runner, workers, pipeline = body.runner, body.workers, body.pipeline
-        service.check_batch_size(body.source.count, settings)
-        sources = list(service.expand_set(body.source))
-    else:
-        form = await forms.read_upload_form(
-            request, files_field="images", many=True, settings=settings
-        )
-        runner, workers, pipeline = form.runner, form.workers, form.pipeline
-        sources = list(form.uploads)
-    spec = service.check_spec(runner=runner, workers=workers, pipeline=pipeline, settings=settings)
+    spec, sources = await forms.read_submission(request, settings, batch=True)
 
     def submit() -> BatchPublic:
         [first, *_] = service.submit(

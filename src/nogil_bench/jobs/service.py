@@ -8,15 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from nogil_bench.bench.stats import percentile
 from nogil_bench.core.config import Settings
+from nogil_bench.core.db import get_owned, newest_first
 from nogil_bench.core.errors import (
     ConflictError,
     InvalidInputError,
-    NotFoundError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
@@ -197,11 +196,7 @@ def expand_set(source: SyntheticSet) -> list[SyntheticSource]:
 
 
 def get_job(*, session: Session, owner_id: uuid.UUID, job_id: uuid.UUID) -> Job:
-    job = session.get(Job, job_id)
-    # Another user's job is "not found", not "forbidden": ids must not reveal what exists.
-    if job is None or job.owner_id != owner_id:
-        raise NotFoundError(f"no job {job_id}")
-    return job
+    return get_owned(session, Job, job_id, owner_id)
 
 
 def list_jobs(
@@ -221,9 +216,7 @@ def list_jobs(
         query = query.where(Job.runner == runner)
     if batch_id is not None:
         query = query.where(Job.batch_id == batch_id)
-    count = session.exec(select(func.count()).select_from(query.subquery())).one()
-    page = session.exec(query.order_by(col(Job.id).desc()).offset(offset).limit(limit)).all()
-    return list(page), count
+    return newest_first(session, query, Job, limit=limit, offset=offset)
 
 
 def result_path(job: Job, settings: Settings) -> Path:
@@ -257,19 +250,14 @@ def remove_files(job: Job, settings: Settings) -> None:
 
 
 def get_batch(*, session: Session, owner_id: uuid.UUID, batch_id: uuid.UUID) -> Batch:
-    batch = session.get(Batch, batch_id)
-    if batch is None or batch.owner_id != owner_id:
-        raise NotFoundError(f"no batch {batch_id}")
-    return batch
+    return get_owned(session, Batch, batch_id, owner_id)
 
 
 def list_batches(
     *, session: Session, owner_id: uuid.UUID, limit: int, offset: int
 ) -> tuple[list[Batch], int]:
     query = select(Batch).where(Batch.owner_id == owner_id)
-    count = session.exec(select(func.count()).select_from(query.subquery())).one()
-    page = session.exec(query.order_by(col(Batch.id).desc()).offset(offset).limit(limit)).all()
-    return list(page), count
+    return newest_first(session, query, Batch, limit=limit, offset=offset)
 
 
 def describe_batch(*, session: Session, batch: Batch) -> BatchPublic:
