@@ -120,13 +120,17 @@ class Executor:
         claim = claim_next(self.engine)
         if claim is None:
             return False
-        logger.info("running {} {}", claim.kind, claim.id)
+        with logger.contextualize(**{f"{claim.kind}_id": str(claim.id)}):
+            logger.info("running {} {}", claim.kind, claim.id)
+            self._run_claim(claim)
+        return True
+
+    def _run_claim(self, claim: Claim) -> None:
         try:
             self._execute(claim)
         except Exception as error:
             logger.exception("{} {} failed", claim.kind, claim.id)
             fail_claim(self.engine, claim, f"{type(error).__name__}: {error}")
-        return True
 
     def _execute(self, claim: Claim) -> None:
         should_stop = self._stopping.is_set

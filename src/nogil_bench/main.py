@@ -17,6 +17,7 @@ from nogil_bench.core.docs import OAUTH2_REDIRECT_URL, install_docs
 from nogil_bench.core.errors import install_error_handler
 from nogil_bench.core.limits import BodySizeLimitMiddleware
 from nogil_bench.core.logging import configure_logging
+from nogil_bench.core.requests import RequestContextMiddleware
 from nogil_bench.executor import Executor, requeue_interrupted
 from nogil_bench.health.router import router as health_router
 from nogil_bench.jobs.router import router as jobs_router
@@ -85,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             + FORM_OVERHEAD_BYTES,
         },
     )
+    # Added last, so outermost: even a refused body gets a request id and an access line.
+    app.add_middleware(RequestContextMiddleware, slow_request_ms=settings.SLOW_REQUEST_MS)
     api = APIRouter(prefix=API_PREFIX)
     for router in (auth_router, users_router, jobs_router, benchmarks_router):
         api.include_router(router)

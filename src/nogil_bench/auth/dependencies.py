@@ -8,6 +8,7 @@ from nogil_bench.core import security
 from nogil_bench.core.db import SessionDep
 from nogil_bench.core.deps import SettingsDep
 from nogil_bench.core.errors import NotAuthenticatedError
+from nogil_bench.core.logging import request_fields
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a URL, not a password
 
@@ -28,6 +29,8 @@ def get_current_user(
     user = session.get(User, user_id)
     if user is None:
         raise NotAuthenticatedError("the token's user no longer exists")
+    if (fields := request_fields.get()) is not None:
+        fields["user_id"] = str(user.id)  # on this request's later log lines
     return user
 
 

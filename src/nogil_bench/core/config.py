@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     HOST: str = "127.0.0.1"
     PORT: int = Field(default=8000, ge=1, le=65535)
     LOG_LEVEL: LogLevel = "INFO"
+    LOG_FORMAT: Literal["json", "text"] = Field(
+        default="json", description="One JSON object per line, or readable text (development)."
+    )
+    SLOW_REQUEST_MS: float = Field(
+        default=500, gt=0, description="Requests slower than this are logged as warnings."
+    )
     SHUTDOWN_GRACE_SECONDS: int = Field(
         default=20,
         ge=1,

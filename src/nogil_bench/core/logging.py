@@ -1,13 +1,29 @@
-"""Logging set-up, done once per process: loguru owns the output, stdlib loggers feed it."""
+"""Logging set-up, done once per process: loguru owns the output, stdlib loggers feed it.
+
+Lines are JSON objects (one per line) or readable text, per `LOG_FORMAT`. Every line carries
+what is known of its context: `request_id` and `user_id` within a request (set by the request
+middleware and the auth dependency), and `job_id` / `batch_id` / `benchmark_id` for job work.
+"""
 
 import inspect
+import json
 import logging
 import sys
+import traceback
+from contextvars import ContextVar
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from nogil_bench.core.config import Settings
+
+if TYPE_CHECKING:
+    from loguru import Message, Record
+
+# Per-request fields, a mutable dict so that a dependency running in the thread pool (which
+# gets a copy of the context, holding the same dict) can add the user id.
+request_fields: ContextVar[dict[str, str] | None] = ContextVar("request_fields", default=None)
 
 
 class InterceptHandler(logging.Handler):
@@ -29,14 +45,63 @@ class InterceptHandler(logging.Handler):
                 break
             frame = frame.f_back
             depth += 1
-        logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
+        logger.opt(depth=depth, exception=record.exc_info).log(
+            level, record.getMessage(), logger_name=record.name
+        )
+
+
+def _add_request_fields(record: Record) -> None:
+    if fields := request_fields.get():
+        record["extra"].update(fields)
+
+
+def json_line(record: Record) -> str:
+    """One log record as a JSON object."""
+    extra = dict(record["extra"])
+    line: dict[str, Any] = {
+        "time": record["time"].isoformat(),
+        "level": record["level"].name,
+        "message": record["message"],
+        "logger": extra.pop("logger_name", record["name"]),
+        "module": record["name"],
+        "function": record["function"],
+        "line": record["line"],
+        **extra,
+    }
+    if record["exception"] is not None:
+        error_type, error, trace = record["exception"]
+        line["exception"] = "".join(traceback.format_exception(error_type, error, trace))
+    return json.dumps(line, default=str)
+
+
+def _json_sink(message: Message) -> None:
+    sys.stderr.write(json_line(message.record) + "\n")
+
+
+TEXT_FORMAT = (
+    "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <8}</level> | "
+    "<cyan>{name}</cyan>:<cyan>{function}</cyan>:<cyan>{line}</cyan> - <level>{message}</level>"
+    " <dim>{extra}</dim>"
+)
 
 
 def configure_logging(settings: Settings) -> None:
     logger.remove()
-    logger.add(sys.stderr, level=settings.LOG_LEVEL, backtrace=False, diagnose=False)
+    logger.configure(patcher=_add_request_fields)
+    if settings.LOG_FORMAT == "json":
+        logger.add(_json_sink, level=settings.LOG_LEVEL, backtrace=False, diagnose=False)
+    else:
+        logger.add(
+            sys.stderr,
+            level=settings.LOG_LEVEL,
+            format=TEXT_FORMAT,
+            backtrace=False,
+            diagnose=False,
+        )
     logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers = []
         uvicorn_logger.propagate = True
+    # Our middleware writes one access line per request, with more in it than uvicorn's.
+    logging.getLogger("uvicorn.access").disabled = True

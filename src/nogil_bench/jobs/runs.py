@@ -79,15 +79,18 @@ def record_outcomes(
             row.gil_enabled = gil_enabled
             for name, value in (figures or {}).items():
                 setattr(row, name, value)
+            job_log = logger.bind(job_id=str(job.id))
             if outcome.value is None:
                 row.status = Status.FAILED
                 row.error = outcome.error
+                job_log.warning("job failed after {:.3f} s: {}", outcome.wall_s, outcome.error)
             else:
                 relative = f"outputs/{job.id}.png"
                 write_atomically(settings.DATA_DIR / relative, outcome.value)
                 row.status = Status.SUCCEEDED
                 row.output_path = relative
                 row.output_bytes = len(outcome.value)
+                job_log.info("job succeeded in {:.3f} s", outcome.wall_s)
             session.add(row)
         session.commit()
 

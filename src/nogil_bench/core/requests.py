@@ -1,0 +1,93 @@
+"""Per-request context and the access log: a request id on every line and in the response,
+one access line per request, a warning when slow, and a JSON 500 for unhandled errors."""
+
+import re
+import time
+import uuid
+
+from loguru import logger
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from nogil_bench.core.logging import request_fields
+
+REQUEST_ID_HEADER = "x-request-id"
+# Accept a caller's id only when it is short and plain, so it cannot forge log lines.
+VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def request_id_from(headers: dict[bytes, bytes]) -> str:
+    given = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+    return given if VALID_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, slow_request_ms: float) -> None:
+        self.app = app
+        self.slow_request_ms = slow_request_ms
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        request_id = request_id_from(headers)
+        fields = {"request_id": request_id}
+        token = request_fields.set(fields)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            logger.exception("unhandled error in {} {}", scope["method"], scope["path"])
+            if response_started:
+                raise
+            await _internal_error(send_with_id, request_id)
+        finally:
+            duration_ms = (time.perf_counter() - started) * 1000
+            client = scope.get("client")
+            access = logger.bind(
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round(duration_ms, 2),
+                client_ip=client[0] if client else None,
+                user_agent=headers.get(b"user-agent", b"").decode("latin-1"),
+            )
+            access.info("{} {} {}", scope["method"], scope["path"], status)
+            if duration_ms > self.slow_request_ms:
+                access.warning(
+                    "slow request: {} {} took {:.0f} ms (threshold {:.0f} ms)",
+                    scope["method"],
+                    scope["path"],
+                    duration_ms,
+                    self.slow_request_ms,
+                )
+            request_fields.reset(token)
+
+
+async def _internal_error(send: Send, request_id: str) -> None:
+    body = ('{"detail": "internal server error", "request_id": "' + request_id + '"}').encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

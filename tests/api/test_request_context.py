@@ -1,0 +1,162 @@
+"""Logs: one format, a request id on every line of a request and in its response, the user and
+job ids where known, an access line per request, and a JSON 500 for unhandled errors."""
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+from fastapi.testclient import TestClient
+from loguru import logger
+
+from nogil_bench.core.config import Settings
+from nogil_bench.core.logging import configure_logging
+from nogil_bench.main import create_app
+from tests.api.conftest import Headers, wait_until_finished
+
+if TYPE_CHECKING:
+    from loguru import Record
+
+type Records = list[Record]
+
+
+@pytest.fixture
+def records(client: TestClient) -> Iterator[Records]:
+    """Every log record from here on, as loguru's record dicts (after the app's set-up)."""
+    captured: Records = []
+    sink_id = logger.add(lambda message: captured.append(message.record), level="DEBUG")
+    yield captured
+    logger.remove(sink_id)
+
+
+def test_a_valid_request_id_is_kept_and_echoed(client: TestClient) -> None:
+    response = client.get("/health/live", headers={"X-Request-ID": "abc-123.def"})
+
+    assert response.headers["X-Request-ID"] == "abc-123.def"
+
+
+@pytest.mark.parametrize("given", [None, "", "has spaces", "x" * 200, "line\nbreak"])
+def test_a_missing_or_unsafe_request_id_is_replaced_by_a_generated_one(
+    client: TestClient, given: str | None
+) -> None:
+    headers = {} if given is None else {"X-Request-ID": given}
+
+    returned = client.get("/health/live", headers=headers).headers["X-Request-ID"]
+
+    assert returned != given
+    assert len(returned) == 32
+    int(returned, 16)
+
+
+def test_every_line_of_a_request_carries_its_id_and_the_user_once_known(
+    client: TestClient, alice: Headers, records: Records
+) -> None:
+    me = client.get("/api/v1/users/me", headers=alice | {"X-Request-ID": "req-42"}).json()
+
+    lines = [record for record in records if record["extra"].get("request_id") == "req-42"]
+    access = [line for line in lines if "status" in line["extra"]]
+    assert len(access) == 1
+    extra = access[0]["extra"]
+    assert extra["method"] == "GET"
+    assert extra["path"] == "/api/v1/users/me"
+    assert extra["status"] == 200
+    assert extra["duration_ms"] >= 0
+    assert extra["client_ip"] == "testclient"
+    assert extra["user_agent"] == "testclient"
+    assert extra["user_id"] == me["id"]
+
+
+def test_a_slow_request_is_logged_as_a_warning(settings: Settings) -> None:
+    slow_app = create_app(settings.model_copy(update={"SLOW_REQUEST_MS": 0.000001}))
+    records: Records = []
+    sink_id = logger.add(lambda message: records.append(message.record), level="WARNING")
+    try:
+        with TestClient(slow_app) as slow_client:
+            slow_client.get("/health/live")
+    finally:
+        logger.remove(sink_id)
+
+    warnings = [
+        r for r in records if r["level"].name == "WARNING" and "slow request" in r["message"]
+    ]
+    assert warnings
+    assert warnings[0]["extra"]["path"] == "/health/live"
+
+
+def test_an_unhandled_error_is_a_json_500_with_the_request_id_and_a_logged_traceback(
+    settings: Settings,
+) -> None:
+    app = create_app(settings)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("kaboom")
+
+    captured: Records = []
+    sink_id = logger.add(lambda message: captured.append(message.record), level="ERROR")
+    try:
+        with TestClient(app) as client:
+            response = client.get("/boom", headers={"X-Request-ID": "req-boom"})
+    finally:
+        logger.remove(sink_id)
+
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal server error", "request_id": "req-boom"}
+    assert response.headers["X-Request-ID"] == "req-boom"
+    [error] = captured
+    assert error["extra"]["request_id"] == "req-boom"
+    assert error["exception"] is not None
+    assert "kaboom" in str(error["exception"].value)
+
+
+def test_job_work_lines_carry_the_batch_and_job_ids(
+    client: TestClient, alice: Headers, records: Records
+) -> None:
+    body = {"source": {"count": 2, "width": 8, "height": 8}, "pipeline": [{"op": "invert"}]}
+    batch = client.post("/api/v1/batches", headers=alice, json=body).json()
+    wait_until_finished(client, f"/api/v1/batches/{batch['id']}", alice)
+
+    job_lines = [r for r in records if r["extra"].get("batch_id") == batch["id"]]
+    assert {r["extra"].get("job_id") for r in job_lines} >= set(batch["job_ids"])
+
+
+def test_json_format_writes_one_json_object_per_line(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging(settings.model_copy(update={"LOG_FORMAT": "json"}))
+
+    logger.bind(job_id="j-1").info("hello {}", "world")
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        logger.exception("failed")
+
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert lines[0]["message"] == "hello world"
+    assert lines[0]["level"] == "INFO"
+    assert lines[0]["job_id"] == "j-1"
+    assert lines[0]["time"]
+    assert "ValueError: bad" in lines[1]["exception"]
+
+
+def test_text_format_is_readable(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(settings.model_copy(update={"LOG_FORMAT": "text"}))
+
+    logger.info("hello")
+
+    line = capsys.readouterr().err
+    assert "| INFO     |" in line
+    assert "hello" in line
+
+
+def test_uvicorn_and_stdlib_loggers_go_through_the_same_sink(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging(settings.model_copy(update={"LOG_FORMAT": "json"}))
+
+    logging.getLogger("uvicorn.error").warning("from uvicorn")
+
+    [line] = [json.loads(text) for text in capsys.readouterr().err.splitlines()]
+    assert line["message"] == "from uvicorn"
+    assert line["logger"] == "uvicorn.error"
