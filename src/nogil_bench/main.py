@@ -12,7 +12,12 @@ from nogil_bench.auth.router import users_router
 from nogil_bench.benchmarks.router import router as benchmarks_router
 from nogil_bench.core import runtime
 from nogil_bench.core.config import Settings, get_settings
-from nogil_bench.core.db import create_tables, make_engine
+from nogil_bench.core.db import (
+    DatabaseUnavailableError,
+    create_tables,
+    make_engine,
+    wait_for_database,
+)
 from nogil_bench.core.docs import OAUTH2_REDIRECT_URL, install_docs
 from nogil_bench.core.errors import install_error_handler
 from nogil_bench.core.limits import BodySizeLimitMiddleware
@@ -52,11 +57,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "mode); tokens stop working when it restarts"
             )
         engine = make_engine(settings)
+        try:
+            wait_for_database(engine, settings)
+        except DatabaseUnavailableError as error:
+            logger.critical("cannot start: {}", error)
+            raise
         create_tables(engine)
         requeue_interrupted(engine)
         executor = Executor(engine, settings)
         app.state.engine = engine
         app.state.executor = executor
+        app.state.draining = False
         executor.start()
         yield
         if not app.state.executor.stop(settings.SHUTDOWN_GRACE_SECONDS):

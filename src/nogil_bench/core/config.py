@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     DATABASE_URL: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite at DATA_DIR/nogil_bench.db."
     )
+    DB_CONNECT_ATTEMPTS: int = Field(
+        default=6, ge=1, description="Start-up tries to reach the database before exiting 1."
+    )
+    DB_CONNECT_BACKOFF_SECONDS: float = Field(
+        default=0.5, gt=0, description="First wait between tries; doubles each time, up to 8 s."
+    )
     SQLITE_BUSY_TIMEOUT_MS: int = Field(
         default=10_000, ge=0, description="How long a writer waits for the lock before failing."
     )

@@ -6,13 +6,16 @@ write lock when a transaction starts: a deferred transaction that reads and then
 with "database is locked" at once, without waiting, when another writer got in between.
 """
 
+import time
 import uuid
 from collections.abc import Iterator
 from sqlite3 import Connection as SQLiteConnection
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from loguru import logger
 from sqlalchemy import Engine, event, func
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -50,6 +53,44 @@ def make_engine(settings: Settings) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+MAX_BACKOFF_SECONDS = 8.0
+
+
+class DatabaseUnavailableError(RuntimeError):
+    """The database did not answer within the start-up attempts."""
+
+
+def database_answers(engine: Engine) -> None:
+    """Raises when the database cannot run a trivial query."""
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SELECT 1")
+
+
+def wait_for_database(engine: Engine, settings: Settings) -> None:
+    """Bounded retries with exponential backoff; DatabaseUnavailableError after the last."""
+    delay_s = settings.DB_CONNECT_BACKOFF_SECONDS
+    for attempt in range(1, settings.DB_CONNECT_ATTEMPTS + 1):
+        try:
+            database_answers(engine)
+        except SQLAlchemyError as error:
+            if attempt == settings.DB_CONNECT_ATTEMPTS:
+                raise DatabaseUnavailableError(
+                    f"the database at {engine.url!r} did not answer after {attempt} attempts: "
+                    f"{error.__cause__ or error}"
+                ) from error
+            logger.warning(
+                "database not answering (attempt {} of {}), retrying in {:.1f} s: {}",
+                attempt,
+                settings.DB_CONNECT_ATTEMPTS,
+                delay_s,
+                error.__cause__ or error,
+            )
+            time.sleep(delay_s)
+            delay_s = min(delay_s * 2, MAX_BACKOFF_SECONDS)
+        else:
+            return
 
 
 def create_tables(engine: Engine) -> None:

@@ -1,7 +1,10 @@
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from nogil_bench.core import runtime
-from nogil_bench.health.schemas import Health, Liveness
+from nogil_bench.core.db import database_answers
+from nogil_bench.health.schemas import Health, Liveness, Readiness
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -23,3 +26,24 @@ def read_health() -> Health:
 async def read_liveness() -> Liveness:
     # Async on purpose: it is answered by the event loop itself, and touches nothing else.
     return Liveness(status="alive")
+
+
+@router.get(
+    "/ready",
+    summary="Readiness: the database answers, the executor takes work, not draining",
+    responses={503: {"model": Readiness, "description": "A check failed; `checks` says which"}},
+)
+def read_readiness(request: Request) -> JSONResponse:
+    state = request.app.state
+    checks = {"database": "ok", "executor": "ok", "draining": "ok"}
+    try:
+        database_answers(state.engine)
+    except SQLAlchemyError as error:
+        checks["database"] = f"not answering: {error.__cause__ or error}"
+    if not state.executor.alive:
+        checks["executor"] = "not running"
+    if state.draining:
+        checks["draining"] = "shutting down: not taking new work"
+    ready = all(result == "ok" for result in checks.values())
+    body = Readiness(status="ready" if ready else "not ready", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

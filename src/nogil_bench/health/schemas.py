@@ -15,3 +15,11 @@ class Health(BaseModel):
 
 class Liveness(BaseModel):
     status: Literal["alive"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str] = Field(
+        description="Each check's result: 'ok', or why it failed.",
+        examples=[{"database": "ok", "executor": "ok", "draining": "ok"}],
+    )

@@ -1,0 +1,118 @@
+"""Readiness and start-up: ready only when the database answers, the executor takes work and
+the service is not draining; start-up waits for the database, boundedly, then exits non-zero."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import create_engine
+
+from nogil_bench.core import db
+from nogil_bench.core.config import Settings
+from nogil_bench.main import create_app
+from tests.test_cli import NOGIL_BENCH, free_port
+
+
+def test_ready_when_every_check_passes(client: TestClient) -> None:
+    response = client.get("/health/ready")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "executor": "ok", "draining": "ok"},
+    }
+
+
+def test_not_ready_while_the_executor_is_stopped(client: TestClient) -> None:
+    client.app.state.executor.stop(timeout_s=30)  # type: ignore[attr-defined]
+
+    response = client.get("/health/ready")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["executor"] == "not running"
+
+
+def test_not_ready_while_draining(client: TestClient) -> None:
+    client.app.state.draining = True  # type: ignore[attr-defined]
+
+    response = client.get("/health/ready")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["draining"].startswith("shutting down")
+
+
+def test_not_ready_when_the_database_does_not_answer(client: TestClient, tmp_path: Path) -> None:
+    state = client.app.state  # type: ignore[attr-defined]
+    working = state.engine
+    state.engine = create_engine(f"sqlite:///{tmp_path / 'missing-dir' / 'db.sqlite'}")
+    try:
+        response = client.get("/health/ready")
+    finally:
+        state.engine = working
+
+    assert response.status_code == 503
+    assert "not answering" in response.json()["checks"]["database"]
+    assert client.get("/health/live").status_code == 200  # alive, just not ready
+
+
+def unreachable(settings: Settings, tmp_path: Path, attempts: int) -> Settings:
+    return settings.model_copy(
+        update={
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'not-yet' / 'db.sqlite'}",
+            "DB_CONNECT_ATTEMPTS": attempts,
+            "DB_CONNECT_BACKOFF_SECONDS": 0.25,
+        }
+    )
+
+
+def test_start_up_retries_with_backoff_then_gives_up(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr("nogil_bench.core.db.time.sleep", waits.append)
+
+    with (
+        pytest.raises(db.DatabaseUnavailableError, match="did not answer after 4 attempts"),
+        TestClient(create_app(unreachable(settings, tmp_path, attempts=4))),
+    ):
+        pass
+
+    assert waits == [0.25, 0.5, 1.0]
+
+
+def test_start_up_goes_on_once_the_database_answers(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def database_comes_up(_: float) -> None:
+        (tmp_path / "not-yet").mkdir(exist_ok=True)
+
+    monkeypatch.setattr("nogil_bench.core.db.time.sleep", database_comes_up)
+
+    with TestClient(create_app(unreachable(settings, tmp_path, attempts=3))) as client:
+        assert client.get("/health/ready").status_code == 200
+
+
+def test_the_server_exits_non_zero_with_a_clear_message_when_the_database_never_comes(
+    tmp_path: Path,
+) -> None:
+    env = os.environ | {
+        "NOGIL_BENCH_DATA_DIR": str(tmp_path / "data"),
+        "NOGIL_BENCH_DATABASE_URL": f"sqlite:///{tmp_path / 'absent' / 'db.sqlite'}",
+        "NOGIL_BENCH_DB_CONNECT_ATTEMPTS": "2",
+        "NOGIL_BENCH_DB_CONNECT_BACKOFF_SECONDS": "0.1",
+    }
+
+    server = subprocess.run(
+        [NOGIL_BENCH, "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert server.returncode != 0
+    assert "cannot start" in server.stderr
+    assert "did not answer after 2 attempts" in server.stderr
