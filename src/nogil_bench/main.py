@@ -10,7 +10,7 @@ from nogil_bench import __version__
 from nogil_bench.auth.router import router as auth_router
 from nogil_bench.auth.router import users_router
 from nogil_bench.benchmarks.router import router as benchmarks_router
-from nogil_bench.core import runtime
+from nogil_bench.core import metrics, runtime
 from nogil_bench.core.config import Settings, get_settings
 from nogil_bench.core.db import (
     DatabaseUnavailableError,
@@ -24,6 +24,7 @@ from nogil_bench.core.limits import BodySizeLimitMiddleware
 from nogil_bench.core.logging import configure_logging
 from nogil_bench.core.requests import RequestContextMiddleware
 from nogil_bench.executor import Executor, requeue_interrupted
+from nogil_bench.health.router import metrics_router
 from nogil_bench.health.router import router as health_router
 from nogil_bench.jobs.router import router as jobs_router
 
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         requeue_interrupted(engine)
         executor = Executor(engine, settings)
         app.state.engine = engine
+        metrics.STORE.engine = engine
         app.state.executor = executor
         app.state.draining = False
         executor.start()
@@ -103,5 +105,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (auth_router, users_router, jobs_router, benchmarks_router):
         api.include_router(router)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(api)
     return app

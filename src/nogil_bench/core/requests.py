@@ -8,6 +8,7 @@ import uuid
 from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from nogil_bench.core import metrics
 from nogil_bench.core.logging import request_fields
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -18,6 +19,18 @@ VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 def request_id_from(headers: dict[bytes, bytes]) -> str:
     given = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
     return given if VALID_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's full template (/api/v1/jobs/{job_id}), bounded in number for metric
+    labels; "unmatched" otherwise. FastAPI puts the route, as its router declared it (without
+    the prefixes it was included under), in the scope; its last segments match the path's."""
+    template = getattr(scope.get("route"), "path", None)
+    if not isinstance(template, str):
+        return "unmatched"
+    segments = template.rstrip("/").count("/")
+    parts = scope["path"].rstrip("/").split("/")
+    return "/".join(parts[: len(parts) - segments]) + template
 
 
 class RequestContextMiddleware:
@@ -57,6 +70,9 @@ class RequestContextMiddleware:
             await _internal_error(send_with_id, request_id)
         finally:
             duration_ms = (time.perf_counter() - started) * 1000
+            metrics.observe_request(
+                scope["method"], route_template(scope), status, duration_ms / 1000
+            )
             client = scope.get("client")
             access = logger.bind(
                 method=scope["method"],

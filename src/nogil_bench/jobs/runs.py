@@ -13,7 +13,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from nogil_bench.bench.measure import RunMeter
-from nogil_bench.core import runtime
+from nogil_bench.core import metrics, runtime
 from nogil_bench.core.config import Settings
 from nogil_bench.core.files import write_atomically
 from nogil_bench.core.models import Status, utc_now
@@ -80,6 +80,7 @@ def record_outcomes(
             for name, value in (figures or {}).items():
                 setattr(row, name, value)
             job_log = logger.bind(job_id=str(job.id))
+            metrics.JOB_SECONDS.labels(runner=job.runner).observe(outcome.wall_s)
             if outcome.value is None:
                 row.status = Status.FAILED
                 row.error = outcome.error

@@ -1,0 +1,90 @@
+"""Prometheus metrics for GET /metrics: HTTP traffic, jobs, the queue, the GIL, the process.
+
+Counters and histograms live in one registry per process (they count what this process did);
+job states, queue depth and running jobs are read from the database at scrape time, so they
+are true even for work queued before a restart.
+"""
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from nogil_bench.core import runtime
+
+REQUEST_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+JOB_SECONDS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)  # process_cpu_seconds_total, process_resident_memory_bytes
+HTTP_REQUESTS = Counter(
+    "nogil_bench_http_requests_total",
+    "HTTP requests answered, by route template and status class.",
+    ["method", "route", "status_class"],
+    registry=REGISTRY,
+)
+HTTP_REQUEST_SECONDS = Histogram(
+    "nogil_bench_http_request_duration_seconds",
+    "HTTP request latency, by route template and status class.",
+    ["method", "route", "status_class"],
+    buckets=REQUEST_SECONDS_BUCKETS,
+    registry=REGISTRY,
+)
+JOB_SECONDS = Histogram(
+    "nogil_bench_job_duration_seconds",
+    "Time each finished job spent on its worker, by runner.",
+    ["runner"],
+    buckets=JOB_SECONDS_BUCKETS,
+    registry=REGISTRY,
+)
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    labels = {"method": method, "route": route, "status_class": f"{status // 100}xx"}
+    HTTP_REQUESTS.labels(**labels).inc()
+    HTTP_REQUEST_SECONDS.labels(**labels).observe(seconds)
+
+
+class StoreCollector(Collector):
+    """Jobs by state and runner, queue depth and running jobs, from the database; GIL state."""
+
+    def __init__(self) -> None:
+        self.engine: Engine | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        gil = GaugeMetricFamily(
+            "nogil_bench_gil_enabled", "1 when the GIL is on in this process, else 0."
+        )
+        gil.add_metric([], 1.0 if runtime.is_gil_enabled() else 0.0)
+        yield gil
+        if self.engine is None:
+            return
+        from nogil_bench.core.models import Status  # noqa: PLC0415 - keeps this module light
+        from nogil_bench.jobs.models import Job  # noqa: PLC0415
+
+        jobs = GaugeMetricFamily(
+            "nogil_bench_jobs",
+            "Jobs in the store, by state and runner.",
+            labels=["state", "runner"],
+        )
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(Job.status, Job.runner, func.count()).group_by(Job.status, Job.runner)
+            ).all()
+        counts = {(Status(status), runner): count for status, runner, count in rows}
+        for (status, runner), count in sorted(counts.items()):
+            jobs.add_metric([status.value, runner], count)
+        yield jobs
+        queued = GaugeMetricFamily("nogil_bench_queue_depth", "Jobs waiting to run.")
+        queued.add_metric([], sum(n for (s, _), n in counts.items() if s is Status.QUEUED))
+        yield queued
+        running = GaugeMetricFamily("nogil_bench_running_jobs", "Jobs running now.")
+        running.add_metric([], sum(n for (s, _), n in counts.items() if s is Status.RUNNING))
+        yield running
+
+
+STORE = StoreCollector()
+REGISTRY.register(STORE)
