@@ -116,6 +116,17 @@ class RunMeter:
         if not hasattr(self, "usage"):
             self.stop()
 
+    def figures(self) -> dict[str, float]:
+        """The measured figures, named as the job, batch and benchmark records name them."""
+        return {
+            "wall_s": self.wall_s,
+            "cpu_user_s": self.usage.cpu_user_s,
+            "cpu_system_s": self.usage.cpu_system_s,
+            "ctx_voluntary": self.usage.ctx_voluntary,
+            "ctx_involuntary": self.usage.ctx_involuntary,
+            "peak_rss_bytes": self.peak_rss_bytes,
+        }
+
     def elapsed_s(self) -> float:
         return time.perf_counter() - self._started
 

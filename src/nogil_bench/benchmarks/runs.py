@@ -39,9 +39,7 @@ def configurations(spec: BenchmarkSpec) -> list[tuple[str, int]]:
 
 def measure(runner_name: str, workers: int, jobs: list[ImageJob]) -> tuple[BenchmarkEntry, str]:
     """One configuration's entry (without the comparison fields) and its outputs' digest."""
-    runner_class = get_runner(runner_name)
-    entry = BenchmarkEntry(runner=runner_name, workers=workers, outcome="succeeded")
-    with runner_class(workers) as runner:
+    with get_runner(runner_name)(workers) as runner:
         with RunMeter() as setup:
             warm_up(runner)
         with RunMeter() as run:
@@ -49,17 +47,14 @@ def measure(runner_name: str, workers: int, jobs: list[ImageJob]) -> tuple[Bench
             run.stop()  # while a process pool's workers still count
     errors = [outcome.error for outcome in outcomes if outcome.error is not None]
     latencies = [outcome.wall_s for outcome in outcomes]
-    entry = entry.model_copy(
-        update={
+    entry = BenchmarkEntry.model_validate(
+        {
+            "runner": runner_name,
+            "workers": workers,
             "outcome": "failed" if errors else "succeeded",
             "error": f"{len(errors)} images failed, first: {errors[0]}" if errors else None,
             "setup_s": setup.wall_s,
-            "wall_s": run.wall_s,
-            "cpu_user_s": run.usage.cpu_user_s,
-            "cpu_system_s": run.usage.cpu_system_s,
-            "ctx_voluntary": run.usage.ctx_voluntary,
-            "ctx_involuntary": run.usage.ctx_involuntary,
-            "peak_rss_bytes": run.peak_rss_bytes,
+            **run.figures(),
             "throughput_images_per_s": len(jobs) / run.wall_s,
             "latency_p50_s": percentile(latencies, 50),
             "latency_p95_s": percentile(latencies, 95),

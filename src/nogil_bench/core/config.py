@@ -15,6 +15,9 @@ type LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR",
 PLACEHOLDER_SECRETS = frozenset({"changethis", "change-me", "secret", "dev", "development"})
 MIN_SECRET_KEY_CHARS = 32
 MIB = 1024 * 1024
+# Under DATA_DIR; the database stores paths relative to it.
+UPLOADS_DIR = Path("uploads")
+OUTPUTS_DIR = Path("outputs")
 
 
 class Settings(BaseSettings):
@@ -110,11 +113,11 @@ class Settings(BaseSettings):
 
     @property
     def outputs_dir(self) -> Path:
-        return self.DATA_DIR / "outputs"
+        return self.DATA_DIR / OUTPUTS_DIR
 
     @property
     def uploads_dir(self) -> Path:
-        return self.DATA_DIR / "uploads"
+        return self.DATA_DIR / UPLOADS_DIR
 
 
 @lru_cache

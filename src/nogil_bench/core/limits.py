@@ -3,6 +3,7 @@
 
 from collections.abc import Mapping
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nogil_bench.core.errors import PayloadTooLargeError
@@ -29,7 +30,12 @@ class BodySizeLimitMiddleware:
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length", b"").decode()
         if declared.isdigit() and int(declared) > limit:
-            await _refuse(send, int(declared), limit)
+            refusal = JSONResponse(
+                {"detail": _message(int(declared), limit)},
+                status_code=413,
+                headers={"Connection": "close"},
+            )
+            await refusal(scope, receive, send)
             return
         received = 0
 
@@ -47,19 +53,3 @@ class BodySizeLimitMiddleware:
 
 def _message(size_bytes: int, limit: int) -> str:
     return f"the request body is {size_bytes} bytes or more, over this route's limit of {limit}"
-
-
-async def _refuse(send: Send, size_bytes: int, limit: int) -> None:
-    body = ('{"detail": "' + _message(size_bytes, limit) + '"}').encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

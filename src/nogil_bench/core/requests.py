@@ -6,6 +6,7 @@ import time
 import uuid
 
 from loguru import logger
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nogil_bench.core import metrics
@@ -67,7 +68,10 @@ class RequestContextMiddleware:
             logger.exception("unhandled error in {} {}", scope["method"], scope["path"])
             if response_started:
                 raise
-            await _internal_error(send_with_id, request_id)
+            error = JSONResponse(
+                {"detail": "internal server error", "request_id": request_id}, status_code=500
+            )
+            await error(scope, receive, send_with_id)
         finally:
             duration_ms = (time.perf_counter() - started) * 1000
             metrics.observe_request(
@@ -92,18 +96,3 @@ class RequestContextMiddleware:
                     self.slow_request_ms,
                 )
             request_fields.reset(token)
-
-
-async def _internal_error(send: Send, request_id: str) -> None:
-    body = ('{"detail": "internal server error", "request_id": "' + request_id + '"}').encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 500,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

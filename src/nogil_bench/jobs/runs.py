@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from nogil_bench.bench.measure import RunMeter
 from nogil_bench.core import metrics, runtime
-from nogil_bench.core.config import Settings
+from nogil_bench.core.config import OUTPUTS_DIR, Settings
 from nogil_bench.core.files import write_atomically
 from nogil_bench.core.models import Status, utc_now
 from nogil_bench.jobs.models import Batch, Job
@@ -38,7 +38,8 @@ def image_job(job: Job, settings: Settings) -> ImageJob:
 
 def claim_chunk(engine: Engine, job_ids: Sequence[uuid.UUID]) -> list[Job]:
     """Mark the still-queued jobs among `job_ids` running (skipping cancelled ones)."""
-    with Session(engine) as session:
+    # Not expired on commit: the rows are returned as they were written, without re-reading.
+    with Session(engine, expire_on_commit=False) as session:
         jobs = list(
             session.exec(
                 select(Job)
@@ -52,9 +53,7 @@ def claim_chunk(engine: Engine, job_ids: Sequence[uuid.UUID]) -> list[Job]:
             job.attempts += 1
             session.add(job)
         session.commit()
-        for job in jobs:
-            session.refresh(job)
-            session.expunge(job)
+        session.expunge_all()
     return jobs
 
 
@@ -86,10 +85,10 @@ def record_outcomes(
                 row.error = outcome.error
                 job_log.warning("job failed after {:.3f} s: {}", outcome.wall_s, outcome.error)
             else:
-                relative = f"outputs/{job.id}.png"
+                relative = OUTPUTS_DIR / f"{job.id}.png"
                 write_atomically(settings.DATA_DIR / relative, outcome.value)
                 row.status = Status.SUCCEEDED
-                row.output_path = relative
+                row.output_path = str(relative)
                 row.output_bytes = len(outcome.value)
                 job_log.info("job succeeded in {:.3f} s", outcome.wall_s)
             session.add(row)
@@ -102,16 +101,6 @@ def fail_jobs(engine: Engine, jobs: Sequence[Job], error: str) -> None:
             update(Job)
             .where(col(Job.id).in_([job.id for job in jobs]))
             .values(status=Status.FAILED, error=error, finished_at=utc_now())
-        )
-        session.commit()
-
-
-def requeue(engine: Engine, jobs: Sequence[Job]) -> None:
-    with Session(engine) as session:
-        session.execute(
-            update(Job)
-            .where(col(Job.id).in_([job.id for job in jobs]))
-            .values(status=Status.QUEUED, started_at=None)
         )
         session.commit()
 
@@ -144,15 +133,7 @@ def run_chunks(
 
 
 def run_figures(meter: RunMeter, setup_s: float) -> dict[str, float]:
-    return {
-        "setup_s": setup_s,
-        "wall_s": meter.wall_s,
-        "cpu_user_s": meter.usage.cpu_user_s,
-        "cpu_system_s": meter.usage.cpu_system_s,
-        "ctx_voluntary": meter.usage.ctx_voluntary,
-        "ctx_involuntary": meter.usage.ctx_involuntary,
-        "peak_rss_bytes": meter.peak_rss_bytes,
-    }
+    return {"setup_s": setup_s, **meter.figures()}
 
 
 def execute_job(engine: Engine, settings: Settings, job: Job) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from nogil_bench.bench.stats import percentile
-from nogil_bench.core.config import Settings
+from nogil_bench.core.config import UPLOADS_DIR, Settings
 from nogil_bench.core.db import get_owned, newest_first
 from nogil_bench.core.errors import (
     ConflictError,
@@ -167,7 +167,7 @@ def submit(
                 height=height,
             )
             if isinstance(source, Upload):
-                relative = Path("uploads") / str(job.id)
+                relative = UPLOADS_DIR / str(job.id)
                 write_atomically(settings.DATA_DIR / relative, source.data, mode=0o600)
                 written.append(settings.DATA_DIR / relative)
                 job.upload_path = str(relative)
@@ -244,7 +244,7 @@ def delete_job(*, session: Session, settings: Settings, job: Job) -> Job | None:
 
 
 def remove_files(job: Job, settings: Settings) -> None:
-    for relative in (job.upload_path, job.output_path if job.status.finished else None):
+    for relative in (job.upload_path, job.output_path):
         if relative is not None:
             (settings.DATA_DIR / relative).unlink(missing_ok=True)
 
