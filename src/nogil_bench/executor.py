@@ -6,6 +6,7 @@ never skew each other's timings; requests only read and write rows meanwhile.
 """
 
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Literal
@@ -30,9 +31,9 @@ class Claim:
     id: uuid.UUID
 
 
-def claim_next(engine: Engine) -> Claim | None:
+def claim_next(engine: Engine, boot_id: uuid.UUID) -> Claim | None:
     """The oldest queued single job, batch or benchmark; batches and benchmarks are marked
-    running here (a single job is marked running when its run starts)."""
+    running by `boot_id` here (a single job is marked running when its run starts)."""
     with Session(engine) as session:
         candidates: list[Claim] = []
         job_id = session.exec(
@@ -66,6 +67,8 @@ def claim_next(engine: Engine) -> Claim | None:
             row = session.get(Benchmark, claim.id)
         if row is not None:
             row.status = Status.RUNNING
+            row.boot_id = boot_id
+            row.attempts += 1
             if row.started_at is None:
                 row.started_at = utc_now()
             session.add(row)
@@ -74,12 +77,18 @@ def claim_next(engine: Engine) -> Claim | None:
 
 
 class Executor:
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    """Runs queued work on one thread. `boot_id` names this service process on the rows it
+    runs, so the next start can tell work a dead process left running."""
+
+    def __init__(self, engine: Engine, settings: Settings, boot_id: uuid.UUID) -> None:
         self.engine = engine
         self.settings = settings
+        self.boot_id = boot_id
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._drain_lock = threading.Lock()
+        self._drained: bool | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="nogil-bench-executor", daemon=True)
@@ -97,6 +106,33 @@ class Executor:
             return True
         self._thread.join(timeout_s)
         return not self._thread.is_alive()
+
+    def drain(self, grace_s: float, cut_short: threading.Event | None = None) -> bool:
+        """Take no more work and let what runs finish, for up to `grace_s` seconds (or until
+        `cut_short` is set). Work still running then goes back to the queue for the next
+        start. True when nothing was left running. Once drained, later calls return at once."""
+        with self._drain_lock:
+            if self._drained is None:
+                self._drained = self._drain(grace_s, cut_short or threading.Event())
+            return self._drained
+
+    def _drain(self, grace_s: float, cut_short: threading.Event) -> bool:
+        logger.info("draining: running work may finish within {} s, queued work stays", grace_s)
+        deadline = time.monotonic() + grace_s
+        self.stop(timeout_s=0)
+        while self.alive and not cut_short.is_set() and time.monotonic() < deadline:
+            self.stop(timeout_s=min(0.1, max(0.0, deadline - time.monotonic())))
+        if not self.alive:
+            logger.info("drained: no work left running")
+            return True
+        why = "stop requested again" if cut_short.is_set() else f"{grace_s} s grace period over"
+        requeued = requeue_own_work(self.engine, self.boot_id)
+        logger.warning(
+            "{}: put back in the queue what was still running ({}); it resumes at the next start",
+            why,
+            ", ".join(f"{count} {kind}" for kind, count in requeued.items()) or "nothing",
+        )
+        return False
 
     @property
     def alive(self) -> bool:
@@ -117,7 +153,7 @@ class Executor:
 
     def run_next(self) -> bool:
         """Run the oldest queued work; False when the queue is empty."""
-        claim = claim_next(self.engine)
+        claim = claim_next(self.engine, self.boot_id)
         if claim is None:
             return False
         with logger.contextualize(**{f"{claim.kind}_id": str(claim.id)}):
@@ -147,22 +183,77 @@ class Executor:
                 return
             session.expunge(unit)
         if isinstance(unit, Batch):
-            job_runs.execute_batch(self.engine, self.settings, unit, should_stop)
+            job_runs.execute_batch(self.engine, self.settings, unit, should_stop, self.boot_id)
         else:
-            job_runs.execute_job(self.engine, self.settings, unit)
+            job_runs.execute_job(self.engine, self.settings, unit, self.boot_id)
 
 
-def requeue_interrupted(engine: Engine) -> None:
-    """Work left running by a process that died goes back to the queue (one service process
-    owns the queue, so at start nothing can really be running)."""
+TABLES: dict[WorkKind, type[Job] | type[Batch] | type[Benchmark]] = {
+    "job": Job,
+    "batch": Batch,
+    "benchmark": Benchmark,
+}
+
+
+def requeue_own_work(engine: Engine, boot_id: uuid.UUID) -> dict[WorkKind, int]:
+    """At the shutdown deadline: what `boot_id` still runs goes back to the queue. The service
+    cut these runs short, not the work, so they do not count as attempts."""
+    requeued: dict[WorkKind, int] = {}
     with Session(engine) as session:
-        for table in (Job, Batch, Benchmark):
-            rows = session.exec(select(table).where(table.status == Status.RUNNING)).all()
+        for kind, table in TABLES.items():
+            rows = session.exec(
+                select(table).where(table.status == Status.RUNNING, table.boot_id == boot_id)
+            ).all()
             for row in rows:
-                row.status = Status.QUEUED
+                row.put_back()
+                if isinstance(row, Job):
+                    row.started_at = None
                 session.add(row)
             if rows:
-                logger.warning("requeued {} {} rows left running", len(rows), table.__name__)
+                requeued[kind] = len(rows)
+        session.commit()
+    return requeued
+
+
+def recover_interrupted(engine: Engine, boot_id: uuid.UUID, max_attempts: int) -> None:
+    """At start: work that processes other than `boot_id` left running died with them. It goes
+    back to the queue, unless it has had `max_attempts` runs already (work that keeps killing
+    the service, say by running it out of memory): then it fails, with the reason. A batch
+    itself is always requeued; its jobs carry the attempts."""
+    # One service process owns a database (the executor is its only runner of work), so at
+    # start every running row belongs to a process that is gone.
+    with Session(engine) as session:
+        for kind, table in TABLES.items():
+            rows = session.exec(
+                select(table).where(
+                    table.status == Status.RUNNING, col(table.boot_id).is_distinct_from(boot_id)
+                )
+            ).all()
+            for row in rows:
+                dead_boot = row.boot_id
+                row.boot_id = None
+                if kind != "batch" and row.attempts >= max_attempts:
+                    row.status = Status.FAILED
+                    row.finished_at = utc_now()
+                    row.error = (
+                        f"interrupted: the service process running it ({dead_boot}) died, on "
+                        f"attempt {row.attempts} of {max_attempts} (max_attempts); not retried"
+                    )
+                    logger.error("{} {} failed after {} attempts", kind, row.id, row.attempts)
+                else:
+                    row.status = Status.QUEUED
+                    if isinstance(row, Job):
+                        row.started_at = None
+                    logger.warning(
+                        "{} {} was left running by process {}, which died: requeued "
+                        "(attempt {} of {} done)",
+                        kind,
+                        row.id,
+                        dead_boot,
+                        row.attempts,
+                        max_attempts,
+                    )
+                session.add(row)
         session.commit()
 
 

@@ -1,5 +1,7 @@
 """The application factory: `uvicorn --factory nogil_bench.main:create_app`."""
 
+import os
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,7 +25,7 @@ from nogil_bench.core.errors import install_error_handler
 from nogil_bench.core.limits import BodySizeLimitMiddleware
 from nogil_bench.core.logging import configure_logging
 from nogil_bench.core.requests import RequestContextMiddleware
-from nogil_bench.executor import Executor, requeue_interrupted
+from nogil_bench.executor import Executor, recover_interrupted
 from nogil_bench.health.router import metrics_router
 from nogil_bench.health.router import router as health_router
 from nogil_bench.jobs.router import router as jobs_router
@@ -64,16 +66,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.critical("cannot start: {}", error)
             raise
         create_tables(engine)
-        requeue_interrupted(engine)
-        executor = Executor(engine, settings)
+        # Names this process on the rows it runs, and on every log line from here on.
+        boot_id = uuid.uuid7()
+        logger.configure(extra={"boot_id": str(boot_id)})
+        logger.info("boot {} (pid {})", boot_id, os.getpid())
+        recover_interrupted(engine, boot_id, settings.MAX_ATTEMPTS)
+        executor = Executor(engine, settings, boot_id)
         app.state.engine = engine
         metrics.STORE.engine = engine
         app.state.executor = executor
         app.state.draining = False
         executor.start()
         yield
-        if not app.state.executor.stop(settings.SHUTDOWN_GRACE_SECONDS):
-            logger.warning("the executor did not finish its chunk within the grace period")
+        # `nogil-bench serve` drains on the signal, while still listening (see server.py);
+        # this drain covers every other way of stopping, and returns at once after that one.
+        app.state.draining = True
+        app.state.executor.drain(settings.SHUTDOWN_GRACE_SECONDS)
         engine.dispose()
         logger.info("nogil-bench stopped")
 

@@ -44,7 +44,7 @@ def paused(client: TestClient) -> Callable[[], None]:
     assert state.executor.stop(timeout_s=30)
 
     def resume() -> None:
-        state.executor = Executor(state.engine, state.settings)
+        state.executor = Executor(state.engine, state.settings, state.executor.boot_id)
         state.executor.start()
 
     return resume

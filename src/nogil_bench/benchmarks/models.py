@@ -7,7 +7,6 @@ from nogil_bench.core.models import QueuedWork
 
 
 class Benchmark(QueuedWork, table=True):
-    id: uuid.UUID = Field(default_factory=uuid.uuid7, primary_key=True)
     owner_id: uuid.UUID = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
     spec: dict[str, Any] = Field(sa_type=JSON, description="The checked request.")
     results: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)

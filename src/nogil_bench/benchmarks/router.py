@@ -9,7 +9,7 @@ from nogil_bench.benchmarks.models import Benchmark
 from nogil_bench.benchmarks.schemas import BenchmarkCreate, BenchmarkPublic, BenchmarksPublic
 from nogil_bench.core.db import SessionDep
 from nogil_bench.core.deps import SettingsDep
-from nogil_bench.jobs.dependencies import ExecutorDep
+from nogil_bench.jobs.dependencies import DRAINING_RESPONSE, ExecutorDep
 
 router = APIRouter(prefix="/benchmarks", tags=["benchmarks"])
 
@@ -27,7 +27,10 @@ OwnedBenchmark = Annotated[Benchmark, Depends(valid_benchmark)]
     "",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Queue one workload through several runners, one after another, compared",
-    responses={422: {"description": "A bad pipeline, runner, worker count, size or count"}},
+    responses={
+        422: {"description": "A bad pipeline, runner, worker count, size or count"},
+        **DRAINING_RESPONSE,
+    },
 )
 def create_benchmark(
     body: BenchmarkCreate,

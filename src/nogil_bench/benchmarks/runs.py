@@ -114,7 +114,7 @@ def execute(engine: Engine, benchmark_id: uuid.UUID, should_stop: Callable[[], b
         entries.append(entry)
     with Session(engine) as session:
         benchmark = session.get(Benchmark, benchmark_id)
-        if benchmark is None:
+        if benchmark is None or benchmark.status != Status.RUNNING:  # put back at a deadline
             return
         benchmark.results = [entry.model_dump() for entry in compare(entries, digests)]
         failed = [entry for entry in entries if entry.outcome == "failed"]
@@ -130,6 +130,6 @@ def _requeue(engine: Engine, benchmark_id: uuid.UUID) -> None:
     with Session(engine) as session:
         benchmark = session.get(Benchmark, benchmark_id)
         if benchmark is not None:
-            benchmark.status = Status.QUEUED
+            benchmark.put_back()
             session.add(benchmark)
             session.commit()

@@ -42,8 +42,9 @@ class Settings(BaseSettings):
     SHUTDOWN_GRACE_SECONDS: int = Field(
         default=20,
         ge=1,
-        description="On SIGTERM/SIGINT, how long in-flight requests may take before the server "
-        "stops. Container stop timeouts must be longer (compose.yaml: 30 s).",
+        description="On SIGTERM/SIGINT, how long running jobs and in-flight requests may take; "
+        "jobs still running then go back to the queue. Also the Retry-After given meanwhile. "
+        "Container stop timeouts must be longer (compose.yaml: 30 s).",
     )
 
     # Store
@@ -80,6 +81,12 @@ class Settings(BaseSettings):
     MAX_BATCH_IMAGES: int = Field(default=256, ge=1, description="Images per batch or benchmark.")
     MAX_SYNTHETIC_SIDE: int = Field(
         default=4096, ge=1, description="Widest and tallest synthetic image, in pixels."
+    )
+    MAX_ATTEMPTS: int = Field(
+        default=3,
+        ge=1,
+        description="Runs a job or benchmark may start. One left running by a crashed process "
+        "is requeued at the next start, or failed once it has had this many.",
     )
     EXECUTOR_POLL_SECONDS: float = Field(
         default=5.0, gt=0, description="How often an idle executor looks for work it missed."

@@ -1,5 +1,6 @@
 """One error hierarchy for the service; one handler turns each into `{"detail": message}`."""
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from fastapi import FastAPI, Request
@@ -8,16 +9,17 @@ from fastapi.responses import JSONResponse
 
 class AppError(Exception):
     status_code: ClassVar[int] = 400
-    headers: ClassVar[dict[str, str] | None] = None
+    default_headers: ClassVar[Mapping[str, str]] = {}
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, headers: Mapping[str, str] | None = None) -> None:
         self.message = message
+        self.headers = {**self.default_headers, **(headers or {})}
         super().__init__(message)
 
 
 class NotAuthenticatedError(AppError):
     status_code = 401
-    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 - read-only by convention
+    default_headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 - read-only by convention
 
 
 class NotFoundError(AppError):
@@ -38,6 +40,12 @@ class UnsupportedMediaTypeError(AppError):
 
 class InvalidInputError(AppError):
     status_code = 422
+
+
+class ServiceUnavailableError(AppError):
+    """Not now (the service is draining, say): raise it with a Retry-After header."""
+
+    status_code = 503
 
 
 async def _app_error_handler(request: Request, error: Exception) -> JSONResponse:

@@ -1,5 +1,6 @@
 """Table pieces more than one domain uses: UTC timestamps, and the life cycle of queued work."""
 
+import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -48,9 +49,27 @@ class Status(StrEnum):
 class QueuedWork(SQLModel):
     """What every queued thing records. Ids are UUIDv7: time-ordered, so sorting by id is FIFO."""
 
+    id: uuid.UUID = Field(default_factory=uuid.uuid7, primary_key=True)
     status: Status = Field(default=Status.QUEUED, index=True)
     error: str | None = None
     queued_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     gil_enabled: bool | None = Field(default=None, description="The GIL's state when it ran.")
+    attempts: int = Field(
+        default=0,
+        sa_column_kwargs={"server_default": "0"},
+        description="Runs started, less those the service itself cut short at shutdown.",
+    )
+    boot_id: uuid.UUID | None = Field(
+        default=None,
+        index=True,
+        description="The service process (its boot id) that ran it; cleared when requeued.",
+    )
+
+    def put_back(self) -> None:
+        """Back to the queue because the service stopped (a shutdown), not because the work
+        failed: the run it cut short is not counted as an attempt."""
+        self.status = Status.QUEUED
+        self.boot_id = None
+        self.attempts = max(0, self.attempts - 1)

@@ -22,14 +22,12 @@ class RunFigures(QueuedWork):
 
 
 class Batch(RunFigures, table=True):
-    id: uuid.UUID = Field(default_factory=uuid.uuid7, primary_key=True)
     owner_id: uuid.UUID = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
 
 
 class Job(RunFigures, table=True):
     """One image through one pipeline. In a batch, the run figures are the batch's."""
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid7, primary_key=True)
     owner_id: uuid.UUID = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
     batch_id: uuid.UUID | None = Field(
         default=None, foreign_key="batch.id", index=True, ondelete="CASCADE"
@@ -43,4 +41,3 @@ class Job(RunFigures, table=True):
     output_bytes: int | None = None
     latency_s: float | None = Field(default=None, description="Wall time on its worker.")
     cpu_s: float | None = Field(default=None, description="CPU time of its worker thread.")
-    attempts: int = 0

@@ -11,7 +11,7 @@ from nogil_bench.core.deps import SettingsDep
 from nogil_bench.core.models import Status
 from nogil_bench.core.openapi import json_or_multipart
 from nogil_bench.jobs import forms, service
-from nogil_bench.jobs.dependencies import ExecutorDep, OwnedBatch, OwnedJob
+from nogil_bench.jobs.dependencies import DRAINING_RESPONSE, ExecutorDep, OwnedBatch, OwnedJob
 from nogil_bench.jobs.models import Job
 from nogil_bench.jobs.schemas import (
     BatchCreate,
@@ -35,6 +35,7 @@ SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"description": "An image over max_upload_bytes"},
     415: {"description": "Not an image, or not PNG / JPEG / WebP"},
     422: {"description": "A bad pipeline, runner, worker count, size or count"},
+    **DRAINING_RESPONSE,
 }
 
 

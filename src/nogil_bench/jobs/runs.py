@@ -36,8 +36,9 @@ def image_job(job: Job, settings: Settings) -> ImageJob:
     return ImageJob(SyntheticSource(job.width, job.height, job.seed), steps)
 
 
-def claim_chunk(engine: Engine, job_ids: Sequence[uuid.UUID]) -> list[Job]:
-    """Mark the still-queued jobs among `job_ids` running (skipping cancelled ones)."""
+def claim_chunk(engine: Engine, job_ids: Sequence[uuid.UUID], boot_id: uuid.UUID) -> list[Job]:
+    """Mark the still-queued jobs among `job_ids` running by `boot_id` (skipping cancelled
+    ones), counting the attempt."""
     # Not expired on commit: the rows are returned as they were written, without re-reading.
     with Session(engine, expire_on_commit=False) as session:
         jobs = list(
@@ -49,6 +50,7 @@ def claim_chunk(engine: Engine, job_ids: Sequence[uuid.UUID]) -> list[Job]:
         )
         for job in jobs:
             job.status = Status.RUNNING
+            job.boot_id = boot_id
             job.started_at = utc_now()
             job.attempts += 1
             session.add(job)
@@ -68,7 +70,9 @@ def record_outcomes(
     with Session(engine) as session:
         for job, outcome in zip(jobs, outcomes, strict=True):
             row = session.get(Job, job.id)
-            if row is None:  # deleted meanwhile: nothing to record
+            if row is None or row.status != Status.RUNNING:
+                # Deleted meanwhile, or put back in the queue at a shutdown's deadline: the
+                # outcome is dropped (the next run writes it again).
                 continue
             started = datetime.fromtimestamp(outcome.started_at, UTC)
             row.started_at = started
@@ -111,13 +115,14 @@ def run_chunks(
     runner: BaseRunner,
     job_ids: Sequence[uuid.UUID],
     should_stop: Callable[[], bool],
-) -> bool:
-    """Run the jobs chunk by chunk; False when stopped early (the rest stay queued)."""
+    boot_id: uuid.UUID,
+) -> None:
+    """Run the jobs chunk by chunk, until done or stopped (the rest stay queued)."""
     size = runner.workers * TASKS_PER_WORKER_PER_CHUNK
     for start in range(0, len(job_ids), size):
         if should_stop():
-            return False
-        jobs = claim_chunk(engine, job_ids[start : start + size])
+            return
+        jobs = claim_chunk(engine, job_ids[start : start + size], boot_id)
         if not jobs:
             continue
         try:
@@ -129,16 +134,15 @@ def run_chunks(
             fail_jobs(engine, jobs, f"the {runner.name} pool failed: {error}")
             raise
         record_outcomes(engine, settings, jobs, outcomes)
-    return True
 
 
 def run_figures(meter: RunMeter, setup_s: float) -> dict[str, float]:
     return {"setup_s": setup_s, **meter.figures()}
 
 
-def execute_job(engine: Engine, settings: Settings, job: Job) -> None:
+def execute_job(engine: Engine, settings: Settings, job: Job, boot_id: uuid.UUID) -> None:
     """A single job: it becomes succeeded or failed together with its run's figures."""
-    claimed = claim_chunk(engine, [job.id])
+    claimed = claim_chunk(engine, [job.id], boot_id)
     if not claimed:  # cancelled since it was picked
         return
     with RunMeter() as meter, get_runner(job.runner)(job.workers) as runner:
@@ -154,35 +158,41 @@ def execute_job(engine: Engine, settings: Settings, job: Job) -> None:
 
 
 def execute_batch(
-    engine: Engine, settings: Settings, batch: Batch, should_stop: Callable[[], bool]
+    engine: Engine,
+    settings: Settings,
+    batch: Batch,
+    should_stop: Callable[[], bool],
+    boot_id: uuid.UUID,
 ) -> None:
     """A claimed batch, chunk by chunk; then the run's figures go on the batch and its jobs.
-    When stopped early, the batch goes back to the queue with its unstarted jobs."""
+    When stopped early, the batch goes back to the queue with its unfinished jobs."""
     with Session(engine) as session:
         job_ids = list(
             session.exec(select(Job.id).where(Job.batch_id == batch.id).order_by(col(Job.id))).all()
         )
     error: str | None = None
-    finished = True
     with RunMeter() as meter, get_runner(batch.runner)(batch.workers) as runner:
         warm_up(runner)
         setup_s = meter.elapsed_s()
         try:
-            finished = run_chunks(engine, settings, runner, job_ids, should_stop)
+            run_chunks(engine, settings, runner, job_ids, should_stop, boot_id)
         except Exception as failure:
             error = f"the {runner.name} pool failed: {failure}"
-            fail_jobs(engine, claim_chunk(engine, job_ids), "not run: " + error)
+            fail_jobs(engine, claim_chunk(engine, job_ids, boot_id), "not run: " + error)
         meter.stop()
     figures = run_figures(meter, setup_s)
     with Session(engine) as session:
         row = session.get(Batch, batch.id)
-        if row is None:
+        if row is None or row.status != Status.RUNNING:  # put back at a shutdown's deadline
             return
-        if not finished:
-            row.status = Status.QUEUED
+        statuses = [
+            Status(value)
+            for value in session.exec(select(Job.status).where(Job.batch_id == batch.id)).all()
+        ]
+        if not all(status.finished for status in statuses):  # stopped between chunks
+            row.put_back()
         else:
-            statuses = session.exec(select(Job.status).where(Job.batch_id == batch.id)).all()
-            row.status, row.error = batch_outcome([Status(value) for value in statuses], error)
+            row.status, row.error = batch_outcome(statuses, error)
             row.finished_at = utc_now()
             row.gil_enabled = runtime.is_gil_enabled()
             for name, value in figures.items():
