@@ -1,65 +1,41 @@
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx2
 import pytest
 
 from nogil_bench.cli import healthcheck, main
-
-NOGIL_BENCH = Path(sys.executable).with_name("nogil-bench")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.live_server import NOGIL_BENCH, LiveServer, free_port
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_serve_answers_health_on_the_given_port_and_stops_cleanly_on_a_signal(
     tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
-    port = free_port()
-    env = os.environ | {"NOGIL_BENCH_DATA_DIR": str(tmp_path / "data")}
-    server = subprocess.Popen(
-        [NOGIL_BENCH, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    server = LiveServer(tmp_path)
+    server.start()
     try:
-        health = None
-        deadline = time.monotonic() + 30
-        while health is None and time.monotonic() < deadline:
-            try:
-                health = httpx2.get(f"http://127.0.0.1:{port}/health", timeout=1).json()
-            except httpx2.TransportError:
-                time.sleep(0.1)
-        assert health is not None, "the server did not answer within 30 s"
+        health = httpx2.get(f"{server.url}/health", timeout=5).json()
         assert health["free_threaded"] is True
         assert health["gil_enabled"] is (os.environ.get("PYTHON_GIL") == "1")
         # What the container's HEALTHCHECK runs: no curl, just the console script.
         check = subprocess.run(
-            [NOGIL_BENCH, "healthcheck", "--url", f"http://127.0.0.1:{port}/health/live"],
+            [NOGIL_BENCH, "healthcheck", "--url", f"{server.url}/health/live"],
             capture_output=True,
             text=True,
             check=False,
         )
         assert check.returncode == 0, check.stderr
     finally:
-        server.send_signal(stop_signal)
-        output, _ = server.communicate(timeout=30)
+        server.send(stop_signal)
+        returncode = server.wait()
+    output = server.output()
 
     # A requested stop is a success: drained, then exit 0 (not -15/143, read as a crash).
-    assert server.returncode == 0, output
+    assert returncode == 0, output
     assert "nogil-bench 0.1.0 starting" in output
     assert "nogil-bench stopped" in output
     lines = [json.loads(line) for line in output.splitlines()]  # JSON logs, one per line

@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=port_number, default=settings.PORT, help="default: %(default)s"
     )
     serve.add_argument(
-        "--reload", action="store_true", help="restart when the source changes (development)"
+        "--reload",
+        action="store_true",
+        help="restart when the source changes (development; stops without the drain)",
     )
     check = commands.add_parser(
         "healthcheck",
@@ -78,21 +80,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "healthcheck":
         sys.exit(healthcheck(args.url))
     if args.command == "serve":
-        # uvicorn drains on SIGTERM/SIGINT, restores the handlers it found, then re-raises the
-        # signal. Finding these, the process exits 0: a requested stop is a success, and an
-        # orchestrator should not read it as a crash.
+        # A requested stop is a success (exit 0): an orchestrator must not read it as a crash.
+        # `serve` drains and returns; under --reload, uvicorn re-raises the signal it caught
+        # after its own shutdown, and these handlers turn that into exit 0.
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
             signal.signal(stop_signal, _exit_zero)
+        if not args.reload:
+            # Imported here: `healthcheck`, run every few seconds, needs none of the app.
+            from nogil_bench.server import serve  # noqa: PLC0415
+
+            serve(get_settings(), args.host, args.port)
+            return
         uvicorn.run(
             "nogil_bench.main:create_app",
             factory=True,
             host=args.host,
             port=args.port,
-            # h11 and asyncio, not httptools and uvloop: those would re-enable the GIL.
             http="h11",
             loop="asyncio",
             log_config=None,
             timeout_graceful_shutdown=get_settings().SHUTDOWN_GRACE_SECONDS,
-            reload=args.reload,
-            reload_dirs=[str(Path(__file__).parent)] if args.reload else None,
+            reload=True,
+            reload_dirs=[str(Path(__file__).parent)],
         )

@@ -89,6 +89,9 @@ class Executor:
         self._thread: threading.Thread | None = None
         self._drain_lock = threading.Lock()
         self._drained: bool | None = None
+        # Set when a drain gave up on running work: its rows are back in the queue, and a
+        # failure of that work (its pool stopped under it) must not be written over them.
+        self._abandoned = threading.Event()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="nogil-bench-executor", daemon=True)
@@ -126,6 +129,7 @@ class Executor:
             logger.info("drained: no work left running")
             return True
         why = "stop requested again" if cut_short.is_set() else f"{grace_s} s grace period over"
+        self._abandoned.set()
         requeued = requeue_own_work(self.engine, self.boot_id)
         logger.warning(
             "{}: put back in the queue what was still running ({}); it resumes at the next start",
@@ -133,6 +137,11 @@ class Executor:
             ", ".join(f"{count} {kind}" for kind, count in requeued.items()) or "nothing",
         )
         return False
+
+    @property
+    def stopping(self) -> bool:
+        """True once a stop was asked for: no more work will be taken."""
+        return self._stopping.is_set()
 
     @property
     def alive(self) -> bool:
@@ -165,6 +174,9 @@ class Executor:
         try:
             self._execute(claim)
         except Exception as error:
+            if self._abandoned.is_set():
+                logger.info("{} {} was cut short at shutdown: {}", claim.kind, claim.id, error)
+                return
             logger.exception("{} {} failed", claim.kind, claim.id)
             fail_claim(self.engine, claim, f"{type(error).__name__}: {error}")
 

@@ -5,9 +5,11 @@ The real signals and a real `kill -9` are in tests/e2e/test_restarts.py; these d
 code in-process, where each step can be observed.
 """
 
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -18,8 +20,12 @@ from nogil_bench.benchmarks.models import Benchmark
 from nogil_bench.core.config import Settings
 from nogil_bench.core.models import QueuedWork, Status
 from nogil_bench.executor import Executor
+from nogil_bench.jobs import runs as job_runs
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.main import create_app
+from nogil_bench.runners import BaseRunner
+from nogil_bench.runners.timing import Outcome
+from nogil_bench.workloads.images import ImageJob, run_jobs_captured
 from tests.api.conftest import Headers, wait_until_finished
 from tests.api.test_benchmarks import BENCHMARKS, benchmark
 from tests.api.test_jobs import BATCHES, JOBS, PURE_PIPELINE, expected_png, synthetic_job
@@ -106,7 +112,8 @@ def test_a_batch_cut_mid_chunk_resumes_and_every_job_ends_with_the_right_output(
 ) -> None:
     body = {"source": {"count": 6, "width": 16, "height": 12, "seed": 3}, "pipeline": PURE_PIPELINE}
     location = client.post(BATCHES, headers=alice, json=body).headers["Location"]
-    jobs = client.get(JOBS, headers=alice, params={"batch_id": str(row_id(location))}).json()["data"]
+    listed = client.get(JOBS, headers=alice, params={"batch_id": str(row_id(location))})
+    jobs = listed.json()["data"]
     # Two of its jobs were running when the process died; the others had not started.
     by_seed = {job["seed"]: f"{JOBS}/{job['id']}" for job in jobs}
     leave_running(client, Batch, location)
@@ -168,29 +175,53 @@ def wait_for_status(client: TestClient, url: str, headers: Headers, status: str)
         time.sleep(0.01)
 
 
+@pytest.fixture
+def held(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """Holds the executor's next chunk of images in its pool until the event is set, so a test
+    can act while work is surely running."""
+    release = threading.Event()
+
+    def run_held(runner: BaseRunner, jobs: Sequence[ImageJob]) -> list[Outcome[bytes]]:
+        assert release.wait(timeout=60), "the test never released the chunk"
+        return run_jobs_captured(runner, jobs)
+
+    monkeypatch.setattr(job_runs, "run_jobs_captured", run_held)
+    yield release
+    release.set()
+
+
 def test_a_drain_lets_the_running_chunk_finish_and_leaves_the_rest_queued(
-    client: TestClient, alice: Headers, settings: Settings
+    client: TestClient, alice: Headers, settings: Settings, held: threading.Event
 ) -> None:
     executor: Executor = client.app.state.executor  # type: ignore[attr-defined]
-    # Sequential: chunks of 4 images; 32 images of this size take some seconds in all.
+    # Sequential: chunks of 4 images.
     body = {
-        "source": {"count": 32, "width": 96, "height": 96},
+        "source": {"count": 12, "width": 16, "height": 16},
         "pipeline": PURE_PIPELINE,
         "runner": "sequential",
         "workers": 1,
     }
     location = client.post(BATCHES, headers=alice, json=body).headers["Location"]
-    wait_for_status(client, location, alice, "running")
+    deadline = time.monotonic() + 60
+    while client.get(location, headers=alice).json()["progress"]["running"] < 4:
+        assert time.monotonic() < deadline, "the first chunk never started"
+        time.sleep(0.01)
 
-    assert executor.drain(grace_s=60) is True
+    with ThreadPoolExecutor(1) as background:
+        drained = background.submit(executor.drain, grace_s=60)
+        deadline = time.monotonic() + 30
+        while not executor.stopping:
+            assert time.monotonic() < deadline, "the drain did not stop the executor"
+            time.sleep(0.01)
+        held.set()
+        assert drained.result() is True
 
     batch = client.get(location, headers=alice).json()
     progress = batch["progress"]
     assert batch["status"] == "queued"
-    assert progress["running"] == 0
-    assert progress["succeeded"] >= 4, "the chunk that was running finished"
-    assert progress["queued"] > 0, "the rest waits for the next start"
-    assert progress["succeeded"] + progress["queued"] == 32
+    assert (progress["succeeded"], progress["queued"], progress["total"]) == (4, 8, 12), (
+        "the running chunk finished; the rest waits for the next start"
+    )
     assert read_row(client, Batch, location).attempts == 0, "a drain is not the batch's fault"
 
     resumed = Executor(executor.engine, settings, uuid.uuid7())
@@ -202,20 +233,18 @@ def test_a_drain_lets_the_running_chunk_finish_and_leaves_the_rest_queued(
 
 
 def test_at_the_grace_deadline_running_work_goes_back_to_the_queue_unharmed(
-    client: TestClient, alice: Headers, settings: Settings
+    client: TestClient, alice: Headers, settings: Settings, held: threading.Event
 ) -> None:
     executor: Executor = client.app.state.executor  # type: ignore[attr-defined]
-    # One large pure-Python job: seconds of work, far beyond the grace given below.
-    slow = synthetic_job(source={"width": 640, "height": 640, "seed": 1}, runner="sequential")
-    slow["pipeline"] = [{"op": "box_blur", "params": {"radius": 4}}]
-    location = client.post(JOBS, headers=alice, json=slow).headers["Location"]
+    location = client.post(JOBS, headers=alice, json=synthetic_job()).headers["Location"]
     wait_for_status(client, location, alice, "running")
 
     assert executor.drain(grace_s=0.1) is False
 
     job = client.get(location, headers=alice).json()
     assert (job["status"], job["attempts"], job["started_at"]) == ("queued", 0, None)
-    assert executor.stop(timeout_s=120), "the cut-short run still ends on its own"
+    held.set()
+    assert executor.stop(timeout_s=60), "the cut-short run still ends on its own"
     # Its late outcome was dropped, not recorded over the requeued row.
     assert client.get(location, headers=alice).json()["status"] == "queued"
     assert list(settings.outputs_dir.glob("*.png")) == []

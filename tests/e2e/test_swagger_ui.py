@@ -5,11 +5,6 @@ fails when CI is set and is skipped otherwise, saying how to install them.
 """
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
@@ -25,27 +20,19 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-NOGIL_BENCH = Path(sys.executable).with_name("nogil-bench")
+from tests.live_server import LiveServer
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 INSTALL_HINT = (
     "install them with `apt-get install chromium chromium-driver` "
     "(Debian's packages; `bash .ci/run` installs them when missing)"
 )
-SERVER_START_TIMEOUT_S = 30.0
-SERVER_STOP_TIMEOUT_S = 30.0
 UI_TIMEOUT_S = 15.0
 EMAIL = "ada@example.com"
 PASSWORD = "correct horse battery"
 
 type Browser = webdriver.Chrome
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -64,63 +51,13 @@ def chromium_installed() -> None:
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `nogil-bench serve` process with an empty data directory; yields its base URL."""
-    workdir = tmp_path_factory.mktemp("e2e-server")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    # Only this test's settings: none inherited from the caller's NOGIL_BENCH_* (PYTHON_GIL is).
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NOGIL_BENCH_")}
-    env |= {
-        "NOGIL_BENCH_DATA_DIR": str(workdir / "data"),
-        "NOGIL_BENCH_BCRYPT_ROUNDS": "4",
-        "NOGIL_BENCH_ENVIRONMENT": "development",
-    }
-    log_path = workdir / "server.log"
-    # Output goes to a file, not a pipe nobody reads while the test runs (a full pipe blocks).
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [NOGIL_BENCH, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=workdir,  # away from the repository's .env, if a developer has one
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+    server = LiveServer(tmp_path_factory.mktemp("e2e-server"))
+    server.start()
     try:
-        wait_until_live(server, url, log_path)
-        yield url
+        yield server.url
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=SERVER_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-            pytest.fail(
-                f"the server did not stop within {SERVER_STOP_TIMEOUT_S:.0f} s of SIGTERM; "
-                f"its output:\n{log_path.read_text()}"
-            )
-    assert server.returncode == 0, (
-        f"exit {server.returncode} after SIGTERM:\n{log_path.read_text()}"
-    )
-
-
-def wait_until_live(server: subprocess.Popen[str], url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    status = None
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"the server exited with {server.returncode}:\n{log_path.read_text()}")
-        try:
-            status = httpx2.get(f"{url}/health/live", timeout=1).status_code
-        except httpx2.TransportError:
-            status = None
-        if status == 200:
-            return
-        time.sleep(0.1)
-    pytest.fail(
-        f"{url}/health/live did not answer 200 within {SERVER_START_TIMEOUT_S:.0f} s "
-        f"(last status: {status}); the server's output:\n{log_path.read_text()}"
-    )
+        returncode = server.stop()
+    assert returncode == 0, f"exit {returncode} after SIGTERM:\n{server.output()}"
 
 
 @pytest.fixture(scope="module")

@@ -100,10 +100,11 @@ def record_outcomes(
 
 
 def fail_jobs(engine: Engine, jobs: Sequence[Job], error: str) -> None:
+    """Fails those of `jobs` still running (not those put back in the queue meanwhile)."""
     with Session(engine) as session:
         session.execute(
             update(Job)
-            .where(col(Job.id).in_([job.id for job in jobs]))
+            .where(col(Job.id).in_([job.id for job in jobs]), col(Job.status) == Status.RUNNING)
             .values(status=Status.FAILED, error=error, finished_at=utc_now())
         )
         session.commit()
@@ -178,7 +179,8 @@ def execute_batch(
             run_chunks(engine, settings, runner, job_ids, should_stop, boot_id)
         except Exception as failure:
             error = f"the {runner.name} pool failed: {failure}"
-            fail_jobs(engine, claim_chunk(engine, job_ids, boot_id), "not run: " + error)
+            if not should_stop():  # when stopping, unstarted jobs wait for the next start
+                fail_jobs(engine, claim_chunk(engine, job_ids, boot_id), "not run: " + error)
         meter.stop()
     figures = run_figures(meter, setup_s)
     with Session(engine) as session:

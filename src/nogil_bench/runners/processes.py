@@ -1,4 +1,5 @@
 import multiprocessing
+import signal
 from concurrent.futures import Executor, ProcessPoolExecutor
 
 from nogil_bench.runners.base import ExecutorRunner
@@ -11,6 +12,12 @@ def start_method() -> str:
     return "forkserver" if "forkserver" in available else "spawn"
 
 
+def ignore_interrupts() -> None:
+    """Runs in each worker. Ctrl+C signals the whole process group; the parent decides how its
+    pool stops (the service drains it), so a worker must not die of the SIGINT meant for it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class ProcessRunner(ExecutorRunner):
     """A process pool: parallel under any GIL, paying for start-up and pickling."""
 
@@ -18,4 +25,6 @@ class ProcessRunner(ExecutorRunner):
 
     def _create_executor(self) -> Executor:
         context = multiprocessing.get_context(start_method())
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        return ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=context, initializer=ignore_interrupts
+        )

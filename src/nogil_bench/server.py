@@ -1,0 +1,136 @@
+"""`nogil-bench serve`: uvicorn, with a drain between the stop signal and the closed socket.
+
+On SIGTERM or SIGINT, plain uvicorn closes its listening socket first and runs the app's
+shutdown last, so a client could only find the port closed. Here the first signal starts a
+drain while the service still listens:
+
+1. readiness turns 503 and submissions get 503 with `Retry-After` (`app.state.draining`);
+2. the executor takes no more work; what runs may finish within `SHUTDOWN_GRACE_SECONDS`;
+3. what still runs then goes back to the queue (a second signal cuts the wait short);
+4. uvicorn closes the socket, lets in-flight requests finish in the time left, runs the app's
+   shutdown, and the process exits 0.
+
+Each step is logged. Work cut short by the deadline may still occupy pool threads or
+processes; its rows are already back in the queue, so the process ends without waiting for it.
+"""
+
+import contextlib
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+import psutil
+import uvicorn
+from fastapi import FastAPI
+from loguru import logger
+
+from nogil_bench.core.config import Settings
+from nogil_bench.main import create_app
+
+CHILD_STOP_TIMEOUT_S = 3.0
+# uvicorn's exit status when the app's start-up fails (the database never answered, say).
+STARTUP_FAILURE = 3
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app: FastAPI, settings: Settings) -> None:
+        super().__init__(config)
+        self.app = app
+        self.settings = settings
+        self.work_abandoned = False
+        self._signal_name = ""
+        self._drain_thread: threading.Thread | None = None
+        self._cut_short = threading.Event()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # A signal handler: it only sets flags and starts a thread. Logging or database work
+        # here could deadlock on a lock the interrupted code holds.
+        if getattr(self.app.state, "executor", None) is None:  # still starting: plain uvicorn
+            super().handle_exit(sig, frame)
+            return
+        if self._drain_thread is not None:
+            self._cut_short.set()
+            return
+        self.app.state.draining = True
+        self._signal_name = signal.Signals(sig).name
+        self._drain_thread = threading.Thread(
+            target=self._drain, name="nogil-bench-drain", daemon=True
+        )
+        self._drain_thread.start()
+
+    def _drain(self) -> None:
+        grace_s = self.settings.SHUTDOWN_GRACE_SECONDS
+        deadline = time.monotonic() + grace_s
+        logger.info(
+            "{} received: draining; readiness is 503 and new work is refused with 503 "
+            "(send the signal again to stop without waiting)",
+            self._signal_name,
+        )
+        try:
+            drained = self.app.state.executor.drain(grace_s, self._cut_short)
+        except Exception:  # the database went away, say: stop anyway, and say so
+            logger.exception("the drain failed; stopping without it")
+            drained = False
+        self.work_abandoned = not drained
+        in_flight_s = max(1.0, deadline - time.monotonic())
+        self.config.timeout_graceful_shutdown = math.ceil(in_flight_s)
+        logger.info("closing the listener; in-flight requests have {:.0f} s", in_flight_s)
+        self.should_exit = True
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Runs the service until a signal has drained it; exits 0 then, non-zero on failure."""
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        # h11 and asyncio, not httptools and uvloop: those would re-enable the GIL.
+        http="h11",
+        loop="asyncio",
+        log_config=None,
+        timeout_graceful_shutdown=settings.SHUTDOWN_GRACE_SECONDS,
+    )
+    server = DrainingServer(config, app, settings)
+    server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
+    if server.work_abandoned:
+        # The rows are back in the queue; what still computes them is stopped, not awaited.
+        stopped = stop_child_processes()
+        logger.info(
+            "exiting without waiting for work cut short ({} pool processes stopped)", stopped
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def stop_child_processes() -> int:
+    """Terminates this process's pool workers and forkserver, killing those that outlive the
+    timeout; returns how many there were. multiprocessing's resource tracker is left alone: it
+    ignores SIGTERM by design, and exits by itself after this process, cleaning up after it."""
+    children = [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if not is_resource_tracker(child)
+    ]
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=CHILD_STOP_TIMEOUT_S)
+    for child in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    return len(children)
+
+
+def is_resource_tracker(process: psutil.Process) -> bool:
+    try:
+        return any("resource_tracker" in part for part in process.cmdline())
+    except psutil.Error:
+        return False
