@@ -1,6 +1,7 @@
 """A real `nogil-bench serve` in its own process, for tests that need signals, restarts or a
 browser: started with only the settings a test gives, its output kept in a file."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -120,3 +121,10 @@ class LiveServer:
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def kill_all(self) -> None:
+        """SIGKILL to its whole process group: the server and any pool worker it left."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()

@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--reload",
         action="store_true",
-        help="restart when the source changes (development; stops without the drain)",
+        help="restart when the source changes (development: on a stop, the socket closes "
+        "first, then running work drains; no 503 phase)",
     )
     check = commands.add_parser(
         "healthcheck",
@@ -81,8 +82,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(healthcheck(args.url))
     if args.command == "serve":
         # A requested stop is a success (exit 0): an orchestrator must not read it as a crash.
-        # `serve` drains and returns; under --reload, uvicorn re-raises the signal it caught
-        # after its own shutdown, and these handlers turn that into exit 0.
+        # `serve` drains, then returns (or ends with os._exit(0) when it cut work short). A
+        # signal during start-up, or any stop under --reload, goes through uvicorn's own
+        # handling, which re-raises the signal at the end: these handlers make that exit 0.
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
             signal.signal(stop_signal, _exit_zero)
         if not args.reload:
@@ -96,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             factory=True,
             host=args.host,
             port=args.port,
+            # h11 and asyncio, not httptools and uvloop: those would re-enable the GIL.
             http="h11",
             loop="asyncio",
             log_config=None,

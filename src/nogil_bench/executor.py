@@ -8,6 +8,7 @@ never skew each other's timings; requests only read and write rows meanwhile.
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -116,8 +117,14 @@ class Executor:
         start. True when nothing was left running. Once drained, later calls return at once."""
         with self._drain_lock:
             if self._drained is None:
+                self._drained = False  # stays so if the drain fails: it is not tried twice
                 self._drained = self._drain(grace_s, cut_short or threading.Event())
             return self._drained
+
+    @property
+    def drained(self) -> bool | None:
+        """None before a drain; then whether it ended with nothing left running."""
+        return self._drained
 
     def _drain(self, grace_s: float, cut_short: threading.Event) -> bool:
         logger.info("draining: running work may finish within {} s, queued work stays", grace_s)
@@ -178,7 +185,9 @@ class Executor:
                 logger.info("{} {} was cut short at shutdown: {}", claim.kind, claim.id, error)
                 return
             logger.exception("{} {} failed", claim.kind, claim.id)
-            fail_claim(self.engine, claim, f"{type(error).__name__}: {error}")
+            fail_claim(
+                self.engine, claim, f"{type(error).__name__}: {error}", self._abandoned.is_set
+            )
 
     def _execute(self, claim: Claim) -> None:
         should_stop = self._stopping.is_set
@@ -218,8 +227,6 @@ def requeue_own_work(engine: Engine, boot_id: uuid.UUID) -> dict[WorkKind, int]:
             ).all()
             for row in rows:
                 row.put_back()
-                if isinstance(row, Job):
-                    row.started_at = None
                 session.add(row)
             if rows:
                 requeued[kind] = len(rows)
@@ -242,26 +249,25 @@ def recover_interrupted(engine: Engine, boot_id: uuid.UUID, max_attempts: int) -
                 )
             ).all()
             for row in rows:
-                dead_boot = row.boot_id
+                # Rows from before boot ids were recorded have none.
+                dead = f"boot {row.boot_id}" if row.boot_id else "an unrecorded boot"
                 row.boot_id = None
                 if kind != "batch" and row.attempts >= max_attempts:
                     row.status = Status.FAILED
                     row.finished_at = utc_now()
                     row.error = (
-                        f"interrupted: the service process running it ({dead_boot}) died, on "
+                        f"interrupted: the service process running it ({dead}) died, on "
                         f"attempt {row.attempts} of {max_attempts} (max_attempts); not retried"
                     )
                     logger.error("{} {} failed after {} attempts", kind, row.id, row.attempts)
                 else:
-                    row.status = Status.QUEUED
-                    if isinstance(row, Job):
-                        row.started_at = None
+                    row.requeue()
                     logger.warning(
-                        "{} {} was left running by process {}, which died: requeued "
+                        "{} {} was left running by the process of {}, which died: requeued "
                         "(attempt {} of {} done)",
                         kind,
                         row.id,
-                        dead_boot,
+                        dead,
                         row.attempts,
                         max_attempts,
                     )
@@ -269,10 +275,17 @@ def recover_interrupted(engine: Engine, boot_id: uuid.UUID, max_attempts: int) -
         session.commit()
 
 
-def fail_claim(engine: Engine, claim: Claim, error: str) -> None:
-    """An execution raised: it and whatever of it has not finished are failed, with the error."""
+def fail_claim(
+    engine: Engine, claim: Claim, error: str, abandoned: Callable[[], bool] = lambda: False
+) -> None:
+    """An execution raised: it and whatever of it has not finished are failed, with the error.
+    Unless `abandoned()` (a drain put the work back in the queue): that is checked holding the
+    write lock, which the drain's requeue needs too, so the two cannot interleave."""
     unfinished = col(Job.status).in_([Status.QUEUED, Status.RUNNING])
     with Session(engine) as session:
+        session.connection()  # BEGIN IMMEDIATE: takes the write lock
+        if abandoned():
+            return
         if claim.kind == "benchmark":
             session.execute(
                 update(Benchmark)

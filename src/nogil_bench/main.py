@@ -1,4 +1,6 @@
-"""The application factory: `uvicorn --factory nogil_bench.main:create_app`."""
+"""The application factory. `nogil-bench serve` (server.py) runs it with the drain on SIGTERM;
+`uvicorn --factory nogil_bench.main:create_app` works too, stopping the plain uvicorn way (the
+socket closes first, then running work drains in the shutdown below)."""
 
 import os
 import uuid

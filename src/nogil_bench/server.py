@@ -29,11 +29,11 @@ from fastapi import FastAPI
 from loguru import logger
 
 from nogil_bench.core.config import Settings
+from nogil_bench.executor import Executor
 from nogil_bench.main import create_app
 
 CHILD_STOP_TIMEOUT_S = 3.0
-# uvicorn's exit status when the app's start-up fails (the database never answered, say).
-STARTUP_FAILURE = 3
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class DrainingServer(uvicorn.Server):
@@ -41,7 +41,6 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.app = app
         self.settings = settings
-        self.work_abandoned = False
         self._signal_name = ""
         self._drain_thread: threading.Thread | None = None
         self._cut_short = threading.Event()
@@ -49,11 +48,16 @@ class DrainingServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # A signal handler: it only sets flags and starts a thread. Logging or database work
         # here could deadlock on a lock the interrupted code holds.
-        if getattr(self.app.state, "executor", None) is None:  # still starting: plain uvicorn
+        if getattr(self.app.state, "executor", None) is None:
+            # Still starting: plain uvicorn. It stops right after start-up, and the app's
+            # shutdown drains what the executor took meanwhile (without the 503 phase).
             super().handle_exit(sig, frame)
             return
         if self._drain_thread is not None:
-            self._cut_short.set()
+            if self._drain_thread.is_alive():
+                self._cut_short.set()  # stop waiting for running work
+            else:
+                super().handle_exit(sig, frame)  # uvicorn's own: a second Ctrl+C force-quits
             return
         self.app.state.draining = True
         self._signal_name = signal.Signals(sig).name
@@ -71,11 +75,9 @@ class DrainingServer(uvicorn.Server):
             self._signal_name,
         )
         try:
-            drained = self.app.state.executor.drain(grace_s, self._cut_short)
+            self.app.state.executor.drain(grace_s, self._cut_short)
         except Exception:  # the database went away, say: stop anyway, and say so
             logger.exception("the drain failed; stopping without it")
-            drained = False
-        self.work_abandoned = not drained
         in_flight_s = max(1.0, deadline - time.monotonic())
         self.config.timeout_graceful_shutdown = math.ceil(in_flight_s)
         logger.info("closing the listener; in-flight requests have {:.0f} s", in_flight_s)
@@ -95,12 +97,13 @@ def serve(settings: Settings, host: str, port: int) -> None:
         log_config=None,
         timeout_graceful_shutdown=settings.SHUTDOWN_GRACE_SECONDS,
     )
-    server = DrainingServer(config, app, settings)
-    server.run()
-    if not server.started:
-        sys.exit(STARTUP_FAILURE)
-    if server.work_abandoned:
+    # A failed start-up exits here, with uvicorn's status 3.
+    DrainingServer(config, app, settings).run()
+    executor: Executor | None = getattr(app.state, "executor", None)
+    if executor is not None and executor.drained is False:
         # The rows are back in the queue; what still computes them is stopped, not awaited.
+        for stop_signal in STOP_SIGNALS:  # nor interrupted: os._exit must be reached
+            signal.signal(stop_signal, signal.SIG_IGN)
         stopped = stop_child_processes()
         logger.info(
             "exiting without waiting for work cut short ({} pool processes stopped)", stopped

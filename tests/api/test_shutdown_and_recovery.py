@@ -16,7 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from nogil_bench.benchmarks import runs as benchmark_runs
 from nogil_bench.benchmarks.models import Benchmark
+from nogil_bench.benchmarks.runs import measure
 from nogil_bench.core.config import Settings
 from nogil_bench.core.models import QueuedWork, Status
 from nogil_bench.executor import Executor
@@ -249,3 +251,38 @@ def test_at_the_grace_deadline_running_work_goes_back_to_the_queue_unharmed(
     assert client.get(location, headers=alice).json()["status"] == "queued"
     assert list(settings.outputs_dir.glob("*.png")) == []
     assert executor.drain(grace_s=60) is False, "drain answers once, then repeats its result"
+
+
+def test_a_benchmark_put_back_at_the_deadline_keeps_the_attempts_it_had(
+    client: TestClient,
+    alice: Headers,
+    paused: Callable[[], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    release = threading.Event()
+
+    def held_measure(*args: Any) -> Any:
+        assert release.wait(timeout=60), "the test never released the benchmark"
+        return measure(*args)
+
+    monkeypatch.setattr(benchmark_runs, "measure", held_measure)
+    body = benchmark(runners=["threads"], workers=[1])
+    location = client.post(BENCHMARKS, headers=alice, json=body).headers["Location"]
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        row = session.get(Benchmark, row_id(location))
+        assert row is not None
+        row.attempts = 1  # a crash cut its first run short
+        session.add(row)
+        session.commit()
+    paused()
+    executor: Executor = client.app.state.executor  # type: ignore[attr-defined]
+    wait_for_status(client, location, alice, "running")
+
+    assert executor.drain(grace_s=0.1) is False
+    release.set()
+    assert executor.stop(timeout_s=60)
+
+    put_back = read_row(client, Benchmark, location)
+    assert (put_back.status, put_back.attempts) == (Status.QUEUED, 1), (
+        "the run the drain cut short is not counted, and not uncounted twice"
+    )

@@ -130,8 +130,7 @@ def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LiveServe
     live = LiveServer(tmp_path, SECRET_KEY=SECRET_KEY, **settings)
     live.start()
     yield live
-    if live.running():
-        live.kill()
+    live.kill_all()  # whatever a failed test left running, pool workers included
 
 
 @pytest.mark.parametrize(
@@ -146,8 +145,9 @@ def test_a_stop_signal_mid_batch_drains_exits_0_and_the_batch_completes_after_a_
     server: LiveServer, stop_signal: signal.Signals, to_group: bool, runner: str
 ) -> None:
     client = Client(server)
-    # Three chunks of 8 images (4 per worker), each chunk a good fraction of a second.
-    batch_id = client.submit_batch(count=24, side=256, runner=runner)
+    # Three chunks of 8 images (4 per worker), each chunk about a second: the 503 is checked
+    # while the first one still runs.
+    batch_id = client.submit_batch(count=24, side=320, runner=runner)
     client.wait_for(batch_id, chunk_running, "running")
 
     server.send(stop_signal, to_group=to_group)
@@ -171,7 +171,7 @@ def test_a_stop_signal_mid_batch_drains_exits_0_and_the_batch_completes_after_a_
 
     server.start()
 
-    jobs = assert_every_job_succeeded_with_the_right_output(client, batch_id, side=256)
+    jobs = assert_every_job_succeeded_with_the_right_output(client, batch_id, side=320)
     assert {job["attempts"] for job in jobs} == {1}, "a drain costs no job an attempt"
 
 

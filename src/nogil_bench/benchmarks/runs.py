@@ -127,9 +127,11 @@ def execute(engine: Engine, benchmark_id: uuid.UUID, should_stop: Callable[[], b
 
 
 def _requeue(engine: Engine, benchmark_id: uuid.UUID) -> None:
+    """Stopped between configurations: the benchmark runs again whole at the next start."""
     with Session(engine) as session:
         benchmark = session.get(Benchmark, benchmark_id)
-        if benchmark is not None:
+        # Not if a drain's deadline put it back already: that counted it once.
+        if benchmark is not None and benchmark.status == Status.RUNNING:
             benchmark.put_back()
             session.add(benchmark)
             session.commit()

@@ -120,7 +120,8 @@ def add_missing_columns(engine: Engine) -> None:
                         "NOT NULL without a server default"
                     )
                 definition = CreateColumn(column).compile(dialect=engine.dialect)
-                connection.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {definition}")
+                name = engine.dialect.identifier_preparer.format_table(table)
+                connection.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {definition}")
                 logger.info("database upgraded: added column {}.{}", table.name, column.name)
             if missing:
                 for index in table.indexes:

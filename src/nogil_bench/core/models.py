@@ -67,9 +67,13 @@ class QueuedWork(SQLModel):
         description="The service process (its boot id) that ran it; cleared when requeued.",
     )
 
+    def requeue(self) -> None:
+        """Back to the queue, to run again; the attempt it was on stays counted."""
+        self.status = Status.QUEUED
+        self.boot_id = None
+
     def put_back(self) -> None:
         """Back to the queue because the service stopped (a shutdown), not because the work
         failed: the run it cut short is not counted as an attempt."""
-        self.status = Status.QUEUED
-        self.boot_id = None
+        self.requeue()
         self.attempts = max(0, self.attempts - 1)

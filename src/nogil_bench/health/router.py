@@ -43,6 +43,8 @@ def read_readiness(request: Request) -> JSONResponse:
         checks["database"] = f"not answering: {error.__cause__ or error}"
     if not state.executor.alive:
         checks["executor"] = "not running"
+    elif state.executor.stopping:
+        checks["executor"] = "stopping: not taking work"
     if state.draining:
         checks["draining"] = "shutting down: not taking new work"
     ready = all(result == "ok" for result in checks.values())

@@ -41,3 +41,7 @@ class Job(RunFigures, table=True):
     output_bytes: int | None = None
     latency_s: float | None = Field(default=None, description="Wall time on its worker.")
     cpu_s: float | None = Field(default=None, description="CPU time of its worker thread.")
+
+    def requeue(self) -> None:
+        super().requeue()
+        self.started_at = None  # it starts again

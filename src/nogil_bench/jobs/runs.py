@@ -110,6 +110,17 @@ def fail_jobs(engine: Engine, jobs: Sequence[Job], error: str) -> None:
         session.commit()
 
 
+def fail_unstarted(engine: Engine, batch_id: uuid.UUID, error: str) -> None:
+    """The batch's still-queued jobs fail without a run (and without counting an attempt)."""
+    with Session(engine) as session:
+        session.execute(
+            update(Job)
+            .where(col(Job.batch_id) == batch_id, col(Job.status) == Status.QUEUED)
+            .values(status=Status.FAILED, error=error, finished_at=utc_now())
+        )
+        session.commit()
+
+
 def run_chunks(
     engine: Engine,
     settings: Settings,
@@ -131,7 +142,11 @@ def run_chunks(
             outcomes = run_jobs_captured(runner, image_jobs)
         except Exception as error:
             # The pool itself failed (a worker process died, say): these jobs did not run.
-            logger.exception("{} runner failed on jobs {}", runner.name, [job.id for job in jobs])
+            if should_stop():  # its processes stopped at a shutdown's deadline: expected
+                logger.info("{} pool stopped under its chunk: {}", runner.name, error)
+            else:
+                ids = [job.id for job in jobs]
+                logger.exception("{} runner failed on jobs {}", runner.name, ids)
             fail_jobs(engine, jobs, f"the {runner.name} pool failed: {error}")
             raise
         record_outcomes(engine, settings, jobs, outcomes)
@@ -180,7 +195,7 @@ def execute_batch(
         except Exception as failure:
             error = f"the {runner.name} pool failed: {failure}"
             if not should_stop():  # when stopping, unstarted jobs wait for the next start
-                fail_jobs(engine, claim_chunk(engine, job_ids, boot_id), "not run: " + error)
+                fail_unstarted(engine, batch.id, "not run: " + error)
         meter.stop()
     figures = run_figures(meter, setup_s)
     with Session(engine) as session:
