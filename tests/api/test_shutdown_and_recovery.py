@@ -259,9 +259,10 @@ def test_a_benchmark_put_back_at_the_deadline_keeps_the_attempts_it_had(
     paused: Callable[[], None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    release = threading.Event()
+    entered, release = threading.Event(), threading.Event()
 
     def held_measure(*args: Any) -> Any:
+        entered.set()
         assert release.wait(timeout=60), "the test never released the benchmark"
         return measure(*args)
 
@@ -276,7 +277,9 @@ def test_a_benchmark_put_back_at_the_deadline_keeps_the_attempts_it_had(
         session.commit()
     paused()
     executor: Executor = client.app.state.executor  # type: ignore[attr-defined]
-    wait_for_status(client, location, alice, "running")
+    # Measuring, not merely marked running: a stop before the first configuration would
+    # requeue it without a deadline.
+    assert entered.wait(timeout=60), "the benchmark never started measuring"
 
     assert executor.drain(grace_s=0.1) is False
     release.set()
