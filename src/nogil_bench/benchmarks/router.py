@@ -1,14 +1,14 @@
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from nogil_bench.auth.dependencies import CurrentUser
 from nogil_bench.benchmarks import service
 from nogil_bench.benchmarks.models import Benchmark
 from nogil_bench.benchmarks.schemas import BenchmarkCreate, BenchmarkPublic, BenchmarksPublic
 from nogil_bench.core.db import SessionDep
-from nogil_bench.core.deps import SettingsDep
+from nogil_bench.core.deps import Limit, Offset, SettingsDep, set_location
 from nogil_bench.jobs.dependencies import DRAINING_RESPONSE, ExecutorDep
 
 router = APIRouter(prefix="/benchmarks", tags=["benchmarks"])
@@ -44,7 +44,7 @@ def create_benchmark(
     spec = service.check_request(body, settings)
     benchmark = service.submit(session=session, owner_id=user.id, spec=spec)
     executor.notify()
-    response.headers["Location"] = f"{request.url.path.rstrip('/')}/{benchmark.id}"
+    set_location(request, response, benchmark.id)
     return service.describe(benchmark)
 
 
@@ -52,8 +52,8 @@ def create_benchmark(
 def list_benchmarks(
     user: CurrentUser,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 20,
+    offset: Offset = 0,
 ) -> BenchmarksPublic:
     benchmarks, count = service.list_benchmarks(
         session=session, owner_id=user.id, limit=limit, offset=offset

@@ -1,13 +1,13 @@
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from nogil_bench.auth.dependencies import CurrentUser
 from nogil_bench.core.db import SessionDep
-from nogil_bench.core.deps import SettingsDep
+from nogil_bench.core.deps import Limit, Offset, SettingsDep, set_location
 from nogil_bench.core.models import Status
 from nogil_bench.core.openapi import json_or_multipart
 from nogil_bench.jobs import forms, service
@@ -27,9 +27,6 @@ from nogil_bench.workloads.images import OPERATIONS
 from nogil_bench.workloads.model import OpKind
 
 router = APIRouter(tags=["jobs"])
-
-type Limit = Annotated[int, Query(ge=1, le=100)]
-type Offset = Annotated[int, Query(ge=0)]
 
 SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"description": "An image over max_upload_bytes"},
@@ -91,7 +88,7 @@ async def create_job(
         )
     )
     executor.notify()
-    response.headers["Location"] = f"{request.url.path.rstrip('/')}/{job.id}"
+    set_location(request, response, job.id)
     return JobPublic.model_validate(job)
 
 
@@ -187,7 +184,7 @@ async def create_batch(
 
     batch = await run_in_threadpool(submit)
     executor.notify()
-    response.headers["Location"] = f"{request.url.path.rstrip('/')}/{batch.id}"
+    set_location(request, response, batch.id)
     return batch
 
 
