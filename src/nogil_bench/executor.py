@@ -1,8 +1,16 @@
 """The background executor: one thread that takes queued work in FIFO order and runs it.
 
 Single jobs, batches and benchmarks share one queue, ordered by their UUIDv7 ids (creation
-time). One execution runs at a time, so two batches or benchmarks never share the CPUs and
-never skew each other's timings; requests only read and write rows meanwhile.
+time). One execution runs at a time per process, so two batches or benchmarks never share the
+CPUs and never skew each other's timings; requests only read and write rows meanwhile.
+
+Several service processes may share one database. A claim is one write transaction (`FOR
+UPDATE SKIP LOCKED` on PostgreSQL; SQLite's write lock serialises it), so each piece of work is
+claimed by exactly one process. What a process runs carries a lease (`lease_expires_at`) that
+its heartbeat thread renews every third of LEASE_SECONDS; a lease that runs out means its
+process died (or stalled that long), and any process then puts the work back in the queue, or
+fails it after MAX_ATTEMPTS runs. Every write about running work names the process (its boot
+id), so a process that lost its claim cannot overwrite what another one now runs.
 """
 
 import threading
@@ -10,16 +18,18 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
 from loguru import logger
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, col, select
 
 from nogil_bench.benchmarks import runs as benchmark_runs
 from nogil_bench.benchmarks.models import Benchmark
 from nogil_bench.core.config import Settings
-from nogil_bench.core.models import Status, utc_now
+from nogil_bench.core.db import write
+from nogil_bench.core.models import QueuedWork, Status, utc_now
 from nogil_bench.jobs import runs as job_runs
 from nogil_bench.jobs.models import Batch, Job
 
@@ -32,49 +42,57 @@ class Claim:
     id: uuid.UUID
 
 
-def claim_next(engine: Engine, boot_id: uuid.UUID) -> Claim | None:
-    """The oldest queued single job, batch or benchmark; batches and benchmarks are marked
-    running by `boot_id` here (a single job is marked running when its run starts)."""
-    with Session(engine) as session:
-        candidates: list[Claim] = []
-        job_id = session.exec(
-            select(Job.id)
-            .where(Job.status == Status.QUEUED, col(Job.batch_id).is_(None))
-            .order_by(col(Job.id))
-            .limit(1)
-        ).first()
-        if job_id is not None:
-            candidates.append(Claim("job", job_id))
-        batch_id = session.exec(
-            select(Batch.id).where(Batch.status == Status.QUEUED).order_by(col(Batch.id)).limit(1)
-        ).first()
-        if batch_id is not None:
-            candidates.append(Claim("batch", batch_id))
-        benchmark_id = session.exec(
-            select(Benchmark.id)
-            .where(Benchmark.status == Status.QUEUED)
-            .order_by(col(Benchmark.id))
-            .limit(1)
-        ).first()
-        if benchmark_id is not None:
-            candidates.append(Claim("benchmark", benchmark_id))
+TABLES: dict[WorkKind, type[Job] | type[Batch] | type[Benchmark]] = {
+    "job": Job,
+    "batch": Batch,
+    "benchmark": Benchmark,
+}
+
+
+def claim_next(engine: Engine, boot_id: uuid.UUID, lease_s: float) -> Claim | None:
+    """Claims the oldest queued single job, batch or benchmark for `boot_id`: marked running,
+    its attempt counted, its lease taken."""
+
+    def claim(session: Session) -> Claim | None:
+        candidates: list[tuple[WorkKind, QueuedWork]] = []
+        for kind, table in TABLES.items():
+            query = select(table).where(table.status == Status.QUEUED)
+            if table is Job:  # a batch's jobs run with their batch
+                query = query.where(col(Job.batch_id).is_(None))
+            oldest = session.exec(
+                query.order_by(col(table.id)).limit(1).with_for_update(skip_locked=True)
+            ).first()
+            if oldest is not None:
+                candidates.append((kind, oldest))
         if not candidates:
             return None
-        claim = min(candidates, key=lambda candidate: candidate.id)
-        row: Batch | Benchmark | None = None
-        if claim.kind == "batch":
-            row = session.get(Batch, claim.id)
-        elif claim.kind == "benchmark":
-            row = session.get(Benchmark, claim.id)
-        if row is not None:
-            row.status = Status.RUNNING
-            row.boot_id = boot_id
-            row.attempts += 1
-            if row.started_at is None:
-                row.started_at = utc_now()
-            session.add(row)
-            session.commit()
-        return claim
+        kind, row = min(candidates, key=lambda candidate: candidate[1].id)
+        now = utc_now()
+        row.status = Status.RUNNING
+        row.boot_id = boot_id
+        row.attempts += 1
+        row.lease_expires_at = now + timedelta(seconds=lease_s)
+        if row.started_at is None or kind == "job":
+            row.started_at = now
+        session.add(row)
+        return Claim(kind, row.id)
+
+    return write(engine, claim)
+
+
+def renew_leases(engine: Engine, boot_id: uuid.UUID, lease_s: float) -> None:
+    """Extends the lease of everything `boot_id` runs."""
+    expires = utc_now() + timedelta(seconds=lease_s)
+
+    def renew(session: Session) -> None:
+        for table in TABLES.values():
+            session.execute(
+                update(table)
+                .where(col(table.status) == Status.RUNNING, col(table.boot_id) == boot_id)
+                .values(lease_expires_at=expires)
+            )
+
+    write(engine, renew)
 
 
 class Executor:
@@ -88,6 +106,7 @@ class Executor:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._heartbeat: threading.Thread | None = None
         self._drain_lock = threading.Lock()
         self._drained: bool | None = None
         # Set when a drain gave up on running work: its rows are back in the queue, and a
@@ -97,6 +116,23 @@ class Executor:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="nogil-bench-executor", daemon=True)
         self._thread.start()
+        self._heartbeat = threading.Thread(
+            target=self._beat, name="nogil-bench-heartbeat", daemon=True
+        )
+        self._heartbeat.start()
+
+    def _beat(self) -> None:
+        """Renews this process's leases, and requeues work whose lease ran out elsewhere.
+        Runs until the executor thread has ended (a drain still holds its leases)."""
+        interval_s = self.settings.LEASE_SECONDS / 3
+        while self._thread is not None and self._thread.is_alive():
+            try:
+                renew_leases(self.engine, self.boot_id, self.settings.LEASE_SECONDS)
+                if recover_expired(self.engine, self.settings.MAX_ATTEMPTS):
+                    self.notify()
+            except Exception:
+                logger.exception("heartbeat: could not renew leases or recover expired work")
+            self._thread.join(interval_s)
 
     def notify(self) -> None:
         """New work was queued: look now rather than at the next poll."""
@@ -169,7 +205,7 @@ class Executor:
 
     def run_next(self) -> bool:
         """Run the oldest queued work; False when the queue is empty."""
-        claim = claim_next(self.engine, self.boot_id)
+        claim = claim_next(self.engine, self.boot_id, self.settings.LEASE_SECONDS)
         if claim is None:
             return False
         with logger.contextualize(**{f"{claim.kind}_id": str(claim.id)}):
@@ -186,13 +222,23 @@ class Executor:
                 return
             logger.exception("{} {} failed", claim.kind, claim.id)
             fail_claim(
-                self.engine, claim, f"{type(error).__name__}: {error}", self._abandoned.is_set
+                self.engine,
+                claim,
+                self.boot_id,
+                f"{type(error).__name__}: {error}",
+                self._abandoned.is_set,
             )
 
     def _execute(self, claim: Claim) -> None:
         should_stop = self._stopping.is_set
         if claim.kind == "benchmark":
-            benchmark_runs.execute(self.engine, claim.id, should_stop)
+            benchmark_runs.execute(
+                self.engine,
+                claim.id,
+                should_stop,
+                self.boot_id,
+                timeout_s=self.settings.EXECUTION_TIMEOUT_SECONDS,
+            )
             return
         with Session(self.engine) as session:
             unit: Batch | Job | None = (
@@ -209,18 +255,12 @@ class Executor:
             job_runs.execute_job(self.engine, self.settings, unit, self.boot_id)
 
 
-TABLES: dict[WorkKind, type[Job] | type[Batch] | type[Benchmark]] = {
-    "job": Job,
-    "batch": Batch,
-    "benchmark": Benchmark,
-}
-
-
 def requeue_own_work(engine: Engine, boot_id: uuid.UUID) -> dict[WorkKind, int]:
     """At the shutdown deadline: what `boot_id` still runs goes back to the queue. The service
     cut these runs short, not the work, so they do not count as attempts."""
-    requeued: dict[WorkKind, int] = {}
-    with Session(engine) as session:
+
+    def requeue(session: Session) -> dict[WorkKind, int]:
+        requeued: dict[WorkKind, int] = {}
         for kind, table in TABLES.items():
             rows = session.exec(
                 select(table).where(table.status == Status.RUNNING, table.boot_id == boot_id)
@@ -230,31 +270,33 @@ def requeue_own_work(engine: Engine, boot_id: uuid.UUID) -> dict[WorkKind, int]:
                 session.add(row)
             if rows:
                 requeued[kind] = len(rows)
-        session.commit()
-    return requeued
+        return requeued
+
+    return write(engine, requeue)
 
 
-def recover_interrupted(engine: Engine, boot_id: uuid.UUID, max_attempts: int) -> None:
-    """At start: work that processes other than `boot_id` left running died with them. It goes
-    back to the queue, unless it has had `max_attempts` runs already (work that keeps killing
-    the service, say by running it out of memory): then it fails, with the reason. A batch
-    itself is always requeued; its jobs carry the attempts."""
-    # One service process owns a database (the executor is its only runner of work), so at
-    # start every running row belongs to a process that is gone.
-    with Session(engine) as session:
+def recover_expired(engine: Engine, max_attempts: int) -> int:
+    """Work whose lease ran out: the process running it died (or stalled past its lease). It
+    goes back to the queue, unless it has had `max_attempts` runs already (work that keeps
+    killing its process, say by running it out of memory): then it fails, with the reason. A
+    batch itself is always requeued; its jobs carry the attempts. Returns how many rows."""
+
+    def recover(session: Session) -> int:
+        now = utc_now()
+        recovered = 0
         for kind, table in TABLES.items():
+            lease = col(table.lease_expires_at)
             rows = session.exec(
-                select(table).where(
-                    table.status == Status.RUNNING, col(table.boot_id).is_distinct_from(boot_id)
-                )
+                select(table)
+                .where(table.status == Status.RUNNING, or_(lease.is_(None), lease < now))
+                .with_for_update(skip_locked=True)
             ).all()
             for row in rows:
                 # Rows from before boot ids were recorded have none.
                 dead = f"boot {row.boot_id}" if row.boot_id else "an unrecorded boot"
-                row.boot_id = None
                 if kind != "batch" and row.attempts >= max_attempts:
                     row.status = Status.FAILED
-                    row.finished_at = utc_now()
+                    row.finished_at = now
                     row.error = (
                         f"interrupted: the service process running it ({dead}) died, on "
                         f"attempt {row.attempts} of {max_attempts} (max_attempts); not retried"
@@ -264,44 +306,62 @@ def recover_interrupted(engine: Engine, boot_id: uuid.UUID, max_attempts: int) -
                     row.requeue()
                     logger.warning(
                         "{} {} was left running by the process of {}, which died: requeued "
-                        "(attempt {} of {} done)",
+                        "(its lease ran out; attempt {} of {} done)",
                         kind,
                         row.id,
                         dead,
                         row.attempts,
                         max_attempts,
                     )
+                row.boot_id = None
+                row.lease_expires_at = None
                 session.add(row)
-        session.commit()
+            recovered += len(rows)
+        return recovered
+
+    return write(engine, recover)
 
 
 def fail_claim(
-    engine: Engine, claim: Claim, error: str, abandoned: Callable[[], bool] = lambda: False
+    engine: Engine,
+    claim: Claim,
+    boot_id: uuid.UUID,
+    error: str,
+    abandoned: Callable[[], bool] = lambda: False,
 ) -> None:
     """An execution raised: it and whatever of it has not finished are failed, with the error.
     Unless `abandoned()` (a drain put the work back in the queue): that is checked holding the
-    write lock, which the drain's requeue needs too, so the two cannot interleave."""
-    unfinished = col(Job.status).in_([Status.QUEUED, Status.RUNNING])
-    with Session(engine) as session:
-        session.connection()  # BEGIN IMMEDIATE: takes the write lock
+    write lock, which the drain's requeue needs too, so the two cannot interleave. Only what
+    `boot_id` still runs is touched: a lost claim is another process's now."""
+    failed = {"status": Status.FAILED, "error": error, "finished_at": utc_now()}
+
+    def fail(session: Session) -> None:
         if abandoned():
             return
         if claim.kind == "benchmark":
             session.execute(
                 update(Benchmark)
-                .where(col(Benchmark.id) == claim.id)
-                .values(status=Status.FAILED, error=error, finished_at=utc_now())
+                .where(col(Benchmark.id) == claim.id, col(Benchmark.boot_id) == boot_id)
+                .values(**failed)
             )
-        else:
-            owner = col(Job.batch_id) if claim.kind == "batch" else col(Job.id)
-            session.execute(
-                update(Job)
-                .where(owner == claim.id, unfinished)
-                .values(status=Status.FAILED, error=error, finished_at=utc_now())
+            return
+        owner = col(Job.batch_id) if claim.kind == "batch" else col(Job.id)
+        # Queued jobs of the batch never ran; running ones are this process's.
+        session.execute(
+            update(Job)
+            .where(
+                owner == claim.id,
+                or_(
+                    col(Job.status) == Status.QUEUED,
+                    (col(Job.status) == Status.RUNNING) & (col(Job.boot_id) == boot_id),
+                ),
             )
-            session.execute(
-                update(Batch)
-                .where(col(Batch.id) == claim.id)
-                .values(status=Status.FAILED, error=error, finished_at=utc_now())
-            )
-        session.commit()
+            .values(**failed)
+        )
+        session.execute(
+            update(Batch)
+            .where(col(Batch.id) == claim.id, col(Batch.boot_id) == boot_id)
+            .values(**failed)
+        )
+
+    write(engine, fail)

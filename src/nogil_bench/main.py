@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import APIRouter, FastAPI
 from loguru import logger
 
@@ -26,8 +27,9 @@ from nogil_bench.core.docs import OAUTH2_REDIRECT_URL, install_docs
 from nogil_bench.core.errors import install_error_handler
 from nogil_bench.core.limits import BodySizeLimitMiddleware
 from nogil_bench.core.logging import configure_logging
+from nogil_bench.core.ratelimit import RateLimiter
 from nogil_bench.core.requests import RequestContextMiddleware
-from nogil_bench.executor import Executor, recover_interrupted
+from nogil_bench.executor import Executor, recover_expired
 from nogil_bench.health.router import metrics_router
 from nogil_bench.health.router import router as health_router
 from nogil_bench.jobs.router import router as jobs_router
@@ -61,6 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "no NOGIL_BENCH_SECRET_KEY set: generated one for this process (development "
                 "mode); tokens stop working when it restarts"
             )
+        # Blocking request work (sync routes, uploads, writes) runs on this many threads; the
+        # database pool has a connection for each (settings.db_pool_size).
+        to_thread.current_default_thread_limiter().total_tokens = settings.WORKER_THREADS
         engine = make_engine(settings)
         try:
             wait_for_database(engine, settings)
@@ -72,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         boot_id = uuid.uuid7()
         logger.configure(extra={"boot_id": str(boot_id)})
         logger.info("boot {} (pid {})", boot_id, os.getpid())
-        recover_interrupted(engine, boot_id, settings.MAX_ATTEMPTS)
+        recover_expired(engine, settings.MAX_ATTEMPTS)
         executor = Executor(engine, settings, boot_id)
         app.state.engine = engine
         metrics.STORE.engine = engine
@@ -99,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_oauth2_redirect_url=OAUTH2_REDIRECT_URL,
     )
     app.state.settings = settings
+    app.state.rate_limiter = RateLimiter()
     install_error_handler(app)
     install_docs(app)
     app.add_middleware(

@@ -261,10 +261,10 @@ def test_a_benchmark_put_back_at_the_deadline_keeps_the_attempts_it_had(
 ) -> None:
     entered, release = threading.Event(), threading.Event()
 
-    def held_measure(*args: Any) -> Any:
+    def held_measure(*args: Any, **kwargs: Any) -> Any:
         entered.set()
         assert release.wait(timeout=60), "the test never released the benchmark"
-        return measure(*args)
+        return measure(*args, **kwargs)
 
     monkeypatch.setattr(benchmark_runs, "measure", held_measure)
     body = benchmark(runners=["threads"], workers=[1])

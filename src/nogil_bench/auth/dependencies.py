@@ -2,10 +2,11 @@ from typing import Annotated
 
 from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
+from sqlmodel import Session
 
 from nogil_bench.auth.models import User
 from nogil_bench.core import security
-from nogil_bench.core.db import SessionDep
+from nogil_bench.core.db import EngineDep
 from nogil_bench.core.deps import SettingsDep
 from nogil_bench.core.errors import NotAuthenticatedError
 from nogil_bench.core.logging import request_fields
@@ -17,7 +18,7 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 
 def get_current_user(
-    session: SessionDep, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+    engine: EngineDep, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> User:
     if not token:
         raise NotAuthenticatedError("not authenticated: send 'Authorization: Bearer <token>'")
@@ -26,7 +27,10 @@ def get_current_user(
         user_id = security.read_token_subject(token, secret=settings.SECRET_KEY.get_secret_value())
     except security.InvalidTokenError as error:
         raise NotAuthenticatedError(str(error)) from None
-    user = session.get(User, user_id)
+    # A session of its own, closed at once: no transaction stays open for the rest of the
+    # request (reading an upload, hashing a password, streaming a file).
+    with Session(engine) as session:
+        user = session.get(User, user_id)
     if user is None:
         raise NotAuthenticatedError("the token's user no longer exists")
     if (fields := request_fields.get()) is not None:

@@ -1,15 +1,16 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from nogil_bench.auth import service
 from nogil_bench.auth.dependencies import CurrentUser
 from nogil_bench.auth.models import User
 from nogil_bench.auth.schemas import Token, UserCreate, UserPublic
-from nogil_bench.core.db import SessionDep
+from nogil_bench.core.db import EngineDep
 from nogil_bench.core.deps import SettingsDep
 from nogil_bench.core.errors import NotAuthenticatedError
+from nogil_bench.core.ratelimit import RateLimiter
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 users_router = APIRouter(prefix="/users", tags=["users"])
@@ -22,24 +23,38 @@ users_router = APIRouter(prefix="/users", tags=["users"])
     summary="Create an account",
     responses={409: {"description": "The email is taken"}},
 )
-def register(session: SessionDep, settings: SettingsDep, user_create: UserCreate) -> User:
-    return service.create_user(session=session, user_create=user_create, settings=settings)
+def register(engine: EngineDep, settings: SettingsDep, user_create: UserCreate) -> User:
+    return service.create_user(engine=engine, user_create=user_create, settings=settings)
 
 
 @router.post(
     "/token",
     summary="Log in: OAuth2 password form (username = email) to a bearer token",
-    responses={401: {"description": "Wrong email or password"}},
+    responses={
+        401: {"description": "Wrong email or password"},
+        429: {
+            "description": "Too many failed logins for this email, or attempts from this "
+            "address; retry after `Retry-After` seconds",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        },
+    },
 )
 def login(
-    session: SessionDep,
+    request: Request,
+    engine: EngineDep,
     settings: SettingsDep,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
 ) -> Token:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    email = service.normalize_email(form.username)
+    client = request.client.host if request.client else "unknown"
+    limiter.hit(settings.LOGIN_RATE_LIMIT, "login-from", client, what="login attempts")
+    limiter.check(settings.LOGIN_FAILURE_LIMIT, "login-failed", email, what="failed logins")
     user = service.authenticate(
-        session=session, email=form.username, password=form.password, settings=settings
+        engine=engine, email=form.username, password=form.password, settings=settings
     )
     if user is None:
+        limiter.hit(settings.LOGIN_FAILURE_LIMIT, "login-failed", email, what="failed logins")
         raise NotAuthenticatedError("wrong email or password")
     return Token(access_token=service.issue_token(user_id=user.id, settings=settings))
 

@@ -1,13 +1,15 @@
 import uuid
 from datetime import timedelta
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, select
 
 from nogil_bench.auth.models import User
 from nogil_bench.auth.schemas import UserCreate
 from nogil_bench.core import security
 from nogil_bench.core.config import Settings
+from nogil_bench.core.db import write
 from nogil_bench.core.errors import ConflictError
 
 
@@ -20,30 +22,33 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
-def get_user_by_email(*, session: Session, email: str) -> User | None:
-    return session.exec(select(User).where(User.email == normalize_email(email))).first()
+def get_user_by_email(*, engine: Engine, email: str) -> User | None:
+    with Session(engine) as session:
+        return session.exec(select(User).where(User.email == normalize_email(email))).first()
 
 
-def create_user(*, session: Session, user_create: UserCreate, settings: Settings) -> User:
+def create_user(*, engine: Engine, user_create: UserCreate, settings: Settings) -> User:
     email = normalize_email(user_create.email)
-    if get_user_by_email(session=session, email=email) is not None:
+    if get_user_by_email(engine=engine, email=email) is not None:
         raise EmailTakenError(email)
+    # bcrypt takes a while on purpose: outside any transaction.
     user = User(
         email=email,
         hashed_password=security.hash_password(user_create.password, rounds=settings.BCRYPT_ROUNDS),
     )
-    session.add(user)
     try:
-        session.commit()
+        return write(engine, lambda session: add(session, user))
     except IntegrityError:  # another request registered the same email in between
-        session.rollback()
         raise EmailTakenError(email) from None
-    session.refresh(user)
-    return user
 
 
-def authenticate(*, session: Session, email: str, password: str, settings: Settings) -> User | None:
-    user = get_user_by_email(session=session, email=email)
+def add[T: SQLModel](session: Session, row: T) -> T:
+    session.add(row)
+    return row
+
+
+def authenticate(*, engine: Engine, email: str, password: str, settings: Settings) -> User | None:
+    user = get_user_by_email(engine=engine, email=email)
     # Verified even when there is no user (against a dummy hash): equal time either way.
     valid = security.verify_password(
         password, user.hashed_password if user else None, rounds=settings.BCRYPT_ROUNDS

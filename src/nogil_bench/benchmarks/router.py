@@ -2,14 +2,16 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.responses import JSONResponse
 
 from nogil_bench.auth.dependencies import CurrentUser
 from nogil_bench.benchmarks import service
 from nogil_bench.benchmarks.models import Benchmark
 from nogil_bench.benchmarks.schemas import BenchmarkCreate, BenchmarkPublic, BenchmarksPublic
-from nogil_bench.core.db import SessionDep
-from nogil_bench.core.deps import Limit, Offset, SettingsDep, set_location
-from nogil_bench.jobs.dependencies import DRAINING_RESPONSE, ExecutorDep
+from nogil_bench.core.db import EngineDep, SessionDep
+from nogil_bench.core.deps import Limit, Offset, SettingsDep
+from nogil_bench.core.idempotency import IdempotencyKeyHeader, normalize_key
+from nogil_bench.jobs.dependencies import OVERLOAD_RESPONSES, ExecutorDep, Submitter
 
 router = APIRouter(prefix="/benchmarks", tags=["benchmarks"])
 
@@ -26,26 +28,36 @@ OwnedBenchmark = Annotated[Benchmark, Depends(valid_benchmark)]
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
+    response_model=BenchmarkPublic,
     summary="Queue one workload through several runners, one after another, compared",
     responses={
-        422: {"description": "A bad pipeline, runner, worker count, size or count"},
-        **DRAINING_RESPONSE,
+        422: {
+            "description": "A bad pipeline, runner, worker count, size or count; or an "
+            "Idempotency-Key already used for a different request"
+        },
+        **OVERLOAD_RESPONSES,
     },
 )
 def create_benchmark(
     body: BenchmarkCreate,
     request: Request,
-    response: Response,
-    user: CurrentUser,
-    session: SessionDep,
-    settings: SettingsDep,
     executor: ExecutorDep,
-) -> BenchmarkPublic:
+    user: Submitter,
+    engine: EngineDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
     spec = service.check_request(body, settings)
-    benchmark = service.submit(session=session, owner_id=user.id, spec=spec)
+    answer = service.submit(
+        engine=engine,
+        settings=settings,
+        owner_id=user.id,
+        route=request.url.path.rstrip("/"),
+        key=normalize_key(idempotency_key),
+        spec=spec,
+    )
     executor.notify()
-    set_location(request, response, benchmark.id)
-    return service.describe(benchmark)
+    return answer.response()
 
 
 @router.get("", summary="Your benchmarks, newest first")

@@ -13,9 +13,11 @@ from nogil_bench.bench.stats import efficiency, karp_flatt, percentile, speedup
 from nogil_bench.benchmarks.models import Benchmark
 from nogil_bench.benchmarks.schemas import BenchmarkEntry, BenchmarkSpec
 from nogil_bench.core import runtime
+from nogil_bench.core.db import write
 from nogil_bench.core.models import Status, utc_now
 from nogil_bench.runners import UnsupportedWorkError, get_runner
 from nogil_bench.runners.base import warm_up
+from nogil_bench.runners.deadline import run_with_deadline
 from nogil_bench.runners.sequential import SequentialRunner
 from nogil_bench.workloads.images import (
     ImageJob,
@@ -37,13 +39,18 @@ def configurations(spec: BenchmarkSpec) -> list[tuple[str, int]]:
     ]
 
 
-def measure(runner_name: str, workers: int, jobs: list[ImageJob]) -> tuple[BenchmarkEntry, str]:
-    """One configuration's entry (without the comparison fields) and its outputs' digest."""
+def measure(
+    runner_name: str, workers: int, jobs: list[ImageJob], *, timeout_s: float
+) -> tuple[BenchmarkEntry, str]:
+    """One configuration's entry (without the comparison fields) and its outputs' digest.
+    ExecutionTimeoutError when it runs longer than `timeout_s`."""
     with get_runner(runner_name)(workers) as runner:
         with RunMeter() as setup:
             warm_up(runner)
         with RunMeter() as run:
-            outcomes = run_jobs_captured(runner, jobs)
+            outcomes = run_with_deadline(
+                runner, lambda running: run_jobs_captured(running, jobs), timeout_s=timeout_s
+            )
             run.stop()  # while a process pool's workers still count
     errors = [outcome.error for outcome in outcomes if outcome.error is not None]
     latencies = [outcome.wall_s for outcome in outcomes]
@@ -84,7 +91,15 @@ def compare(entries: list[BenchmarkEntry], digests: dict[int, str]) -> list[Benc
     return compared
 
 
-def execute(engine: Engine, benchmark_id: uuid.UUID, should_stop: Callable[[], bool]) -> None:
+def execute(
+    engine: Engine,
+    benchmark_id: uuid.UUID,
+    should_stop: Callable[[], bool],
+    boot_id: uuid.UUID,
+    *,
+    timeout_s: float,
+) -> None:
+    """A claimed benchmark, configuration by configuration; a stop between two puts it back."""
     with Session(engine) as session:
         benchmark = session.get(Benchmark, benchmark_id)
         assert benchmark is not None
@@ -98,7 +113,7 @@ def execute(engine: Engine, benchmark_id: uuid.UUID, should_stop: Callable[[], b
     digests: dict[int, str] = {}
     for runner_name, workers in configurations(spec):
         if should_stop():
-            _requeue(engine, benchmark_id)
+            _requeue(engine, benchmark_id, boot_id)
             return
         try:
             check_runner_can_run(get_runner(runner_name), steps)
@@ -110,28 +125,38 @@ def execute(engine: Engine, benchmark_id: uuid.UUID, should_stop: Callable[[], b
             )
             continue
         logger.info("benchmark {}: {} x {}", benchmark_id, runner_name, workers)
-        entry, digests[len(entries)] = measure(runner_name, workers, jobs)
+        entry, digests[len(entries)] = measure(runner_name, workers, jobs, timeout_s=timeout_s)
         entries.append(entry)
-    with Session(engine) as session:
+    results = [entry.model_dump() for entry in compare(entries, digests)]
+    failed = [entry for entry in entries if entry.outcome == "failed"]
+
+    def finish(session: Session) -> None:
         benchmark = session.get(Benchmark, benchmark_id)
-        if benchmark is None or benchmark.status != Status.RUNNING:  # put back at a deadline
-            return
-        benchmark.results = [entry.model_dump() for entry in compare(entries, digests)]
-        failed = [entry for entry in entries if entry.outcome == "failed"]
+        if benchmark is None or not running_by(benchmark, boot_id):
+            return  # put back at a shutdown's deadline, or taken over after a lost lease
+        benchmark.results = results
         benchmark.status = Status.FAILED if failed else Status.SUCCEEDED
         benchmark.error = f"{len(failed)} configurations had failing images" if failed else None
         benchmark.finished_at = utc_now()
+        benchmark.lease_expires_at = None
         benchmark.gil_enabled = runtime.is_gil_enabled()
         session.add(benchmark)
-        session.commit()
+
+    write(engine, finish)
 
 
-def _requeue(engine: Engine, benchmark_id: uuid.UUID) -> None:
+def running_by(benchmark: Benchmark, boot_id: uuid.UUID) -> bool:
+    return benchmark.status == Status.RUNNING and benchmark.boot_id == boot_id
+
+
+def _requeue(engine: Engine, benchmark_id: uuid.UUID, boot_id: uuid.UUID) -> None:
     """Stopped between configurations: the benchmark runs again whole at the next start."""
-    with Session(engine) as session:
+
+    def requeue(session: Session) -> None:
         benchmark = session.get(Benchmark, benchmark_id)
         # Not if a drain's deadline put it back already: that counted it once.
-        if benchmark is not None and benchmark.status == Status.RUNNING:
+        if benchmark is not None and running_by(benchmark, boot_id):
             benchmark.put_back()
             session.add(benchmark)
-            session.commit()
+
+    write(engine, requeue)

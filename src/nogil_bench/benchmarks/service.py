@@ -1,5 +1,7 @@
 import uuid
+from datetime import timedelta
 
+from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from nogil_bench.bench.chart import ChartPoint, render_speedup_chart
@@ -13,7 +15,14 @@ from nogil_bench.benchmarks.schemas import (
 from nogil_bench.core import runtime
 from nogil_bench.core.config import Settings
 from nogil_bench.core.db import get_owned, newest_first
-from nogil_bench.core.errors import ConflictError, InvalidInputError
+from nogil_bench.core.errors import (
+    ConflictError,
+    InvalidInputError,
+    ServiceUnavailableError,
+    TooManyRequestsError,
+)
+from nogil_bench.core.idempotency import Answer, Submission, fingerprint, submit_once
+from nogil_bench.core.models import Status
 from nogil_bench.jobs import service as job_service
 from nogil_bench.jobs.schemas import StepIn
 from nogil_bench.runners import RUNNERS
@@ -48,12 +57,49 @@ def check_request(request: BenchmarkCreate, settings: Settings) -> BenchmarkSpec
     )
 
 
-def submit(*, session: Session, owner_id: uuid.UUID, spec: BenchmarkSpec) -> Benchmark:
-    benchmark = Benchmark(owner_id=owner_id, spec=spec.model_dump(mode="json"))
-    session.add(benchmark)
-    session.commit()
-    session.refresh(benchmark)
-    return benchmark
+def submit(
+    *,
+    engine: Engine,
+    settings: Settings,
+    owner_id: uuid.UUID,
+    route: str,
+    key: str | None,
+    spec: BenchmarkSpec,
+) -> Answer:
+    """Queue the benchmark (or answer as an earlier request with the same key was answered)."""
+    content = spec.model_dump(mode="json")
+
+    def queue(session: Session) -> tuple[BenchmarkPublic, uuid.UUID]:
+        check_queue_room(session, settings, owner_id)
+        benchmark = Benchmark(owner_id=owner_id, spec=content)
+        session.add(benchmark)
+        return describe(benchmark), benchmark.id
+
+    return submit_once(
+        engine,
+        Submission(owner_id, route, key, fingerprint(content)),
+        queue,
+        ttl=timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS),
+    )
+
+
+def check_queue_room(session: Session, settings: Settings, owner_id: uuid.UUID) -> None:
+    """429 when the user has too many benchmarks queued, 503 when the service has."""
+    retry = {"Retry-After": str(settings.OVERLOAD_RETRY_AFTER_SECONDS)}
+    queued = select(func.count()).select_from(Benchmark).where(Benchmark.status == Status.QUEUED)
+    mine = session.exec(queued.where(Benchmark.owner_id == owner_id)).one()
+    if mine >= settings.MAX_QUEUED_BENCHMARKS_PER_USER:
+        raise TooManyRequestsError(
+            f"you have {mine} benchmarks queued, the limit per user: retry once one has run",
+            headers=retry,
+        )
+    everyone = session.exec(queued).one()
+    if everyone >= settings.MAX_QUEUED_BENCHMARKS:
+        raise ServiceUnavailableError(
+            f"the service has {everyone} benchmarks queued, its limit: retry in "
+            f"{settings.OVERLOAD_RETRY_AFTER_SECONDS} s",
+            headers=retry,
+        )
 
 
 def get_benchmark(*, session: Session, owner_id: uuid.UUID, benchmark_id: uuid.UUID) -> Benchmark:

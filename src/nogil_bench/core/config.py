@@ -5,7 +5,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, PrivateAttr, SecretStr, model_validator
+from limits import parse_many
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 type Environment = Literal["development", "production"]
@@ -60,6 +61,43 @@ class Settings(BaseSettings):
     SQLITE_BUSY_TIMEOUT_MS: int = Field(
         default=10_000, ge=0, description="How long a writer waits for the lock before failing."
     )
+    WORKER_THREADS: int = Field(
+        default=40,
+        ge=1,
+        le=1000,
+        description="Threads that run blocking request work (sync routes, uploads, database "
+        "writes) at once; the database pool is sized from it.",
+    )
+    DB_POOL_TIMEOUT_SECONDS: float = Field(
+        default=10, gt=0, description="How long a request waits for a database connection (503)."
+    )
+
+    # Load: what one process takes before it answers 429 or 503 instead
+    MAX_QUEUED_JOBS_PER_USER: int = Field(
+        default=5000, ge=1, description="Queued images (jobs) per user; above it, 429."
+    )
+    MAX_QUEUED_JOBS: int = Field(
+        default=50_000, ge=1, description="Queued images (jobs) in all; above it, 503."
+    )
+    MAX_QUEUED_BENCHMARKS_PER_USER: int = Field(default=10, ge=1, description="Above it, 429.")
+    MAX_QUEUED_BENCHMARKS: int = Field(default=100, ge=1, description="Above it, 503.")
+    OVERLOAD_RETRY_AFTER_SECONDS: int = Field(
+        default=5, ge=1, description="The Retry-After given with a 429 or 503 for a full queue."
+    )
+    SUBMISSION_RATE_LIMIT: str = Field(
+        default="50/second;1000/minute",
+        description="Submissions per user (jobs, batches, benchmarks), in the `limits` "
+        "notation ('N/second;M/minute'); above it, 429 with Retry-After.",
+    )
+    LOGIN_FAILURE_LIMIT: str = Field(
+        default="10/minute", description="Failed logins per email; above it, 429."
+    )
+    LOGIN_RATE_LIMIT: str = Field(
+        default="60/minute", description="Login attempts per client address; above it, 429."
+    )
+    IDEMPOTENCY_KEY_TTL_HOURS: int = Field(
+        default=24, ge=1, description="How long an Idempotency-Key is remembered."
+    )
 
     # Auth
     SECRET_KEY: SecretStr | None = Field(
@@ -91,8 +129,29 @@ class Settings(BaseSettings):
     EXECUTOR_POLL_SECONDS: float = Field(
         default=5.0, gt=0, description="How often an idle executor looks for work it missed."
     )
+    LEASE_SECONDS: float = Field(
+        default=30,
+        gt=0,
+        description="A process holds what it runs for this long, renewed every third of it; "
+        "work whose lease ran out (its process died) goes back to the queue.",
+    )
+    EXECUTION_TIMEOUT_SECONDS: float = Field(
+        default=900,
+        gt=0,
+        description="Longest run of a runner over one unit (a single job, one chunk of a "
+        "batch, one benchmark configuration); past it the work fails with the reason.",
+    )
 
     _secret_generated: bool = PrivateAttr(default=False)
+
+    @field_validator("SUBMISSION_RATE_LIMIT", "LOGIN_FAILURE_LIMIT", "LOGIN_RATE_LIMIT")
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError as error:
+            raise ValueError(f"not a rate limit such as '10/second;100/minute': {error}") from None
+        return value
 
     @model_validator(mode="after")
     def _require_real_secret_in_production(self) -> Self:
@@ -113,6 +172,11 @@ class Settings(BaseSettings):
     def secret_generated(self) -> bool:
         """True when no SECRET_KEY was given and this process made one up (development only)."""
         return self._secret_generated
+
+    @property
+    def db_pool_size(self) -> int:
+        """Every worker thread, plus the executor's threads (runs, heartbeat) and a spare."""
+        return self.WORKER_THREADS + 4
 
     @property
     def database_url(self) -> str:

@@ -1,33 +1,58 @@
-"""The database: one engine per app, SQLite tuned for concurrent writers, a session per request.
+"""The database: one engine per app, short transactions, and writes that retry when busy.
 
-SQLite allows one writer at a time. WAL lets readers go on while a writer commits, the busy
-timeout makes a writer wait for the lock instead of failing, and `BEGIN IMMEDIATE` takes the
-write lock when a transaction starts: a deferred transaction that reads and then writes can fail
-with "database is locked" at once, without waiting, when another writer got in between.
+Reads start a plain (deferred) transaction: with SQLite's WAL they run beside a writer and never
+wait for its lock. Writes go through `write()`: one short transaction that takes the write lock
+as it begins (`BEGIN IMMEDIATE` on SQLite, so it cannot fail half-way on a lock upgrade), and
+that is retried with a bounded, jittered backoff when the database is busy (SQLite's lock,
+PostgreSQL's serialization failures and deadlocks). Within one process SQLite writers queue on a
+lock of their own rather than in SQLite's sleep-and-poll busy handler, which is fairer and
+wastes no sleep; the busy timeout still covers writers in other processes.
 """
 
+import random
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from sqlite3 import Connection as SQLiteConnection
 from typing import Annotated, Any
+from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Request
 from loguru import logger
 from sqlalchemy import Engine, event, func, inspect
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.schema import CreateColumn
 from sqlmodel import Session, SQLModel, col, create_engine, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from nogil_bench.core.config import Settings
-from nogil_bench.core.errors import NotFoundError
+from nogil_bench.core.errors import (
+    DATABASE_RETRY_AFTER_S,
+    NotFoundError,
+    ServiceUnavailableError,
+)
+
+# An execution option that marks a write transaction (see `write`).
+_WRITE = "nogil_bench_write"
+# SQLite has one writer at a time: this process's writers take turns here first.
+_SQLITE_WRITE_LOCKS: WeakKeyDictionary[Engine, threading.Lock] = WeakKeyDictionary()
+# PostgreSQL SQLSTATEs worth retrying: serialization_failure, deadlock_detected.
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+WRITE_RETRY_FIRST_DELAY_S = 0.01
+WRITE_RETRY_MAX_DELAY_S = 0.5
 
 
 def make_engine(settings: Settings) -> Engine:
     url = settings.database_url
+    pool = {
+        "pool_size": settings.db_pool_size,
+        "max_overflow": 0,
+        "pool_timeout": settings.DB_POOL_TIMEOUT_SECONDS,
+    }
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, **pool)
     settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
@@ -35,8 +60,10 @@ def make_engine(settings: Settings) -> Engine:
             "check_same_thread": False,  # sessions are per request, connections are pooled
             "timeout": settings.SQLITE_BUSY_TIMEOUT_MS / 1000,
         },
+        **pool,
     )
     busy_timeout_ms = settings.SQLITE_BUSY_TIMEOUT_MS
+    _SQLITE_WRITE_LOCKS[engine] = threading.Lock()
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: SQLiteConnection, _record: Any) -> None:
@@ -50,10 +77,63 @@ def make_engine(settings: Settings) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin_immediate(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    def _begin(connection: Any) -> None:
+        # Writers take the lock up front; readers take none and see a snapshot.
+        writing = connection.get_execution_options().get(_WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
 
     return engine
+
+
+class DatabaseBusyError(ServiceUnavailableError):
+    """The database stayed busy through every retry: 503, try again shortly."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"the database is busy; retry in {DATABASE_RETRY_AFTER_S} s ({detail})",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
+
+
+def is_busy(error: BaseException) -> bool:
+    """True for errors that mean "busy right now", which a retry can get past."""
+    if not isinstance(error, DBAPIError):
+        return False
+    orig = error.orig
+    if getattr(orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:  # psycopg
+        return True
+    message = str(orig).lower()
+    return "database is locked" in message or "database is busy" in message
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Session]:
+    """One write transaction, committed at the end of the block (rolled back on an error).
+    Objects stay readable after the commit: nothing is read again."""
+    lock: AbstractContextManager[Any] = _SQLITE_WRITE_LOCKS.get(engine) or nullcontext()
+    with lock, Session(engine, expire_on_commit=False) as session:
+        session.connection(execution_options={_WRITE: True})
+        yield session
+        session.commit()
+
+
+def write[T](engine: Engine, work: Callable[[Session], T], *, attempts: int = 8) -> T:
+    """`work(session)` in a write transaction, retried from the start while the database is
+    busy (so `work` must only touch the database). DatabaseBusyError after the last attempt."""
+    delay_s = WRITE_RETRY_FIRST_DELAY_S
+    for attempt in range(1, attempts + 1):
+        try:
+            with writing(engine) as session:
+                return work(session)
+        except DBAPIError as error:
+            if not is_busy(error):
+                raise
+            if attempt == attempts:
+                raise DatabaseBusyError(str(error.orig)) from error
+            logger.debug("database busy (attempt {} of {}): {}", attempt, attempts, error.orig)
+            time.sleep(random.uniform(delay_s / 2, delay_s))  # noqa: S311 - jitter, not secrets
+            delay_s = min(delay_s * 2, WRITE_RETRY_MAX_DELAY_S)
+    raise AssertionError("unreachable")
 
 
 MAX_BACKOFF_SECONDS = 8.0
@@ -98,6 +178,7 @@ def create_tables(engine: Engine) -> None:
     # Importing the models registers their tables on SQLModel.metadata.
     from nogil_bench.auth import models as _auth_models  # noqa: F401, PLC0415
     from nogil_bench.benchmarks import models as _benchmark_models  # noqa: F401, PLC0415
+    from nogil_bench.core import idempotency as _idempotency  # noqa: F401, PLC0415
     from nogil_bench.jobs import models as _job_models  # noqa: F401, PLC0415
 
     SQLModel.metadata.create_all(engine)
@@ -128,12 +209,20 @@ def add_missing_columns(engine: Engine) -> None:
                     index.create(connection, checkfirst=True)
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with Session(request.app.state.engine) as session:
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
+    with Session(engine) as session:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+# Closed when the endpoint returns (scope="function"), not after the response is sent: no
+# transaction stays open while a body streams out. Reads only: writes go through `write`.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_owned[T: SQLModel](

@@ -5,6 +5,11 @@ from typing import ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from loguru import logger
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+DATABASE_RETRY_AFTER_S = 1
 
 
 class AppError(Exception):
@@ -42,6 +47,12 @@ class InvalidInputError(AppError):
     status_code = 422
 
 
+class TooManyRequestsError(AppError):
+    """Over a rate limit or a per-user quota: raise it with a Retry-After header."""
+
+    status_code = 429
+
+
 class ServiceUnavailableError(AppError):
     """Not now (the service is draining, say): raise it with a Retry-After header."""
 
@@ -53,5 +64,18 @@ async def _app_error_handler(request: Request, error: Exception) -> JSONResponse
     return JSONResponse({"detail": error.message}, error.status_code, headers=error.headers)
 
 
+async def _database_unavailable_handler(request: Request, error: Exception) -> JSONResponse:
+    # The database did not answer in time (pool exhausted, server down, lock held too long):
+    # a moment's trouble, not a bug. Nothing was stored by the failed transaction.
+    logger.warning("database unavailable for {} {}: {}", request.method, request.url.path, error)
+    return JSONResponse(
+        {"detail": f"the database is unavailable; retry in {DATABASE_RETRY_AFTER_S} s"},
+        503,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
+
+
 def install_error_handler(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)
+    app.add_exception_handler(OperationalError, _database_unavailable_handler)
+    app.add_exception_handler(PoolTimeoutError, _database_unavailable_handler)

@@ -66,11 +66,17 @@ class QueuedWork(SQLModel):
         index=True,
         description="The service process (its boot id) that ran it; cleared when requeued.",
     )
+    lease_expires_at: datetime | None = Field(
+        default=None,
+        sa_type=UTCDateTime,
+        description="While running: the process holds it until then (its heartbeat renews it).",
+    )
 
     def requeue(self) -> None:
         """Back to the queue, to run again; the attempt it was on stays counted."""
         self.status = Status.QUEUED
         self.boot_id = None
+        self.lease_expires_at = None
 
     def put_back(self) -> None:
         """Back to the queue because the service stopped (a shutdown), not because the work

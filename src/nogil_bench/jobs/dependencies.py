@@ -4,9 +4,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from nogil_bench.auth.dependencies import CurrentUser
+from nogil_bench.auth.models import User
 from nogil_bench.core.db import SessionDep
 from nogil_bench.core.deps import SettingsDep
 from nogil_bench.core.errors import ServiceUnavailableError
+from nogil_bench.core.ratelimit import RateLimiter
 from nogil_bench.executor import Executor
 from nogil_bench.jobs import service
 from nogil_bench.jobs.models import Batch, Job
@@ -18,15 +20,6 @@ def valid_job(job_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Job:
 
 def valid_batch(batch_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Batch:
     return service.get_batch(session=session, owner_id=user.id, batch_id=batch_id)
-
-
-# For the OpenAPI `responses` of every route that takes ExecutorDep.
-DRAINING_RESPONSE: dict[int | str, dict[str, Any]] = {
-    503: {
-        "description": "Shutting down: no new work taken; retry after `Retry-After` seconds",
-        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-    }
-}
 
 
 def executor_taking_work(request: Request, settings: SettingsDep) -> Executor:
@@ -41,6 +34,28 @@ def executor_taking_work(request: Request, settings: SettingsDep) -> Executor:
     return executor
 
 
+def submitter(request: Request, user: CurrentUser, settings: SettingsDep) -> User:
+    """The logged-in user, if under their submission rate limit (else 429 with Retry-After)."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter.hit(settings.SUBMISSION_RATE_LIMIT, "submit", str(user.id), what="submissions")
+    return user
+
+
+# For the OpenAPI `responses` of every route that takes Submitter.
+OVERLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    429: {
+        "description": "Over your submission rate limit, or your queue is full; retry after "
+        "`Retry-After` seconds",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
+    503: {
+        "description": "Shutting down, or the service's queue is full, or the database is "
+        "busy: nothing was stored; retry after `Retry-After` seconds",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
+}
+
 OwnedJob = Annotated[Job, Depends(valid_job)]
+Submitter = Annotated[User, Depends(submitter)]
 OwnedBatch = Annotated[Batch, Depends(valid_batch)]
 ExecutorDep = Annotated[Executor, Depends(executor_taking_work)]

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
@@ -80,23 +81,36 @@ async def read_upload_form(
 ) -> UploadForm:
     # A few more than allowed, so that "too many" gets our 422 rather than a parser error.
     max_files = settings.MAX_BATCH_IMAGES + 1 if many else 1
+    # The parser spools each file to a temporary file (memory only up to 1 MiB each).
     form = await request.form(max_files=max_files, max_fields=16)
     try:
         files = [item for item in form.getlist(files_field) if isinstance(item, UploadFile)]
         if not files:
             raise InvalidInputError(f"the multipart body has no file in the {files_field!r} field")
         service.check_batch_size(len(files), settings)
-        uploads = []
-        for index, file in enumerate(files):
-            filename = file.filename or f"{files_field}[{index}]"
+        named = [
+            (file.filename or f"{files_field}[{index}]", file) for index, file in enumerate(files)
+        ]
+        for filename, file in named:
             service.check_upload_size(filename, file.size or 0, settings)
-            uploads.append(service.Upload(filename, await file.read()))
-        return UploadForm(
-            uploads,
-            _pipeline(_text(form.get("pipeline"), "pipeline")),
-            _text(form.get("runner", DEFAULT_RUNNER), "runner"),
-            _whole_number(_text(form.get("workers", str(DEFAULT_WORKERS)), "workers"), "workers"),
+        # Every field is checked before any file is stored.
+        pipeline = _pipeline(_text(form.get("pipeline"), "pipeline"))
+        runner = _text(form.get("runner", DEFAULT_RUNNER), "runner")
+        workers = _whole_number(
+            _text(form.get("workers", str(DEFAULT_WORKERS)), "workers"), "workers"
         )
+        uploads: list[service.Upload] = []
+        try:
+            for filename, file in named:
+                await file.seek(0)
+                stream = file.file
+                uploads.append(
+                    await run_in_threadpool(service.store_upload, stream, filename, settings)
+                )
+        except BaseException:
+            service.discard_uploads(uploads, settings)
+            raise
+        return UploadForm(uploads, pipeline, runner, workers)
     finally:
         await form.close()
 
@@ -105,7 +119,7 @@ async def read_submission(
     request: Request, settings: Settings, *, batch: bool
 ) -> tuple[service.ExecutionSpec, list[service.Source]]:
     """A job's or batch's checked runner, workers and pipeline, and its sources, from a JSON or
-    multipart body."""
+    multipart body. Uploaded files are stored by then; on an error here they are removed."""
     sources: list[service.Source]
     body: JobCreate | BatchCreate | UploadForm
     if body_kind(request) == "multipart/form-data":
@@ -120,9 +134,13 @@ async def read_submission(
     else:
         body = await read_json(request, JobCreate)
         sources = [body.source]
-    spec = service.check_spec(
-        runner=body.runner, workers=body.workers, pipeline=body.pipeline, settings=settings
-    )
+    try:
+        spec = service.check_spec(
+            runner=body.runner, workers=body.workers, pipeline=body.pipeline, settings=settings
+        )
+    except BaseException:
+        service.discard_uploads(sources, settings)
+        raise
     return spec, sources
 
 

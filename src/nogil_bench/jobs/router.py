@@ -3,15 +3,26 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
+from sqlalchemy import Engine
 
 from nogil_bench.auth.dependencies import CurrentUser
-from nogil_bench.core.db import SessionDep
-from nogil_bench.core.deps import Limit, Offset, SettingsDep, set_location
+from nogil_bench.auth.models import User
+from nogil_bench.core.config import Settings
+from nogil_bench.core.db import EngineDep, SessionDep
+from nogil_bench.core.deps import Limit, Offset, SettingsDep
+from nogil_bench.core.idempotency import IdempotencyKeyHeader, normalize_key
 from nogil_bench.core.models import Status
 from nogil_bench.core.openapi import json_or_multipart
+from nogil_bench.executor import Executor
 from nogil_bench.jobs import forms, service
-from nogil_bench.jobs.dependencies import DRAINING_RESPONSE, ExecutorDep, OwnedBatch, OwnedJob
+from nogil_bench.jobs.dependencies import (
+    OVERLOAD_RESPONSES,
+    ExecutorDep,
+    OwnedBatch,
+    OwnedJob,
+    Submitter,
+)
 from nogil_bench.jobs.models import Job
 from nogil_bench.jobs.schemas import (
     BatchCreate,
@@ -31,8 +42,11 @@ router = APIRouter(tags=["jobs"])
 SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"description": "An image over max_upload_bytes"},
     415: {"description": "Not an image, or not PNG / JPEG / WebP"},
-    422: {"description": "A bad pipeline, runner, worker count, size or count"},
-    **DRAINING_RESPONSE,
+    422: {
+        "description": "A bad pipeline, runner, worker count, size or count; or an "
+        "Idempotency-Key already used for a different request"
+    },
+    **OVERLOAD_RESPONSES,
 }
 
 
@@ -63,33 +77,48 @@ def list_operations(_: CurrentUser) -> list[OperationPublic]:
 @router.post(
     "/jobs",
     status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobPublic,
     summary="Queue one image job: JSON with a synthetic source, or multipart with an image",
     responses=SUBMIT_ERRORS,
     openapi_extra=json_or_multipart(JobCreate, forms.form_schema("image", many=False)),
 )
 async def create_job(
     request: Request,
-    response: Response,
-    user: CurrentUser,
-    session: SessionDep,
-    settings: SettingsDep,
     executor: ExecutorDep,
-) -> JobPublic:
-    spec, sources = await forms.read_submission(request, settings, batch=False)
+    user: Submitter,
+    engine: EngineDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    return await submit(request, executor, user, engine, settings, idempotency_key, batch=False)
+
+
+async def submit(
+    request: Request,
+    executor: Executor,
+    user: User,
+    engine: Engine,
+    settings: Settings,
+    idempotency_key: str | None,
+    *,
+    batch: bool,
+) -> JSONResponse:
+    spec, sources = await forms.read_submission(request, settings, batch=batch)
     # Decoding uploads and writing rows is blocking work: off the event loop.
-    [job] = await run_in_threadpool(
+    answer = await run_in_threadpool(
         lambda: service.submit(
-            session=session,
+            engine=engine,
             settings=settings,
             owner_id=user.id,
+            route=request.url.path.rstrip("/"),
+            key=normalize_key(idempotency_key),
             spec=spec,
             sources=sources,
-            as_batch=False,
+            as_batch=batch,
         )
     )
     executor.notify()
-    set_location(request, response, job.id)
-    return JobPublic.model_validate(job)
+    return answer.response()
 
 
 @router.get("/jobs", summary="Your jobs, newest first")
@@ -143,8 +172,8 @@ def read_job_result(job: OwnedJob, settings: SettingsDep) -> FileResponse:
         409: {"description": "The job is running"},
     },
 )
-def delete_job(job: OwnedJob, session: SessionDep, settings: SettingsDep) -> Response:
-    cancelled: Job | None = service.delete_job(session=session, settings=settings, job=job)
+def delete_job(job: OwnedJob, engine: EngineDep, settings: SettingsDep) -> Response:
+    cancelled: Job | None = service.delete_job(engine=engine, settings=settings, job=job)
     if cancelled is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return Response(
@@ -155,37 +184,20 @@ def delete_job(job: OwnedJob, session: SessionDep, settings: SettingsDep) -> Res
 @router.post(
     "/batches",
     status_code=status.HTTP_202_ACCEPTED,
+    response_model=BatchPublic,
     summary="Queue many images under one runner: a synthetic set (JSON) or uploads (multipart)",
     responses=SUBMIT_ERRORS,
     openapi_extra=json_or_multipart(BatchCreate, forms.form_schema("images", many=True)),
 )
 async def create_batch(
     request: Request,
-    response: Response,
-    user: CurrentUser,
-    session: SessionDep,
-    settings: SettingsDep,
     executor: ExecutorDep,
-) -> BatchPublic:
-    spec, sources = await forms.read_submission(request, settings, batch=True)
-
-    def submit() -> BatchPublic:
-        [first, *_] = service.submit(
-            session=session,
-            settings=settings,
-            owner_id=user.id,
-            spec=spec,
-            sources=sources,
-            as_batch=True,
-        )
-        assert first.batch_id is not None
-        batch = service.get_batch(session=session, owner_id=user.id, batch_id=first.batch_id)
-        return service.describe_batch(session=session, batch=batch)
-
-    batch = await run_in_threadpool(submit)
-    executor.notify()
-    set_location(request, response, batch.id)
-    return batch
+    user: Submitter,
+    engine: EngineDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    return await submit(request, executor, user, engine, settings, idempotency_key, batch=True)
 
 
 @router.get("/batches", summary="Your batches, newest first")

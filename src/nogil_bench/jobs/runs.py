@@ -6,7 +6,8 @@ show between chunks, and a stop request (shutdown) leaves the rest queued.
 
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from loguru import logger
 from sqlalchemy import Engine, update
@@ -15,11 +16,13 @@ from sqlmodel import Session, col, select
 from nogil_bench.bench.measure import RunMeter
 from nogil_bench.core import metrics, runtime
 from nogil_bench.core.config import OUTPUTS_DIR, Settings
+from nogil_bench.core.db import write
 from nogil_bench.core.files import write_atomically
 from nogil_bench.core.models import Status, utc_now
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.runners import BaseRunner, get_runner
 from nogil_bench.runners.base import warm_up
+from nogil_bench.runners.deadline import ExecutionTimeoutError, run_with_deadline
 from nogil_bench.runners.timing import Outcome
 from nogil_bench.workloads.images import ImageJob, SyntheticSource, run_jobs_captured
 from nogil_bench.workloads.model import Step
@@ -36,11 +39,13 @@ def image_job(job: Job, settings: Settings) -> ImageJob:
     return ImageJob(SyntheticSource(job.width, job.height, job.seed), steps)
 
 
-def claim_chunk(engine: Engine, job_ids: Sequence[uuid.UUID], boot_id: uuid.UUID) -> list[Job]:
+def claim_chunk(
+    engine: Engine, job_ids: Sequence[uuid.UUID], boot_id: uuid.UUID, lease_s: float
+) -> list[Job]:
     """Mark the still-queued jobs among `job_ids` running by `boot_id` (skipping cancelled
-    ones), counting the attempt."""
-    # Not expired on commit: the rows are returned as they were written, without re-reading.
-    with Session(engine, expire_on_commit=False) as session:
+    ones), counting the attempt and taking their lease."""
+
+    def claim(session: Session) -> list[Job]:
         jobs = list(
             session.exec(
                 select(Job)
@@ -48,15 +53,17 @@ def claim_chunk(engine: Engine, job_ids: Sequence[uuid.UUID], boot_id: uuid.UUID
                 .order_by(col(Job.id))
             ).all()
         )
+        now = utc_now()
         for job in jobs:
             job.status = Status.RUNNING
             job.boot_id = boot_id
-            job.started_at = utc_now()
+            job.started_at = now
+            job.lease_expires_at = now + timedelta(seconds=lease_s)
             job.attempts += 1
             session.add(job)
-        session.commit()
-        session.expunge_all()
-    return jobs
+        return jobs
+
+    return write(engine, claim)
 
 
 def record_outcomes(
@@ -64,15 +71,25 @@ def record_outcomes(
     settings: Settings,
     jobs: Sequence[Job],
     outcomes: Sequence[Outcome[bytes]],
+    boot_id: uuid.UUID,
     figures: dict[str, float] | None = None,
 ) -> None:
     gil_enabled = runtime.is_gil_enabled()
-    with Session(engine) as session:
+    # Outputs are written before the transaction (no file I/O under the write lock), each
+    # under a name of this run's own, so a run that lost its claim removes only its files.
+    outputs: dict[uuid.UUID, Path] = {}
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        if outcome.value is not None:
+            outputs[job.id] = OUTPUTS_DIR / f"{job.id}.{uuid.uuid4().hex[:12]}.png"
+            write_atomically(settings.DATA_DIR / outputs[job.id], outcome.value)
+
+    def record(session: Session) -> set[uuid.UUID]:
+        recorded: set[uuid.UUID] = set()
         for job, outcome in zip(jobs, outcomes, strict=True):
             row = session.get(Job, job.id)
-            if row is None or row.status != Status.RUNNING:
-                # Deleted meanwhile, or put back in the queue at a shutdown's deadline: the
-                # outcome is dropped (the next run writes it again).
+            if row is None or row.status != Status.RUNNING or row.boot_id != boot_id:
+                # Deleted meanwhile, put back in the queue at a shutdown's deadline, or taken
+                # over after this process's lease ran out: the outcome is dropped.
                 continue
             started = datetime.fromtimestamp(outcome.started_at, UTC)
             row.started_at = started
@@ -80,45 +97,84 @@ def record_outcomes(
             row.latency_s = outcome.wall_s
             row.cpu_s = outcome.cpu_s
             row.gil_enabled = gil_enabled
+            row.lease_expires_at = None
             for name, value in (figures or {}).items():
                 setattr(row, name, value)
-            job_log = logger.bind(job_id=str(job.id))
-            metrics.JOB_SECONDS.labels(runner=job.runner).observe(outcome.wall_s)
             if outcome.value is None:
                 row.status = Status.FAILED
                 row.error = outcome.error
-                job_log.warning("job failed after {:.3f} s: {}", outcome.wall_s, outcome.error)
             else:
-                relative = OUTPUTS_DIR / f"{job.id}.png"
-                write_atomically(settings.DATA_DIR / relative, outcome.value)
                 row.status = Status.SUCCEEDED
-                row.output_path = str(relative)
+                row.output_path = str(outputs[job.id])
                 row.output_bytes = len(outcome.value)
-                job_log.info("job succeeded in {:.3f} s", outcome.wall_s)
             session.add(row)
-        session.commit()
+            recorded.add(job.id)
+        return recorded
+
+    try:
+        recorded = write(engine, record)
+    except BaseException:
+        recorded = set()
+        raise
+    finally:
+        for job_id, relative in outputs.items():
+            if job_id not in recorded:
+                (settings.DATA_DIR / relative).unlink(missing_ok=True)
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        if job.id not in recorded:
+            continue
+        metrics.JOB_SECONDS.labels(runner=job.runner).observe(outcome.wall_s)
+        job_log = logger.bind(job_id=str(job.id))
+        if outcome.value is None:
+            job_log.warning("job failed after {:.3f} s: {}", outcome.wall_s, outcome.error)
+        else:
+            job_log.info("job succeeded in {:.3f} s", outcome.wall_s)
 
 
-def fail_jobs(engine: Engine, jobs: Sequence[Job], error: str) -> None:
-    """Fails those of `jobs` still running (not those put back in the queue meanwhile)."""
-    with Session(engine) as session:
-        session.execute(
+def fail_jobs(engine: Engine, jobs: Sequence[Job], boot_id: uuid.UUID, error: str) -> None:
+    """Fails those of `jobs` this process still runs (not those put back in the queue or
+    taken over meanwhile)."""
+    write(
+        engine,
+        lambda session: session.execute(
             update(Job)
-            .where(col(Job.id).in_([job.id for job in jobs]), col(Job.status) == Status.RUNNING)
+            .where(
+                col(Job.id).in_([job.id for job in jobs]),
+                col(Job.status) == Status.RUNNING,
+                col(Job.boot_id) == boot_id,
+            )
             .values(status=Status.FAILED, error=error, finished_at=utc_now())
-        )
-        session.commit()
+        ),
+    )
 
 
 def fail_unstarted(engine: Engine, batch_id: uuid.UUID, error: str) -> None:
     """The batch's still-queued jobs fail without a run (and without counting an attempt)."""
-    with Session(engine) as session:
-        session.execute(
+    write(
+        engine,
+        lambda session: session.execute(
             update(Job)
             .where(col(Job.batch_id) == batch_id, col(Job.status) == Status.QUEUED)
             .values(status=Status.FAILED, error=error, finished_at=utc_now())
-        )
-        session.commit()
+        ),
+    )
+
+
+def run_bounded(
+    runner: BaseRunner, jobs: Sequence[ImageJob], settings: Settings
+) -> list[Outcome[bytes]]:
+    """The jobs on the runner, within EXECUTION_TIMEOUT_SECONDS."""
+    return run_with_deadline(
+        runner,
+        lambda running: run_jobs_captured(running, jobs),
+        timeout_s=settings.EXECUTION_TIMEOUT_SECONDS,
+    )
+
+
+def pool_failure(runner: BaseRunner, error: Exception) -> str:
+    if isinstance(error, ExecutionTimeoutError):
+        return str(error)
+    return f"the {runner.name} pool failed: {error}"
 
 
 def run_chunks(
@@ -134,22 +190,23 @@ def run_chunks(
     for start in range(0, len(job_ids), size):
         if should_stop():
             return
-        jobs = claim_chunk(engine, job_ids[start : start + size], boot_id)
+        jobs = claim_chunk(engine, job_ids[start : start + size], boot_id, settings.LEASE_SECONDS)
         if not jobs:
             continue
         try:
             image_jobs = [image_job(job, settings) for job in jobs]
-            outcomes = run_jobs_captured(runner, image_jobs)
+            outcomes = run_bounded(runner, image_jobs, settings)
         except Exception as error:
-            # The pool itself failed (a worker process died, say): these jobs did not run.
+            # The pool itself failed (a worker process died, say) or hung: these jobs did not
+            # finish.
             if should_stop():  # its processes stopped at a shutdown's deadline: expected
                 logger.info("{} pool stopped under its chunk: {}", runner.name, error)
             else:
                 ids = [job.id for job in jobs]
                 logger.exception("{} runner failed on jobs {}", runner.name, ids)
-            fail_jobs(engine, jobs, f"the {runner.name} pool failed: {error}")
+            fail_jobs(engine, jobs, boot_id, pool_failure(runner, error))
             raise
-        record_outcomes(engine, settings, jobs, outcomes)
+        record_outcomes(engine, settings, jobs, outcomes, boot_id)
 
 
 def run_figures(meter: RunMeter, setup_s: float) -> dict[str, float]:
@@ -157,20 +214,17 @@ def run_figures(meter: RunMeter, setup_s: float) -> dict[str, float]:
 
 
 def execute_job(engine: Engine, settings: Settings, job: Job, boot_id: uuid.UUID) -> None:
-    """A single job: it becomes succeeded or failed together with its run's figures."""
-    claimed = claim_chunk(engine, [job.id], boot_id)
-    if not claimed:  # cancelled since it was picked
-        return
+    """A claimed single job: it becomes succeeded or failed together with its run's figures."""
     with RunMeter() as meter, get_runner(job.runner)(job.workers) as runner:
         warm_up(runner)
         setup_s = meter.elapsed_s()
         try:
-            outcomes = run_jobs_captured(runner, [image_job(claimed[0], settings)])
+            outcomes = run_bounded(runner, [image_job(job, settings)], settings)
         except Exception as error:
-            fail_jobs(engine, claimed, f"the {runner.name} pool failed: {error}")
+            fail_jobs(engine, [job], boot_id, pool_failure(runner, error))
             raise
         meter.stop()
-    record_outcomes(engine, settings, claimed, outcomes, run_figures(meter, setup_s))
+    record_outcomes(engine, settings, [job], outcomes, boot_id, run_figures(meter, setup_s))
 
 
 def execute_batch(
@@ -193,15 +247,16 @@ def execute_batch(
         try:
             run_chunks(engine, settings, runner, job_ids, should_stop, boot_id)
         except Exception as failure:
-            error = f"the {runner.name} pool failed: {failure}"
+            error = pool_failure(runner, failure)
             if not should_stop():  # when stopping, unstarted jobs wait for the next start
                 fail_unstarted(engine, batch.id, "not run: " + error)
         meter.stop()
     figures = run_figures(meter, setup_s)
-    with Session(engine) as session:
+
+    def finish(session: Session) -> None:
         row = session.get(Batch, batch.id)
-        if row is None or row.status != Status.RUNNING:  # put back at a shutdown's deadline
-            return
+        if row is None or row.status != Status.RUNNING or row.boot_id != boot_id:
+            return  # put back at a shutdown's deadline, or taken over: no longer ours
         statuses = [
             Status(value)
             for value in session.exec(select(Job.status).where(Job.batch_id == batch.id)).all()
@@ -211,12 +266,14 @@ def execute_batch(
         else:
             row.status, row.error = batch_outcome(statuses, error)
             row.finished_at = utc_now()
+            row.lease_expires_at = None
             row.gil_enabled = runtime.is_gil_enabled()
             for name, value in figures.items():
                 setattr(row, name, value)
             session.execute(update(Job).where(col(Job.batch_id) == batch.id).values(**figures))
         session.add(row)
-        session.commit()
+
+    write(engine, finish)
 
 
 def batch_outcome(statuses: Sequence[Status], error: str | None) -> tuple[Status, str | None]:

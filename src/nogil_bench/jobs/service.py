@@ -5,26 +5,33 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from nogil_bench.bench.stats import percentile
 from nogil_bench.core.config import UPLOADS_DIR, Settings
-from nogil_bench.core.db import get_owned, newest_first
+from nogil_bench.core.db import get_owned, newest_first, write
 from nogil_bench.core.errors import (
     ConflictError,
     InvalidInputError,
+    NotFoundError,
     PayloadTooLargeError,
+    ServiceUnavailableError,
+    TooManyRequestsError,
     UnsupportedMediaTypeError,
 )
-from nogil_bench.core.files import write_atomically
+from nogil_bench.core.files import copy_atomically
+from nogil_bench.core.idempotency import Answer, Submission, fingerprint, submit_once
 from nogil_bench.core.models import Status
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.jobs.schemas import (
     BatchAggregates,
     BatchPublic,
+    JobPublic,
     Progress,
     StepIn,
     SyntheticSet,
@@ -55,8 +62,12 @@ class ExecutionSpec:
 
 @dataclass(frozen=True, slots=True)
 class Upload:
+    """An uploaded image, already stored under DATA_DIR (streamed there, never held whole)."""
+
     filename: str
-    data: bytes
+    relative_path: Path
+    size_bytes: int
+    sha256: str
 
 
 type Source = SyntheticSource | Upload
@@ -124,9 +135,10 @@ def source_size(source: Source, settings: Settings) -> tuple[int, int]:
                 f"{settings.MAX_IMAGE_PIXELS} pixels"
             )
         return source.width, source.height
-    check_upload_size(source.filename, len(source.data), settings)
     try:
-        image = decode_image(source.data, max_pixels=settings.MAX_IMAGE_PIXELS)
+        image = decode_image(
+            settings.DATA_DIR / source.relative_path, max_pixels=settings.MAX_IMAGE_PIXELS
+        )
     except UnsupportedImageError as error:
         raise UnsupportedMediaTypeError(f"{source.filename!r}: {error}") from None
     except InvalidImageError as error:
@@ -134,57 +146,128 @@ def source_size(source: Source, settings: Settings) -> tuple[int, int]:
     return image.width, image.height
 
 
+def store_upload(stream: BinaryIO, filename: str, settings: Settings) -> Upload:
+    """Streams an uploaded image into DATA_DIR, checking its size as it lands."""
+    relative = UPLOADS_DIR / str(uuid.uuid4())
+    size_bytes, sha256 = copy_atomically(stream, settings.DATA_DIR / relative, mode=0o600)
+    upload = Upload(filename, relative, size_bytes, sha256)
+    try:
+        check_upload_size(filename, size_bytes, settings)
+    except PayloadTooLargeError:
+        discard_uploads([upload], settings)
+        raise
+    return upload
+
+
+def discard_uploads(sources: Sequence[Source], settings: Settings) -> None:
+    for source in sources:
+        if isinstance(source, Upload):
+            (settings.DATA_DIR / source.relative_path).unlink(missing_ok=True)
+
+
+def check_queue_room(
+    session: Session, settings: Settings, owner_id: uuid.UUID, adding: int
+) -> None:
+    """429 when the user's queue is full, 503 when the service's is (both with Retry-After)."""
+    retry = {"Retry-After": str(settings.OVERLOAD_RETRY_AFTER_SECONDS)}
+    queued = select(func.count()).select_from(Job).where(Job.status == Status.QUEUED)
+    mine = session.exec(queued.where(Job.owner_id == owner_id)).one()
+    if mine + adding > settings.MAX_QUEUED_JOBS_PER_USER:
+        raise TooManyRequestsError(
+            f"you have {mine} images queued; the limit is {settings.MAX_QUEUED_JOBS_PER_USER} "
+            f"per user, so {adding} more do not fit: retry once some have run",
+            headers=retry,
+        )
+    everyone = session.exec(queued).one()
+    if everyone + adding > settings.MAX_QUEUED_JOBS:
+        raise ServiceUnavailableError(
+            f"the service has {everyone} images queued, its limit is {settings.MAX_QUEUED_JOBS}: "
+            f"retry in {settings.OVERLOAD_RETRY_AFTER_SECONDS} s",
+            headers=retry,
+        )
+
+
+def source_content(source: Source) -> dict[str, Any]:
+    if isinstance(source, Upload):
+        return {"filename": source.filename, "sha256": source.sha256}
+    return source.model_dump()
+
+
 def submit(
     *,
-    session: Session,
+    engine: Engine,
     settings: Settings,
     owner_id: uuid.UUID,
+    route: str,
+    key: str | None,
     spec: ExecutionSpec,
     sources: Sequence[Source],
     as_batch: bool,
-) -> list[Job]:
-    """Queue one job per source (in a new batch when `as_batch`); returns the jobs."""
-    check_batch_size(len(sources), settings)
-    sizes = [source_size(source, settings) for source in sources]  # every check before any write
-    pipeline = spec.pipeline()
-    batch = None
-    if as_batch:
-        batch = Batch(
-            owner_id=owner_id, runner=spec.runner, workers=spec.workers, pipeline=pipeline
-        )
-        session.add(batch)
-    jobs: list[Job] = []
-    written: list[Path] = []
+) -> Answer:
+    """Queue one job per source (in a new batch when `as_batch`), all in one transaction: the
+    answer describes what was stored, or nothing was. Takes over the uploads' files: they are
+    kept with the jobs, or removed (an error, or a replay of an earlier request)."""
     try:
-        for source, (width, height) in zip(sources, sizes, strict=True):
-            job = Job(
-                owner_id=owner_id,
-                batch_id=batch.id if batch else None,
-                runner=spec.runner,
-                workers=spec.workers,
-                pipeline=pipeline,
-                width=width,
-                height=height,
+        check_batch_size(len(sources), settings)
+        sizes = [source_size(source, settings) for source in sources]  # every check first
+        if len(sources) > settings.MAX_QUEUED_JOBS_PER_USER:
+            raise InvalidInputError(
+                f"{len(sources)} images are more than a user may have queued "
+                f"({settings.MAX_QUEUED_JOBS_PER_USER})"
             )
-            if isinstance(source, Upload):
-                relative = UPLOADS_DIR / str(job.id)
-                write_atomically(settings.DATA_DIR / relative, source.data, mode=0o600)
-                written.append(settings.DATA_DIR / relative)
-                job.upload_path = str(relative)
-                job.upload_filename = source.filename
-            else:
-                job.seed = source.seed
-            session.add(job)
-            jobs.append(job)
-        session.commit()
+        pipeline = spec.pipeline()
+        content = {
+            "runner": spec.runner,
+            "workers": spec.workers,
+            "pipeline": pipeline,
+            "sources": [source_content(source) for source in sources],
+        }
+
+        def queue(session: Session) -> tuple[JobPublic | BatchPublic, uuid.UUID]:
+            check_queue_room(session, settings, owner_id, len(sources))
+            batch = None
+            if as_batch:
+                batch = Batch(
+                    owner_id=owner_id, runner=spec.runner, workers=spec.workers, pipeline=pipeline
+                )
+                session.add(batch)
+            jobs = [
+                Job(
+                    owner_id=owner_id,
+                    batch_id=batch.id if batch else None,
+                    runner=spec.runner,
+                    workers=spec.workers,
+                    pipeline=pipeline,
+                    width=width,
+                    height=height,
+                    **source_columns(source),
+                )
+                for source, (width, height) in zip(sources, sizes, strict=True)
+            ]
+            session.add_all(jobs)
+            session.flush()
+            if batch is not None:
+                return describe_batch(session=session, batch=batch), batch.id
+            return JobPublic.model_validate(jobs[0]), jobs[0].id
+
+        answer = submit_once(
+            engine,
+            Submission(owner_id, route, key, fingerprint(content)),
+            queue,
+            ttl=timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS),
+        )
     except BaseException:
-        session.rollback()
-        for path in written:
-            path.unlink(missing_ok=True)
+        discard_uploads(sources, settings)
         raise
-    for job in jobs:
-        session.refresh(job)
-    return jobs
+    if answer.replayed:
+        discard_uploads(sources, settings)
+    return answer
+
+
+def source_columns(source: Source) -> dict[str, Any]:
+    if isinstance(source, Upload):
+        return {"upload_path": str(source.relative_path), "upload_filename": source.filename}
+    return {"seed": source.seed}
 
 
 def expand_set(source: SyntheticSet) -> list[SyntheticSource]:
@@ -225,22 +308,26 @@ def result_path(job: Job, settings: Settings) -> Path:
     return settings.DATA_DIR / job.output_path
 
 
-def delete_job(*, session: Session, settings: Settings, job: Job) -> Job | None:
+def delete_job(*, engine: Engine, settings: Settings, job: Job) -> Job | None:
     """Cancel a queued job (returned, now cancelled), or delete a finished one (None)."""
-    if job.status is Status.QUEUED:
-        job.status = Status.CANCELLED
-        job.error = "cancelled by its owner before it ran"
-        session.add(job)
-        session.commit()
-        session.refresh(job)
-        remove_files(job, settings)
-        return job
-    if job.status is Status.RUNNING:
-        raise ConflictError(f"job {job.id} is running; it can be deleted once it finishes")
-    session.delete(job)
-    session.commit()
-    remove_files(job, settings)
-    return None
+
+    def cancel_or_delete(session: Session) -> Job | None:
+        row = session.get(Job, job.id)  # as it is now, under the write lock
+        if row is None:
+            raise NotFoundError(f"no job {job.id}")
+        if row.status is Status.QUEUED:
+            row.status = Status.CANCELLED
+            row.error = "cancelled by its owner before it ran"
+            session.add(row)
+            return row
+        if row.status is Status.RUNNING:
+            raise ConflictError(f"job {job.id} is running; it can be deleted once it finishes")
+        session.delete(row)
+        return None
+
+    cancelled = write(engine, cancel_or_delete)
+    remove_files(cancelled or job, settings)
+    return cancelled
 
 
 def remove_files(job: Job, settings: Settings) -> None:

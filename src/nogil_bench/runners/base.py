@@ -4,7 +4,7 @@ This module must stay importable inside a subinterpreter: no Pillow, nothing hea
 """
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Executor, wait
+from concurrent.futures import FIRST_EXCEPTION, Executor, ProcessPoolExecutor, wait
 from types import TracebackType
 from typing import ClassVar, Protocol, Self
 
@@ -53,6 +53,10 @@ class BaseRunner(Protocol):
         """fn applied to every task, results in task order; TaskFailedError on the first failure."""
         ...
 
+    def abandon(self) -> None:
+        """Its tasks hang: leaving the `with` block stops what it can without waiting."""
+        ...
+
 
 def _no_op(task: int) -> int:
     return task
@@ -78,6 +82,14 @@ class PoolLifecycle:
 
     def __init__(self, workers: int) -> None:
         self.workers = check_workers(workers)
+        self._abandoned = False
+
+    def abandon(self) -> None:
+        """Its tasks hang (a deadline passed): leaving the `with` block must not wait for them."""
+        self._abandoned = True
+
+    def _stop_abandoned(self) -> None:
+        """Stop what can be stopped without waiting; a hung thread is left to itself."""
 
     def _start(self) -> None:
         """Start the pool; runners without one have nothing to do."""
@@ -95,7 +107,10 @@ class PoolLifecycle:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._stop()
+        if self._abandoned:
+            self._stop_abandoned()
+        else:
+            self._stop()
 
 
 class ExecutorRunner(PoolLifecycle):
@@ -115,6 +130,13 @@ class ExecutorRunner(PoolLifecycle):
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+
+    def _stop_abandoned(self) -> None:
+        if isinstance(self._executor, ProcessPoolExecutor):
+            self._executor.terminate_workers()  # processes, unlike threads, can be stopped
+        elif self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor = None
 
     def map[T, R](self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
         if self._executor is None:

@@ -5,6 +5,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from io import BytesIO
+from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
@@ -69,11 +70,14 @@ def synthetic_image(source: SyntheticSource) -> Image.Image:
     return Image.frombytes("RGB", (source.width, source.height), noise)
 
 
-def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    if not data:
+def decode_image(data: bytes | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Encoded image bytes, or a file of them, decoded to RGB after the size check."""
+    if (isinstance(data, Path) and data.stat().st_size == 0) or not data:
         raise InvalidImageError("the file is empty")
     try:
-        image = Image.open(BytesIO(data), formats=sorted(ACCEPTED_FORMATS))
+        image = Image.open(
+            data if isinstance(data, Path) else BytesIO(data), formats=sorted(ACCEPTED_FORMATS)
+        )
     except Image.DecompressionBombError as error:
         raise InvalidImageError(f"refused as a decompression bomb: {error}") from None
     except UnidentifiedImageError:
