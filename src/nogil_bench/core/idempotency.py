@@ -35,7 +35,8 @@ IdempotencyKeyHeader = Annotated[
         alias=HEADER,
         min_length=1,
         max_length=MAX_KEY_CHARS + 2,  # a quoted key (a structured-field string) may be sent
-        pattern=r'^"?[!#-~]+"?$',
+        # Visible ASCII without '"', 1 to 255 characters, bare or quoted.
+        pattern=r'^(?:"[!#-~]{1,255}"|[!#-~]{1,255})$',
         description="Any unique string (a UUID, say): a retry with the same key and body "
         "returns the first answer instead of queueing the work again.",
     ),
