@@ -6,7 +6,8 @@ every job still ends with the right output.
   exits 0, the rest of the batch runs after the restart.
 - When the grace period ends first, the running jobs go back to the queue and the process still
   exits 0 at once.
-- `kill -9` leaves jobs running; the next start requeues them as work of a dead boot.
+- `kill -9` leaves jobs running; once their lease runs out, the next start requeues them as
+  work of a dead boot.
 """
 
 import hashlib
@@ -198,6 +199,8 @@ def test_work_still_running_at_the_grace_deadline_goes_back_to_the_queue_and_run
     assert {job["attempts"] for job in jobs} == {1}
 
 
+# A short lease: the dead boot's jobs come back once it runs out after the restart.
+@pytest.mark.parametrize("server", [{"LEASE_SECONDS": "3"}], indirect=True)
 def test_after_kill_9_mid_batch_the_next_start_requeues_the_dead_boots_jobs(
     server: LiveServer,
 ) -> None:
