@@ -13,6 +13,8 @@ fails it after MAX_ATTEMPTS runs. Every write about running work names the proce
 id), so a process that lost its claim cannot overwrite what another one now runs.
 """
 
+import os
+import sys
 import threading
 import time
 import uuid
@@ -47,6 +49,13 @@ TABLES: dict[WorkKind, type[Job] | type[Batch] | type[Benchmark]] = {
     "batch": Batch,
     "benchmark": Benchmark,
 }
+
+
+def lower_priority(niceness: int) -> None:
+    """This thread, and the threads and processes it starts from now on, yield the CPU to the
+    rest of the service (Linux: nice values are per thread, and inherited)."""
+    if niceness and sys.platform == "linux":
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
 def claim_next(engine: Engine, boot_id: uuid.UUID, lease_s: float) -> Claim | None:
@@ -191,6 +200,7 @@ class Executor:
         return self._thread is not None and self._thread.is_alive()
 
     def _loop(self) -> None:
+        lower_priority(self.settings.EXECUTOR_NICENESS)
         logger.info("executor started")
         while not self._stopping.is_set():
             try:

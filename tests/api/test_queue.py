@@ -1,10 +1,19 @@
 """The executor: queued work runs first in, first out, one execution at a time."""
 
 import itertools
-from collections.abc import Callable
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
 
+import pytest
 from fastapi.testclient import TestClient
 
+from nogil_bench.core.config import Settings
+from nogil_bench.jobs import runs as job_runs
+from nogil_bench.runners import BaseRunner
+from nogil_bench.runners.timing import Outcome
+from nogil_bench.workloads.images import ImageJob, run_jobs_captured
 from tests.api.conftest import Headers, wait_until_finished
 from tests.api.test_benchmarks import BENCHMARKS, benchmark
 from tests.api.test_jobs import BATCHES, JOBS, synthetic_job
@@ -32,3 +41,27 @@ def test_jobs_batches_and_benchmarks_run_in_submission_order_without_overlapping
     assert intervals == sorted(intervals)
     for (_, finished_at), (next_started_at, _) in itertools.pairwise(intervals):
         assert finished_at <= next_started_at
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
+def test_the_work_runs_at_a_lower_priority_than_the_requests(
+    client: TestClient, alice: Headers, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[int, int]] = []
+    real_run = run_jobs_captured
+
+    def note_priorities(runner: BaseRunner, jobs: Sequence[ImageJob]) -> list[Outcome[bytes]]:
+        worker = runner.map(priority_here, [0])[0]  # a thread of the threads runner's pool
+        seen.append((priority_here(0), worker))
+        return real_run(runner, jobs)
+
+    monkeypatch.setattr(job_runs, "run_jobs_captured", note_priorities)
+    location = client.post(JOBS, headers=alice, json=synthetic_job()).headers["Location"]
+    assert wait_until_finished(client, location, alice)["status"] == "succeeded"
+
+    assert seen == [(settings.EXECUTOR_NICENESS, settings.EXECUTOR_NICENESS)]
+    assert priority_here(0) == 0, "the test's (a request's) thread keeps its priority"
+
+
+def priority_here(_: int) -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())

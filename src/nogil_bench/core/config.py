@@ -129,6 +129,14 @@ class Settings(BaseSettings):
     EXECUTOR_POLL_SECONDS: float = Field(
         default=5.0, gt=0, description="How often an idle executor looks for work it missed."
     )
+    EXECUTOR_NICENESS: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="The executor thread's nice value, which its runners' threads and "
+        "processes inherit (Linux): requests keep their latency while a batch keeps every "
+        "core busy; an idle machine still gives the work all of its CPU. 0 leaves it alone.",
+    )
     LEASE_SECONDS: float = Field(
         default=30,
         gt=0,
