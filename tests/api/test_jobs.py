@@ -2,13 +2,15 @@
 
 import hashlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from sqlalchemy import Engine, event
 
 from nogil_bench.core.config import Settings
 from nogil_bench.workloads.images import ImageJob, SyntheticSource, run_job, validate_steps
@@ -263,6 +265,49 @@ def test_batches_are_listed_newest_first(
     assert listed["count"] == 3
     assert [batch["id"] for batch in listed["data"]] == [ids[2], ids[1]]
     assert listed["data"][0]["progress"]["queued"] == 2
+
+
+def small_batch(client: TestClient, headers: Headers, count: int = 2) -> dict[str, Any]:
+    body = {"source": {"count": count, "width": 8, "height": 8}, "pipeline": [{"op": "invert"}]}
+    response = client.post(BATCHES, headers=headers, json=body)
+    assert response.status_code == 202, response.text
+    batch: dict[str, Any] = response.json()
+    return batch
+
+
+@contextmanager
+def recorded_statements(engine: Engine) -> Iterator[list[str]]:
+    """Every SQL statement the engine sends while the block runs."""
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(args[2])  # (connection, cursor, statement, ...)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_listing_batches_takes_as_many_queries_for_six_as_for_two(
+    client: TestClient, alice: Headers, paused: Callable[[], None]
+) -> None:
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    queries: dict[int, int] = {}
+    for total in (2, 6):
+        while client.get(BATCHES, headers=alice).json()["count"] < total:
+            small_batch(client, alice, count=3)
+        with recorded_statements(engine) as statements:
+            listed = client.get(BATCHES, headers=alice, params={"limit": 100}).json()
+        assert len(listed["data"]) == total
+        queries[total] = len(statements)
+
+    assert queries[6] == queries[2]
+    # The same figures as each batch's own page.
+    for batch in listed["data"]:
+        assert batch == client.get(f"{BATCHES}/{batch['id']}", headers=alice).json()
+        assert batch["progress"]["queued"] == batch["progress"]["total"] == 3
 
 
 def test_many_threads_submitting_at_once_never_see_database_is_locked(

@@ -196,8 +196,7 @@ def list_batches(
         session=session, owner_id=user.id, limit=limit, offset=offset
     )
     return BatchesPublic(
-        data=[service.describe_batch(session=session, batch=batch) for batch in batches],
-        count=count,
+        data=service.describe_batches(session=session, batches=batches), count=count
     )
 
 

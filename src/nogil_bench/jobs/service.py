@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from nogil_bench.bench.stats import percentile
 from nogil_bench.core.config import UPLOADS_DIR, Settings
@@ -261,9 +261,46 @@ def list_batches(
 
 
 def describe_batch(*, session: Session, batch: Batch) -> BatchPublic:
-    jobs = session.exec(select(Job).where(Job.batch_id == batch.id).order_by(col(Job.id))).all()
-    counts = Counter(job.status for job in jobs)
-    latencies = [job.latency_s for job in jobs if job.latency_s is not None]
+    [described] = describe_batches(session=session, batches=[batch])
+    return described
+
+
+def describe_batches(*, session: Session, batches: Sequence[Batch]) -> list[BatchPublic]:
+    """Progress and aggregates of each batch, in two queries however many batches there are:
+    their jobs counted by status, and their jobs' ids and latencies."""
+    if not batches:
+        return []
+    batch_ids = [batch.id for batch in batches]
+    counts: dict[uuid.UUID, Counter[Status]] = {batch_id: Counter() for batch_id in batch_ids}
+    by_status = session.exec(
+        select(Job.batch_id, Job.status, func.count())
+        .where(col(Job.batch_id).in_(batch_ids))
+        .group_by(col(Job.batch_id), col(Job.status))
+    )
+    for batch_id, status, count in by_status:
+        assert batch_id is not None
+        counts[batch_id][Status(status)] = count
+    job_ids: dict[uuid.UUID, list[uuid.UUID]] = {batch_id: [] for batch_id in batch_ids}
+    latencies: dict[uuid.UUID, list[float]] = {batch_id: [] for batch_id in batch_ids}
+    jobs = session.exec(
+        select(Job.batch_id, Job.id, Job.latency_s)
+        .where(col(Job.batch_id).in_(batch_ids))
+        .order_by(col(Job.id))
+    )
+    for batch_id, job_id, latency_s in jobs:
+        assert batch_id is not None
+        job_ids[batch_id].append(job_id)
+        if latency_s is not None:
+            latencies[batch_id].append(latency_s)
+    return [
+        batch_public(batch, counts[batch.id], job_ids[batch.id], latencies[batch.id])
+        for batch in batches
+    ]
+
+
+def batch_public(
+    batch: Batch, counts: Counter[Status], job_ids: list[uuid.UUID], latencies: list[float]
+) -> BatchPublic:
     succeeded = counts[Status.SUCCEEDED]
     return BatchPublic(
         id=batch.id,
@@ -278,7 +315,7 @@ def describe_batch(*, session: Session, batch: Batch) -> BatchPublic:
         gil_enabled=batch.gil_enabled,
         progress=Progress(
             done=sum(counts[status] for status in Status if status.finished),
-            total=len(jobs),
+            total=counts.total(),
             queued=counts[Status.QUEUED],
             running=counts[Status.RUNNING],
             succeeded=succeeded,
@@ -295,5 +332,5 @@ def describe_batch(*, session: Session, batch: Batch) -> BatchPublic:
             cpu_system_s=batch.cpu_system_s,
             peak_rss_bytes=batch.peak_rss_bytes,
         ),
-        job_ids=[job.id for job in jobs],
+        job_ids=job_ids,
     )
