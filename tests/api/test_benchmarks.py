@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from nogil_bench.executor import claim_next
 from tests.api.conftest import Headers, wait_until_finished
 
 BENCHMARKS = "/api/v1/benchmarks"
@@ -133,4 +134,46 @@ def test_a_bad_benchmark_is_422_and_not_stored(
 
     assert response.status_code == 422
     assert message in response.json()["detail"]
+    assert client.get(BENCHMARKS, headers=alice).json()["count"] == 0
+
+
+def test_deleting_a_queued_benchmark_cancels_it_and_it_never_runs(
+    client: TestClient, alice: Headers, paused: Callable[[], None]
+) -> None:
+    queued = client.post(BENCHMARKS, headers=alice, json=benchmark(runners=["threads"])).json()
+    later = client.post(BENCHMARKS, headers=alice, json=benchmark(runners=["threads"])).json()
+
+    response = client.delete(f"{BENCHMARKS}/{queued['id']}", headers=alice)
+    paused()
+    wait_until_finished(client, f"{BENCHMARKS}/{later['id']}", alice)
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    after = client.get(f"{BENCHMARKS}/{queued['id']}", headers=alice).json()
+    assert (after["status"], after["started_at"], after["results"]) == ("cancelled", None, [])
+
+
+def test_deleting_a_running_benchmark_is_409(
+    client: TestClient, alice: Headers, paused: Callable[[], None]
+) -> None:
+    location = client.post(BENCHMARKS, headers=alice, json=benchmark()).headers["Location"]
+    state = client.app.state  # type: ignore[attr-defined]
+    claim_next(state.engine, state.executor.boot_id)  # running, as the executor marks it
+
+    response = client.delete(location, headers=alice)
+
+    assert response.status_code == 409
+    assert "is running; it can be deleted once it finishes" in response.json()["detail"]
+    assert client.get(location, headers=alice).json()["status"] == "running"
+
+
+def test_deleting_a_finished_benchmark_removes_it(client: TestClient, alice: Headers) -> None:
+    body = benchmark(runners=["threads"], workers=[1])
+    location = client.post(BENCHMARKS, headers=alice, json=body).headers["Location"]
+    wait_until_finished(client, location, alice)
+
+    response = client.delete(location, headers=alice)
+
+    assert response.status_code == 204
+    assert client.get(location, headers=alice).status_code == 404
     assert client.get(BENCHMARKS, headers=alice).json()["count"] == 0

@@ -13,6 +13,7 @@ from PIL import Image
 from sqlalchemy import Engine, event
 
 from nogil_bench.core.config import Settings
+from nogil_bench.executor import claim_next
 from nogil_bench.workloads.images import ImageJob, SyntheticSource, run_job, validate_steps
 from nogil_bench.workloads.model import Step
 from tests.api.conftest import Headers, stored_files, wait_until_finished
@@ -308,6 +309,68 @@ def test_listing_batches_takes_as_many_queries_for_six_as_for_two(
     for batch in listed["data"]:
         assert batch == client.get(f"{BATCHES}/{batch['id']}", headers=alice).json()
         assert batch["progress"]["queued"] == batch["progress"]["total"] == 3
+
+
+def test_deleting_a_queued_batch_cancels_it_and_its_jobs_which_never_run(
+    client: TestClient, alice: Headers, paused: Callable[[], None], settings: Settings
+) -> None:
+    files = [("images", (f"{index}.png", png(), "image/png")) for index in range(2)]
+    queued = client.post(
+        BATCHES, headers=alice, files=files, data={"pipeline": '[{"op": "invert"}]'}
+    ).json()
+    later = small_batch(client, alice)
+    assert len(stored_files(settings)) == 2
+
+    response = client.delete(f"{BATCHES}/{queued['id']}", headers=alice)
+    paused()
+    wait_until_finished(client, f"{BATCHES}/{later['id']}", alice)
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    assert response.json()["progress"]["cancelled"] == 2
+    after = client.get(f"{BATCHES}/{queued['id']}", headers=alice).json()
+    assert after["status"] == "cancelled"
+    assert after["started_at"] is None
+    for job_id in queued["job_ids"]:
+        job = client.get(f"{JOBS}/{job_id}", headers=alice).json()
+        assert (job["status"], job["started_at"]) == ("cancelled", None)
+    # The cancelled uploads are gone; the later batch's outputs remain.
+    assert [path.parent.name for path in stored_files(settings)] == ["outputs", "outputs"]
+
+
+def test_deleting_a_running_batch_is_409(
+    client: TestClient, alice: Headers, paused: Callable[[], None]
+) -> None:
+    batch = small_batch(client, alice)
+    state = client.app.state  # type: ignore[attr-defined]
+    claim_next(state.engine, state.executor.boot_id)  # running, as the executor marks it
+
+    response = client.delete(f"{BATCHES}/{batch['id']}", headers=alice)
+
+    assert response.status_code == 409
+    assert response.json()["detail"] == (
+        f"batch {batch['id']} is running; it can be deleted once it finishes"
+    )
+    assert client.get(f"{BATCHES}/{batch['id']}", headers=alice).json()["status"] == "running"
+
+
+def test_deleting_a_finished_batch_removes_it_its_jobs_and_their_files(
+    client: TestClient, alice: Headers, settings: Settings
+) -> None:
+    files = [("images", (f"{index}.png", png(), "image/png")) for index in range(2)]
+    location = client.post(
+        BATCHES, headers=alice, files=files, data={"pipeline": '[{"op": "invert"}]'}
+    ).headers["Location"]
+    batch = wait_until_finished(client, location, alice)
+    assert len(stored_files(settings)) == 4  # two uploads, two outputs
+
+    response = client.delete(location, headers=alice)
+
+    assert response.status_code == 204
+    assert client.get(location, headers=alice).status_code == 404
+    for job_id in batch["job_ids"]:
+        assert client.get(f"{JOBS}/{job_id}", headers=alice).status_code == 404
+    assert stored_files(settings) == []
 
 
 def test_many_threads_submitting_at_once_never_see_database_is_locked(

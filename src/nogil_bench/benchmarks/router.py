@@ -79,3 +79,19 @@ def read_benchmark_chart(
     benchmark: OwnedBenchmark, format: Literal["svg", "png"] = "svg"
 ) -> Response:
     return Response(service.chart(benchmark, format), media_type=CHART_MEDIA_TYPES[format])
+
+
+@router.delete(
+    "/{benchmark_id}",
+    summary="Cancel a queued benchmark (200, the benchmark), or delete a finished one (204)",
+    responses={
+        200: {"model": BenchmarkPublic, "description": "Cancelled"},
+        204: {"description": "Deleted with its results"},
+        409: {"description": "The benchmark is running"},
+    },
+)
+def delete_benchmark(benchmark: OwnedBenchmark, session: SessionDep) -> Response:
+    cancelled = service.delete_benchmark(session=session, benchmark=benchmark)
+    if cancelled is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return Response(service.describe(cancelled).model_dump_json(), media_type="application/json")

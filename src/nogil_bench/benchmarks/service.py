@@ -1,6 +1,6 @@
 import uuid
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from nogil_bench.bench.chart import ChartPoint, render_speedup_chart
 from nogil_bench.benchmarks.models import Benchmark
@@ -14,6 +14,7 @@ from nogil_bench.core import runtime
 from nogil_bench.core.config import Settings
 from nogil_bench.core.db import get_owned, newest_first
 from nogil_bench.core.errors import ConflictError, InvalidInputError
+from nogil_bench.core.models import Status, cancel_queued
 from nogil_bench.jobs import service as job_service
 from nogil_bench.jobs.schemas import StepIn
 from nogil_bench.runners import RUNNERS
@@ -65,6 +66,24 @@ def list_benchmarks(
 ) -> tuple[list[Benchmark], int]:
     query = select(Benchmark).where(Benchmark.owner_id == owner_id)
     return newest_first(session, query, Benchmark, limit=limit, offset=offset)
+
+
+def delete_benchmark(*, session: Session, benchmark: Benchmark) -> Benchmark | None:
+    """Cancel a queued benchmark (returned, now cancelled), or delete a finished one (None).
+    A benchmark has no files: its chart is drawn from its results when asked for."""
+    if benchmark.status is Status.QUEUED:
+        if cancel_queued(session, Benchmark, col(Benchmark.id) == benchmark.id):
+            session.commit()
+            session.refresh(benchmark)
+            return benchmark
+        session.refresh(benchmark)  # claimed meanwhile
+    if benchmark.status is Status.RUNNING:
+        raise ConflictError(
+            f"benchmark {benchmark.id} is running; it can be deleted once it finishes"
+        )
+    session.delete(benchmark)
+    session.commit()
+    return None
 
 
 def describe(benchmark: Benchmark) -> BenchmarkPublic:

@@ -203,3 +203,21 @@ def list_batches(
 @router.get("/batches/{batch_id}", summary="One batch: progress and aggregates")
 def read_batch(batch: OwnedBatch, session: SessionDep) -> BatchPublic:
     return service.describe_batch(session=session, batch=batch)
+
+
+@router.delete(
+    "/batches/{batch_id}",
+    summary="Cancel a queued batch and its queued jobs (200, the batch), or delete a finished "
+    "one with its jobs (204)",
+    responses={
+        200: {"model": BatchPublic, "description": "Cancelled, with its queued jobs"},
+        204: {"description": "Deleted with its jobs, their uploads and outputs"},
+        409: {"description": "The batch is running"},
+    },
+)
+def delete_batch(batch: OwnedBatch, session: SessionDep, settings: SettingsDep) -> Response:
+    cancelled = service.delete_batch(session=session, settings=settings, batch=batch)
+    if cancelled is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    described = service.describe_batch(session=session, batch=cancelled)
+    return Response(described.model_dump_json(), media_type="application/json")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import delete
 from sqlmodel import Session, col, func, select
 
 from nogil_bench.bench.stats import percentile
@@ -20,7 +21,7 @@ from nogil_bench.core.errors import (
     UnsupportedMediaTypeError,
 )
 from nogil_bench.core.files import write_atomically
-from nogil_bench.core.models import Status
+from nogil_bench.core.models import Status, cancel_queued
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.jobs.schemas import (
     BatchAggregates,
@@ -228,13 +229,12 @@ def result_path(job: Job, settings: Settings) -> Path:
 def delete_job(*, session: Session, settings: Settings, job: Job) -> Job | None:
     """Cancel a queued job (returned, now cancelled), or delete a finished one (None)."""
     if job.status is Status.QUEUED:
-        job.status = Status.CANCELLED
-        job.error = "cancelled by its owner before it ran"
-        session.add(job)
-        session.commit()
-        session.refresh(job)
-        remove_files(job, settings)
-        return job
+        if cancel_queued(session, Job, col(Job.id) == job.id):
+            session.commit()
+            session.refresh(job)
+            remove_files(job, settings)
+            return job
+        session.refresh(job)  # claimed meanwhile
     if job.status is Status.RUNNING:
         raise ConflictError(f"job {job.id} is running; it can be deleted once it finishes")
     session.delete(job)
@@ -258,6 +258,33 @@ def list_batches(
 ) -> tuple[list[Batch], int]:
     query = select(Batch).where(Batch.owner_id == owner_id)
     return newest_first(session, query, Batch, limit=limit, offset=offset)
+
+
+def delete_batch(*, session: Session, settings: Settings, batch: Batch) -> Batch | None:
+    """Cancel a queued batch with its queued jobs (returned, now cancelled), or delete a finished
+    one with its jobs and their files (None)."""
+    if batch.status is Status.QUEUED:
+        if cancel_queued(session, Batch, col(Batch.id) == batch.id):
+            # Not claimed, so none of its jobs runs: the queued ones are cancelled with it.
+            queued = session.exec(
+                select(Job).where(Job.batch_id == batch.id, Job.status == Status.QUEUED)
+            ).all()
+            cancel_queued(session, Job, col(Job.batch_id) == batch.id)
+            session.commit()
+            session.refresh(batch)
+            for job in queued:
+                remove_files(job, settings)
+            return batch
+        session.refresh(batch)  # claimed meanwhile
+    if batch.status is Status.RUNNING:
+        raise ConflictError(f"batch {batch.id} is running; it can be deleted once it finishes")
+    jobs = session.exec(select(Job).where(Job.batch_id == batch.id)).all()
+    session.execute(delete(Job).where(col(Job.batch_id) == batch.id))
+    session.delete(batch)
+    session.commit()
+    for job in jobs:
+        remove_files(job, settings)
+    return None
 
 
 def describe_batch(*, session: Session, batch: Batch) -> BatchPublic:
