@@ -10,9 +10,10 @@ from nogil_bench.auth.schemas import Token, UserCreate, UserPublic
 from nogil_bench.core.db import SessionDep
 from nogil_bench.core.deps import SettingsDep
 from nogil_bench.core.errors import NotAuthenticatedError
+from nogil_bench.core.openapi import BODY_ERRORS, UNAUTHENTICATED, error_response
 
 router = APIRouter(prefix="/auth", tags=["auth"])
-users_router = APIRouter(prefix="/users", tags=["users"])
+users_router = APIRouter(prefix="/users", tags=["users"], responses=UNAUTHENTICATED)
 
 
 @router.post(
@@ -20,7 +21,7 @@ users_router = APIRouter(prefix="/users", tags=["users"])
     status_code=status.HTTP_201_CREATED,
     response_model=UserPublic,
     summary="Create an account",
-    responses={409: {"description": "The email is taken"}},
+    responses={**error_response(409, "The email is taken"), **BODY_ERRORS},
 )
 def register(session: SessionDep, settings: SettingsDep, user_create: UserCreate) -> User:
     return service.create_user(session=session, user_create=user_create, settings=settings)
@@ -29,7 +30,10 @@ def register(session: SessionDep, settings: SettingsDep, user_create: UserCreate
 @router.post(
     "/token",
     summary="Log in: OAuth2 password form (username = email) to a bearer token",
-    responses={401: {"description": "Wrong email or password"}},
+    responses={
+        401: {**UNAUTHENTICATED[401], "description": "Wrong email or password"},
+        **BODY_ERRORS,
+    },
 )
 def login(
     session: SessionDep,

@@ -9,9 +9,10 @@ from nogil_bench.benchmarks.models import Benchmark
 from nogil_bench.benchmarks.schemas import BenchmarkCreate, BenchmarkPublic, BenchmarksPublic
 from nogil_bench.core.db import SessionDep
 from nogil_bench.core.deps import Limit, Offset, SettingsDep, set_location
+from nogil_bench.core.openapi import BODY_ERRORS, NOT_FOUND, UNAUTHENTICATED, error_response
 from nogil_bench.jobs.dependencies import DRAINING_RESPONSE, ExecutorDep
 
-router = APIRouter(prefix="/benchmarks", tags=["benchmarks"])
+router = APIRouter(prefix="/benchmarks", tags=["benchmarks"], responses=UNAUTHENTICATED)
 
 CHART_MEDIA_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
 
@@ -28,6 +29,7 @@ OwnedBenchmark = Annotated[Benchmark, Depends(valid_benchmark)]
     status_code=status.HTTP_202_ACCEPTED,
     summary="Queue one workload through several runners, one after another, compared",
     responses={
+        **BODY_ERRORS,
         422: {"description": "A bad pipeline, runner, worker count, size or count"},
         **DRAINING_RESPONSE,
     },
@@ -61,7 +63,7 @@ def list_benchmarks(
     return BenchmarksPublic(data=[service.describe(item) for item in benchmarks], count=count)
 
 
-@router.get("/{benchmark_id}", summary="One benchmark and its comparison")
+@router.get("/{benchmark_id}", summary="One benchmark and its comparison", responses=NOT_FOUND)
 def read_benchmark(benchmark: OwnedBenchmark) -> BenchmarkPublic:
     return service.describe(benchmark)
 
@@ -72,7 +74,8 @@ def read_benchmark(benchmark: OwnedBenchmark) -> BenchmarkPublic:
     response_class=Response,
     responses={
         200: {"content": {"image/svg+xml": {}, "image/png": {}}},
-        409: {"description": "No results yet"},
+        **NOT_FOUND,
+        **error_response(409, "No results yet"),
     },
 )
 def read_benchmark_chart(
@@ -87,7 +90,8 @@ def read_benchmark_chart(
     responses={
         200: {"model": BenchmarkPublic, "description": "Cancelled"},
         204: {"description": "Deleted with its results"},
-        409: {"description": "The benchmark is running"},
+        **NOT_FOUND,
+        **error_response(409, "The benchmark is running"),
     },
 )
 def delete_benchmark(benchmark: OwnedBenchmark, session: SessionDep) -> Response:

@@ -1,5 +1,4 @@
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
@@ -9,7 +8,14 @@ from nogil_bench.auth.dependencies import CurrentUser
 from nogil_bench.core.db import SessionDep
 from nogil_bench.core.deps import Limit, Offset, SettingsDep, set_location
 from nogil_bench.core.models import Status
-from nogil_bench.core.openapi import json_or_multipart
+from nogil_bench.core.openapi import (
+    BODY_ERRORS,
+    NOT_FOUND,
+    UNAUTHENTICATED,
+    Responses,
+    error_response,
+    json_or_multipart,
+)
 from nogil_bench.jobs import forms, service
 from nogil_bench.jobs.dependencies import DRAINING_RESPONSE, ExecutorDep, OwnedBatch, OwnedJob
 from nogil_bench.jobs.models import Job
@@ -26,11 +32,12 @@ from nogil_bench.jobs.schemas import (
 from nogil_bench.workloads.images import OPERATIONS
 from nogil_bench.workloads.model import OpKind
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], responses=UNAUTHENTICATED)
 
-SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {"description": "An image over max_upload_bytes"},
-    415: {"description": "Not an image, or not PNG / JPEG / WebP"},
+SUBMIT_ERRORS: Responses = {
+    **BODY_ERRORS,
+    **error_response(413, "An image over max_upload_bytes, or a body over the route's limit"),
+    **error_response(415, "Not JSON nor multipart, not an image, or not PNG / JPEG / WebP"),
     422: {"description": "A bad pipeline, runner, worker count, size or count"},
     **DRAINING_RESPONSE,
 }
@@ -114,7 +121,7 @@ def list_jobs(
     return JobsPublic(data=[JobPublic.model_validate(job) for job in jobs], count=count)
 
 
-@router.get("/jobs/{job_id}", summary="One job: status, timings, figures")
+@router.get("/jobs/{job_id}", summary="One job: status, timings, figures", responses=NOT_FOUND)
 def read_job(job: OwnedJob) -> JobPublic:
     return JobPublic.model_validate(job)
 
@@ -125,7 +132,8 @@ def read_job(job: OwnedJob) -> JobPublic:
     response_class=FileResponse,
     responses={
         200: {"content": {"image/png": {}}, "description": "The PNG"},
-        409: {"description": "The job has not succeeded"},
+        **NOT_FOUND,
+        **error_response(409, "The job has not succeeded"),
     },
 )
 def read_job_result(job: OwnedJob, settings: SettingsDep) -> FileResponse:
@@ -140,7 +148,8 @@ def read_job_result(job: OwnedJob, settings: SettingsDep) -> FileResponse:
     responses={
         200: {"model": JobPublic, "description": "Cancelled"},
         204: {"description": "Deleted with its output"},
-        409: {"description": "The job is running"},
+        **NOT_FOUND,
+        **error_response(409, "The job is running"),
     },
 )
 def delete_job(job: OwnedJob, session: SessionDep, settings: SettingsDep) -> Response:
@@ -200,7 +209,9 @@ def list_batches(
     )
 
 
-@router.get("/batches/{batch_id}", summary="One batch: progress and aggregates")
+@router.get(
+    "/batches/{batch_id}", summary="One batch: progress and aggregates", responses=NOT_FOUND
+)
 def read_batch(batch: OwnedBatch, session: SessionDep) -> BatchPublic:
     return service.describe_batch(session=session, batch=batch)
 
@@ -212,7 +223,8 @@ def read_batch(batch: OwnedBatch, session: SessionDep) -> BatchPublic:
     responses={
         200: {"model": BatchPublic, "description": "Cancelled, with its queued jobs"},
         204: {"description": "Deleted with its jobs, their uploads and outputs"},
-        409: {"description": "The batch is running"},
+        **NOT_FOUND,
+        **error_response(409, "The batch is running"),
     },
 )
 def delete_batch(batch: OwnedBatch, session: SessionDep, settings: SettingsDep) -> Response:
