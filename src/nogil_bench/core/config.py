@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     EXECUTOR_POLL_SECONDS: float = Field(
         default=5.0, gt=0, description="How often an idle executor looks for work it missed."
     )
+    RETENTION_DAYS: int = Field(
+        default=30,
+        ge=0,
+        description="Finished jobs, batches and benchmarks are deleted, with their files, this "
+        "many days after they finish; 0 keeps them all.",
+    )
 
     _secret_generated: bool = PrivateAttr(default=False)
 
