@@ -34,8 +34,11 @@ from nogil_bench.core.db import write
 from nogil_bench.core.models import QueuedWork, Status, utc_now
 from nogil_bench.jobs import runs as job_runs
 from nogil_bench.jobs.models import Batch, Job
+from nogil_bench.retention import purge_expired
 
 type WorkKind = Literal["job", "batch", "benchmark"]
+
+RETENTION_SWEEP_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +137,17 @@ class Executor:
         """Renews this process's leases, and requeues work whose lease ran out elsewhere.
         Runs until the executor thread has ended (a drain still holds its leases)."""
         interval_s = self.settings.LEASE_SECONDS / 3
+        next_purge = time.monotonic()  # retention runs at start, then every RETENTION_SWEEP_S
         while self._thread is not None and self._thread.is_alive():
             try:
                 renew_leases(self.engine, self.boot_id, self.settings.LEASE_SECONDS)
                 if recover_expired(self.engine, self.settings.MAX_ATTEMPTS):
                     self.notify()
+                if time.monotonic() >= next_purge:
+                    next_purge = time.monotonic() + RETENTION_SWEEP_S
+                    purge_expired(self.engine, self.settings, utc_now())
             except Exception:
-                logger.exception("heartbeat: could not renew leases or recover expired work")
+                logger.exception("heartbeat: could not renew leases, recover or purge")
             self._thread.join(interval_s)
 
     def notify(self) -> None:

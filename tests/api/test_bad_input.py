@@ -1,6 +1,8 @@
 """Bad input gets a clear 4xx naming the problem, and leaves no row and no file behind."""
 
 import io
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -8,7 +10,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from nogil_bench.core.config import Settings
+from nogil_bench.core.deps import MAX_OFFSET
 from tests.api.conftest import Headers
+from tests.api.test_benchmarks import BENCHMARKS
 from tests.api.test_jobs import BATCHES, JOBS, png, synthetic_job
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
@@ -214,3 +218,122 @@ def test_one_bad_image_in_a_batch_refuses_the_whole_batch(
 
     assert response.status_code == 415
     assert "bad.png" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("collection", [JOBS, BATCHES, BENCHMARKS])
+@pytest.mark.parametrize("offset", [MAX_OFFSET + 1, 2**63, 2**64])
+def test_an_offset_past_the_documented_maximum_is_422(
+    client: TestClient, alice: Headers, collection: str, offset: int
+) -> None:
+    response = client.get(collection, headers=alice, params={"offset": offset})
+
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["query", "offset"]
+    assert f"less than or equal to {MAX_OFFSET}" in problem["msg"]
+
+
+@pytest.mark.parametrize("collection", [JOBS, BATCHES, BENCHMARKS])
+def test_the_largest_offset_is_an_empty_page(
+    client: TestClient, alice: Headers, collection: str
+) -> None:
+    response = client.get(collection, headers=alice, params={"offset": MAX_OFFSET})
+
+    assert response.status_code == 200
+    assert response.json() == {"data": [], "count": 0}
+
+
+@pytest.mark.parametrize("collection", [BATCHES, BENCHMARKS])
+def test_a_synthetic_set_whose_last_seed_passes_64_bits_is_422(
+    client: TestClient, alice: Headers, collection: str
+) -> None:
+    source = {"count": 3, "width": 8, "height": 8, "seed": 2**63 - 2}
+
+    response = client.post(
+        collection, headers=alice, json={"source": source, "pipeline": [{"op": "invert"}]}
+    )
+
+    assert response.status_code == 422
+    assert "seed + count - 1 must be at most 9223372036854775807" in response.text
+
+
+def test_a_synthetic_set_whose_last_seed_is_the_largest_is_accepted(
+    client: TestClient, alice: Headers, paused: Callable[[], None], settings: Settings
+) -> None:
+    source = {"count": 2, "width": 8, "height": 8, "seed": 2**63 - 2}
+
+    response = client.post(
+        BATCHES, headers=alice, json={"source": source, "pipeline": [{"op": "invert"}]}
+    )
+
+    assert response.status_code == 202, response.text
+    jobs = client.get(JOBS, headers=alice, params={"batch_id": response.json()["id"]}).json()
+    assert sorted(job["seed"] for job in jobs["data"]) == [2**63 - 2, 2**63 - 1]
+    client.delete(f"{BATCHES}/{response.json()['id']}", headers=alice)
+    client.delete(f"{BATCHES}/{response.json()['id']}", headers=alice)
+
+
+@pytest.mark.parametrize(
+    "url", [JOBS, BATCHES, BENCHMARKS, "/api/v1/auth/register"], ids=lambda url: url
+)
+def test_a_json_body_that_is_not_utf8_is_400_naming_the_byte(
+    client: TestClient, alice: Headers, url: str
+) -> None:
+    response = client.post(
+        url,
+        headers=alice | {"Content-Type": "application/json"},
+        content=b'{"source": "\xff"}',
+    )
+
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "the body cannot be read: 'utf-8' codec can't decode byte 0xff in position 12: "
+        "invalid start byte"
+    )
+
+
+def test_a_json_body_that_is_not_json_is_422(client: TestClient, alice: Headers) -> None:
+    response = client.post(
+        JOBS, headers=alice | {"Content-Type": "application/json"}, content=b"{width: 8}"
+    )
+
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    assert problem["type"] == "json_invalid"
+    assert "Invalid JSON" in problem["msg"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "location"),
+    [
+        ({"source": {"width": True, "height": 8}}, ["source", "width"]),
+        ({"source": {"width": "8", "height": 8}}, ["source", "width"]),
+        ({"workers": 2.0}, ["workers"]),
+        ({"pipeline": [{"op": "box_blur", "params": {"radius": True}}]}, ["pipeline", 0]),
+    ],
+)
+def test_a_json_value_of_the_wrong_type_is_422_not_coerced(
+    client: TestClient, alice: Headers, overrides: dict[str, Any], location: list[Any]
+) -> None:
+    response = client.post(JOBS, headers=alice, json=synthetic_job(**overrides))
+
+    assert response.status_code == 422
+    problems = response.json()["detail"]
+    assert any(problem["loc"][: len(location)] == location for problem in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "allowed"),
+    [
+        ("PUT", JOBS, "GET, POST"),
+        ("PATCH", f"{JOBS}/{uuid.uuid7()}", "GET, DELETE"),
+        ("POST", "/health", "GET"),
+    ],
+)
+def test_a_wrong_method_is_405_and_allow_names_every_method_of_the_resource(
+    client: TestClient, alice: Headers, method: str, url: str, allowed: str
+) -> None:
+    response = client.request(method, url, headers=alice)
+
+    assert response.status_code == 405
+    assert response.headers["Allow"] == allowed

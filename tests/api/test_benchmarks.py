@@ -2,12 +2,14 @@
 
 import io
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from nogil_bench.executor import claim_next
 from tests.api.conftest import Headers, wait_until_finished
 
 BENCHMARKS = "/api/v1/benchmarks"
@@ -50,10 +52,15 @@ def test_a_benchmark_compares_each_runner_with_sequential(
         assert entry["outputs_match"] is True
         assert entry["speedup"] == pytest.approx(baseline["wall_s"] / entry["wall_s"])
         assert entry["efficiency"] == pytest.approx(entry["speedup"] / entry["workers"])
-        assert entry["setup_s"] >= 0
+        assert entry["setup_s"] > 0  # starting the pool and every worker takes some time
         assert entry["peak_rss_bytes"] > 0
         assert entry["latency_p50_s"] <= entry["latency_p95_s"]
         assert (entry["karp_flatt"] is None) == (entry["workers"] == 1)
+    # Each configuration's set-up and run, one after another, fit in the benchmark's run.
+    elapsed_s = (
+        datetime.fromisoformat(done["finished_at"]) - datetime.fromisoformat(done["started_at"])
+    ).total_seconds()
+    assert sum(entry["setup_s"] + entry["wall_s"] for entry in done["results"]) <= elapsed_s
 
 
 def test_a_runner_that_cannot_run_native_steps_is_reported_unsupported(
@@ -133,4 +140,46 @@ def test_a_bad_benchmark_is_422_and_not_stored(
 
     assert response.status_code == 422
     assert message in response.json()["detail"]
+    assert client.get(BENCHMARKS, headers=alice).json()["count"] == 0
+
+
+def test_deleting_a_queued_benchmark_cancels_it_and_it_never_runs(
+    client: TestClient, alice: Headers, paused: Callable[[], None]
+) -> None:
+    queued = client.post(BENCHMARKS, headers=alice, json=benchmark(runners=["threads"])).json()
+    later = client.post(BENCHMARKS, headers=alice, json=benchmark(runners=["threads"])).json()
+
+    response = client.delete(f"{BENCHMARKS}/{queued['id']}", headers=alice)
+    paused()
+    wait_until_finished(client, f"{BENCHMARKS}/{later['id']}", alice)
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+    after = client.get(f"{BENCHMARKS}/{queued['id']}", headers=alice).json()
+    assert (after["status"], after["started_at"], after["results"]) == ("cancelled", None, [])
+
+
+def test_deleting_a_running_benchmark_is_409(
+    client: TestClient, alice: Headers, paused: Callable[[], None]
+) -> None:
+    location = client.post(BENCHMARKS, headers=alice, json=benchmark()).headers["Location"]
+    state = client.app.state  # type: ignore[attr-defined]
+    claim_next(state.engine, state.executor.boot_id, 30)  # running, as the executor marks it
+
+    response = client.delete(location, headers=alice)
+
+    assert response.status_code == 409
+    assert "is running; it can be deleted once it finishes" in response.json()["detail"]
+    assert client.get(location, headers=alice).json()["status"] == "running"
+
+
+def test_deleting_a_finished_benchmark_removes_it(client: TestClient, alice: Headers) -> None:
+    body = benchmark(runners=["threads"], workers=[1])
+    location = client.post(BENCHMARKS, headers=alice, json=body).headers["Location"]
+    wait_until_finished(client, location, alice)
+
+    response = client.delete(location, headers=alice)
+
+    assert response.status_code == 204
+    assert client.get(location, headers=alice).status_code == 404
     assert client.get(BENCHMARKS, headers=alice).json()["count"] == 0

@@ -37,7 +37,9 @@ def alices_work(client: TestClient, alice: Headers) -> dict[str, str]:
         ("GET", "/api/v1/jobs/{job}/result"),
         ("DELETE", "/api/v1/jobs/{job}"),
         ("GET", "/api/v1/batches/{batch}"),
+        ("DELETE", "/api/v1/batches/{batch}"),
         ("GET", "/api/v1/benchmarks/{benchmark}"),
+        ("DELETE", "/api/v1/benchmarks/{benchmark}"),
         ("GET", "/api/v1/benchmarks/{benchmark}/chart"),
     ],
 )
@@ -62,12 +64,23 @@ def test_another_users_work_is_not_listed(
     }
 
 
-def test_a_refused_delete_leaves_the_owners_job_alone(
-    client: TestClient, alice: Headers, bob: Headers, alices_work: dict[str, str]
+@pytest.mark.parametrize(
+    ("kind", "collection"), [("job", JOBS), ("batch", BATCHES), ("benchmark", BENCHMARKS)]
+)
+def test_a_refused_delete_leaves_the_owners_work_alone(
+    client: TestClient,
+    alice: Headers,
+    bob: Headers,
+    alices_work: dict[str, str],
+    kind: str,
+    collection: str,
 ) -> None:
-    client.delete(f"{JOBS}/{alices_work['job']}", headers=bob)
+    url = f"{collection}/{alices_work[kind]}"
+    before = client.get(url, headers=alice).json()
 
-    assert client.get(f"{JOBS}/{alices_work['job']}", headers=alice).status_code == 200
+    client.delete(url, headers=bob)
+
+    assert client.get(url, headers=alice).json() == before
 
 
 def test_an_unknown_id_is_404_and_a_malformed_one_422(client: TestClient, alice: Headers) -> None:

@@ -3,6 +3,7 @@ job ids where known, an access line per request, and a JSON 500 for unhandled er
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -52,7 +53,9 @@ def test_a_missing_or_unsafe_request_id_is_replaced_by_a_generated_one(
 def test_every_line_of_a_request_carries_its_id_and_the_user_once_known(
     client: TestClient, alice: Headers, records: Records
 ) -> None:
+    started = time.perf_counter()
     me = client.get("/api/v1/users/me", headers=alice | {"X-Request-ID": "req-42"}).json()
+    measured_ms = (time.perf_counter() - started) * 1000
 
     lines = [record for record in records if record["extra"].get("request_id") == "req-42"]
     access = [line for line in lines if "status" in line["extra"]]
@@ -61,10 +64,36 @@ def test_every_line_of_a_request_carries_its_id_and_the_user_once_known(
     assert extra["method"] == "GET"
     assert extra["path"] == "/api/v1/users/me"
     assert extra["status"] == 200
-    assert extra["duration_ms"] >= 0
+    assert 0 < extra["duration_ms"] <= measured_ms
     assert extra["client_ip"] == "testclient"
     assert extra["user_agent"] == "testclient"
     assert extra["user_id"] == me["id"]
+
+
+def test_the_access_line_times_the_whole_request(settings: Settings) -> None:
+    app = create_app(settings)
+    slow_s = 0.05
+
+    @app.get("/slow")
+    def slow() -> None:
+        time.sleep(slow_s)
+
+    records: Records = []
+    sink_id = logger.add(lambda message: records.append(message.record), level="INFO")
+    try:
+        with TestClient(app) as client:
+            started = time.perf_counter()
+            client.get("/slow")
+            measured_ms = (time.perf_counter() - started) * 1000
+    finally:
+        logger.remove(sink_id)
+
+    [access] = [
+        r["extra"]
+        for r in records
+        if r["extra"].get("path") == "/slow" and r["level"].name == "INFO"
+    ]
+    assert slow_s * 1000 <= access["duration_ms"] <= measured_ms
 
 
 def test_a_slow_request_is_logged_as_a_warning(settings: Settings) -> None:

@@ -10,10 +10,11 @@ from nogil_bench.auth.schemas import Token, UserCreate, UserPublic
 from nogil_bench.core.db import EngineDep
 from nogil_bench.core.deps import SettingsDep
 from nogil_bench.core.errors import NotAuthenticatedError
+from nogil_bench.core.openapi import BODY_ERRORS, UNAUTHENTICATED, error_response
 from nogil_bench.core.ratelimit import RateLimiter
 
 router = APIRouter(prefix="/auth", tags=["auth"])
-users_router = APIRouter(prefix="/users", tags=["users"])
+users_router = APIRouter(prefix="/users", tags=["users"], responses=UNAUTHENTICATED)
 
 
 @router.post(
@@ -21,7 +22,7 @@ users_router = APIRouter(prefix="/users", tags=["users"])
     status_code=status.HTTP_201_CREATED,
     response_model=UserPublic,
     summary="Create an account",
-    responses={409: {"description": "The email is taken"}},
+    responses={**error_response(409, "The email is taken"), **BODY_ERRORS},
 )
 def register(engine: EngineDep, settings: SettingsDep, user_create: UserCreate) -> User:
     return service.create_user(engine=engine, user_create=user_create, settings=settings)
@@ -31,7 +32,8 @@ def register(engine: EngineDep, settings: SettingsDep, user_create: UserCreate) 
     "/token",
     summary="Log in: OAuth2 password form (username = email) to a bearer token",
     responses={
-        401: {"description": "Wrong email or password"},
+        401: {**UNAUTHENTICATED[401], "description": "Wrong email or password"},
+        **BODY_ERRORS,
         429: {
             "description": "Too many failed logins for this email, or attempts from this "
             "address; retry after `Retry-After` seconds",

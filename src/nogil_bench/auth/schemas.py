@@ -26,7 +26,9 @@ type Password = Annotated[str, AfterValidator(_check_password)]
 class UserCreate(BaseModel):
     email: EmailStr
     password: Password = Field(
-        description=f"{MIN_PASSWORD_CHARS} characters to {MAX_PASSWORD_BYTES} bytes (UTF-8)."
+        description=f"{MIN_PASSWORD_CHARS} characters to {MAX_PASSWORD_BYTES} bytes (UTF-8).",
+        # Documented only: the checks above give the messages (a byte limit has no JSON Schema).
+        json_schema_extra={"minLength": MIN_PASSWORD_CHARS, "maxLength": MAX_PASSWORD_BYTES},
     )
 
     model_config = {

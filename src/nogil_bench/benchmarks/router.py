@@ -11,9 +11,10 @@ from nogil_bench.benchmarks.schemas import BenchmarkCreate, BenchmarkPublic, Ben
 from nogil_bench.core.db import EngineDep, SessionDep
 from nogil_bench.core.deps import Limit, Offset, SettingsDep
 from nogil_bench.core.idempotency import IdempotencyKeyHeader, normalize_key
+from nogil_bench.core.openapi import BODY_ERRORS, NOT_FOUND, UNAUTHENTICATED, error_response
 from nogil_bench.jobs.dependencies import OVERLOAD_RESPONSES, ExecutorDep, Submitter
 
-router = APIRouter(prefix="/benchmarks", tags=["benchmarks"])
+router = APIRouter(prefix="/benchmarks", tags=["benchmarks"], responses=UNAUTHENTICATED)
 
 CHART_MEDIA_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
 
@@ -31,6 +32,7 @@ OwnedBenchmark = Annotated[Benchmark, Depends(valid_benchmark)]
     response_model=BenchmarkPublic,
     summary="Queue one workload through several runners, one after another, compared",
     responses={
+        **BODY_ERRORS,
         422: {
             "description": "A bad pipeline, runner, worker count, size or count; or an "
             "Idempotency-Key already used for a different request"
@@ -73,7 +75,7 @@ def list_benchmarks(
     return BenchmarksPublic(data=[service.describe(item) for item in benchmarks], count=count)
 
 
-@router.get("/{benchmark_id}", summary="One benchmark and its comparison")
+@router.get("/{benchmark_id}", summary="One benchmark and its comparison", responses=NOT_FOUND)
 def read_benchmark(benchmark: OwnedBenchmark) -> BenchmarkPublic:
     return service.describe(benchmark)
 
@@ -84,10 +86,28 @@ def read_benchmark(benchmark: OwnedBenchmark) -> BenchmarkPublic:
     response_class=Response,
     responses={
         200: {"content": {"image/svg+xml": {}, "image/png": {}}},
-        409: {"description": "No results yet"},
+        **NOT_FOUND,
+        **error_response(409, "No results yet"),
     },
 )
 def read_benchmark_chart(
     benchmark: OwnedBenchmark, format: Literal["svg", "png"] = "svg"
 ) -> Response:
     return Response(service.chart(benchmark, format), media_type=CHART_MEDIA_TYPES[format])
+
+
+@router.delete(
+    "/{benchmark_id}",
+    summary="Cancel a queued benchmark (200, the benchmark), or delete a finished one (204)",
+    responses={
+        200: {"model": BenchmarkPublic, "description": "Cancelled"},
+        204: {"description": "Deleted with its results"},
+        **NOT_FOUND,
+        **error_response(409, "The benchmark is running"),
+    },
+)
+def delete_benchmark(benchmark: OwnedBenchmark, engine: EngineDep) -> Response:
+    cancelled = service.delete_benchmark(engine=engine, benchmark=benchmark)
+    if cancelled is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return Response(service.describe(cancelled).model_dump_json(), media_type="application/json")

@@ -5,11 +5,13 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from nogil_bench.core.models import Status
-from nogil_bench.jobs.schemas import StepIn, SyntheticSet, pipeline_field
+from nogil_bench.jobs.schemas import STRICT, StepIn, SyntheticSet, pipeline_field
 from nogil_bench.runners import RUNNERS
 
 
 class BenchmarkCreate(BaseModel):
+    model_config = STRICT
+
     source: SyntheticSet
     pipeline: list[StepIn] = pipeline_field()
     runners: list[str] | None = Field(

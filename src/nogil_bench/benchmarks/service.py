@@ -2,7 +2,7 @@ import uuid
 from datetime import timedelta
 
 from sqlalchemy import Engine, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from nogil_bench.bench.chart import ChartPoint, render_speedup_chart
 from nogil_bench.benchmarks.models import Benchmark
@@ -14,15 +14,16 @@ from nogil_bench.benchmarks.schemas import (
 )
 from nogil_bench.core import runtime
 from nogil_bench.core.config import Settings
-from nogil_bench.core.db import get_owned, newest_first
+from nogil_bench.core.db import get_owned, newest_first, write
 from nogil_bench.core.errors import (
     ConflictError,
     InvalidInputError,
+    NotFoundError,
     ServiceUnavailableError,
     TooManyRequestsError,
 )
 from nogil_bench.core.idempotency import Answer, Submission, fingerprint, submit_once
-from nogil_bench.core.models import Status
+from nogil_bench.core.models import Status, cancel_queued
 from nogil_bench.jobs import service as job_service
 from nogil_bench.jobs.schemas import StepIn
 from nogil_bench.runners import RUNNERS
@@ -111,6 +112,26 @@ def list_benchmarks(
 ) -> tuple[list[Benchmark], int]:
     query = select(Benchmark).where(Benchmark.owner_id == owner_id)
     return newest_first(session, query, Benchmark, limit=limit, offset=offset)
+
+
+def delete_benchmark(*, engine: Engine, benchmark: Benchmark) -> Benchmark | None:
+    """Cancel a queued benchmark (returned, now cancelled), or delete a finished one (None).
+    A benchmark has no files: its chart is drawn from its results when asked for."""
+
+    def cancel_or_delete(session: Session) -> Benchmark | None:
+        if cancel_queued(session, Benchmark, col(Benchmark.id) == benchmark.id):
+            return session.get(Benchmark, benchmark.id)
+        row = session.get(Benchmark, benchmark.id)
+        if row is None:
+            raise NotFoundError(f"no benchmark {benchmark.id}")
+        if row.status is Status.RUNNING:
+            raise ConflictError(
+                f"benchmark {benchmark.id} is running; it can be deleted once it finishes"
+            )
+        session.delete(row)
+        return None
+
+    return write(engine, cancel_or_delete)
 
 
 def describe(benchmark: Benchmark) -> BenchmarkPublic:

@@ -149,6 +149,12 @@ class Settings(BaseSettings):
         description="Longest run of a runner over one unit (a single job, one chunk of a "
         "batch, one benchmark configuration); past it the work fails with the reason.",
     )
+    RETENTION_DAYS: int = Field(
+        default=30,
+        ge=0,
+        description="Finished jobs, batches and benchmarks are deleted, with their files, this "
+        "many days after they finish; 0 keeps them all.",
+    )
 
     _secret_generated: bool = PrivateAttr(default=False)
 

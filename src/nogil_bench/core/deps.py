@@ -14,6 +14,12 @@ def get_app_settings(request: Request) -> Settings:
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
+# Far past any row count, and far inside the signed 64-bit integers databases take: larger
+# offsets are a 422, not an overflow in the database.
+MAX_OFFSET = 1_000_000_000
+
 # One page of a newest-first list.
 type Limit = Annotated[int, Query(ge=1, le=100)]
-type Offset = Annotated[int, Query(ge=0)]
+type Offset = Annotated[
+    int, Query(ge=0, le=MAX_OFFSET, description=f"Items to skip, at most {MAX_OFFSET}.")
+]

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect
+from sqlalchemy import ColumnElement, DateTime, Dialect, update
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Session, SQLModel, col
 
 
 def utc_now() -> datetime:
@@ -83,3 +83,17 @@ class QueuedWork(SQLModel):
         failed: the run it cut short is not counted as an attempt."""
         self.requeue()
         self.attempts = max(0, self.attempts - 1)
+
+
+CANCELLED_BY_OWNER = "cancelled by its owner before it ran"
+
+
+def cancel_queued(session: Session, table: type[QueuedWork], *where: ColumnElement[bool]) -> int:
+    """Cancels `table`'s rows matching `where` that are still queued, in one conditional UPDATE,
+    so that work claimed meanwhile is never marked cancelled; how many were. Not committed."""
+    result = session.connection().execute(
+        update(table)
+        .where(col(table.status) == Status.QUEUED, *where)
+        .values(status=Status.CANCELLED, error=CANCELLED_BY_OWNER, finished_at=utc_now())
+    )
+    return result.rowcount

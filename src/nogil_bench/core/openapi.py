@@ -1,8 +1,37 @@
-"""Request bodies that FastAPI cannot declare itself: one route taking JSON or multipart."""
+"""What FastAPI cannot declare itself: one route taking JSON or multipart, and the error
+responses the routes share, so that every status a route can answer is in its `responses`."""
 
 from typing import Any
 
 from pydantic import BaseModel
+
+from nogil_bench.core.errors import ErrorPublic
+
+type Responses = dict[int | str, dict[str, Any]]
+
+
+def error_response(status_code: int, description: str) -> Responses:
+    """One documented error, with the `{"detail": ...}` body every AppError has."""
+    return {status_code: {"model": ErrorPublic, "description": description}}
+
+
+# Every route behind CurrentUser.
+UNAUTHENTICATED: Responses = {
+    401: {
+        "model": ErrorPublic,
+        "description": "No bearer token, or an invalid or expired one",
+        "headers": {
+            "WWW-Authenticate": {"required": True, "schema": {"type": "string", "const": "Bearer"}}
+        },
+    }
+}
+# Every route that takes an id: another user's ids are not found either.
+NOT_FOUND = error_response(404, "No such id among yours")
+# Every route that reads a body; the size limit is per route (see core/limits.py).
+BODY_ERRORS: Responses = {
+    **error_response(400, "The body cannot be read at all, e.g. it is not UTF-8"),
+    **error_response(413, "The request body is over this route's limit"),
+}
 
 
 def inline_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -11,7 +11,11 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 
 from nogil_bench.core.config import Settings
-from nogil_bench.core.errors import InvalidInputError, UnsupportedMediaTypeError
+from nogil_bench.core.errors import (
+    BadRequestError,
+    InvalidInputError,
+    UnsupportedMediaTypeError,
+)
 from nogil_bench.jobs import service
 from nogil_bench.jobs.schemas import (
     MAX_PIPELINE_STEPS,
@@ -68,8 +72,13 @@ def body_kind(request: Request) -> str:
 
 
 async def read_json[M: BaseModel](request: Request, model: type[M]) -> M:
+    body = await request.body()
     try:
-        return model.model_validate_json(await request.body())
+        text = body.decode()  # JSON is UTF-8 (RFC 8259)
+    except UnicodeDecodeError as error:
+        raise BadRequestError(f"the body cannot be read: {error}") from None
+    try:
+        return model.model_validate_json(text)
     except ValidationError as error:
         raise RequestValidationError(
             error.errors(include_url=False, include_context=False)

@@ -1,5 +1,4 @@
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
@@ -13,7 +12,14 @@ from nogil_bench.core.db import EngineDep, SessionDep
 from nogil_bench.core.deps import Limit, Offset, SettingsDep
 from nogil_bench.core.idempotency import IdempotencyKeyHeader, normalize_key
 from nogil_bench.core.models import Status
-from nogil_bench.core.openapi import json_or_multipart
+from nogil_bench.core.openapi import (
+    BODY_ERRORS,
+    NOT_FOUND,
+    UNAUTHENTICATED,
+    Responses,
+    error_response,
+    json_or_multipart,
+)
 from nogil_bench.executor import Executor
 from nogil_bench.jobs import forms, service
 from nogil_bench.jobs.dependencies import (
@@ -37,11 +43,12 @@ from nogil_bench.jobs.schemas import (
 from nogil_bench.workloads.images import OPERATIONS
 from nogil_bench.workloads.model import OpKind
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], responses=UNAUTHENTICATED)
 
-SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {"description": "An image over max_upload_bytes"},
-    415: {"description": "Not an image, or not PNG / JPEG / WebP"},
+SUBMIT_ERRORS: Responses = {
+    **BODY_ERRORS,
+    **error_response(413, "An image over max_upload_bytes, or a body over the route's limit"),
+    **error_response(415, "Not JSON nor multipart, not an image, or not PNG / JPEG / WebP"),
     422: {
         "description": "A bad pipeline, runner, worker count, size or count; or an "
         "Idempotency-Key already used for a different request"
@@ -143,7 +150,7 @@ def list_jobs(
     return JobsPublic(data=[JobPublic.model_validate(job) for job in jobs], count=count)
 
 
-@router.get("/jobs/{job_id}", summary="One job: status, timings, figures")
+@router.get("/jobs/{job_id}", summary="One job: status, timings, figures", responses=NOT_FOUND)
 def read_job(job: OwnedJob) -> JobPublic:
     return JobPublic.model_validate(job)
 
@@ -154,7 +161,8 @@ def read_job(job: OwnedJob) -> JobPublic:
     response_class=FileResponse,
     responses={
         200: {"content": {"image/png": {}}, "description": "The PNG"},
-        409: {"description": "The job has not succeeded"},
+        **NOT_FOUND,
+        **error_response(409, "The job has not succeeded"),
     },
 )
 def read_job_result(job: OwnedJob, settings: SettingsDep) -> FileResponse:
@@ -169,7 +177,8 @@ def read_job_result(job: OwnedJob, settings: SettingsDep) -> FileResponse:
     responses={
         200: {"model": JobPublic, "description": "Cancelled"},
         204: {"description": "Deleted with its output"},
-        409: {"description": "The job is running"},
+        **NOT_FOUND,
+        **error_response(409, "The job is running"),
     },
 )
 def delete_job(job: OwnedJob, engine: EngineDep, settings: SettingsDep) -> Response:
@@ -208,11 +217,33 @@ def list_batches(
         session=session, owner_id=user.id, limit=limit, offset=offset
     )
     return BatchesPublic(
-        data=[service.describe_batch(session=session, batch=batch) for batch in batches],
-        count=count,
+        data=service.describe_batches(session=session, batches=batches), count=count
     )
 
 
-@router.get("/batches/{batch_id}", summary="One batch: progress and aggregates")
+@router.get(
+    "/batches/{batch_id}", summary="One batch: progress and aggregates", responses=NOT_FOUND
+)
 def read_batch(batch: OwnedBatch, session: SessionDep) -> BatchPublic:
     return service.describe_batch(session=session, batch=batch)
+
+
+@router.delete(
+    "/batches/{batch_id}",
+    summary="Cancel a queued batch and its queued jobs (200, the batch), or delete a finished "
+    "one with its jobs (204)",
+    responses={
+        200: {"model": BatchPublic, "description": "Cancelled, with its queued jobs"},
+        204: {"description": "Deleted with its jobs, their uploads and outputs"},
+        **NOT_FOUND,
+        **error_response(409, "The batch is running"),
+    },
+)
+def delete_batch(
+    batch: OwnedBatch, engine: EngineDep, session: SessionDep, settings: SettingsDep
+) -> Response:
+    cancelled = service.delete_batch(engine=engine, settings=settings, batch=batch)
+    if cancelled is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    described = service.describe_batch(session=session, batch=cancelled)
+    return Response(described.model_dump_json(), media_type="application/json")

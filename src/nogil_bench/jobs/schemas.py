@@ -1,17 +1,25 @@
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from nogil_bench.core.models import Status
 from nogil_bench.runners import RUNNERS
 
 MAX_PIPELINE_STEPS = 32
+# Seeds are stored in a signed 64-bit integer column.
+MAX_SEED = 2**63 - 1
 PIPELINE_EXAMPLE = [{"op": "box_blur", "params": {"radius": 2}}, {"op": "sepia"}]
 
 
+# Request bodies are read strictly: a JSON `true` or `"8"` is not a number, as their schema says.
+STRICT = ConfigDict(strict=True)
+
+
 class StepIn(BaseModel):
+    model_config = STRICT
+
     op: str = Field(description="An operation name from GET /api/v1/ops.", examples=["box_blur"])
     params: dict[str, int | float] = Field(default_factory=dict, examples=[{"radius": 2}])
 
@@ -35,9 +43,11 @@ def pipeline_field() -> Any:
 class SyntheticSource(BaseModel):
     """A deterministic noise image: the same width, height and seed give the same pixels."""
 
+    model_config = STRICT
+
     width: int = Field(ge=1, examples=[512])
     height: int = Field(ge=1, examples=[512])
-    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
 
 
 class SyntheticSet(SyntheticSource):
@@ -45,8 +55,19 @@ class SyntheticSet(SyntheticSource):
 
     count: int = Field(ge=1, examples=[64])
 
+    @model_validator(mode="after")
+    def _every_seed_fits(self) -> Self:
+        if self.seed + self.count - 1 > MAX_SEED:
+            raise ValueError(
+                f"seed + count - 1 must be at most {MAX_SEED} (image i uses seed + i, stored as "
+                f"a signed 64-bit integer), got seed {self.seed} and count {self.count}"
+            )
+        return self
+
 
 class JobCreate(BaseModel):
+    model_config = STRICT
+
     source: SyntheticSource
     pipeline: list[StepIn] = pipeline_field()
     runner: str = runner_field()
@@ -54,6 +75,8 @@ class JobCreate(BaseModel):
 
 
 class BatchCreate(BaseModel):
+    model_config = STRICT
+
     source: SyntheticSet
     pipeline: list[StepIn] = pipeline_field()
     runner: str = runner_field()

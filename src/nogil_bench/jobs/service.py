@@ -9,8 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import Engine, func
-from sqlmodel import Session, col, select
+from sqlalchemy import Engine, delete
+from sqlmodel import Session, col, func, select
 
 from nogil_bench.bench.stats import percentile
 from nogil_bench.core.config import UPLOADS_DIR, Settings
@@ -26,7 +26,7 @@ from nogil_bench.core.errors import (
 )
 from nogil_bench.core.files import copy_atomically
 from nogil_bench.core.idempotency import Answer, Submission, fingerprint, submit_once
-from nogil_bench.core.models import Status
+from nogil_bench.core.models import Status, cancel_queued
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.jobs.schemas import (
     BatchAggregates,
@@ -312,14 +312,11 @@ def delete_job(*, engine: Engine, settings: Settings, job: Job) -> Job | None:
     """Cancel a queued job (returned, now cancelled), or delete a finished one (None)."""
 
     def cancel_or_delete(session: Session) -> Job | None:
+        if cancel_queued(session, Job, col(Job.id) == job.id):
+            return session.get(Job, job.id)
         row = session.get(Job, job.id)  # as it is now, under the write lock
         if row is None:
             raise NotFoundError(f"no job {job.id}")
-        if row.status is Status.QUEUED:
-            row.status = Status.CANCELLED
-            row.error = "cancelled by its owner before it ran"
-            session.add(row)
-            return row
         if row.status is Status.RUNNING:
             raise ConflictError(f"job {job.id} is running; it can be deleted once it finishes")
         session.delete(row)
@@ -347,10 +344,75 @@ def list_batches(
     return newest_first(session, query, Batch, limit=limit, offset=offset)
 
 
+def delete_batch(*, engine: Engine, settings: Settings, batch: Batch) -> Batch | None:
+    """Cancel a queued batch with its queued jobs (returned, now cancelled), or delete a finished
+    one with its jobs and their files (None)."""
+
+    def cancel_or_delete(session: Session) -> tuple[Batch | None, list[Job]]:
+        if cancel_queued(session, Batch, col(Batch.id) == batch.id):
+            # Not claimed, so none of its jobs runs: the queued ones are cancelled with it.
+            queued = session.exec(
+                select(Job).where(Job.batch_id == batch.id, Job.status == Status.QUEUED)
+            ).all()
+            cancel_queued(session, Job, col(Job.batch_id) == batch.id)
+            return session.get(Batch, batch.id), list(queued)
+        row = session.get(Batch, batch.id)
+        if row is None:
+            raise NotFoundError(f"no batch {batch.id}")
+        if row.status is Status.RUNNING:
+            raise ConflictError(f"batch {batch.id} is running; it can be deleted once it finishes")
+        jobs = session.exec(select(Job).where(Job.batch_id == batch.id)).all()
+        session.execute(delete(Job).where(col(Job.batch_id) == batch.id))
+        session.delete(row)
+        return None, list(jobs)
+
+    cancelled, jobs = write(engine, cancel_or_delete)
+    for job in jobs:
+        remove_files(job, settings)
+    return cancelled
+
+
 def describe_batch(*, session: Session, batch: Batch) -> BatchPublic:
-    jobs = session.exec(select(Job).where(Job.batch_id == batch.id).order_by(col(Job.id))).all()
-    counts = Counter(job.status for job in jobs)
-    latencies = [job.latency_s for job in jobs if job.latency_s is not None]
+    [described] = describe_batches(session=session, batches=[batch])
+    return described
+
+
+def describe_batches(*, session: Session, batches: Sequence[Batch]) -> list[BatchPublic]:
+    """Progress and aggregates of each batch, in two queries however many batches there are:
+    their jobs counted by status, and their jobs' ids and latencies."""
+    if not batches:
+        return []
+    batch_ids = [batch.id for batch in batches]
+    counts: dict[uuid.UUID, Counter[Status]] = {batch_id: Counter() for batch_id in batch_ids}
+    by_status = session.exec(
+        select(Job.batch_id, Job.status, func.count())
+        .where(col(Job.batch_id).in_(batch_ids))
+        .group_by(col(Job.batch_id), col(Job.status))
+    )
+    for batch_id, status, count in by_status:
+        assert batch_id is not None
+        counts[batch_id][Status(status)] = count
+    job_ids: dict[uuid.UUID, list[uuid.UUID]] = {batch_id: [] for batch_id in batch_ids}
+    latencies: dict[uuid.UUID, list[float]] = {batch_id: [] for batch_id in batch_ids}
+    jobs = session.exec(
+        select(Job.batch_id, Job.id, Job.latency_s)
+        .where(col(Job.batch_id).in_(batch_ids))
+        .order_by(col(Job.id))
+    )
+    for batch_id, job_id, latency_s in jobs:
+        assert batch_id is not None
+        job_ids[batch_id].append(job_id)
+        if latency_s is not None:
+            latencies[batch_id].append(latency_s)
+    return [
+        batch_public(batch, counts[batch.id], job_ids[batch.id], latencies[batch.id])
+        for batch in batches
+    ]
+
+
+def batch_public(
+    batch: Batch, counts: Counter[Status], job_ids: list[uuid.UUID], latencies: list[float]
+) -> BatchPublic:
     succeeded = counts[Status.SUCCEEDED]
     return BatchPublic(
         id=batch.id,
@@ -365,7 +427,7 @@ def describe_batch(*, session: Session, batch: Batch) -> BatchPublic:
         gil_enabled=batch.gil_enabled,
         progress=Progress(
             done=sum(counts[status] for status in Status if status.finished),
-            total=len(jobs),
+            total=counts.total(),
             queued=counts[Status.QUEUED],
             running=counts[Status.RUNNING],
             succeeded=succeeded,
@@ -382,5 +444,5 @@ def describe_batch(*, session: Session, batch: Batch) -> BatchPublic:
             cpu_system_s=batch.cpu_system_s,
             peak_rss_bytes=batch.peak_rss_bytes,
         ),
-        job_ids=[job.id for job in jobs],
+        job_ids=job_ids,
     )
