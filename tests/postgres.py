@@ -1,0 +1,150 @@
+"""A real PostgreSQL server for the tests: Debian's binaries (initdb, pg_ctl, postgres) run a
+throwaway cluster in a temp dir, on a free port of 127.0.0.1, tuned for speed over durability.
+
+PostgreSQL refuses to run as root: as root, the server runs as the `postgres` user.
+"""
+
+import contextlib
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from tests.live_server import free_port
+
+INSTALL_HINT = "install Debian's server with `apt-get install postgresql` (.ci/run does)"
+SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
+SUPERUSER = "postgres"
+START_TIMEOUT_S = 30
+# Throwaway data: durability costs time and buys nothing here.
+SETTINGS = {
+    "listen_addresses": "'127.0.0.1'",
+    "unix_socket_directories": "''",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "200",
+    "log_min_messages": "warning",
+}
+
+
+def find_bindir() -> Path | None:
+    """Where initdb, pg_ctl and postgres are: `pg_config --bindir`, else the newest
+    /usr/lib/postgresql/*/bin, else beside a pg_ctl on PATH. None when nowhere."""
+    candidates: list[Path] = []
+    if pg_config := shutil.which("pg_config"):
+        with contextlib.suppress(subprocess.CalledProcessError, OSError):
+            reported = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            candidates.append(Path(reported))
+    versions = Path("/usr/lib/postgresql").glob("*/bin")
+    candidates += sorted(
+        versions,
+        key=lambda path: int(path.parent.name) if path.parent.name.isdigit() else 0,
+        reverse=True,
+    )
+    if pg_ctl := shutil.which("pg_ctl"):
+        candidates.append(Path(pg_ctl).resolve().parent)
+    for bindir in candidates:
+        if all((bindir / name).is_file() for name in SERVER_BINARIES):
+            return bindir
+    return None
+
+
+class PostgresServer:
+    """One cluster: `start()` runs initdb and pg_ctl start, `stop()` an immediate stop and
+    removes every file. Trust authentication: it listens on the loopback only, for tests."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.workdir = Path(tempfile.mkdtemp(prefix="nogil-bench-postgres-"))
+        self.data_dir = self.workdir / "data"
+        self.log_path = self.workdir / "server.log"
+        self.port = 0
+        # Root may not run the server; the binaries' own user may.
+        self.user = SUPERUSER if os.geteuid() == 0 else None
+
+    def _run(self, *args: str) -> None:
+        command = [str(self.bindir / args[0]), *args[1:]]
+        as_user = {} if self.user is None else {"user": self.user, "extra_groups": []}
+        done = subprocess.run(command, capture_output=True, text=True, check=False, **as_user)  # type: ignore[call-overload]
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr}")
+
+    def start(self) -> None:
+        if self.user is not None:
+            try:
+                owner = pwd.getpwnam(self.user)
+            except KeyError:
+                raise RuntimeError(
+                    f"running as root, but there is no {self.user!r} user to run PostgreSQL "
+                    f"as: {INSTALL_HINT}"
+                ) from None
+            os.chown(self.workdir, owner.pw_uid, owner.pw_gid)
+        self._run(
+            "initdb",
+            "--pgdata",
+            str(self.data_dir),
+            "--username",
+            SUPERUSER,
+            "--auth",
+            "trust",
+            "--encoding",
+            "UTF8",
+            "--locale",
+            "C.UTF-8",
+            "--no-sync",
+        )
+        self.port = free_port()
+        with (self.data_dir / "postgresql.conf").open("a") as conf:
+            for name, value in {**SETTINGS, "port": str(self.port)}.items():
+                conf.write(f"{name} = {value}\n")
+        self._run(
+            "pg_ctl",
+            "start",
+            "--pgdata",
+            str(self.data_dir),
+            "--log",
+            str(self.log_path),
+            "--wait",
+            "--timeout",
+            str(START_TIMEOUT_S),
+        )
+
+    def stop(self) -> None:
+        try:
+            if (self.data_dir / "postmaster.pid").exists():
+                self._run("pg_ctl", "stop", "--pgdata", str(self.data_dir), "--mode", "immediate")
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def url(self, database: str = "postgres") -> str:
+        """The SQLAlchemy URL of `database`, through psycopg 3."""
+        return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    def _admin(self) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(
+            host="127.0.0.1", port=self.port, user=SUPERUSER, dbname="postgres", autocommit=True
+        )
+
+    def create_database(self, name: str, template: str = "template0") -> str:
+        """A new database (a copy of `template`); its URL."""
+        with self._admin() as admin:
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        with self._admin() as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
