@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -9,8 +10,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from sqlmodel import Session
 
 from nogil_bench.core.config import Settings
+from nogil_bench.jobs.models import Job
 from nogil_bench.workloads.images import ImageJob, SyntheticSource, run_job, validate_steps
 from nogil_bench.workloads.model import Step
 from tests.api.conftest import Headers, stored_files, wait_until_finished
@@ -277,3 +280,27 @@ def test_many_threads_submitting_at_once_never_see_database_is_locked(
 
     assert statuses == [202] * 64
     assert client.get(JOBS, headers=alice).json()["count"] == 64
+
+
+def test_64_bit_figures_are_stored_whole(client: TestClient, alice: Headers) -> None:
+    """Seeds go up to 2**63 - 1 and a process tree's peak RSS passes 2 GiB: PostgreSQL's
+    INTEGER would refuse them, so these columns are BIGINT there."""
+    response = client.post(
+        JOBS, headers=alice, json=synthetic_job(source={"width": 8, "height": 8, "seed": 2**63 - 1})
+    )
+    assert response.status_code == 202, response.text
+    done = wait_until_finished(client, response.headers["Location"], alice)
+    assert done["status"] == "succeeded", done["error"]
+    assert done["seed"] == 2**63 - 1
+
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        job = session.get(Job, uuid.UUID(done["id"]))
+        assert job is not None
+        job.peak_rss_bytes = job.output_bytes = 5 * 2**30
+        job.ctx_voluntary = job.ctx_involuntary = 2**40
+        session.add(job)
+        session.commit()
+    assert client.get(response.headers["Location"], headers=alice).json()["peak_rss_bytes"] == (
+        5 * 2**30
+    )

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect
+from sqlalchemy import BigInteger, DateTime, Dialect, Integer
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -32,6 +32,11 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC)
+
+
+# Whole numbers past 2**31 (seeds, bytes): PostgreSQL's INTEGER is 32-bit, so BIGINT there;
+# SQLite's INTEGER already holds 64 bits, so its tables stay as they are.
+BigInt = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Status(StrEnum):
