@@ -45,6 +45,8 @@ def postgres_database(postgres_server: PostgresServer) -> Iterator[psycopg.Conne
     url = postgres_server.create_database("nogil_bench")
     upgrade_database(url)
     with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as connection:
+        # A test that left a transaction open would make TRUNCATE wait: fail instead.
+        connection.execute("SET lock_timeout = '20s'")
         yield connection
 
 

@@ -216,6 +216,20 @@ TABLES: dict[WorkKind, type[Job] | type[Batch] | type[Benchmark]] = {
 }
 
 
+def lock_claim(session: Session, claim: Claim) -> None:
+    """Locks the claim's rows (FOR UPDATE) in the order `requeue_own_work` does: jobs by id,
+    then the batch or benchmark. SQLite renders no FOR UPDATE: its write lock covers it."""
+    if claim.kind == "benchmark":
+        session.exec(select(Benchmark.id).where(Benchmark.id == claim.id).with_for_update()).all()
+        return
+    owner = col(Job.batch_id) if claim.kind == "batch" else col(Job.id)
+    session.exec(
+        select(Job.id).where(owner == claim.id).order_by(col(Job.id)).with_for_update()
+    ).all()
+    if claim.kind == "batch":
+        session.exec(select(Batch.id).where(Batch.id == claim.id).with_for_update()).all()
+
+
 def requeue_own_work(engine: Engine, boot_id: uuid.UUID) -> dict[WorkKind, int]:
     """At the shutdown deadline: what `boot_id` still runs goes back to the queue. The service
     cut these runs short, not the work, so they do not count as attempts."""
@@ -223,7 +237,10 @@ def requeue_own_work(engine: Engine, boot_id: uuid.UUID) -> dict[WorkKind, int]:
     with Session(engine) as session:
         for kind, table in TABLES.items():
             rows = session.exec(
-                select(table).where(table.status == Status.RUNNING, table.boot_id == boot_id)
+                select(table)
+                .where(table.status == Status.RUNNING, table.boot_id == boot_id)
+                .order_by(col(table.id))
+                .with_for_update()
             ).all()
             for row in rows:
                 row.put_back()
@@ -280,10 +297,11 @@ def fail_claim(
 ) -> None:
     """An execution raised: it and whatever of it has not finished are failed, with the error.
     Unless `abandoned()` (a drain put the work back in the queue): that is checked holding the
-    write lock, which the drain's requeue needs too, so the two cannot interleave."""
+    locks the drain's requeue needs too, so the two cannot interleave."""
     unfinished = col(Job.status).in_([Status.QUEUED, Status.RUNNING])
     with Session(engine) as session:
-        session.connection()  # BEGIN IMMEDIATE: takes the write lock
+        session.connection()  # SQLite: BEGIN IMMEDIATE takes the write lock
+        lock_claim(session, claim)  # PostgreSQL: the rows' locks
         if abandoned():
             return
         if claim.kind == "benchmark":

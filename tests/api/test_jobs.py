@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -10,9 +11,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlmodel import Session
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
 from nogil_bench.core.config import Settings
+from nogil_bench.core.models import Status
 from nogil_bench.jobs.models import Job
 from nogil_bench.workloads.images import ImageJob, SyntheticSource, run_job, validate_steps
 from nogil_bench.workloads.model import Step
@@ -125,6 +128,29 @@ def test_deleting_a_queued_job_cancels_it_and_it_never_runs(
     after = client.get(f"{JOBS}/{first['id']}", headers=alice).json()
     assert after["status"] == "cancelled"
     assert after["started_at"] is None
+
+
+def test_a_cancel_racing_the_executor_waits_for_its_claim_then_refuses(
+    client: TestClient, alice: Headers, paused: Callable[[], None]
+) -> None:
+    """The executor claims a job as its owner cancels it: one of them wins whole. Here the claim
+    holds the row first (SQLite: the write lock; PostgreSQL: the row lock), so the cancel waits
+    and answers 409, rather than marking cancelled a job that is running."""
+    job = client.post(JOBS, headers=alice, json=synthetic_job()).json()
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with Session(engine) as claim, ThreadPoolExecutor(1) as pool:
+        claim.exec(select(Job).where(Job.id == uuid.UUID(job["id"])).with_for_update()).one()
+        claim.execute(
+            update(Job).where(col(Job.id) == uuid.UUID(job["id"])).values(status=Status.RUNNING)
+        )
+        cancel = pool.submit(client.delete, f"{JOBS}/{job['id']}", headers=alice)
+        time.sleep(0.5)
+        assert not cancel.done(), cancel.result().text
+        claim.commit()
+        response = cancel.result(timeout=30)
+
+    assert response.status_code == 409, response.text
+    assert client.get(f"{JOBS}/{job['id']}", headers=alice).json()["status"] == "running"
 
 
 def test_deleting_a_finished_job_removes_its_record_and_output(

@@ -113,7 +113,7 @@ def execute(engine: Engine, benchmark_id: uuid.UUID, should_stop: Callable[[], b
         entry, digests[len(entries)] = measure(runner_name, workers, jobs)
         entries.append(entry)
     with Session(engine) as session:
-        benchmark = session.get(Benchmark, benchmark_id)
+        benchmark = session.get(Benchmark, benchmark_id, with_for_update=True)
         if benchmark is None or benchmark.status != Status.RUNNING:  # put back at a deadline
             return
         benchmark.results = [entry.model_dump() for entry in compare(entries, digests)]
@@ -129,7 +129,7 @@ def execute(engine: Engine, benchmark_id: uuid.UUID, should_stop: Callable[[], b
 def _requeue(engine: Engine, benchmark_id: uuid.UUID) -> None:
     """Stopped between configurations: the benchmark runs again whole at the next start."""
     with Session(engine) as session:
-        benchmark = session.get(Benchmark, benchmark_id)
+        benchmark = session.get(Benchmark, benchmark_id, with_for_update=True)
         # Not if a drain's deadline put it back already: that counted it once.
         if benchmark is not None and benchmark.status == Status.RUNNING:
             benchmark.put_back()

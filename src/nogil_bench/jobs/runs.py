@@ -46,6 +46,7 @@ def claim_chunk(engine: Engine, job_ids: Sequence[uuid.UUID], boot_id: uuid.UUID
                 select(Job)
                 .where(col(Job.id).in_(job_ids), Job.status == Status.QUEUED)
                 .order_by(col(Job.id))
+                .with_for_update()  # PostgreSQL: a cancel waits, or this skips what it cancelled
             ).all()
         )
         for job in jobs:
@@ -69,7 +70,7 @@ def record_outcomes(
     gil_enabled = runtime.is_gil_enabled()
     with Session(engine) as session:
         for job, outcome in zip(jobs, outcomes, strict=True):
-            row = session.get(Job, job.id)
+            row = session.get(Job, job.id, with_for_update=True)
             if row is None or row.status != Status.RUNNING:
                 # Deleted meanwhile, or put back in the queue at a shutdown's deadline: the
                 # outcome is dropped (the next run writes it again).
@@ -199,7 +200,7 @@ def execute_batch(
         meter.stop()
     figures = run_figures(meter, setup_s)
     with Session(engine) as session:
-        row = session.get(Batch, batch.id)
+        row = session.get(Batch, batch.id, with_for_update=True)
         if row is None or row.status != Status.RUNNING:  # put back at a shutdown's deadline
             return
         statuses = [

@@ -227,6 +227,7 @@ def result_path(job: Job, settings: Settings) -> Path:
 
 def delete_job(*, session: Session, settings: Settings, job: Job) -> Job | None:
     """Cancel a queued job (returned, now cancelled), or delete a finished one (None)."""
+    session.refresh(job, with_for_update=True)  # PostgreSQL: the executor may be claiming it
     if job.status is Status.QUEUED:
         job.status = Status.CANCELLED
         job.error = "cancelled by its owner before it ran"
