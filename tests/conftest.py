@@ -3,15 +3,19 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from psycopg import sql
 
 from nogil_bench.core.config import Settings
 from nogil_bench.core.migrations import table_metadata, upgrade_database
 from nogil_bench.main import create_app
-from tests.postgres import INSTALL_HINT, PostgresServer, find_bindir
+from tests.postgres import (
+    INSTALL_HINT,
+    PostgresServer,
+    ReusedDatabase,
+    find_bindir,
+    missing_client,
+)
 
 # The database-backed tests run on each store the service supports.
 DATABASES = ["sqlite", "postgresql"]
@@ -25,11 +29,18 @@ def postgres_server() -> Iterator[PostgresServer]:
     if os.environ.get("NOGIL_BENCH_TEST_POSTGRES") == "0":
         pytest.skip("PostgreSQL tests turned off (NOGIL_BENCH_TEST_POSTGRES=0)")
     bindir = find_bindir()
-    if bindir is None:
-        message = f"PostgreSQL's server (initdb, pg_ctl, postgres) is not installed: {INSTALL_HINT}"
+    client_error = missing_client()
+    if bindir is None or client_error is not None:
+        missing = (
+            "PostgreSQL's server (initdb, pg_ctl, postgres) is not installed"
+            if bindir is None
+            else f"psycopg cannot load libpq ({client_error})"
+        )
+        message = f"{missing}: {INSTALL_HINT}"
         if os.environ.get("CI", "").lower() not in {"", "0", "false"}:
             pytest.fail(message)
         pytest.skip(message)
+    assert bindir is not None
     server = PostgresServer(bindir)
     try:
         server.start()
@@ -39,27 +50,20 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(scope="session")
-def postgres_database(postgres_server: PostgresServer) -> Iterator[psycopg.Connection]:
-    """The tests' database, its schema made once by the migrations; yields a connection that
-    empties it between tests."""
+def postgres_database(postgres_server: PostgresServer) -> Iterator[ReusedDatabase]:
+    """The tests' database, its schema made once by the migrations."""
     url = postgres_server.create_database("nogil_bench")
     upgrade_database(url)
-    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as connection:
-        # A test that left a transaction open would make TRUNCATE wait: fail instead.
-        connection.execute("SET lock_timeout = '20s'")
-        yield connection
+    database = ReusedDatabase(url, [table.name for table in table_metadata().sorted_tables])
+    yield database
+    database.close()
 
 
 @pytest.fixture
-def postgres_url(postgres_database: psycopg.Connection) -> str:
-    """The tests' PostgreSQL database, every table emptied: TRUNCATE takes a few milliseconds,
-    a fresh copy of a template database about 100."""
-    tables = sql.SQL(", ").join(
-        sql.Identifier(table.name) for table in table_metadata().sorted_tables
-    )
-    postgres_database.execute(sql.SQL("TRUNCATE {} CASCADE").format(tables))
-    info = postgres_database.info
-    return f"postgresql+psycopg://{info.user}@{info.host}:{info.port}/{info.dbname}"
+def postgres_url(postgres_database: ReusedDatabase) -> str:
+    """The URL of the tests' PostgreSQL database, every table emptied."""
+    postgres_database.empty()
+    return postgres_database.url
 
 
 @pytest.fixture(params=DATABASES)

@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
@@ -30,6 +29,7 @@ from nogil_bench.core.migrations import (
 from nogil_bench.core.models import Status
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.main import create_app
+from tests.postgres import connect
 
 FIXTURES = Path(__file__).parent / "fixtures"
 QUEUED_JOB_ID = uuid.UUID("019a3f00-0000-7000-8000-000000000004")
@@ -45,7 +45,7 @@ def make_release_0_1_database(url: str) -> None:
         with sqlite3.connect(parsed.database) as database:
             database.executescript(script)
         return
-    with psycopg.connect(parsed.set(drivername="postgresql").render_as_string(False)) as database:
+    with connect(url) as database:
         database.execute(script.encode())
 
 
