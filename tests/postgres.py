@@ -171,21 +171,25 @@ class PostgresServer:
 
 
 class ReusedDatabase:
-    """One database for many tests: the schema stays, the rows go. TRUNCATE of every table
-    takes a few milliseconds; a fresh copy of a template database, about 100."""
+    """One database for many tests: the schema stays, the rows go. Measured here, emptying
+    the tables a test leaves takes about 1 ms with DELETE, 50-90 ms with TRUNCATE (catalog
+    work on every table and index), and 600 ms as a fresh copy of a template database."""
 
-    def __init__(self, url: str, tables: list[str]) -> None:
+    def __init__(self, url: str, tables_parents_first: list[str]) -> None:
         from psycopg import sql  # noqa: PLC0415
 
         self.url = url
         self._connection = connect(url)
-        # A test that left a transaction open would make TRUNCATE wait: fail instead.
+        # A test that left a transaction open would make the DELETE wait: fail instead.
         self._connection.execute("SET lock_timeout = '20s'")
-        names = sql.SQL(", ").join(sql.Identifier(table) for table in tables)
-        self._truncate = sql.SQL("TRUNCATE {} CASCADE").format(names)
+        # Children first: no cascade to follow. One query, so one transaction.
+        self._delete = sql.SQL("; ").join(
+            sql.SQL("DELETE FROM {}").format(sql.Identifier(table))
+            for table in reversed(tables_parents_first)
+        )
 
     def empty(self) -> None:
-        self._connection.execute(self._truncate)
+        self._connection.execute(self._delete)
 
     def close(self) -> None:
         self._connection.close()
