@@ -61,8 +61,10 @@ RUN find /opt/python -type f \( -name '*.so' -o -name 'python3.14t' \) -exec ldd
 # ---------------------------------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS base
 COPY --from=builder /opt/runtime-packages.txt /tmp/runtime-packages.txt
+# libpq5 too: psycopg (pure Python, for NOGIL_BENCH_DATABASE_URL=postgresql+psycopg://...)
+# loads it at run time.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends $(cat /tmp/runtime-packages.txt) \
+    && apt-get install -y --no-install-recommends $(cat /tmp/runtime-packages.txt) libpq5 \
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
        /tmp/runtime-packages.txt
@@ -101,6 +103,8 @@ COPY Makefile README.md build_docker.sh run_docker.sh ./
 COPY scripts/ scripts/
 COPY src/ src/
 COPY tests/ tests/
+# The image has no PostgreSQL server: its tests are skipped here (CI runs them outside).
+ENV NOGIL_BENCH_TEST_POSTGRES=0
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=secret,id=ca-certificates \
     if [ -s /run/secrets/ca-certificates ]; then export SSL_CERT_FILE=/run/secrets/ca-certificates; fi \

@@ -1,3 +1,5 @@
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -5,13 +7,92 @@ import pytest
 from fastapi.testclient import TestClient
 
 from nogil_bench.core.config import Settings
+from nogil_bench.core.migrations import table_metadata, upgrade_database
 from nogil_bench.main import create_app
+from tests.postgres import (
+    INSTALL_HINT,
+    PostgresServer,
+    ReusedDatabase,
+    find_bindir,
+    missing_client,
+)
+
+# The database-backed tests run on each store the service supports.
+DATABASES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole run. Without the binaries the PostgreSQL tests are
+    skipped with the install hint, or fail under CI; NOGIL_BENCH_TEST_POSTGRES=0 skips them
+    everywhere (the Docker image's test stage, which has no server)."""
+    if os.environ.get("NOGIL_BENCH_TEST_POSTGRES") == "0":
+        pytest.skip("PostgreSQL tests turned off (NOGIL_BENCH_TEST_POSTGRES=0)")
+    bindir = find_bindir()
+    client_error = missing_client()
+    if bindir is None or client_error is not None:
+        missing = (
+            "PostgreSQL's server (initdb, pg_ctl, postgres) is not installed"
+            if bindir is None
+            else f"psycopg cannot load libpq ({client_error})"
+        )
+        message = f"{missing}: {INSTALL_HINT}"
+        if os.environ.get("CI", "").lower() not in {"", "0", "false"}:
+            pytest.fail(message)
+        pytest.skip(message)
+    assert bindir is not None
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_server: PostgresServer) -> Iterator[ReusedDatabase]:
+    """The tests' database, its schema made once by the migrations."""
+    url = postgres_server.create_database("nogil_bench")
+    upgrade_database(url)
+    database = ReusedDatabase(url, [table.name for table in table_metadata().sorted_tables])
+    yield database
+    database.close()
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    # bcrypt's minimum cost: hashing at the production cost would dominate the suite's time.
-    return Settings(DATA_DIR=tmp_path / "data", BCRYPT_ROUNDS=4, _env_file=None)  # type: ignore[call-arg]
+def postgres_url(postgres_database: ReusedDatabase) -> str:
+    """The URL of the tests' PostgreSQL database, every table emptied."""
+    postgres_database.empty()
+    return postgres_database.url
+
+
+@pytest.fixture(params=DATABASES)
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a database without tables: a new SQLite file, or a new PostgreSQL database
+    (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'nogil_bench.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = f"empty_{uuid.uuid4().hex}"
+    yield server.create_database(name)
+    server.drop_database(name)
+
+
+@pytest.fixture(params=DATABASES)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """The service's settings on each database: SQLite in `tmp_path`, or the PostgreSQL server
+    this run started, emptied."""
+    database_url = (
+        request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    )
+    return Settings(  # type: ignore[call-arg]
+        DATA_DIR=tmp_path / "data",
+        DATABASE_URL=database_url,
+        # bcrypt's minimum cost: hashing at the production cost would dominate the suite's time.
+        BCRYPT_ROUNDS=4,
+        _env_file=None,
+    )
 
 
 @pytest.fixture

@@ -1,5 +1,8 @@
 """A real `nogil-bench serve` in its own process, for tests that need signals, restarts or a
-browser: started with only the settings a test gives, its output kept in a file."""
+browser: started with only the settings a test gives, its output kept in a file.
+
+These servers use the default SQLite database (tests/e2e reads its file directly); the
+PostgreSQL runs of the suite go through in-process apps (the `settings` fixture)."""
 
 import contextlib
 import os

@@ -8,6 +8,8 @@ import httpx2
 import pytest
 
 from nogil_bench.cli import healthcheck, main
+from nogil_bench.core.config import get_settings
+from nogil_bench.core.migrations import head_revision
 from tests.live_server import NOGIL_BENCH, LiveServer, free_port
 
 
@@ -76,3 +78,29 @@ def test_healthcheck_fails_naming_the_url_when_nothing_answers(
 def test_healthcheck_refuses_a_url_that_is_not_http(capsys: pytest.CaptureFixture[str]) -> None:
     assert healthcheck("file:///etc/passwd") == 1
     assert "is not an http(s) URL" in capsys.readouterr().err
+
+
+def test_db_upgrade_migrates_to_the_newest_revision_and_db_current_says_so(
+    empty_database: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)  # away from a developer's .env
+    monkeypatch.setenv("NOGIL_BENCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("NOGIL_BENCH_DATABASE_URL", empty_database)
+    get_settings.cache_clear()
+
+    def db(command: str) -> str:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["db", command])
+        assert exit_info.value.code == 0, capsys.readouterr().err
+        return capsys.readouterr().out
+
+    try:
+        head = head_revision()
+        assert db("current") == f"none (the newest is {head}: run `nogil-bench db upgrade`)\n"
+        assert db("upgrade") == f"{head} (head)\n"
+        assert db("current") == f"{head} (head)\n"
+    finally:
+        get_settings.cache_clear()

@@ -3,6 +3,8 @@ the service is not draining; start-up waits for the database, boundedly, then ex
 
 import os
 import subprocess
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from nogil_bench.core import db
 from nogil_bench.core.config import Settings
 from nogil_bench.main import create_app
 from tests.live_server import NOGIL_BENCH, free_port
+from tests.postgres import PostgresServer
 
 
 def test_ready_when_every_check_passes(client: TestClient) -> None:
@@ -43,10 +46,28 @@ def test_not_ready_while_draining(client: TestClient) -> None:
     assert response.json()["checks"]["draining"].startswith("shutting down")
 
 
-def test_not_ready_when_the_database_does_not_answer(client: TestClient, tmp_path: Path) -> None:
+@pytest.fixture
+def database_not_yet_there(
+    settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[str, Callable[[], object]]]:
+    """The URL of a database of the settings' kind that does not answer yet, and the function
+    that brings it: a SQLite file in a missing directory, or a PostgreSQL database not created."""
+    if settings.DATABASE_URL is None:
+        folder = tmp_path / "not-yet"
+        yield f"sqlite:///{folder / 'db.sqlite'}", lambda: folder.mkdir(exist_ok=True)
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = f"not_yet_{uuid.uuid4().hex}"
+    yield server.url(name), lambda: server.create_database(name)
+    server.drop_database(name)
+
+
+def test_not_ready_when_the_database_does_not_answer(
+    client: TestClient, database_not_yet_there: tuple[str, Callable[[], object]]
+) -> None:
     state = client.app.state  # type: ignore[attr-defined]
     working = state.engine
-    state.engine = create_engine(f"sqlite:///{tmp_path / 'missing-dir' / 'db.sqlite'}")
+    state.engine = create_engine(database_not_yet_there[0])
     try:
         response = client.get("/health/ready")
     finally:
@@ -57,10 +78,10 @@ def test_not_ready_when_the_database_does_not_answer(client: TestClient, tmp_pat
     assert client.get("/health/live").status_code == 200  # alive, just not ready
 
 
-def unreachable(settings: Settings, tmp_path: Path, attempts: int) -> Settings:
+def unreachable(settings: Settings, url: str, attempts: int) -> Settings:
     return settings.model_copy(
         update={
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'not-yet' / 'db.sqlite'}",
+            "DATABASE_URL": url,
             "DB_CONNECT_ATTEMPTS": attempts,
             "DB_CONNECT_BACKOFF_SECONDS": 0.25,
         }
@@ -68,14 +89,17 @@ def unreachable(settings: Settings, tmp_path: Path, attempts: int) -> Settings:
 
 
 def test_start_up_retries_with_backoff_then_gives_up(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings,
+    database_not_yet_there: tuple[str, Callable[[], object]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    url, _ = database_not_yet_there
     waits: list[float] = []
     monkeypatch.setattr("nogil_bench.core.db.time.sleep", waits.append)
 
     with (
         pytest.raises(db.DatabaseUnavailableError, match="did not answer after 4 attempts"),
-        TestClient(create_app(unreachable(settings, tmp_path, attempts=4))),
+        TestClient(create_app(unreachable(settings, url, attempts=4))),
     ):
         pass
 
@@ -83,14 +107,14 @@ def test_start_up_retries_with_backoff_then_gives_up(
 
 
 def test_start_up_goes_on_once_the_database_answers(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings,
+    database_not_yet_there: tuple[str, Callable[[], object]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def database_comes_up(_: float) -> None:
-        (tmp_path / "not-yet").mkdir(exist_ok=True)
+    url, database_comes_up = database_not_yet_there
+    monkeypatch.setattr("nogil_bench.core.db.time.sleep", lambda _: database_comes_up())
 
-    monkeypatch.setattr("nogil_bench.core.db.time.sleep", database_comes_up)
-
-    with TestClient(create_app(unreachable(settings, tmp_path, attempts=3))) as client:
+    with TestClient(create_app(unreachable(settings, url, attempts=3))) as client:
         assert client.get("/health/ready").status_code == 200
 
 

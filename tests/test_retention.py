@@ -14,7 +14,8 @@ from sqlmodel import Session, select
 from nogil_bench.auth.models import User
 from nogil_bench.benchmarks.models import Benchmark
 from nogil_bench.core.config import OUTPUTS_DIR, UPLOADS_DIR, Settings
-from nogil_bench.core.db import create_tables, make_engine
+from nogil_bench.core.db import make_engine
+from nogil_bench.core.migrations import upgrade_database
 from nogil_bench.core.models import QueuedWork, Status
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.retention import Purged, purge_expired
@@ -27,7 +28,7 @@ RECENT = NOW - timedelta(days=29)
 @pytest.fixture
 def engine(settings: Settings) -> Iterator[Engine]:
     engine = make_engine(settings)
-    create_tables(engine)
+    upgrade_database(engine)
     yield engine
     engine.dispose()
 

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+from pathlib import Path
 
 from nogil_bench.core import runtime
 
@@ -74,3 +75,29 @@ def test_the_x_option_wins_over_the_environment_variable() -> None:
     assert result["gil_enabled"] is True
     assert isinstance(result["warning"], str)
     assert "forced on with -X gil=1" in result["warning"]
+
+
+SERVE_ON_POSTGRESQL = """
+import json, sys
+import psycopg
+from fastapi.testclient import TestClient
+from nogil_bench.main import create_app
+with TestClient(create_app()) as client:
+    ready = client.get("/health/ready").status_code
+gil = sys._is_gil_enabled()
+print(json.dumps({"gil_enabled": gil, "ready": ready, "libpq": psycopg.pq.__impl__}))
+"""
+
+
+def test_the_gil_stays_off_with_the_service_on_postgresql(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """psycopg 3 in its pure-Python form (libpq through ctypes): its C speed-ups have no
+    free-threaded wheel, and psycopg2 would turn the GIL on."""
+    result = run_fresh_interpreter(
+        SERVE_ON_POSTGRESQL,
+        NOGIL_BENCH_DATABASE_URL=postgres_url,
+        NOGIL_BENCH_DATA_DIR=str(tmp_path / "data"),
+    )
+
+    assert result == {"gil_enabled": False, "ready": 200, "libpq": "python"}

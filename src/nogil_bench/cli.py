@@ -40,6 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=f"http://127.0.0.1:{settings.PORT}/health/live",
         help="default: %(default)s",
     )
+    database = commands.add_parser(
+        "db", help="the database schema (NOGIL_BENCH_DATABASE_URL, else SQLite in DATA_DIR)"
+    )
+    database_commands = database.add_subparsers(dest="db_command", required=True)
+    database_commands.add_parser(
+        "upgrade",
+        help="migrate to the newest revision (the service does it at start, too)",
+    )
+    database_commands.add_parser("current", help="print the revision the database is at")
     return parser
 
 
@@ -72,6 +81,41 @@ def healthcheck(url: str) -> int:
     return 0
 
 
+def database_command(command: str) -> int:
+    """`db upgrade` or `db current`; 1 with the reason when the database cannot be reached."""
+    # Imported here: `healthcheck`, run every few seconds, needs none of the database code.
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
+
+    from nogil_bench.core.db import make_engine  # noqa: PLC0415
+    from nogil_bench.core.logging import configure_logging  # noqa: PLC0415
+    from nogil_bench.core.migrations import (  # noqa: PLC0415
+        MigrationError,
+        current_revision,
+        head_revision,
+        upgrade_database,
+    )
+
+    settings = get_settings()
+    configure_logging(settings)
+    engine = make_engine(settings)
+    try:
+        if command == "upgrade":
+            upgrade_database(engine)
+        with engine.connect() as connection:
+            current = current_revision(connection)
+    except (MigrationError, SQLAlchemyError) as error:
+        print(f"database {command} failed: {error}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    head = head_revision()
+    if current == head:
+        print(f"{current} (head)")
+    else:
+        print(f"{current or 'none'} (the newest is {head}: run `nogil-bench db upgrade`)")
+    return 0
+
+
 def _exit_zero(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
@@ -80,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "healthcheck":
         sys.exit(healthcheck(args.url))
+    if args.command == "db":
+        sys.exit(database_command(args.db_command))
     if args.command == "serve":
         # A requested stop is a success (exit 0): an orchestrator must not read it as a crash.
         # `serve` drains, then returns (or ends with os._exit(0) when it cut work short). A

@@ -272,6 +272,20 @@ class Executor:
             job_runs.execute_job(self.engine, self.settings, unit, self.boot_id)
 
 
+def lock_claim(session: Session, claim: Claim) -> None:
+    """Locks the claim's rows (FOR UPDATE) in the order `requeue_own_work` does: jobs by id,
+    then the batch or benchmark. SQLite renders no FOR UPDATE: its write lock covers it."""
+    if claim.kind == "benchmark":
+        session.exec(select(Benchmark.id).where(Benchmark.id == claim.id).with_for_update()).all()
+        return
+    owner = col(Job.batch_id) if claim.kind == "batch" else col(Job.id)
+    session.exec(
+        select(Job.id).where(owner == claim.id).order_by(col(Job.id)).with_for_update()
+    ).all()
+    if claim.kind == "batch":
+        session.exec(select(Batch.id).where(Batch.id == claim.id).with_for_update()).all()
+
+
 def requeue_own_work(engine: Engine, boot_id: uuid.UUID) -> dict[WorkKind, int]:
     """At the shutdown deadline: what `boot_id` still runs goes back to the queue. The service
     cut these runs short, not the work, so they do not count as attempts."""
@@ -280,7 +294,10 @@ def requeue_own_work(engine: Engine, boot_id: uuid.UUID) -> dict[WorkKind, int]:
         requeued: dict[WorkKind, int] = {}
         for kind, table in TABLES.items():
             rows = session.exec(
-                select(table).where(table.status == Status.RUNNING, table.boot_id == boot_id)
+                select(table)
+                .where(table.status == Status.RUNNING, table.boot_id == boot_id)
+                .order_by(col(table.id))
+                .with_for_update()
             ).all()
             for row in rows:
                 row.put_back()
@@ -353,6 +370,7 @@ def fail_claim(
     failed = {"status": Status.FAILED, "error": error, "finished_at": utc_now()}
 
     def fail(session: Session) -> None:
+        lock_claim(session, claim)  # PostgreSQL: the rows' locks, as the requeue takes
         if abandoned():
             return
         if claim.kind == "benchmark":

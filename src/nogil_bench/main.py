@@ -17,16 +17,12 @@ from nogil_bench.auth.router import users_router
 from nogil_bench.benchmarks.router import router as benchmarks_router
 from nogil_bench.core import metrics, runtime
 from nogil_bench.core.config import Settings, get_settings
-from nogil_bench.core.db import (
-    DatabaseUnavailableError,
-    create_tables,
-    make_engine,
-    wait_for_database,
-)
+from nogil_bench.core.db import DatabaseUnavailableError, make_engine, wait_for_database
 from nogil_bench.core.docs import OAUTH2_REDIRECT_URL, install_docs
 from nogil_bench.core.errors import install_error_handler
 from nogil_bench.core.limits import BodySizeLimitMiddleware
 from nogil_bench.core.logging import configure_logging
+from nogil_bench.core.migrations import MigrationError, upgrade_database
 from nogil_bench.core.ratelimit import RateLimiter
 from nogil_bench.core.requests import RequestContextMiddleware
 from nogil_bench.executor import Executor, recover_expired
@@ -69,10 +65,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings)
         try:
             wait_for_database(engine, settings)
-        except DatabaseUnavailableError as error:
+            upgrade_database(engine)
+        except (DatabaseUnavailableError, MigrationError) as error:
             logger.critical("cannot start: {}", error)
             raise
-        create_tables(engine)
         # Names this process on the rows it runs, and on every log line from here on.
         boot_id = uuid.uuid7()
         logger.configure(extra={"boot_id": str(boot_id)})

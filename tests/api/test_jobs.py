@@ -3,6 +3,8 @@
 import hashlib
 import io
 import sys
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -11,10 +13,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, update
+from sqlmodel import Session, col, select
 
 from nogil_bench.core.config import Settings
+from nogil_bench.core.models import Status
 from nogil_bench.executor import claim_next
+from nogil_bench.jobs.models import Job
 from nogil_bench.workloads.images import ImageJob, SyntheticSource, run_job, validate_steps
 from nogil_bench.workloads.model import Step
 from tests.api.conftest import Headers, stored_files, wait_until_finished
@@ -130,6 +135,29 @@ def test_deleting_a_queued_job_cancels_it_and_it_never_runs(
     after = client.get(f"{JOBS}/{first['id']}", headers=alice).json()
     assert after["status"] == "cancelled"
     assert after["started_at"] is None
+
+
+def test_a_cancel_racing_the_executor_waits_for_its_claim_then_refuses(
+    client: TestClient, alice: Headers, paused: Callable[[], None]
+) -> None:
+    """The executor claims a job as its owner cancels it: one of them wins whole. Here the claim
+    holds the row first (SQLite: the write lock; PostgreSQL: the row lock), so the cancel waits
+    and answers 409, rather than marking cancelled a job that is running."""
+    job = client.post(JOBS, headers=alice, json=synthetic_job()).json()
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with Session(engine) as claim, ThreadPoolExecutor(1) as pool:
+        claim.exec(select(Job).where(Job.id == uuid.UUID(job["id"])).with_for_update()).one()
+        claim.execute(
+            update(Job).where(col(Job.id) == uuid.UUID(job["id"])).values(status=Status.RUNNING)
+        )
+        cancel = pool.submit(client.delete, f"{JOBS}/{job['id']}", headers=alice)
+        time.sleep(0.5)
+        assert not cancel.done(), cancel.result().text
+        claim.commit()
+        response = cancel.result(timeout=30)
+
+    assert response.status_code == 409, response.text
+    assert client.get(f"{JOBS}/{job['id']}", headers=alice).json()["status"] == "running"
 
 
 def test_deleting_a_finished_job_removes_its_record_and_output(
@@ -390,3 +418,27 @@ def test_many_threads_submitting_at_once_never_see_database_is_locked(
 
     assert statuses == [202] * 64
     assert client.get(JOBS, headers=alice).json()["count"] == 64
+
+
+def test_64_bit_figures_are_stored_whole(client: TestClient, alice: Headers) -> None:
+    """Seeds go up to 2**63 - 1 and a process tree's peak RSS passes 2 GiB: PostgreSQL's
+    INTEGER would refuse them, so these columns are BIGINT there."""
+    response = client.post(
+        JOBS, headers=alice, json=synthetic_job(source={"width": 8, "height": 8, "seed": 2**63 - 1})
+    )
+    assert response.status_code == 202, response.text
+    done = wait_until_finished(client, response.headers["Location"], alice)
+    assert done["status"] == "succeeded", done["error"]
+    assert done["seed"] == 2**63 - 1
+
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        job = session.get(Job, uuid.UUID(done["id"]))
+        assert job is not None
+        job.peak_rss_bytes = job.output_bytes = 5 * 2**30
+        job.ctx_voluntary = job.ctx_involuntary = 2**40
+        session.add(job)
+        session.commit()
+    assert client.get(response.headers["Location"], headers=alice).json()["peak_rss_bytes"] == (
+        5 * 2**30
+    )

@@ -131,7 +131,7 @@ def execute(
     failed = [entry for entry in entries if entry.outcome == "failed"]
 
     def finish(session: Session) -> None:
-        benchmark = session.get(Benchmark, benchmark_id)
+        benchmark = session.get(Benchmark, benchmark_id, with_for_update=True)
         if benchmark is None or not running_by(benchmark, boot_id):
             return  # put back at a shutdown's deadline, or taken over after a lost lease
         benchmark.results = results
@@ -153,7 +153,7 @@ def _requeue(engine: Engine, benchmark_id: uuid.UUID, boot_id: uuid.UUID) -> Non
     """Stopped between configurations: the benchmark runs again whole at the next start."""
 
     def requeue(session: Session) -> None:
-        benchmark = session.get(Benchmark, benchmark_id)
+        benchmark = session.get(Benchmark, benchmark_id, with_for_update=True)
         # Not if a drain's deadline put it back already: that counted it once.
         if benchmark is not None and running_by(benchmark, boot_id):
             benchmark.put_back()

@@ -121,7 +121,7 @@ def delete_benchmark(*, engine: Engine, benchmark: Benchmark) -> Benchmark | Non
     def cancel_or_delete(session: Session) -> Benchmark | None:
         if cancel_queued(session, Benchmark, col(Benchmark.id) == benchmark.id):
             return session.get(Benchmark, benchmark.id)
-        row = session.get(Benchmark, benchmark.id)
+        row = session.get(Benchmark, benchmark.id, with_for_update=True)
         if row is None:
             raise NotFoundError(f"no benchmark {benchmark.id}")
         if row.status is Status.RUNNING:

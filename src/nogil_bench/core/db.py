@@ -21,9 +21,8 @@ from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Request
 from loguru import logger
-from sqlalchemy import Engine, event, func, inspect
+from sqlalchemy import Engine, event, func
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.schema import CreateColumn
 from sqlmodel import Session, SQLModel, col, create_engine, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -174,42 +173,7 @@ def wait_for_database(engine: Engine, settings: Settings) -> None:
             return
 
 
-def create_tables(engine: Engine) -> None:
-    # Importing the models registers their tables on SQLModel.metadata.
-    from nogil_bench.auth import models as _auth_models  # noqa: F401, PLC0415
-    from nogil_bench.benchmarks import models as _benchmark_models  # noqa: F401, PLC0415
-    from nogil_bench.core import idempotency as _idempotency  # noqa: F401, PLC0415
-    from nogil_bench.jobs import models as _job_models  # noqa: F401, PLC0415
-
-    SQLModel.metadata.create_all(engine)
-    add_missing_columns(engine)
-
-
-def add_missing_columns(engine: Engine) -> None:
-    """Upgrades a database an earlier version made: columns added since go onto its tables
-    (with their indexes), so its rows are kept. Columns are only ever added, never changed or
-    dropped, and an added column is nullable or has a server default."""
-    with engine.begin() as connection:
-        existing = inspect(connection)
-        for table in SQLModel.metadata.sorted_tables:
-            present = {column["name"] for column in existing.get_columns(table.name)}
-            missing = [column for column in table.columns if column.name not in present]
-            for column in missing:
-                if not column.nullable and column.server_default is None:
-                    raise RuntimeError(
-                        f"cannot add {table.name}.{column.name} to the existing database: it is "
-                        "NOT NULL without a server default"
-                    )
-                definition = CreateColumn(column).compile(dialect=engine.dialect)
-                name = engine.dialect.identifier_preparer.format_table(table)
-                connection.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {definition}")
-                logger.info("database upgraded: added column {}.{}", table.name, column.name)
-            if missing:
-                for index in table.indexes:
-                    index.create(connection, checkfirst=True)
-
-
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 

@@ -7,7 +7,7 @@ from fastapi import Depends, Query, Request
 from nogil_bench.core.config import Settings
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -105,3 +105,5 @@ def configure_logging(settings: Settings) -> None:
         uvicorn_logger.propagate = True
     # Our middleware writes one access line per request, with more in it than uvicorn's.
     logging.getLogger("uvicorn.access").disabled = True
+    # Alembic narrates each context it opens; core/migrations.py logs what an upgrade did.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

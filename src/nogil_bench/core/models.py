@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, DateTime, Dialect, update
+from sqlalchemy import BigInteger, ColumnElement, DateTime, Dialect, Integer, update
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, col
 
@@ -32,6 +32,11 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC)
+
+
+# Whole numbers past 2**31 (seeds, bytes): PostgreSQL's INTEGER is 32-bit, so BIGINT there;
+# SQLite's INTEGER already holds 64 bits, so its tables stay as they are.
+BigInt = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Status(StrEnum):

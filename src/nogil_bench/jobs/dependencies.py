@@ -22,7 +22,7 @@ def valid_batch(batch_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> 
     return service.get_batch(session=session, owner_id=user.id, batch_id=batch_id)
 
 
-def executor_taking_work(request: Request, settings: SettingsDep) -> Executor:
+async def executor_taking_work(request: Request, settings: SettingsDep) -> Executor:
     """The executor, for a submission; 503 with Retry-After while the service drains."""
     if request.app.state.draining:
         retry_after_s = settings.SHUTDOWN_GRACE_SECONDS
@@ -34,7 +34,7 @@ def executor_taking_work(request: Request, settings: SettingsDep) -> Executor:
     return executor
 
 
-def submitter(request: Request, user: CurrentUser, settings: SettingsDep) -> User:
+async def submitter(request: Request, user: CurrentUser, settings: SettingsDep) -> User:
     """The logged-in user, if under their submission rate limit (else 429 with Retry-After)."""
     limiter: RateLimiter = request.app.state.rate_limiter
     limiter.hit(settings.SUBMISSION_RATE_LIMIT, "submit", str(user.id), what="submissions")

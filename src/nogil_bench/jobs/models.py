@@ -1,9 +1,10 @@
 import uuid
 from typing import Any
 
+from sqlalchemy import Index
 from sqlmodel import JSON, Field
 
-from nogil_bench.core.models import QueuedWork
+from nogil_bench.core.models import BigInt, QueuedWork
 
 
 class RunFigures(QueuedWork):
@@ -16,9 +17,9 @@ class RunFigures(QueuedWork):
     wall_s: float | None = Field(default=None, description="The run, pool start-up included.")
     cpu_user_s: float | None = None
     cpu_system_s: float | None = None
-    ctx_voluntary: int | None = None
-    ctx_involuntary: int | None = None
-    peak_rss_bytes: int | None = None
+    ctx_voluntary: int | None = Field(default=None, sa_type=BigInt)
+    ctx_involuntary: int | None = Field(default=None, sa_type=BigInt)
+    peak_rss_bytes: int | None = Field(default=None, sa_type=BigInt)
 
 
 class Batch(RunFigures, table=True):
@@ -28,17 +29,22 @@ class Batch(RunFigures, table=True):
 class Job(RunFigures, table=True):
     """One image through one pipeline. In a batch, the run figures are the batch's."""
 
+    # A user's queued jobs are counted at every submission (the queue limit).
+    __table_args__ = (Index("ix_job_owner_id_status", "owner_id", "status"),)
+
     owner_id: uuid.UUID = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
     batch_id: uuid.UUID | None = Field(
         default=None, foreign_key="batch.id", index=True, ondelete="CASCADE"
     )
     width: int
     height: int
-    seed: int | None = Field(default=None, description="Synthetic source: its seed.")
+    seed: int | None = Field(
+        default=None, sa_type=BigInt, description="Synthetic source: its seed (up to 2**63 - 1)."
+    )
     upload_path: str | None = Field(default=None, description="Uploaded source, under DATA_DIR.")
     upload_filename: str | None = None
     output_path: str | None = Field(default=None, description="The PNG result, under DATA_DIR.")
-    output_bytes: int | None = None
+    output_bytes: int | None = Field(default=None, sa_type=BigInt)
     latency_s: float | None = Field(default=None, description="Wall time on its worker.")
     cpu_s: float | None = Field(default=None, description="CPU time of its worker thread.")
 

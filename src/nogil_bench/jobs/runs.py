@@ -51,6 +51,7 @@ def claim_chunk(
                 select(Job)
                 .where(col(Job.id).in_(job_ids), Job.status == Status.QUEUED)
                 .order_by(col(Job.id))
+                .with_for_update()  # PostgreSQL: a cancel waits, or this skips what it cancelled
             ).all()
         )
         now = utc_now()
@@ -86,7 +87,7 @@ def record_outcomes(
     def record(session: Session) -> set[uuid.UUID]:
         recorded: set[uuid.UUID] = set()
         for job, outcome in zip(jobs, outcomes, strict=True):
-            row = session.get(Job, job.id)
+            row = session.get(Job, job.id, with_for_update=True)
             if row is None or row.status != Status.RUNNING or row.boot_id != boot_id:
                 # Deleted meanwhile, put back in the queue at a shutdown's deadline, or taken
                 # over after this process's lease ran out: the outcome is dropped.
@@ -254,7 +255,7 @@ def execute_batch(
     figures = run_figures(meter, setup_s)
 
     def finish(session: Session) -> None:
-        row = session.get(Batch, batch.id)
+        row = session.get(Batch, batch.id, with_for_update=True)
         if row is None or row.status != Status.RUNNING or row.boot_id != boot_id:
             return  # put back at a shutdown's deadline, or taken over: no longer ours
         statuses = [

@@ -313,8 +313,8 @@ def delete_job(*, engine: Engine, settings: Settings, job: Job) -> Job | None:
 
     def cancel_or_delete(session: Session) -> Job | None:
         if cancel_queued(session, Job, col(Job.id) == job.id):
-            return session.get(Job, job.id)
-        row = session.get(Job, job.id)  # as it is now, under the write lock
+            return session.get(Job, job.id, with_for_update=True)
+        row = session.get(Job, job.id, with_for_update=True)  # as it is now, under the write lock
         if row is None:
             raise NotFoundError(f"no job {job.id}")
         if row.status is Status.RUNNING:
@@ -356,7 +356,7 @@ def delete_batch(*, engine: Engine, settings: Settings, batch: Batch) -> Batch |
             ).all()
             cancel_queued(session, Job, col(Job.batch_id) == batch.id)
             return session.get(Batch, batch.id), list(queued)
-        row = session.get(Batch, batch.id)
+        row = session.get(Batch, batch.id, with_for_update=True)
         if row is None:
             raise NotFoundError(f"no batch {batch.id}")
         if row.status is Status.RUNNING:
