@@ -2,4 +2,9 @@
 
 from importlib.metadata import version
 
+from nogil_bench.core import sqlalchemy_memo
+
+# Before anything imports SQLAlchemy: see core/sqlalchemy_memo.py.
+sqlalchemy_memo.install()
+
 __version__ = version("nogil-bench")

@@ -3,12 +3,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
+from sqlmodel import Session
 
 from nogil_bench.auth.dependencies import CurrentUser
 from nogil_bench.benchmarks import service
 from nogil_bench.benchmarks.models import Benchmark
 from nogil_bench.benchmarks.schemas import BenchmarkCreate, BenchmarkPublic, BenchmarksPublic
-from nogil_bench.core.db import EngineDep, SessionDep
+from nogil_bench.core.db import EngineDep
 from nogil_bench.core.deps import Limit, Offset, SettingsDep
 from nogil_bench.core.idempotency import IdempotencyKeyHeader, normalize_key
 from nogil_bench.core.openapi import BODY_ERRORS, NOT_FOUND, UNAUTHENTICATED, error_response
@@ -19,8 +20,9 @@ router = APIRouter(prefix="/benchmarks", tags=["benchmarks"], responses=UNAUTHEN
 CHART_MEDIA_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
 
 
-def valid_benchmark(benchmark_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Benchmark:
-    return service.get_benchmark(session=session, owner_id=user.id, benchmark_id=benchmark_id)
+def valid_benchmark(benchmark_id: uuid.UUID, engine: EngineDep, user: CurrentUser) -> Benchmark:
+    with Session(engine) as session:
+        return service.get_benchmark(session=session, owner_id=user.id, benchmark_id=benchmark_id)
 
 
 OwnedBenchmark = Annotated[Benchmark, Depends(valid_benchmark)]
@@ -65,13 +67,14 @@ def create_benchmark(
 @router.get("", summary="Your benchmarks, newest first")
 def list_benchmarks(
     user: CurrentUser,
-    session: SessionDep,
+    engine: EngineDep,
     limit: Limit = 20,
     offset: Offset = 0,
 ) -> BenchmarksPublic:
-    benchmarks, count = service.list_benchmarks(
-        session=session, owner_id=user.id, limit=limit, offset=offset
-    )
+    with Session(engine) as session:
+        benchmarks, count = service.list_benchmarks(
+            session=session, owner_id=user.id, limit=limit, offset=offset
+        )
     return BenchmarksPublic(data=[service.describe(item) for item in benchmarks], count=count)
 
 

@@ -178,15 +178,11 @@ async def get_engine(request: Request) -> Engine:
     return engine
 
 
-def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
-    with Session(engine) as session:
-        yield session
-
-
+# No `SessionDep`, a generator dependency: FastAPI wraps those in `contextlib.contextmanager`
+# on every request, and the `functools.wraps` in it sets a new function's `__name__` and
+# `__doc__`, a stop-the-world pause on free-threaded 3.14 (see core/sqlalchemy_memo.py). Routes
+# open `with Session(engine)` around their reads instead: short, and visibly so.
 EngineDep = Annotated[Engine, Depends(get_engine)]
-# Closed when the endpoint returns (scope="function"), not after the response is sent: no
-# transaction stays open while a body streams out. Reads only: writes go through `write`.
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_owned[T: SQLModel](

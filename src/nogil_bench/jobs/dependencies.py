@@ -2,10 +2,11 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from sqlmodel import Session
 
 from nogil_bench.auth.dependencies import CurrentUser
 from nogil_bench.auth.models import User
-from nogil_bench.core.db import SessionDep
+from nogil_bench.core.db import EngineDep
 from nogil_bench.core.deps import SettingsDep
 from nogil_bench.core.errors import ServiceUnavailableError
 from nogil_bench.core.ratelimit import RateLimiter
@@ -14,12 +15,14 @@ from nogil_bench.jobs import service
 from nogil_bench.jobs.models import Batch, Job
 
 
-def valid_job(job_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Job:
-    return service.get_job(session=session, owner_id=user.id, job_id=job_id)
+def valid_job(job_id: uuid.UUID, engine: EngineDep, user: CurrentUser) -> Job:
+    with Session(engine) as session:
+        return service.get_job(session=session, owner_id=user.id, job_id=job_id)
 
 
-def valid_batch(batch_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> Batch:
-    return service.get_batch(session=session, owner_id=user.id, batch_id=batch_id)
+def valid_batch(batch_id: uuid.UUID, engine: EngineDep, user: CurrentUser) -> Batch:
+    with Session(engine) as session:
+        return service.get_batch(session=session, owner_id=user.id, batch_id=batch_id)
 
 
 async def executor_taking_work(request: Request, settings: SettingsDep) -> Executor:

@@ -4,11 +4,12 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from nogil_bench.auth.dependencies import CurrentUser
 from nogil_bench.auth.models import User
 from nogil_bench.core.config import Settings
-from nogil_bench.core.db import EngineDep, SessionDep
+from nogil_bench.core.db import EngineDep
 from nogil_bench.core.deps import Limit, Offset, SettingsDep
 from nogil_bench.core.idempotency import IdempotencyKeyHeader, normalize_key
 from nogil_bench.core.models import Status
@@ -131,22 +132,23 @@ async def submit(
 @router.get("/jobs", summary="Your jobs, newest first")
 def list_jobs(
     user: CurrentUser,
-    session: SessionDep,
+    engine: EngineDep,
     status: Status | None = None,
     runner: str | None = None,
     batch_id: uuid.UUID | None = None,
     limit: Limit = 20,
     offset: Offset = 0,
 ) -> JobsPublic:
-    jobs, count = service.list_jobs(
-        session=session,
-        owner_id=user.id,
-        status=status,
-        runner=runner,
-        batch_id=batch_id,
-        limit=limit,
-        offset=offset,
-    )
+    with Session(engine) as session:
+        jobs, count = service.list_jobs(
+            session=session,
+            owner_id=user.id,
+            status=status,
+            runner=runner,
+            batch_id=batch_id,
+            limit=limit,
+            offset=offset,
+        )
     return JobsPublic(data=[JobPublic.model_validate(job) for job in jobs], count=count)
 
 
@@ -211,21 +213,23 @@ async def create_batch(
 
 @router.get("/batches", summary="Your batches, newest first")
 def list_batches(
-    user: CurrentUser, session: SessionDep, limit: Limit = 20, offset: Offset = 0
+    user: CurrentUser, engine: EngineDep, limit: Limit = 20, offset: Offset = 0
 ) -> BatchesPublic:
-    batches, count = service.list_batches(
-        session=session, owner_id=user.id, limit=limit, offset=offset
-    )
-    return BatchesPublic(
-        data=service.describe_batches(session=session, batches=batches), count=count
-    )
+    with Session(engine) as session:
+        batches, count = service.list_batches(
+            session=session, owner_id=user.id, limit=limit, offset=offset
+        )
+        return BatchesPublic(
+            data=service.describe_batches(session=session, batches=batches), count=count
+        )
 
 
 @router.get(
     "/batches/{batch_id}", summary="One batch: progress and aggregates", responses=NOT_FOUND
 )
-def read_batch(batch: OwnedBatch, session: SessionDep) -> BatchPublic:
-    return service.describe_batch(session=session, batch=batch)
+def read_batch(batch: OwnedBatch, engine: EngineDep) -> BatchPublic:
+    with Session(engine) as session:
+        return service.describe_batch(session=session, batch=batch)
 
 
 @router.delete(
@@ -239,11 +243,8 @@ def read_batch(batch: OwnedBatch, session: SessionDep) -> BatchPublic:
         **error_response(409, "The batch is running"),
     },
 )
-def delete_batch(
-    batch: OwnedBatch, engine: EngineDep, session: SessionDep, settings: SettingsDep
-) -> Response:
+def delete_batch(batch: OwnedBatch, engine: EngineDep, settings: SettingsDep) -> Response:
     cancelled = service.delete_batch(engine=engine, settings=settings, batch=batch)
     if cancelled is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    described = service.describe_batch(session=session, batch=cancelled)
-    return Response(described.model_dump_json(), media_type="application/json")
+    return Response(cancelled.model_dump_json(), media_type="application/json")

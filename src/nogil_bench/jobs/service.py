@@ -344,18 +344,20 @@ def list_batches(
     return newest_first(session, query, Batch, limit=limit, offset=offset)
 
 
-def delete_batch(*, engine: Engine, settings: Settings, batch: Batch) -> Batch | None:
-    """Cancel a queued batch with its queued jobs (returned, now cancelled), or delete a finished
-    one with its jobs and their files (None)."""
+def delete_batch(*, engine: Engine, settings: Settings, batch: Batch) -> BatchPublic | None:
+    """Cancel a queued batch with its queued jobs (returned, now cancelled, as described in the
+    same transaction), or delete a finished one with its jobs and their files (None)."""
 
-    def cancel_or_delete(session: Session) -> tuple[Batch | None, list[Job]]:
+    def cancel_or_delete(session: Session) -> tuple[BatchPublic | None, list[Job]]:
         if cancel_queued(session, Batch, col(Batch.id) == batch.id):
             # Not claimed, so none of its jobs runs: the queued ones are cancelled with it.
             queued = session.exec(
                 select(Job).where(Job.batch_id == batch.id, Job.status == Status.QUEUED)
             ).all()
             cancel_queued(session, Job, col(Job.batch_id) == batch.id)
-            return session.get(Batch, batch.id), list(queued)
+            cancelled = session.get(Batch, batch.id)
+            assert cancelled is not None
+            return describe_batch(session=session, batch=cancelled), list(queued)
         row = session.get(Batch, batch.id, with_for_update=True)
         if row is None:
             raise NotFoundError(f"no batch {batch.id}")
