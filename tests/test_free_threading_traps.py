@@ -48,4 +48,3 @@ def test_no_route_depends_on_a_generator_dependency() -> None:
     routes = [route for route in app.routes if isinstance(route, APIRoute)]
     assert routes
     assert [name for route in routes for name in generators(route.dependant)] == []
-
