@@ -1,7 +1,7 @@
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from nogil_bench.bench.chart import ChartPoint, render_speedup_chart
@@ -19,11 +19,9 @@ from nogil_bench.core.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
-    ServiceUnavailableError,
-    TooManyRequestsError,
 )
 from nogil_bench.core.idempotency import Answer, Submission, fingerprint, submit_once
-from nogil_bench.core.models import Status, cancel_queued
+from nogil_bench.core.models import Status, cancel_queued, check_queue_room
 from nogil_bench.jobs import service as job_service
 from nogil_bench.jobs.schemas import StepIn
 from nogil_bench.runners import RUNNERS
@@ -71,7 +69,16 @@ def submit(
     content = spec.model_dump(mode="json")
 
     def queue(session: Session) -> tuple[BenchmarkPublic, uuid.UUID]:
-        check_queue_room(session, settings, owner_id)
+        check_queue_room(
+            session,
+            Benchmark,
+            owner_id=owner_id,
+            adding=1,
+            per_user=settings.MAX_QUEUED_BENCHMARKS_PER_USER,
+            in_all=settings.MAX_QUEUED_BENCHMARKS,
+            retry_after_s=settings.OVERLOAD_RETRY_AFTER_SECONDS,
+            noun="benchmarks",
+        )
         benchmark = Benchmark(owner_id=owner_id, spec=content)
         session.add(benchmark)
         return describe(benchmark), benchmark.id
@@ -82,25 +89,6 @@ def submit(
         queue,
         ttl=timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS),
     )
-
-
-def check_queue_room(session: Session, settings: Settings, owner_id: uuid.UUID) -> None:
-    """429 when the user has too many benchmarks queued, 503 when the service has."""
-    retry = {"Retry-After": str(settings.OVERLOAD_RETRY_AFTER_SECONDS)}
-    queued = select(func.count()).select_from(Benchmark).where(Benchmark.status == Status.QUEUED)
-    mine = session.exec(queued.where(Benchmark.owner_id == owner_id)).one()
-    if mine >= settings.MAX_QUEUED_BENCHMARKS_PER_USER:
-        raise TooManyRequestsError(
-            f"you have {mine} benchmarks queued, the limit per user: retry once one has run",
-            headers=retry,
-        )
-    everyone = session.exec(queued).one()
-    if everyone >= settings.MAX_QUEUED_BENCHMARKS:
-        raise ServiceUnavailableError(
-            f"the service has {everyone} benchmarks queued, its limit: retry in "
-            f"{settings.OVERLOAD_RETRY_AFTER_SECONDS} s",
-            headers=retry,
-        )
 
 
 def get_benchmark(*, session: Session, owner_id: uuid.UUID, benchmark_id: uuid.UUID) -> Benchmark:

@@ -5,9 +5,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, DateTime, Dialect, Integer, update
+from sqlalchemy import BigInteger, ColumnElement, DateTime, Dialect, Integer, func, update
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, Session, SQLModel, col
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from nogil_bench.core.errors import ServiceUnavailableError, TooManyRequestsError
 
 
 def utc_now() -> datetime:
@@ -102,3 +104,35 @@ def cancel_queued(session: Session, table: type[QueuedWork], *where: ColumnEleme
         .values(status=Status.CANCELLED, error=CANCELLED_BY_OWNER, finished_at=utc_now())
     )
     return result.rowcount
+
+
+def check_queue_room(
+    session: Session,
+    table: type[QueuedWork],
+    *,
+    owner_id: uuid.UUID,
+    adding: int,
+    per_user: int,
+    in_all: int,
+    retry_after_s: int,
+    noun: str,
+) -> None:
+    """429 when `adding` more of the user's queued rows of `table` would pass `per_user`, 503
+    when the service's would pass `in_all`; both with Retry-After. Run it in the transaction
+    that adds them."""
+    retry = {"Retry-After": str(retry_after_s)}
+    queued = select(func.count()).select_from(table).where(col(table.status) == Status.QUEUED)
+    mine = session.exec(queued.where(col(getattr(table, "owner_id")) == owner_id)).one()  # noqa: B009
+    if mine + adding > per_user:
+        raise TooManyRequestsError(
+            f"you have {mine} {noun} queued; the limit is {per_user} per user, so {adding} "
+            "more do not fit: retry once some have run",
+            headers=retry,
+        )
+    everyone = session.exec(queued).one()
+    if everyone + adding > in_all:
+        raise ServiceUnavailableError(
+            f"the service has {everyone} {noun} queued, its limit is {in_all}: retry in "
+            f"{retry_after_s} s",
+            headers=retry,
+        )

@@ -20,13 +20,11 @@ from nogil_bench.core.errors import (
     InvalidInputError,
     NotFoundError,
     PayloadTooLargeError,
-    ServiceUnavailableError,
-    TooManyRequestsError,
     UnsupportedMediaTypeError,
 )
 from nogil_bench.core.files import copy_atomically
 from nogil_bench.core.idempotency import Answer, Submission, fingerprint, submit_once
-from nogil_bench.core.models import Status, cancel_queued
+from nogil_bench.core.models import Status, cancel_queued, check_queue_room
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.jobs.schemas import (
     BatchAggregates,
@@ -165,28 +163,6 @@ def discard_uploads(sources: Sequence[Source], settings: Settings) -> None:
             (settings.DATA_DIR / source.relative_path).unlink(missing_ok=True)
 
 
-def check_queue_room(
-    session: Session, settings: Settings, owner_id: uuid.UUID, adding: int
-) -> None:
-    """429 when the user's queue is full, 503 when the service's is (both with Retry-After)."""
-    retry = {"Retry-After": str(settings.OVERLOAD_RETRY_AFTER_SECONDS)}
-    queued = select(func.count()).select_from(Job).where(Job.status == Status.QUEUED)
-    mine = session.exec(queued.where(Job.owner_id == owner_id)).one()
-    if mine + adding > settings.MAX_QUEUED_JOBS_PER_USER:
-        raise TooManyRequestsError(
-            f"you have {mine} images queued; the limit is {settings.MAX_QUEUED_JOBS_PER_USER} "
-            f"per user, so {adding} more do not fit: retry once some have run",
-            headers=retry,
-        )
-    everyone = session.exec(queued).one()
-    if everyone + adding > settings.MAX_QUEUED_JOBS:
-        raise ServiceUnavailableError(
-            f"the service has {everyone} images queued, its limit is {settings.MAX_QUEUED_JOBS}: "
-            f"retry in {settings.OVERLOAD_RETRY_AFTER_SECONDS} s",
-            headers=retry,
-        )
-
-
 def source_content(source: Source) -> dict[str, Any]:
     if isinstance(source, Upload):
         return {"filename": source.filename, "sha256": source.sha256}
@@ -224,7 +200,16 @@ def submit(
         }
 
         def queue(session: Session) -> tuple[JobPublic | BatchPublic, uuid.UUID]:
-            check_queue_room(session, settings, owner_id, len(sources))
+            check_queue_room(
+                session,
+                Job,
+                owner_id=owner_id,
+                adding=len(sources),
+                per_user=settings.MAX_QUEUED_JOBS_PER_USER,
+                in_all=settings.MAX_QUEUED_JOBS,
+                retry_after_s=settings.OVERLOAD_RETRY_AFTER_SECONDS,
+                noun="images",
+            )
             batch = None
             if as_batch:
                 batch = Batch(
