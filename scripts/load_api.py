@@ -156,7 +156,7 @@ def parse_args() -> argparse.Namespace:
         "--read-tool", choices=["auto", "wrk", "python"], default="auto", help="auto: wrk if found"
     )
     parser.add_argument("--read-rate", type=float, default=10, help="saturated: GETs per second")
-    parser.add_argument("--batch-count", type=int, default=64, help="saturated: images")
+    parser.add_argument("--batch-count", type=int, default=192, help="saturated: images")
     parser.add_argument("--batch-size", type=int, default=384, help="saturated: width = height")
     parser.add_argument("--batch-workers", type=int, help="saturated (default: the server's CPUs)")
     parser.add_argument(
