@@ -169,11 +169,11 @@ def test_the_worker_sets_up_once_then_runs_on_each_request_and_reports_at_the_en
     replies, status = talk_to_worker(json.dumps(config.to_json()), "run", "run")
 
     assert status == 0
-    assert [reply["event"] for reply in replies] == ["ready", "run", "run", "done"]
-    assert len(replies[0]["warmups_s"]) == 2  # type: ignore[arg-type]
-    assert replies[1]["digest"] == replies[2]["digest"]
-    assert {"wall_s", "cpu_user_s", "ctx_involuntary", "task_s_p95"} <= replies[1].keys()
-    assert {"teardown_s", "peak_rss_bytes"} <= replies[3].keys()
+    assert [reply["event"] for reply in replies] == ["started", "ready", "run", "run", "done"]
+    assert len(replies[1]["warmups_s"]) == 2  # type: ignore[arg-type]
+    assert replies[2]["digest"] == replies[3]["digest"]
+    assert {"wall_s", "cpu_user_s", "ctx_involuntary", "task_s_p95"} <= replies[2].keys()
+    assert {"teardown_s", "peak_rss_bytes"} <= replies[4].keys()
 
 
 def test_the_worker_answers_an_unknown_request_with_an_error_and_exits() -> None:

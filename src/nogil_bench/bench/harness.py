@@ -148,6 +148,8 @@ class _Session:
         turn, so that a pool's start-up is timed while the others wait."""
         for item in self.plan:
             self.configurations.append(Configuration(item))
+        for configuration in self.configurations:
+            configuration.wait_started(self.run_timeout_s)
         for number, configuration in enumerate(self.configurations, 1):
             self.check_stop()
             self.ready.append(configuration.set_up(self.run_timeout_s))

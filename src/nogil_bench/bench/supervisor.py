@@ -171,6 +171,10 @@ class Configuration:
             self.kill()
             raise
 
+    def wait_started(self, timeout_s: float | None) -> None:
+        for worker in self.workers:
+            worker.receive("started", timeout_s)
+
     def set_up(self, timeout_s: float | None) -> Ready:
         for worker, config in zip(self.workers, self.configs, strict=True):
             worker.send(json.dumps(config.to_json()))

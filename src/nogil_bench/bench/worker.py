@@ -4,13 +4,15 @@
 
 A line protocol on stdin and stdout, one JSON document per line:
 
+    (once imported)         out: {"event": "started"}
     in: the Config          out: {"event": "ready", "setup_s", "warmups_s", "environment"}
     in: "run"               out: {"event": "run", "wall_s", "cpu_user_s", ..., "digest"}
     in: end of input        out: {"event": "done", "teardown_s", "peak_rss_bytes"}
     on any failure          out: {"event": "error", "message"}, and exit status 1
 
-The process imports everything before it reads the Config, so the harness can start many
-workers at once and then set them up one at a time. The pool is started and primed (timed as
+The process imports everything and says so before it reads the Config, so the harness can
+start many workers at once, let them import in parallel, and then set them up one at a time on
+a quiet host. The pool is started and primed (timed as
 setup_s) and the warmup runs discarded before "ready"; each "run" then runs the work once. The
 process stays alive between runs so that the harness can interleave configurations in rounds
 without paying start-up each time.
@@ -108,6 +110,7 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
         replies.write(json.dumps(document) + "\n")
         replies.flush()
 
+    reply({"event": "started"})
     line = requests.readline()
     if not line:
         return  # the harness gave up before sending a configuration
