@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from nogil_bench.bench import harness
 from nogil_bench.bench.config import Config, ImageSet
 from nogil_bench.bench.harness import (
     DeadlineExceededError,
@@ -120,7 +121,7 @@ def test_should_stop_ends_the_measurement_and_kills_every_process_it_started(
     def should_stop() -> bool:
         nonlocal asked
         asked += 1
-        return asked > 3  # after two setups and the first check of the third
+        return asked > 3  # before the last setup, a process pool already running
 
     with pytest.raises(MeasurementStoppedError, match="stopped on request"):
         measure_matrix(
@@ -148,6 +149,45 @@ def test_a_deadline_that_leaves_no_time_for_a_round_is_an_error() -> None:
         measure_matrix(
             plan(runners=["threads"], workers=[2], gil=[0]), deadline_s=0.0, progress=quiet
         )
+
+
+class FakeClock:
+    """Stands in for the harness's clock: time passes only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now_s = 0.0
+
+    def monotonic(self) -> float:
+        return self.now_s
+
+
+def test_a_deadline_ends_the_measurement_dropping_the_unfinished_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(harness, "time", clock)
+    asked = 0
+
+    def should_stop() -> bool:
+        nonlocal asked
+        asked += 1
+        if asked == 6:  # 2 setups, round 1's 2 runs, round 2's first run: then time is up
+            clock.now_s = 100.0
+        return False
+
+    measurement = measure_matrix(
+        plan(runners=["threads"], workers=[2], gil=[0]),
+        min_rounds=3,
+        max_rounds=5,
+        deadline_s=50.0,
+        should_stop=should_stop,
+        progress=quiet,
+    )
+
+    assert measurement.stop is StopReason.DEADLINE
+    assert measurement.rounds == 1
+    assert [len(row.runs) for row in measurement.rows] == [1, 1]  # still paired
+    assert measurement.stop_text.startswith("stopped by the deadline after 1 round,")
 
 
 def test_bounds_that_cannot_be_met_are_refused() -> None:

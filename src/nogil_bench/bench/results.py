@@ -146,19 +146,23 @@ def describe_stop(
     match stop:
         case StopReason.CONVERGED:
             return (
-                f"stopped after {rounds} rounds: every CI within the ±{target_ci:.0%} target "
+                f"stopped after {_rounds(rounds)}: every CI within the ±{target_ci:.0%} target "
                 f"({widest})"
             )
         case StopReason.BOUND:
             return (
-                f"stopped at the bound of {rounds} rounds: CIs wider than the ±{target_ci:.0%} "
+                f"stopped at the bound of {_rounds(rounds)}: CIs wider than the ±{target_ci:.0%} "
                 f"target ({widest}{missing})"
             )
         case StopReason.DEADLINE:
             return (
-                f"stopped by the deadline after {rounds} rounds, before every CI was within "
+                f"stopped by the deadline after {_rounds(rounds)}, before every CI was within "
                 f"the ±{target_ci:.0%} target ({widest}{missing})"
             )
+
+
+def _rounds(count: int) -> str:
+    return f"{count} round" + ("" if count == 1 else "s")
 
 
 def analyse(rows: Sequence[Row]) -> list[Finding]:
