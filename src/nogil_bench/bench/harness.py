@@ -1,7 +1,18 @@
 """The engine: each planned configuration in its own fresh worker process, measured in rounds
 that interleave them all, until every comparison's CI is narrow enough or a bound is hit.
 
-    measurement = measure_matrix(Matrix(...).plan(), min_rounds=10, max_rounds=30)
+    images = ImageSet(count=64, width=512, height=512, seed=0, pipeline=steps)
+    plan = Matrix(
+        interpreters=[this_interpreter()],  # sys.executable, started with -X gil=0 and 1
+        gil_modes=[0, 1],
+        workloads=["custom"],  # with `images` set, the workload's name is only its label
+        runners=["threads", "processes"],  # sequential, the baseline, is always planned
+        worker_counts=[1, 2],
+        template=Config("custom", "sequential", 1, images=images),
+    ).plan()
+    measurement = measure_matrix(plan, min_rounds=6, max_rounds=12, should_stop=stop.is_set)
+    for row in measurement.rows:
+        print(row.title, row.speedup and row.speedup.text)
 
 All workers are started (and set up one at a time, so that setup is timed on a quiet host)
 before the first round. Each round then runs every configuration once, those compared side by
