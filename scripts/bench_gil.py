@@ -1,12 +1,14 @@
-"""Compare concurrency models with the GIL off (GIL=0) and on (GIL=1), in fresh interpreters.
+"""Compare concurrency models with the GIL off (GIL=0) and on (GIL=1), paired round by round.
 
     .venv/bin/python scripts/bench_gil.py fib            # the classic fib(N) x K table
     .venv/bin/python scripts/bench_gil.py image --quick  # image workloads x runners x workers
     .venv/bin/python scripts/bench_gil.py image --json a.json --chart speedup.svg
-    .venv/bin/python scripts/bench_gil.py compare a.json b.json
+    .venv/bin/python scripts/bench_gil.py compare a.json b.json   # calibration of two runs
     .venv/bin/python scripts/bench_gil.py report a.json --chart speedup.svg  # re-render only
 
-Every configuration runs in its own fresh process (`python -X gil=N -m nogil_bench.bench.worker`).
+Every configuration runs in its own fresh worker process (`python -X gil=N -m
+nogil_bench.bench.worker`), kept alive while rounds interleave all configurations; speedups are
+medians of per-round ratios with exact 95% CIs, and every comparison gets a verdict.
 """
 
 import argparse
@@ -14,29 +16,22 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from nogil_bench.bench.chart import ChartPoint, draw_speedup_chart
-from nogil_bench.bench.environment import describe_environment
-from nogil_bench.bench.harness import (
-    Matrix,
-    Row,
-    derive,
-    mismatched_outputs,
-    probe_interpreter,
-    run_plan,
-    write_document,
-)
+from nogil_bench.bench.config import CEILING, Config
+from nogil_bench.bench.document import DocumentFormatError, load_document, write_document
+from nogil_bench.bench.harness import MeasurementError, measure_matrix
+from nogil_bench.bench.plan import SEQUENTIAL, Matrix, probe_interpreter
 from nogil_bench.bench.report import compare, markdown
-from nogil_bench.bench.worker import Config
-from nogil_bench.bench.workloads import IMAGE_WORKLOADS, build_workload
+from nogil_bench.bench.results import Measurement, Row, mismatched_outputs
+from nogil_bench.bench.workloads import IMAGE_WORKLOADS
 from nogil_bench.core.runtime import cpu_count
 from nogil_bench.runners import RUNNERS
 
 
-def at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int(text)
+def at_least[N: (int, float)](minimum: N, kind: Callable[[str], N]) -> Callable[[str], N]:
+    def parse(text: str) -> N:
+        value = kind(text)
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
         return value
@@ -46,15 +41,25 @@ def at_least(minimum: int) -> Callable[[str], int]:
 
 def parse_args() -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--quick", action="store_true", help="small sizes, fewer runs (< 2 min)")
-    common.add_argument("--repeats", type=at_least(1), help="measured runs per configuration")
+    common.add_argument("--quick", action="store_true", help="small sizes, fewer rounds")
     common.add_argument(
-        "--warmups", type=at_least(0), default=1, help="discarded runs (default: 1)"
+        "--repeats",
+        type=at_least(1, int),
+        help="rounds at least (default: 10, quick: 6; CIs need 6)",
     )
     common.add_argument(
-        "--processes",
-        type=at_least(1),
-        help="fresh interpreters per configuration, runs pooled (default: 3, quick: 1)",
+        "--max-repeats",
+        type=at_least(1, int),
+        help="rounds at most, if the CIs stay wide (default: 30, quick: 12)",
+    )
+    common.add_argument(
+        "--target-ci",
+        type=at_least(0.0, float),
+        default=0.05,
+        help="stop once every CI's half-width is within this share of its ratio (default 0.05)",
+    )
+    common.add_argument(
+        "--warmups", type=at_least(0, int), default=1, help="discarded runs (default: 1)"
     )
     common.add_argument("--gil", type=int, nargs="+", choices=[0, 1], default=[0, 1])
     common.add_argument(
@@ -66,19 +71,26 @@ def parse_args() -> argparse.Namespace:
     )
     common.add_argument("--json", type=Path, metavar="PATH", help="write the result document")
     common.add_argument("--chart", type=Path, metavar="PATH", help="draw speedups (.svg, .png)")
+    common.add_argument(
+        "--pyperf-json", type=Path, metavar="PATH", help="write the runs as a pyperf suite"
+    )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     modes = parser.add_subparsers(dest="mode", required=True)
     fib = modes.add_parser("fib", parents=[common], help="fib(N) x K: sequential vs K threads")
-    fib.add_argument("-n", type=at_least(1), help="fib argument (default: 32, quick: 30)")
+    fib.add_argument("-n", type=at_least(1, int), help="fib argument (default: 32, quick: 30)")
     fib.add_argument(
-        "--tasks", type=at_least(1), default=4, help="K tasks and threads (default: 4)"
+        "--tasks", type=at_least(1, int), default=4, help="K tasks and threads (default: 4)"
     )
     image = modes.add_parser("image", parents=[common], help="image workloads x runners")
     image.add_argument("--workloads", nargs="+", choices=IMAGE_WORKLOADS, default=IMAGE_WORKLOADS)
     image.add_argument("--runners", nargs="+", choices=list(RUNNERS), default=list(RUNNERS))
-    image.add_argument("--workers", type=at_least(1), nargs="+", help="default: 1 to 2x the CPUs")
-    comparison = modes.add_parser("compare", help="speedups of two --json documents")
+    image.add_argument(
+        "--workers", type=at_least(1, int), nargs="+", help="default: 1 to 2x the CPUs"
+    )
+    comparison = modes.add_parser(
+        "compare", help="calibration: how far a second --json document agrees with a first"
+    )
     comparison.add_argument("first", type=Path)
     comparison.add_argument("second", type=Path)
     report = modes.add_parser(
@@ -86,82 +98,128 @@ def parse_args() -> argparse.Namespace:
     )
     report.add_argument("document", type=Path)
     report.add_argument("--chart", type=Path, metavar="PATH", help="draw speedups (.svg, .png)")
-    return parser.parse_args()
+    report.add_argument("--pyperf-json", type=Path, metavar="PATH", help="write a pyperf suite")
+    args = parser.parse_args()
+    if args.mode in {"fib", "image"}:
+        args.repeats = args.repeats or (6 if args.quick else 10)
+        args.max_repeats = args.max_repeats or (12 if args.quick else 30)
+        if args.max_repeats < args.repeats:
+            parser.error(f"--max-repeats {args.max_repeats} is below --repeats {args.repeats}")
+    return args
 
 
 def matrix_for(args: argparse.Namespace) -> Matrix:
     interpreters = [probe_interpreter(path) for path in args.python or [sys.executable]]
-    repeats = args.repeats or (3 if args.quick else 5)
     if args.mode == "fib":
         n = args.n or (30 if args.quick else 32)
-        template = Config("fib", "sequential", 1, args.warmups, repeats, args.quick, n, args.tasks)
+        template = Config(
+            "fib",
+            SEQUENTIAL,
+            1,
+            warmups=args.warmups,
+            quick=args.quick,
+            fib_n=n,
+            fib_tasks=args.tasks,
+        )
         return Matrix(interpreters, args.gil, ["fib"], ["threads"], [args.tasks], template)
     cpus = cpu_count()
     workers = args.workers or ([1, cpus] if args.quick else list(range(1, 2 * cpus + 1)))
-    template = Config("pure-python", "sequential", 1, args.warmups, repeats, args.quick)
+    template = Config("pure-python", SEQUENTIAL, 1, warmups=args.warmups, quick=args.quick)
     return Matrix(interpreters, args.gil, args.workloads, args.runners, workers, template)
 
 
-def chart_points(rows: list[Row]) -> list[ChartPoint]:
-    several_pythons = len({row.python for row in rows}) > 1
-    return [
-        ChartPoint(
-            panel=row.workload,
-            series=f"{row.runner} GIL={row.gil}" + (f" {row.python}" if several_pythons else ""),
-            workers=row.workers,
-            speedup=row.speedup,
+def series_name(row: Row, several_pythons: bool) -> str:
+    return f"{row.runner} GIL={row.gil}" + (f" {row.python}" if several_pythons else "")
+
+
+def chart_point(row: Row, several_pythons: bool) -> ChartPoint:
+    assert row.speedup is not None
+    return ChartPoint(
+        panel=row.workload,
+        series=series_name(row, several_pythons),
+        workers=row.workers,
+        speedup=row.speedup.ratio,
+        low=row.speedup.ci_low,
+        high=row.speedup.ci_high,
+    )
+
+
+def draw_chart(measurement: Measurement, path: Path) -> None:
+    """Speedups with their CIs as whiskers, and the host's ceiling as a line per panel."""
+    several_pythons = len({row.python for row in measurement.rows}) > 1
+    measured = [row for row in measurement.rows if row.speedup is not None]
+    points = [chart_point(row, several_pythons) for row in measured if row.runner != CEILING]
+    ceilings = [chart_point(row, several_pythons) for row in measured if row.runner == CEILING]
+    title = f"Speedup over sequential, {measurement.environment['cpu_count']} CPUs"
+    draw_speedup_chart(points, path, title=title, ceilings=ceilings)
+
+
+def write_pyperf(measurement: Measurement, path: Path) -> None:
+    """Every configuration's rounds as a pyperf benchmark, for pyperf's own tools."""
+    from nogil_bench.bench.pyperf_export import PyperfBenchmark, pyperf_suite  # noqa: PLC0415
+
+    benchmarks = [
+        PyperfBenchmark(
+            name=row.title,
+            values=row.wall_s,
+            warmups=row.warmups_s,
+            metadata={
+                "workload": row.workload,
+                "runner": row.runner,
+                "workers": row.workers,
+                "gil": row.gil,
+                "python": row.python,
+                "python_executable": row.python_path,
+            },
         )
-        for row in rows
-        if row.runner != "sequential" and row.speedup is not None
+        for row in measurement.rows
     ]
+    path.write_text(json.dumps(pyperf_suite(benchmarks), indent=2) + "\n")
 
 
 def main() -> int:
     args = parse_args()
-    if args.mode == "compare":
-        print(compare(load(args.first)[1], load(args.second)[1]))
-        return 0
-    if args.mode == "report":
-        environment, rows = load(args.document)
-        return publish(rows, environment, args)
-    matrix = matrix_for(args)
-    planned = matrix.plan()
-    processes = args.processes or (1 if args.quick else 3)
+    try:
+        if args.mode == "compare":
+            print(compare(load_document(args.first), load_document(args.second)))
+            return 0
+        if args.mode == "report":
+            return publish(load_document(args.document), args)
+    except DocumentFormatError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    planned = matrix_for(args).plan()
     print(
-        f"measuring {len(planned)} configurations, each in {processes} fresh process(es)",
+        f"measuring {len(planned)} configurations, each in its own worker process, in "
+        f"{args.repeats} to {args.max_repeats} rounds",
         file=sys.stderr,
     )
-    rows = run_plan(planned, processes)
-    template = matrix.template
-    descriptions = {
-        name: build_workload(
-            name, quick=template.quick, fib_n=template.fib_n, fib_tasks=template.fib_tasks
-        ).description
-        for name in matrix.workloads
-    }
-    environment = describe_environment() | {"workloads": descriptions}
-    return publish(rows, environment, args)
+    try:
+        measurement = measure_matrix(
+            planned,
+            min_rounds=args.repeats,
+            max_rounds=args.max_repeats,
+            target_ci=args.target_ci,
+        )
+    except MeasurementError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return publish(measurement, args)
 
 
-def load(path: Path) -> tuple[dict[str, Any], list[Row]]:
-    """A saved --json document's environment and rows, derived figures recomputed, so
-    documents written by older versions gain the newer figures."""
-    document = json.loads(path.read_text())
-    return document["environment"], derive([Row(**row) for row in document["results"]])
-
-
-def publish(rows: list[Row], environment: dict[str, Any], args: argparse.Namespace) -> int:
-    """The Markdown tables on stdout, then the --json document and the --chart, if asked for."""
-    print(markdown(rows, environment.get("workloads", {})))
-    if mismatched := mismatched_outputs(rows):
+def publish(measurement: Measurement, args: argparse.Namespace) -> int:
+    """The Markdown tables on stdout, then the --json document, --chart and --pyperf-json."""
+    print(markdown(measurement))
+    if mismatched := mismatched_outputs(measurement.rows):
         print(f"\nERROR: outputs differ between configurations for: {', '.join(mismatched)}")
         return 1
     print("\nEvery configuration of a workload produced byte-identical output.")
     if getattr(args, "json", None):
-        write_document(args.json, environment, rows)
+        write_document(args.json, measurement)
     if args.chart:
-        title = f"Speedup over sequential, {environment['cpu_count']} CPUs"
-        draw_speedup_chart(chart_points(rows), args.chart, title=title)
+        draw_chart(measurement, args.chart)
+    if args.pyperf_json:
+        write_pyperf(measurement, args.pyperf_json)
     return 0
 
 

@@ -13,13 +13,16 @@ import pytest
 from PIL import Image
 
 from nogil_bench.runners import RUNNERS, UnsupportedWorkError, get_runner
+from nogil_bench.workloads import images
 from nogil_bench.workloads.images import (
     OPERATIONS,
     ImageJob,
     InvalidImageError,
     SyntheticSource,
+    combine_digests,
     decode_image,
     digest,
+    output_digests,
     run_jobs,
     synthetic_image,
     validate_steps,
@@ -206,3 +209,28 @@ def test_the_digest_is_order_sensitive() -> None:
     a, b = hashlib.sha256(b"a").digest(), hashlib.sha256(b"b").digest()
 
     assert digest([a, b]) != digest([b, a])
+
+
+@pytest.mark.parametrize("name", sorted(RUNNERS))
+def test_streamed_digests_equal_the_digest_of_all_outputs_kept(name: str) -> None:
+    steps = PURE if not RUNNERS[name].runs_native_extensions else MIXED
+    with get_runner(name)(2) as runner:
+        task_seconds: list[float] = []
+        streamed = combine_digests(output_digests(runner, jobs(steps), task_seconds))
+        kept = digest(run_jobs(runner, jobs(steps)))
+
+    assert streamed == kept == sequential_digest(steps)
+    assert len(task_seconds) == len(jobs(steps))
+
+
+def test_runners_without_pillow_get_their_pixels_a_bounded_window_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two 40x30 images per window: five jobs take three windows, in order.
+    monkeypatch.setattr(images, "PIXEL_WINDOW_BYTES", 2 * 40 * 30 * 3)
+    with get_runner("interpreters")(1) as runner:
+        streamed = combine_digests(output_digests(runner, jobs(PURE)))
+
+    assert images.window_size(jobs(PURE), workers=1) == 2
+    assert images.window_size(jobs(PURE), workers=4) == 4  # never fewer than the workers
+    assert streamed == sequential_digest(PURE)

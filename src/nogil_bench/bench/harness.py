@@ -1,252 +1,271 @@
-"""Plans benchmark configurations, runs each in a fresh interpreter, and derives the comparison."""
+"""The engine: each planned configuration in its own fresh worker process, measured in rounds
+that interleave them all, until every comparison's CI is narrow enough or a bound is hit.
 
-import json
-import os
-import statistics
-import subprocess
+    images = ImageSet(count=64, width=512, height=512, seed=0, pipeline=steps)
+    plan = Matrix(
+        interpreters=[this_interpreter()],  # sys.executable, started with -X gil=0 and 1
+        gil_modes=[0, 1],
+        workloads=["custom"],  # with `images` set, the workload's name is only its label
+        runners=["threads", "processes"],  # sequential, the baseline, is always planned
+        worker_counts=[1, 2],
+        template=Config("custom", "sequential", 1, images=images),
+    ).plan()
+    measurement = measure_matrix(plan, min_rounds=6, max_rounds=12, should_stop=stop.is_set)
+    for row in measurement.rows:
+        print(row.title, row.speedup and row.speedup.text)
+
+All workers are started (and set up one at a time, so that setup is timed on a quiet host)
+before the first round. Each round then runs every configuration once, those compared side by
+side, so both sides of each per-round ratio share the host's moment; see plan.round_order.
+"""
+
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 from nogil_bench.bench import stats
-from nogil_bench.bench.worker import Config, ConfigResult, RunResult
-from nogil_bench.bench.workloads import workload_kind
-from nogil_bench.runners import get_runner
+from nogil_bench.bench.environment import describe_environment
+from nogil_bench.bench.host import read_cpu_jiffies, steal_share
+from nogil_bench.bench.plan import Planned, round_order
+from nogil_bench.bench.results import Finding, Measurement, Row, RunRecord, StopReason, analyse
+from nogil_bench.bench.supervisor import (
+    Configuration,
+    Finished,
+    MeasurementError,
+    Ran,
+    Ready,
+    RunTimeoutError,
+    WorkerFailedError,
+)
+from nogil_bench.bench.workloads import build_workload
+
+__all__ = [
+    "DeadlineExceededError",
+    "MeasurementError",
+    "MeasurementStoppedError",
+    "RunTimeoutError",
+    "WorkerFailedError",
+    "measure_matrix",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class Interpreter:
-    path: str
-    version: str
-    free_threaded: bool
-
-    @property
-    def label(self) -> str:
-        return self.version + ("t" if self.free_threaded else "")
-
-    def gil_modes(self, wanted: Sequence[int]) -> list[int]:
-        # A default build always holds the GIL: it has only GIL=1 to offer.
-        return list(wanted) if self.free_threaded else [1]
+class MeasurementStoppedError(MeasurementError):
+    """should_stop() turned true: nothing was kept, and the caller may run it again whole."""
 
 
-def probe_interpreter(path: str) -> Interpreter:
-    code = (
-        "import json, platform, sysconfig; print(json.dumps([platform.python_version(), "
-        "bool(sysconfig.get_config_var('Py_GIL_DISABLED'))]))"
-    )
-    try:
-        # The user named this interpreter to benchmark; running it is the point.
-        output = subprocess.run(  # noqa: S603
-            [path, "-c", code], capture_output=True, text=True, check=True
-        ).stdout
-    except (OSError, subprocess.CalledProcessError) as error:
-        raise SystemExit(f"--python {path}: cannot run it ({error})") from None
-    version, free_threaded = json.loads(output)
-    return Interpreter(path, version, free_threaded)
+class DeadlineExceededError(MeasurementError):
+    """The deadline passed before a single round was complete: there is nothing to report."""
 
 
-@dataclass(frozen=True, slots=True)
-class Planned:
-    interpreter: Interpreter
-    gil: int
-    config: Config
-
-    @property
-    def title(self) -> str:
-        c = self.config
-        return f"{c.workload} {c.runner} w={c.workers} GIL={self.gil} ({self.interpreter.label})"
+def _never() -> bool:
+    return False
 
 
-@dataclass(frozen=True, slots=True)
-class Matrix:
-    """What to measure: every combination, less those that cannot run or would repeat."""
-
-    interpreters: Sequence[Interpreter]
-    gil_modes: Sequence[int]
-    workloads: Sequence[str]
-    runners: Sequence[str]
-    worker_counts: Sequence[int]
-    template: Config
-
-    def plan(self) -> list[Planned]:
-        planned: list[Planned] = []
-        runners = ["sequential", *(r for r in self.runners if r != "sequential")]
-        for interpreter in self.interpreters:
-            for gil in interpreter.gil_modes(self.gil_modes):
-                for workload in self.workloads:
-                    for runner in runners:
-                        if not can_run(runner, workload):
-                            continue
-                        # Sequential once: its worker count changes nothing.
-                        for workers in [1] if runner == "sequential" else self.worker_counts:
-                            config = replace(
-                                self.template, workload=workload, runner=runner, workers=workers
-                            )
-                            planned.append(Planned(interpreter, gil, config))
-        return planned
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
-def can_run(runner: str, workload: str) -> bool:
-    return get_runner(runner).runs_native_extensions or workload_kind(workload) != "native"
+def measure_matrix(
+    plan: Sequence[Planned],
+    *,
+    min_rounds: int = 10,
+    max_rounds: int = 30,
+    target_ci: float = 0.05,
+    should_stop: Callable[[], bool] = _never,
+    deadline_s: float | None = None,
+    run_timeout_s: float | None = None,
+    progress: Callable[[str], None] = _to_stderr,
+) -> Measurement:
+    """Measures every planned configuration, paired round by round, and compares them.
 
-
-@dataclass(slots=True)
-class Row:
-    """One configuration's result: the figures a reader compares, and the runs behind them."""
-
-    workload: str
-    runner: str
-    workers: int
-    gil: int
-    python: str
-    python_path: str
-    wall_s_median: float
-    wall_s_iqr: float
-    wall_s_mad: float
-    wall_s_stdev: float
-    noisy: bool
-    setup_s: float
-    teardown_s: float
-    end_to_end_s: float
-    cpu_user_s: float
-    cpu_system_s: float
-    ctx_voluntary: float
-    ctx_involuntary: float
-    task_s_p50: float
-    task_s_p95: float
-    peak_rss_bytes: int
-    output_digest: str
-    runs_wall_s: list[float]
-    # The median of each fresh process's runs: how much a configuration moves between processes.
-    process_medians_s: list[float]
-    environment: dict[str, object]
-    speedup: float | None = None
-    efficiency: float | None = None
-    karp_flatt: float | None = None
-    # From the fastest run of each side: what the machine does when nothing disturbs it.
-    # Shared hosts only ever slow runs down, so this moves less between runs than the median.
-    speedup_best: float | None = None
-
-
-def run_in_fresh_process(item: Planned) -> ConfigResult:
-    command = [item.interpreter.path]
-    if item.interpreter.free_threaded:
-        command += ["-X", f"gil={item.gil}"]
-    command += ["-m", "nogil_bench.bench.worker"]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHON_GIL"}
-    completed = subprocess.run(  # noqa: S603 -- an interpreter the user chose, our own module
-        command,
-        input=json.dumps(asdict(item.config)),
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"{item.title} failed:\n{completed.stderr.strip()}")
-    return ConfigResult.from_json(json.loads(completed.stdout))
-
-
-def run_plan(
-    planned: Sequence[Planned],
-    processes: int = 1,
-    progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
-) -> list[Row]:
-    """Measures every configuration in `processes` fresh interpreters and pools their runs.
-
-    The passes are interleaved (every configuration once, then again), so a slow spell on the
-    machine spreads over all configurations instead of landing on one.
+    Rounds continue past `min_rounds` until every comparison's 95% CI has a half-width within
+    `target_ci` of its ratio, or until `max_rounds` (StopReason.BOUND). `deadline_s` (seconds
+    from the call) ends the measurement early, dropping an unfinished round
+    (StopReason.DEADLINE); with no round finished, DeadlineExceededError. `run_timeout_s` bounds
+    one setup or run of one configuration (RunTimeoutError). should_stop() is asked before each
+    setup and each run: once true, MeasurementStoppedError. A failing worker raises
+    WorkerFailedError naming the configuration, with its error. Whichever way it ends, every
+    worker process (and anything a worker started) is killed before this returns or raises.
     """
-    if processes < 1:
-        raise ValueError(f"processes must be at least 1, got {processes}")
-    results: list[list[ConfigResult]] = [[] for _ in planned]
-    total, started = len(planned) * processes, time.monotonic()
-    for round_number in range(processes):
-        for index, item in enumerate(planned):
-            result = run_in_fresh_process(item)
-            results[index].append(result)
-            done = round_number * len(planned) + index + 1
-            elapsed = time.monotonic() - started
-            remaining = elapsed / done * (total - done)
-            median = statistics.median(run.wall_s for run in result.runs)
+    if not plan:
+        raise ValueError("nothing planned to measure")
+    if not 1 <= min_rounds <= max_rounds:
+        raise ValueError(f"need 1 <= min_rounds <= max_rounds, got {min_rounds}, {max_rounds}")
+    session = _Session(plan, should_stop, deadline_s, run_timeout_s)
+    try:
+        session.start(progress)
+        host_before = read_cpu_jiffies()
+        stop = StopReason.BOUND
+        for round_index in range(max_rounds):
+            if not session.run_round(round_index):
+                stop = StopReason.DEADLINE
+                break
+            findings = analyse(session.rows())
             progress(
-                f"[{done:>4}/{total}] {elapsed:>5.0f} s elapsed, ~{remaining:.0f} s left | "
-                f"pass {round_number + 1}/{processes} {item.title}: median {median:.3f} s"
+                _round_line(round_index + 1, max_rounds, findings, target_ci, session.elapsed_s)
             )
-    return derive([to_row(item, found) for item, found in zip(planned, results, strict=True)])
+            comparisons = [finding.comparison for finding in findings]
+            if round_index + 1 >= min_rounds and stats.converged(comparisons, target_ci):
+                stop = StopReason.CONVERGED
+                break
+        host_after = read_cpu_jiffies()
+        rows = session.finish()
+    finally:
+        session.kill()
+    return Measurement(
+        rows=rows,
+        findings=analyse(rows),
+        rounds=len(rows[0].runs),
+        min_rounds=min_rounds,
+        max_rounds=max_rounds,
+        target_ci=target_ci,
+        stop=stop,
+        steal_share=steal_share(host_before, host_after),
+        duration_s=session.elapsed_s,
+        environment=describe_environment() | {"workloads": _descriptions(plan)},
+    )
 
 
-def to_row(item: Planned, results: Sequence[ConfigResult]) -> Row:
-    """One row from a configuration's fresh processes, their runs pooled (pyperf's way)."""
-    digests = {result.output_digest for result in results}
-    if len(digests) != 1:
-        raise RuntimeError(f"{item.title}: outputs differ between processes")
-    runs = [run for result in results for run in result.runs]
-    wall = stats.summarize([run.wall_s for run in runs])
+class _Session:
+    """One measurement's worker processes and what they have reported so far."""
 
-    def median_of(field: Callable[[RunResult], float]) -> float:
-        return statistics.median(field(run) for run in runs)
+    def __init__(
+        self,
+        plan: Sequence[Planned],
+        should_stop: Callable[[], bool],
+        deadline_s: float | None,
+        run_timeout_s: float | None,
+    ) -> None:
+        self.plan = plan
+        self.should_stop = should_stop
+        self.deadline_s = deadline_s
+        self.run_timeout_s = run_timeout_s
+        self.started = time.monotonic()
+        self.configurations: list[Configuration] = []
+        self.ready: list[Ready] = []
+        self.ran: list[list[Ran]] = [[] for _ in plan]
+        self.stolen: list[list[float | None]] = [[] for _ in plan]
 
-    setup_s = statistics.median(result.setup_s for result in results)
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
+    def check_stop(self) -> None:
+        if self.should_stop():
+            raise MeasurementStoppedError("measurement stopped on request; nothing was kept")
+
+    def start(self, progress: Callable[[str], None]) -> None:
+        """Every worker process at once (they import in parallel), then each one's setup in
+        turn, so that a pool's start-up is timed while the others wait."""
+        for item in self.plan:
+            self.configurations.append(Configuration(item))
+        for configuration in self.configurations:
+            configuration.wait_started(self.run_timeout_s)
+        for number, configuration in enumerate(self.configurations, 1):
+            self.check_stop()
+            self.ready.append(configuration.set_up(self.run_timeout_s))
+            progress(
+                f"[setup {number:>3}/{len(self.plan)}] {configuration.item.title}: "
+                f"pool started in {self.ready[-1].setup_s:.3f} s"
+            )
+
+    def run_round(self, round_index: int) -> bool:
+        """Every configuration once, in the round's order; False when the deadline passed
+        first, the unfinished round dropped."""
+        for index in round_order(self.plan, round_index):
+            self.check_stop()
+            if self.deadline_s is not None and self.elapsed_s > self.deadline_s:
+                if round_index == 0:
+                    raise DeadlineExceededError(
+                        f"the {self.deadline_s:g} s deadline passed before one round was done"
+                    )
+                for runs in self.ran:
+                    del runs[round_index:]  # a round some configurations missed pairs nothing
+                for shares in self.stolen:
+                    del shares[round_index:]
+                return False
+            before = read_cpu_jiffies()
+            run = self.configurations[index].run(self.run_timeout_s)
+            self.stolen[index].append(steal_share(before, read_cpu_jiffies()))
+            self.ran[index].append(run)
+            if run.digest != self.ran[index][0].digest:
+                raise WorkerFailedError(f"{self.plan[index].title}: outputs differ between runs")
+        return True
+
+    def rows(self, finished: Sequence[Finished | None] | None = None) -> list[Row]:
+        return [
+            _row(item, ready, ran, stolen, done)
+            for item, ready, ran, stolen, done in zip(
+                self.plan,
+                self.ready,
+                self.ran,
+                self.stolen,
+                finished or [None] * len(self.plan),
+                strict=True,
+            )
+        ]
+
+    def finish(self) -> list[Row]:
+        """Each worker told to stop (end of input), its teardown and peak memory collected."""
+        finished = [
+            configuration.finish(self.run_timeout_s) for configuration in self.configurations
+        ]
+        return self.rows(finished)
+
+    def kill(self) -> None:
+        for configuration in self.configurations:
+            configuration.kill()
+
+
+def _row(
+    item: Planned,
+    ready: Ready,
+    ran: Sequence[Ran],
+    stolen: Sequence[float | None],
+    finished: Finished | None = None,
+) -> Row:
+    config = item.config
     return Row(
-        workload=item.config.workload,
-        runner=item.config.runner,
-        workers=item.config.workers,
+        workload=config.workload,
+        runner=config.runner,
+        workers=config.workers,
         gil=item.gil,
         python=item.interpreter.label,
         python_path=item.interpreter.path,
-        wall_s_median=wall.median,
-        wall_s_iqr=wall.iqr,
-        wall_s_mad=wall.mad,
-        wall_s_stdev=wall.stdev,
-        noisy=wall.noisy,
-        setup_s=setup_s,
-        teardown_s=statistics.median(result.teardown_s for result in results),
-        end_to_end_s=setup_s + wall.median,
-        cpu_user_s=median_of(lambda run: run.cpu_user_s),
-        cpu_system_s=median_of(lambda run: run.cpu_system_s),
-        ctx_voluntary=median_of(lambda run: run.ctx_voluntary),
-        ctx_involuntary=median_of(lambda run: run.ctx_involuntary),
-        task_s_p50=median_of(lambda run: run.task_s_p50),
-        task_s_p95=median_of(lambda run: run.task_s_p95),
-        peak_rss_bytes=max(result.peak_rss_bytes for result in results),
-        output_digest=digests.pop(),
-        runs_wall_s=[run.wall_s for run in runs],
-        process_medians_s=[
-            statistics.median(run.wall_s for run in result.runs) for result in results
+        setup_s=ready.setup_s,
+        teardown_s=finished.teardown_s if finished else 0.0,
+        peak_rss_bytes=finished.peak_rss_bytes if finished else 0,
+        output_digest=ran[0].digest if ran else "",
+        warmups_s=ready.warmups_s,
+        runs=[
+            RunRecord(
+                run.wall_s,
+                run.cpu_user_s,
+                run.cpu_system_s,
+                run.ctx_voluntary,
+                run.ctx_involuntary,
+                run.task_s_p50,
+                run.task_s_p95,
+                steal,
+            )
+            for run, steal in zip(ran, stolen, strict=True)
         ],
-        environment=results[0].environment,
+        environment=ready.environment,
     )
 
 
-def derive(rows: list[Row]) -> list[Row]:
-    """Adds speedup over sequential (same workload, interpreter and GIL mode), efficiency and
-    the Karp-Flatt serial fraction."""
-    baselines = {
-        (row.workload, row.python, row.gil): row for row in rows if row.runner == "sequential"
-    }
-    for row in rows:
-        baseline = baselines.get((row.workload, row.python, row.gil))
-        if baseline is not None:
-            row.speedup = stats.speedup(baseline.wall_s_median, row.wall_s_median)
-            row.speedup_best = stats.speedup(min(baseline.runs_wall_s), min(row.runs_wall_s))
-            row.efficiency = stats.efficiency(row.speedup, row.workers)
-            row.karp_flatt = stats.karp_flatt(row.speedup, row.workers)
-    return rows
+def _round_line(
+    rounds: int, max_rounds: int, findings: Sequence[Finding], target_ci: float, elapsed_s: float
+) -> str:
+    widths = [finding.comparison.relative_half_width for finding in findings]
+    known = [width for width in widths if width is not None]
+    within = sum(width <= target_ci for width in known)
+    widest = f"widest CI ±{max(known):.1%}" if known else "no CIs yet (6 rounds needed)"
+    return (
+        f"[round {rounds:>2}/{max_rounds}] {elapsed_s:>5.0f} s: {widest}, "
+        f"{within} of {len(widths)} comparisons within ±{target_ci:.0%}"
+    )
 
 
-def mismatched_outputs(rows: Sequence[Row]) -> list[str]:
-    """Workloads whose output differed between any two configurations (it never should)."""
-    digests: dict[str, set[str]] = {}
-    for row in rows:
-        digests.setdefault(row.workload, set()).add(row.output_digest)
-    return [workload for workload, found in digests.items() if len(found) > 1]
-
-
-def write_document(path: Path, environment: dict[str, object], rows: Sequence[Row]) -> None:
-    document = {"environment": environment, "results": [asdict(row) for row in rows]}
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(document, indent=2) + "\n")
-    temporary.replace(path)
+def _descriptions(plan: Sequence[Planned]) -> dict[str, str]:
+    return {item.config.workload: build_workload(item.config).description for item in plan}

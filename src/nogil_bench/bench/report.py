@@ -1,97 +1,163 @@
-"""Markdown for people: one table per workload, noisy figures flagged, never hidden."""
+"""Markdown for people: per workload a table of speedups with their CIs and verdicts, then the
+GIL, runner and interpreter comparisons; noisy figures flagged, never hidden."""
 
-import statistics
 from collections.abc import Sequence
 from itertools import groupby
 
-from nogil_bench.bench.harness import Row
-from nogil_bench.bench.stats import NOISY_STDEV_RATIO
+from nogil_bench.bench.calibration import (
+    INSIDE_CI_TARGET,
+    VERDICT_KINDS,
+    VERDICTS_AGREE_TARGET,
+    calibrate,
+    matched,
+)
+from nogil_bench.bench.results import Finding, Kind, Measurement, Row
+from nogil_bench.bench.stats import NOISY_STDEV_RATIO, Comparison
 
 MIB = 1024 * 1024
 HEADER = (
-    "| python | GIL | runner | workers | wall median s | ± stdev | speedup | best-run speedup "
-    "| efficiency "
-    "| serial fraction | setup s | end-to-end s | CPU s | task p50 ms | peak RSS MiB |"
+    "| python | GIL | runner | workers | wall median s | ± stdev | speedup [95% CI] "
+    "| vs sequential | % of ceiling [95% CI] | steal | setup s | CPU s | peak RSS MiB |"
 )
 
-SEPARATOR = "|" + "---|" * (HEADER.count("|") - 1)
-# Two runs of the same benchmark whose speedups differ by at most this much agree.
-REPRODUCIBLE_RATIO = 0.05
+
+def _separator(header: str) -> str:
+    return "|" + "---|" * (header.count("|") - 1)
 
 
-def _fmt(value: float | None, pattern: str) -> str:
-    return "n/a" if value is None else format(value, pattern)
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
 
 
-def markdown(rows: Sequence[Row], descriptions: dict[str, str]) -> str:
-    lines: list[str] = []
-    for workload, group in groupby(rows, key=lambda row: row.workload):
+def ratio_cell(comparison: Comparison | None) -> str:
+    """'1.62x [1.55, 1.70]'."""
+    if comparison is None:
+        return ""
+    if comparison.ci_low is None or comparison.ci_high is None:
+        return f"{comparison.ratio:.2f}x (no CI)"
+    return f"{comparison.ratio:.2f}x [{comparison.ci_low:.2f}, {comparison.ci_high:.2f}]"
+
+
+def share_cell(comparison: Comparison | None) -> str:
+    """'98% [95%, 101%]': a row's speedup as a share of the ceiling's, paired by round."""
+    if comparison is None:
+        return ""
+    if comparison.ci_low is None or comparison.ci_high is None:
+        return f"{comparison.ratio:.0%} (no CI)"
+    return f"{comparison.ratio:.0%} [{comparison.ci_low:.0%}, {comparison.ci_high:.0%}]"
+
+
+def markdown(measurement: Measurement) -> str:
+    descriptions = measurement.environment.get("workloads", {})
+    assert isinstance(descriptions, dict)
+    lines = [summary(measurement), ""]
+    for workload, group in groupby(measurement.rows, key=lambda row: row.workload):
         lines += [f"### {workload}: {descriptions.get(workload, '')}", "", HEADER]
-        lines.append(SEPARATOR)
-        for row in group:
-            spread = row.wall_s_stdev / row.wall_s_median if row.wall_s_median else 0.0
-            flag = " ⚠ noisy" if row.noisy else ""
-            lines.append(
-                f"| {row.python} | {row.gil} | {row.runner} | {row.workers} "
-                f"| {row.wall_s_median:.4f} | {spread:.1%}{flag} | {_fmt(row.speedup, '.2f')}x "
-                f"| {_fmt(row.speedup_best, '.2f')}x "
-                f"| {_fmt(row.efficiency, '.0%')} | {_fmt(row.karp_flatt, '.3f')} "
-                f"| {row.setup_s:.3f} | {row.end_to_end_s:.3f} "
-                f"| {row.cpu_user_s + row.cpu_system_s:.3f} | {row.task_s_p50 * 1000:.1f} "
-                f"| {row.peak_rss_bytes / MIB:.0f} |"
-            )
+        lines.append(_separator(HEADER))
+        lines += [table_row(row) for row in group]
         lines.append("")
-    noisy = sum(row.noisy for row in rows)
+    lines += comparison_tables(measurement)
+    noisy = sum(row.noisy for row in measurement.rows)
     if noisy:
         lines.append(
             f"⚠ {noisy} configuration(s) had a standard deviation above "
-            f"{NOISY_STDEV_RATIO:.0%} of the median: treat those figures as rough."
+            f"{NOISY_STDEV_RATIO:.0%} of the median: treat their figures as rough."
         )
     return "\n".join(lines)
 
 
-def compare(first: Sequence[Row], second: Sequence[Row]) -> str:
-    """Speedups of two derived result sets side by side, with their relative differences: the
-    median-based speedup (the headline figure) and the best-run one."""
-
-    def key(row: Row) -> tuple[object, ...]:
-        return (row.workload, row.python, row.gil, row.runner, row.workers)
-
-    later = {key(row): row for row in second}
-    lines = [
-        "| workload | python | GIL | runner | workers | speedup A | speedup B | difference "
-        "| best-run A | best-run B | difference |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    median_differences: list[float] = []
-    best_differences: list[float] = []
-    for row in first:
-        other = later.get(key(row))
-        if other is None or row.runner == "sequential":
-            continue
-        a, b, a_best, b_best = row.speedup, other.speedup, row.speedup_best, other.speedup_best
-        if a is None or b is None or a_best is None or b_best is None:
-            continue
-        median_differences.append((b - a) / a)
-        best_differences.append((b_best - a_best) / a_best)
-        lines.append(
-            f"| {row.workload} | {row.python} | {row.gil} | {row.runner} | {row.workers} "
-            f"| {a:.2f}x | {b:.2f}x | {median_differences[-1]:+.1%} "
-            f"| {a_best:.2f}x | {b_best:.2f}x | {best_differences[-1]:+.1%} |"
-        )
-    if median_differences:
-        lines += [
-            "",
-            _agreement("median-based speedups", median_differences),
-            _agreement("best-run speedups", best_differences),
-        ]
-    return "\n".join(lines)
-
-
-def _agreement(label: str, differences: Sequence[float]) -> str:
-    sizes = [abs(difference) for difference in differences]
-    within = sum(size <= REPRODUCIBLE_RATIO for size in sizes)
+def summary(measurement: Measurement) -> str:
     return (
-        f"{label}: {within} of {len(sizes)} within {REPRODUCIBLE_RATIO:.0%}; "
-        f"median difference {statistics.median(sizes):.1%}, largest {max(sizes):.1%}"
+        f"{measurement.rounds} rounds (minimum {measurement.min_rounds}, bound "
+        f"{measurement.max_rounds}) in {measurement.duration_s:.0f} s; "
+        f"{measurement.stop_text}. Host CPU steal during the rounds: "
+        f"{_pct(measurement.steal_share)}. Speedups are medians of per-round ratios, with exact "
+        "95% CIs for the median (binomial order statistics)."
     )
+
+
+def table_row(row: Row) -> str:
+    stats = row.summary
+    flag = " ⚠ noisy" if stats.noisy else ""
+    verdict = "" if row.speedup is None else row.speedup.text
+    cpu_s = row.median_of(lambda run: run.cpu_user_s + run.cpu_system_s)
+    return (
+        f"| {row.python} | {row.gil} | {row.runner} | {row.workers} | {stats.median:.4f} "
+        f"| {stats.stdev_ratio:.1%}{flag} | {ratio_cell(row.speedup)} | {verdict} "
+        f"| {share_cell(row.ceiling_share)} | {_pct(row.steal_share_median)} "
+        f"| {row.setup_s:.3f} | {cpu_s:.3f} | {row.peak_rss_bytes / MIB:.0f} |"
+    )
+
+
+def comparison_tables(measurement: Measurement) -> list[str]:
+    by_title = {row.title: row for row in measurement.rows}
+    lines: list[str] = []
+    sections = [
+        (Kind.GIL, "GIL=0 vs GIL=1 (the same configuration)", "GIL=0 against GIL=1"),
+        (Kind.RUNNER, "Each runner vs threads at the same worker count", "against threads"),
+        (Kind.PYTHON, "Interpreters (each against the first named)", "against the first"),
+    ]
+    for kind, heading, column in sections:
+        findings = measurement.of_kind(kind)
+        if not findings:
+            continue
+        header = f"| workload | python | GIL | runner | workers | baseline | {column} |"
+        lines += [f"### {heading}", "", header, _separator(header)]
+        for finding in findings:
+            row = by_title[finding.comparison.candidate]
+            baseline = by_title[finding.comparison.baseline]
+            lines.append(
+                f"| {row.workload} | {row.python} | {row.gil} | {row.runner} | {row.workers} "
+                f"| {baseline.runner} GIL={baseline.gil} {baseline.python} "
+                f"| {finding.comparison.text} |"
+            )
+        lines.append("")
+    return lines
+
+
+def compare(first: Measurement, second: Measurement) -> str:
+    """The calibration of two back-to-back measurements: does B land inside A's CIs, do their
+    verdicts agree, and how wide are the CIs."""
+    pairs = matched(first.findings, second.findings)
+    header = "| configuration | A speedup [95% CI] | B speedup | inside A's CI | A says | B says |"
+    lines = [header, _separator(header)]
+    for a, b in pairs:
+        if a.kind is not Kind.SPEEDUP:
+            continue
+        inside = "yes" if a.comparison.contains(b.comparison.ratio) else "**no**"
+        lines.append(
+            f"| {a.comparison.candidate} | {ratio_cell(a.comparison)} "
+            f"| {b.comparison.ratio:.2f}x | {inside} | {a.comparison.verdict} "
+            f"| {b.comparison.verdict} |"
+        )
+    disagreements = _disagreements(pairs)
+    if disagreements:
+        lines += ["", "Verdicts that differ:", *disagreements]
+    result = calibrate(first.findings, second.findings)
+    lines += [
+        "",
+        f"B's speedup inside A's 95% CI: {result.inside_ci} of {result.speedups} configurations "
+        f"({result.inside_share:.0%}; target >= {INSIDE_CI_TARGET:.0%}: "
+        f"{_met(result.inside_share >= INSIDE_CI_TARGET)})",
+        f"Verdicts that agree (vs sequential, GIL=0 vs GIL=1): {result.verdicts_agree} of "
+        f"{result.verdicts} ({result.agree_share:.0%}; target >= {VERDICTS_AGREE_TARGET:.0%}: "
+        f"{_met(result.agree_share >= VERDICTS_AGREE_TARGET)})",
+        f"Median relative CI width of the speedups, (high - low) / median: "
+        f"A {_pct(result.median_width_first)}, B {_pct(result.median_width_second)}",
+        f"A: {first.rounds} rounds, {first.stop_text}; B: {second.rounds} rounds, "
+        f"{second.stop_text}",
+    ]
+    return "\n".join(lines)
+
+
+def _disagreements(pairs: Sequence[tuple[Finding, Finding]]) -> list[str]:
+    return [
+        f"- {a.kind}: {a.comparison.candidate} vs {a.comparison.baseline}: "
+        f"A {a.comparison.text}; B {b.comparison.text}"
+        for a, b in pairs
+        if a.kind in VERDICT_KINDS and a.comparison.verdict != b.comparison.verdict
+    ]
+
+
+def _met(met: bool) -> str:
+    return "met" if met else "**not met**"

@@ -154,6 +154,55 @@ def run_jobs(
     return outputs
 
 
+def run_job_digest(job: ImageJob) -> bytes:
+    """The job's PNG, hashed where it was made: 32 bytes travel back however large the image."""
+    return hashlib.sha256(run_job(job)).digest()
+
+
+# Runners that cannot load Pillow get decoded pixels from this process, a window at a time, so
+# that about this much pixel data is in flight however many images a benchmark has.
+PIXEL_WINDOW_BYTES = 256 * 1024 * 1024
+
+
+def output_digests(
+    runner: BaseRunner, jobs: Sequence[ImageJob], task_seconds: list[float] | None = None
+) -> list[bytes]:
+    """Every job's PNG SHA-256, in order; the same work as run_jobs (load, steps, PNG encode),
+    but no output is kept once hashed, so memory does not grow with the number of images."""
+    hashes: list[bytes] = []
+    seconds: list[float] = []
+    if runner.runs_native_extensions:
+        results = runner.map(TimedCall(run_job_digest), jobs)
+        hashes = [result.value for result in results]
+        seconds = [result.seconds for result in results]
+    else:
+        size = window_size(jobs, runner.workers)
+        for first in range(0, len(jobs), size):
+            tasks = pixel_tasks(runner, jobs[first : first + size])
+            pixel_results = runner.map(TimedCall(run_pure_steps), tasks)
+            del tasks
+            seconds += [result.seconds for result in pixel_results]
+            pixel_results.reverse()
+            while pixel_results:  # each result dropped as soon as it is hashed
+                pixels = pixel_results.pop().value
+                hashes.append(hashlib.sha256(encode_png(from_pixels(pixels))).digest())
+    if task_seconds is not None:
+        task_seconds.extend(seconds)
+    return hashes
+
+
+def window_size(jobs: Sequence[ImageJob], workers: int) -> int:
+    """How many jobs' pixels fit in PIXEL_WINDOW_BYTES, and never fewer than the workers."""
+    largest = max((_pixel_bytes(job) for job in jobs), default=1)
+    return max(workers, PIXEL_WINDOW_BYTES // largest)
+
+
+def _pixel_bytes(job: ImageJob) -> int:
+    if isinstance(job.source, SyntheticSource):
+        return job.source.width * job.source.height * 3
+    return job.max_pixels * 3  # an upload's size is known only once decoded: assume the limit
+
+
 def run_jobs_captured(runner: BaseRunner, jobs: Sequence[ImageJob]) -> list[Outcome[bytes]]:
     """Like run_jobs, but a failing job gives an error Outcome and the others still run."""
     if runner.runs_native_extensions:
@@ -194,7 +243,12 @@ def pixel_tasks(runner: BaseRunner, jobs: Sequence[ImageJob]) -> list[PixelTask]
 
 def digest(outputs: Sequence[bytes]) -> str:
     """One SHA-256 over all outputs, in order: equal digests mean byte-identical results."""
+    return combine_digests([hashlib.sha256(output).digest() for output in outputs])
+
+
+def combine_digests(hashes: Sequence[bytes]) -> str:
+    """digest() from the outputs' own SHA-256s, in order, for outputs already hashed and gone."""
     combined = hashlib.sha256()
-    for output in outputs:
-        combined.update(hashlib.sha256(output).digest())
+    for output_hash in hashes:
+        combined.update(output_hash)
     return combined.hexdigest()

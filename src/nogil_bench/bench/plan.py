@@ -1,0 +1,167 @@
+"""What to measure: interpreters x GIL modes x workloads x runners x worker counts, the host's
+ceiling beside them, and the order each round runs them in."""
+
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from nogil_bench.bench.config import CEILING, Config
+from nogil_bench.bench.workloads import build_workload, image_set_of
+from nogil_bench.core import runtime
+from nogil_bench.runners import get_runner
+from nogil_bench.runners.sequential import SequentialRunner
+
+SEQUENTIAL = SequentialRunner.name
+
+
+@dataclass(frozen=True, slots=True)
+class Interpreter:
+    path: str
+    version: str
+    free_threaded: bool
+
+    @property
+    def label(self) -> str:
+        return self.version + ("t" if self.free_threaded else "")
+
+    def gil_modes(self, wanted: Sequence[int]) -> list[int]:
+        # A default build always holds the GIL: it has only GIL=1 to offer.
+        return list(wanted) if self.free_threaded else [1]
+
+    def command(self, gil: int) -> list[str]:
+        """How to start nogil_bench's worker on this interpreter in the given GIL mode."""
+        switch = ["-X", f"gil={gil}"] if self.free_threaded else []
+        return [self.path, *switch, "-m", "nogil_bench.bench.worker"]
+
+
+def this_interpreter() -> Interpreter:
+    """The interpreter running this code (the service's), without starting another."""
+    return Interpreter(sys.executable, runtime.python_version(), runtime.is_free_threaded_build())
+
+
+def probe_interpreter(path: str) -> Interpreter:
+    code = (
+        "import json, platform, sysconfig; print(json.dumps([platform.python_version(), "
+        "bool(sysconfig.get_config_var('Py_GIL_DISABLED'))]))"
+    )
+    try:
+        # The user named this interpreter to benchmark; running it is the point.
+        output = subprocess.run(  # noqa: S603
+            [path, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise SystemExit(f"--python {path}: cannot run it ({error})") from None
+    version, free_threaded = json.loads(output)
+    return Interpreter(path, version, free_threaded)
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """One configuration to measure: its work and runner, on an interpreter in a GIL mode."""
+
+    interpreter: Interpreter
+    gil: int
+    config: Config
+
+    @property
+    def title(self) -> str:
+        c = self.config
+        return f"{c.workload} {c.runner} w={c.workers} GIL={self.gil} ({self.interpreter.label})"
+
+    @property
+    def is_ceiling(self) -> bool:
+        return self.config.runner == CEILING
+
+
+@dataclass(frozen=True, slots=True)
+class Matrix:
+    """What to measure: every combination, less those that cannot run or would repeat, and for
+    image work the host's ceiling at each worker count above one."""
+
+    interpreters: Sequence[Interpreter]
+    gil_modes: Sequence[int]
+    workloads: Sequence[str]
+    runners: Sequence[str]
+    worker_counts: Sequence[int]
+    template: Config
+    ceiling: bool = True
+
+    def plan(self) -> list[Planned]:
+        planned: list[Planned] = []
+        runners = [SEQUENTIAL, *(r for r in self.runners if r != SEQUENTIAL)]
+        for interpreter in self.interpreters:
+            for gil in interpreter.gil_modes(self.gil_modes):
+                for workload in self.workloads:
+                    base = replace(self.template, workload=workload)
+                    for runner in runners:
+                        if not can_run(runner, base):
+                            continue
+                        # Sequential once: its worker count changes nothing.
+                        for workers in [1] if runner == SEQUENTIAL else self.worker_counts:
+                            config = replace(base, runner=runner, workers=workers)
+                            planned.append(Planned(interpreter, gil, config))
+                    planned += self._ceilings(interpreter, gil, base, planned)
+        return planned
+
+    def _ceilings(
+        self, interpreter: Interpreter, gil: int, base: Config, planned: Sequence[Planned]
+    ) -> list[Planned]:
+        # fib has no ceiling: its K tasks cannot be shared evenly by any K, and the fib table
+        # is the classic threads-vs-sequential one.
+        if not self.ceiling or image_set_of(base) is None:
+            return []
+        parallel = {
+            item.config.workers
+            for item in planned
+            if item.interpreter == interpreter
+            and item.gil == gil
+            and item.config.workload == base.workload
+            and item.config.runner != SEQUENTIAL
+        }
+        return [
+            Planned(interpreter, gil, replace(base, runner=CEILING, workers=workers))
+            for workers in sorted(parallel)
+            if workers > 1
+        ]
+
+
+def can_run(runner: str, config: Config) -> bool:
+    """False where the runner's workers cannot load what the work needs (Pillow in
+    subinterpreters); a ceiling's processes run anything."""
+    if runner == CEILING:
+        return True
+    return get_runner(runner).runs_native_extensions or not build_workload(config).needs_native
+
+
+def round_order(planned: Sequence[Planned], round_index: int) -> list[int]:
+    """The order one round runs the configurations in, as indices into `planned`.
+
+    Configurations that are compared sit next to each other: per workload, by worker count,
+    then runner, interpreter and GIL mode (sequential GIL=0, sequential GIL=1, ceiling w=2 GIL=0,
+    ceiling w=2 GIL=1, threads w=2 GIL=0, ...). Every other round runs in reverse (A B A B, then
+    B A B A), so that whichever goes first in a pair, and whatever drift a round has, favours
+    neither side over the measurement.
+    """
+    runner_rank = {SEQUENTIAL: 0, CEILING: 1}
+    first_seen: dict[str, int] = {}
+    for item in planned:
+        first_seen.setdefault(item.config.workload, len(first_seen))
+        runner_rank.setdefault(item.config.runner, len(runner_rank))
+    interpreter_rank: dict[str, int] = {}
+    for item in planned:
+        interpreter_rank.setdefault(item.interpreter.path, len(interpreter_rank))
+
+    def key(index: int) -> tuple[int, ...]:
+        item = planned[index]
+        return (
+            first_seen[item.config.workload],
+            item.config.workers,
+            runner_rank[item.config.runner],
+            interpreter_rank[item.interpreter.path],
+            item.gil,
+        )
+
+    order = sorted(range(len(planned)), key=key)
+    return order[::-1] if round_index % 2 else order

@@ -1,0 +1,231 @@
+"""What a measurement found: a row per configuration with every round's run, the paired
+comparisons between rows with their verdicts, and why measuring stopped."""
+
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from nogil_bench.bench import stats
+from nogil_bench.bench.config import CEILING
+from nogil_bench.bench.plan import SEQUENTIAL
+from nogil_bench.bench.stats import Comparison
+
+THREADS = "threads"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run of a configuration (for a ceiling, its K processes together), and the share of
+    the host's CPU time stolen while it ran."""
+
+    wall_s: float
+    cpu_user_s: float
+    cpu_system_s: float
+    ctx_voluntary: int
+    ctx_involuntary: int
+    task_s_p50: float
+    task_s_p95: float
+    steal_share: float | None
+
+
+@dataclass(slots=True)
+class Row:
+    """One configuration: its identity, its runs (the i-th measured in round i, like every
+    other row's i-th), and its comparisons against sequential and against the ceiling."""
+
+    workload: str
+    runner: str
+    workers: int
+    gil: int
+    python: str
+    python_path: str
+    setup_s: float
+    teardown_s: float
+    peak_rss_bytes: int
+    output_digest: str
+    warmups_s: list[float]
+    runs: list[RunRecord]
+    environment: dict[str, object]
+    speedup: Comparison | None = None
+    ceiling_share: Comparison | None = None
+
+    @property
+    def title(self) -> str:
+        return f"{self.workload} {self.runner} w={self.workers} GIL={self.gil} ({self.python})"
+
+    @property
+    def wall_s(self) -> list[float]:
+        return [run.wall_s for run in self.runs]
+
+    @property
+    def summary(self) -> stats.Summary:
+        return stats.summarize(self.wall_s)
+
+    @property
+    def noisy(self) -> bool:
+        return self.summary.noisy
+
+    def median_of(self, figure: Callable[[RunRecord], float]) -> float:
+        return statistics.median(figure(run) for run in self.runs)
+
+    @property
+    def steal_share_median(self) -> float | None:
+        shares = [run.steal_share for run in self.runs if run.steal_share is not None]
+        return statistics.median(shares) if shares else None
+
+    @property
+    def end_to_end_s(self) -> float:
+        """What a one-shot batch pays: the pool's start-up and one run."""
+        return self.setup_s + self.summary.median
+
+    @property
+    def efficiency(self) -> float | None:
+        return None if self.speedup is None else stats.efficiency(self.speedup.ratio, self.workers)
+
+    @property
+    def karp_flatt(self) -> float | None:
+        return None if self.speedup is None else stats.karp_flatt(self.speedup.ratio, self.workers)
+
+
+class Kind(StrEnum):
+    """What a comparison asks."""
+
+    SPEEDUP = "vs sequential"  # each parallel configuration (and the ceiling) vs sequential
+    CEILING = "share of ceiling"  # each parallel configuration vs the ceiling at its workers
+    GIL = "GIL=0 vs GIL=1"  # the same configuration in the two GIL modes
+    PYTHON = "interpreter"  # the same configuration on another interpreter
+    RUNNER = "vs threads"  # each other runner vs threads at the same worker count
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: Kind
+    workload: str
+    comparison: Comparison
+
+
+class StopReason(StrEnum):
+    CONVERGED = "converged"  # every CI within the target
+    BOUND = "bound"  # max rounds reached first
+    DEADLINE = "deadline"  # the caller's time budget reached first
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """Everything one measurement found; what the report, the JSON document and the API show."""
+
+    rows: list[Row]
+    findings: list[Finding]
+    rounds: int
+    min_rounds: int
+    max_rounds: int
+    target_ci: float
+    stop: StopReason
+    # Stolen CPU time as a share of all of it, over the whole of the rounds; None off Linux.
+    steal_share: float | None
+    duration_s: float
+    environment: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def stop_text(self) -> str:
+        return describe_stop(self.stop, self.findings, self.rounds, self.target_ci)
+
+    def of_kind(self, kind: Kind) -> list[Finding]:
+        return [finding for finding in self.findings if finding.kind == kind]
+
+
+def describe_stop(
+    stop: StopReason, findings: Sequence[Finding], rounds: int, target_ci: float
+) -> str:
+    widths = [finding.comparison.relative_half_width for finding in findings]
+    known = [width for width in widths if width is not None]
+    widest = f"widest ±{max(known):.1%}" if known else "no CI yet"
+    unknown = len(widths) - len(known)
+    missing = f", {unknown} comparisons without one" if unknown else ""
+    match stop:
+        case StopReason.CONVERGED:
+            return (
+                f"stopped after {_rounds(rounds)}: every CI within the ±{target_ci:.0%} target "
+                f"({widest})"
+            )
+        case StopReason.BOUND:
+            return (
+                f"stopped at the bound of {_rounds(rounds)}: CIs wider than the ±{target_ci:.0%} "
+                f"target ({widest}{missing})"
+            )
+        case StopReason.DEADLINE:
+            return (
+                f"stopped by the deadline after {_rounds(rounds)}, before every CI was within "
+                f"the ±{target_ci:.0%} target ({widest}{missing})"
+            )
+
+
+def _rounds(count: int) -> str:
+    return f"{count} round" + ("" if count == 1 else "s")
+
+
+def analyse(rows: Sequence[Row]) -> list[Finding]:
+    """Every comparison the engine makes, each paired round by round; also sets each row's
+    speedup and ceiling_share."""
+    findings: list[Finding] = []
+    for row in rows:
+        row.speedup = row.ceiling_share = None
+    for kind, baseline, candidate in pairs(rows):
+        ratios = stats.paired_ratios(baseline.wall_s, candidate.wall_s)
+        comparison = stats.compare(baseline.title, candidate.title, ratios)
+        findings.append(Finding(kind, candidate.workload, comparison))
+        if kind is Kind.SPEEDUP:
+            candidate.speedup = comparison
+        elif kind is Kind.CEILING:
+            candidate.ceiling_share = comparison
+    return findings
+
+
+def pairs(rows: Sequence[Row]) -> list[tuple[Kind, Row, Row]]:
+    """(kind, baseline, candidate) for every comparison, in the order the report shows them."""
+
+    def matching(candidate: Row, *same: str, **wanted: object) -> list[Row]:
+        return [
+            row
+            for row in rows
+            if all(getattr(row, name) == getattr(candidate, name) for name in same)
+            and all(getattr(row, name) == value for name, value in wanted.items())
+        ]
+
+    found: list[tuple[Kind, Row, Row]] = []
+    parallel = [row for row in rows if row.runner != SEQUENTIAL]
+    measured = [row for row in rows if row.runner != CEILING]  # the ceiling measures the host
+    for row in parallel:
+        for baseline in matching(row, "workload", "python", "gil", runner=SEQUENTIAL):
+            found.append((Kind.SPEEDUP, baseline, row))
+    for row in parallel:
+        if row.runner != CEILING:
+            for ceiling in matching(row, "workload", "python", "gil", "workers", runner=CEILING):
+                found.append((Kind.CEILING, ceiling, row))
+    for row in (row for row in measured if row.gil == 0):
+        for baseline in matching(row, "workload", "python", "runner", "workers", gil=1):
+            found.append((Kind.GIL, baseline, row))
+    for row in (row for row in measured if row.runner not in {SEQUENTIAL, THREADS}):
+        for baseline in matching(row, "workload", "python", "gil", "workers", runner=THREADS):
+            found.append((Kind.RUNNER, baseline, row))
+    # Each interpreter against the first one named. A default build has only GIL=1, so it is
+    # compared with a free-threaded build in each of that build's GIL modes.
+    first_python = measured[0].python if measured else None
+    for row in (row for row in measured if row.python != first_python):
+        for baseline in matching(row, "workload", "runner", "workers", python=first_python):
+            if baseline.gil == row.gil or _free_threaded(baseline) != _free_threaded(row):
+                found.append((Kind.PYTHON, baseline, row))
+    return found
+
+
+def _free_threaded(row: Row) -> bool:
+    return bool(row.environment.get("free_threaded"))
+
+
+def mismatched_outputs(rows: Sequence[Row]) -> list[str]:
+    """Workloads whose output differed between any two configurations (it never should)."""
+    digests: dict[str, set[str]] = {}
+    for row in rows:
+        digests.setdefault(row.workload, set()).add(row.output_digest)
+    return [workload for workload, found in digests.items() if len(found) > 1]

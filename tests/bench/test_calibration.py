@@ -1,0 +1,156 @@
+"""The calibration figures of two measurements, the Markdown report, and the JSON document:
+fixed rows, never timings."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nogil_bench.bench.calibration import calibrate
+from nogil_bench.bench.document import (
+    DocumentFormatError,
+    from_json,
+    load_document,
+    to_json,
+    write_document,
+)
+from nogil_bench.bench.report import compare, markdown
+from nogil_bench.bench.results import Measurement, Row, StopReason, analyse
+from tests.bench.rows import row
+
+SEQUENTIAL = [2.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+
+
+def measurement(rows: list[Row], stop: StopReason = StopReason.BOUND) -> Measurement:
+    return Measurement(
+        rows=rows,
+        findings=analyse(rows),
+        rounds=len(rows[0].runs),
+        min_rounds=6,
+        max_rounds=12,
+        target_ci=0.05,
+        stop=stop,
+        steal_share=0.004,
+        duration_s=95.0,
+        environment={"cpu_count": 2, "workloads": {"pure-python": "8 images 96x96"}},
+    )
+
+
+def run(threads_speedups: list[float], processes_speedups: list[float]) -> Measurement:
+    """A measurement whose per-round speedups are exactly the ones given."""
+    return measurement(
+        [
+            row("sequential", 1, SEQUENTIAL, gil=0),
+            row("threads", 2, [2.0 / s for s in threads_speedups], gil=0),
+            row("processes", 2, [2.0 / s for s in processes_speedups], gil=0),
+            row("sequential", 1, SEQUENTIAL, gil=1),
+            row("threads", 2, [2.0 / s * 2 for s in threads_speedups], gil=1),
+        ]
+    )
+
+
+A = run([1.5, 1.55, 1.6, 1.6, 1.65, 1.7], [0.9, 0.95, 1.0, 1.0, 1.05, 1.1])
+
+
+def test_b_inside_as_ci_and_agreeing_verdicts_meet_the_targets() -> None:
+    b = run([1.58, 1.6, 1.62, 1.62, 1.63, 1.64], [0.97, 0.98, 1.0, 1.01, 1.02, 1.03])
+
+    result = calibrate(A.findings, b.findings)
+
+    # Speedups: threads and processes at GIL=0, threads at GIL=1.
+    assert (result.speedups, result.inside_ci) == (3, 3)
+    # Verdicts: those three, and GIL=0 vs GIL=1 for sequential and threads.
+    assert (result.verdicts, result.verdicts_agree) == (5, 5)
+    assert result.met is True
+    # threads: (1.7 - 1.5) / 1.6 = 12.5%; processes 20%; threads at GIL=1 12.5%.
+    assert result.median_width_first == pytest.approx(0.125)
+
+
+def test_a_speedup_outside_the_first_ci_and_a_changed_verdict_are_counted() -> None:
+    b = run([1.6, 1.62, 1.65, 1.66, 1.68, 1.7], [1.1, 1.12, 1.15, 1.15, 1.16, 1.2])
+
+    result = calibrate(A.findings, b.findings)
+
+    # processes: 1.15x lies outside A's [0.90, 1.10], and "faster" is not "no difference".
+    assert (result.inside_ci, result.verdicts_agree) == (2, 4)
+    assert result.inside_share == pytest.approx(2 / 3)
+    assert result.met is False
+
+
+def test_compare_prints_both_shares_against_their_targets_and_the_ci_widths() -> None:
+    b = run([1.6, 1.62, 1.65, 1.66, 1.68, 1.7], [1.1, 1.12, 1.15, 1.15, 1.16, 1.2])
+
+    output = compare(A, b)
+
+    assert (
+        "B's speedup inside A's 95% CI: 2 of 3 configurations (67%; target >= 90%: **not met**)"
+        in output
+    )
+    assert (
+        "Verdicts that agree (vs sequential, GIL=0 vs GIL=1): 4 of 5 "
+        "(80%; target >= 95%: **not met**)" in output
+    )
+    assert "Median relative CI width of the speedups, (high - low) / median: A 12.5%, B" in output
+    assert (
+        "| pure-python processes w=2 GIL=0 (3.14.7t) | 1.00x [0.90, 1.10] | 1.15x | **no** |"
+        in output
+    )
+    assert "- vs sequential: pure-python processes w=2 GIL=0 (3.14.7t)" in output  # fmt: skip
+
+
+def test_the_report_gives_speedups_with_ci_ceiling_share_verdicts_and_steal() -> None:
+    rows = [
+        row("sequential", 1, SEQUENTIAL),
+        row("ceiling", 2, [2.0 / s for s in [1.8, 1.8, 1.85, 1.9, 1.9, 1.95]]),
+        row("threads", 2, [2.0 / s for s in [1.55, 1.6, 1.62, 1.62, 1.65, 1.7]], steal=0.01),
+    ]
+
+    output = markdown(measurement(rows))
+
+    assert output.startswith("6 rounds (minimum 6, bound 12) in 95 s; stopped at the bound")
+    assert "Host CPU steal during the rounds: 0.4%" in output
+    assert "### pure-python: 8 images 96x96" in output
+    threads = next(line for line in output.splitlines() if "| threads | 2 |" in line)
+    assert "| 1.62x [1.55, 1.70] | faster by 62% [55%, 70%] |" in threads
+    assert "| 87% [" in threads  # 1.62 / 1.87 of the ceiling
+    assert "| 1.0% |" in threads  # steal
+
+
+def test_the_report_has_a_gil_table_and_a_runner_table_with_verdicts() -> None:
+    output = markdown(A)
+
+    assert "### GIL=0 vs GIL=1 (the same configuration)" in output
+    assert (
+        "| pure-python | 3.14.7t | 0 | threads | 2 | threads GIL=1 3.14.7t | faster by 100%"
+        in output
+    )
+    assert "### Each runner vs threads at the same worker count" in output
+    assert (
+        "| pure-python | 3.14.7t | 0 | processes | 2 | threads GIL=0 3.14.7t | slower by" in output
+    )
+
+
+def test_the_document_keeps_every_round_and_re_derives_the_comparisons(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    write_document(path, A)
+
+    saved = json.loads(path.read_text())
+    loaded = load_document(path)
+
+    threads = saved["configurations"][1]
+    assert threads["wall_s"] == A.rows[1].wall_s  # round by round, aligned with every row
+    assert threads["speedup"]["verdict"] == "faster"
+    assert {c["kind"] for c in saved["comparisons"]} == {
+        "vs sequential",
+        "GIL=0 vs GIL=1",
+        "vs threads",
+    }
+    assert saved["stop_text"].startswith("stopped at the bound")
+    assert loaded.findings == A.findings
+    assert loaded.rows[1].wall_s == A.rows[1].wall_s
+    assert to_json(loaded) == saved
+
+
+def test_a_document_of_the_previous_engine_is_refused_saying_so() -> None:
+    with pytest.raises(DocumentFormatError, match="previous engine"):
+        from_json({"environment": {}, "results": []})
