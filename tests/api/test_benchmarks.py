@@ -1,10 +1,12 @@
 """Benchmarks: one workload through several runners, one after another, compared."""
 
 import io
+import statistics
 from collections.abc import Callable
-from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import pyperf
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -24,68 +26,85 @@ def benchmark(**overrides: Any) -> dict[str, Any]:
     } | overrides
 
 
-def test_a_benchmark_compares_each_runner_with_sequential(
+def test_a_benchmark_measures_every_configuration_in_both_gil_modes_in_paired_rounds(
     client: TestClient, alice: Headers
 ) -> None:
-    response = client.post(BENCHMARKS, headers=alice, json=benchmark())
+    response = client.post(BENCHMARKS, headers=alice, json=benchmark(runners=["threads"]))
 
     assert response.status_code == 202, response.text
     assert response.headers["Location"] == f"{BENCHMARKS}/{response.json()['id']}"
     done = wait_until_finished(client, response.headers["Location"], alice)
     assert done["status"] == "succeeded", done["error"]
-    assert done["spec"]["runners"] == ["sequential", "threads", "asyncio", "interpreters"]
-    assert done["spec"]["pipeline"] == [{"op": "box_blur", "params": {"radius": 1}}]
-    configurations = [(entry["runner"], entry["workers"]) for entry in done["results"]]
-    assert configurations == [
-        ("sequential", 1),
-        ("threads", 1),
-        ("threads", 2),
-        ("asyncio", 1),
-        ("asyncio", 2),
-        ("interpreters", 1),
-        ("interpreters", 2),
-    ]
-    baseline = done["results"][0]
-    assert baseline["speedup"] == 1.0
+    spec = done["spec"]
+    assert (spec["runners"], spec["gil"], spec["repeats"], spec["max_repeats"]) == (
+        ["sequential", "threads"],
+        [0, 1],
+        6,
+        12,
+    )
+    configurations = {
+        (entry["runner"], entry["workers"], entry["gil"]) for entry in done["results"]
+    }
+    assert configurations == {
+        (runner, workers, gil)
+        for gil in (0, 1)
+        for runner, workers in [("sequential", 1), ("threads", 1), ("threads", 2), ("ceiling", 2)]
+    }
+    assert 6 <= done["rounds"] <= 12
+    assert done["stop"]
+    by_key = {(entry["runner"], entry["workers"], entry["gil"]): entry for entry in done["results"]}
     for entry in done["results"]:
         assert entry["outcome"] == "succeeded"
         assert entry["outputs_match"] is True
-        assert entry["speedup"] == pytest.approx(baseline["wall_s"] / entry["wall_s"])
-        assert entry["efficiency"] == pytest.approx(entry["speedup"] / entry["workers"])
-        assert entry["setup_s"] > 0  # starting the pool and every worker takes some time
+        assert len(entry["runs_wall_s"]) == done["rounds"]
+        assert len(entry["warmups_s"]) == 1
+        assert entry["wall_s"] == pytest.approx(statistics.median(entry["runs_wall_s"]))
+        assert entry["setup_s"] > 0
         assert entry["peak_rss_bytes"] > 0
-        assert entry["latency_p50_s"] <= entry["latency_p95_s"]
-        assert (entry["karp_flatt"] is None) == (entry["workers"] == 1)
-    # Each configuration's set-up and run, one after another, fit in the benchmark's run.
-    elapsed_s = (
-        datetime.fromisoformat(done["finished_at"]) - datetime.fromisoformat(done["started_at"])
-    ).total_seconds()
-    assert sum(entry["setup_s"] + entry["wall_s"] for entry in done["results"]) <= elapsed_s
+        if entry["runner"] == "sequential":
+            assert (entry["speedup"], entry["speedup_ci"]) == (1.0, None)
+            continue
+        # The speedup is the median of per-round ratios against sequential in the same mode.
+        baseline = by_key[("sequential", 1, entry["gil"])]["runs_wall_s"]
+        ratios = [b / c for b, c in zip(baseline, entry["runs_wall_s"], strict=True)]
+        assert entry["speedup"] == pytest.approx(statistics.median(ratios))
+        low, high = entry["speedup_ci"]
+        assert min(ratios) <= low <= entry["speedup"] <= high <= max(ratios)
+        assert entry["speedup_verdict"].startswith(("faster by", "slower by", "no significant"))
+        assert entry["efficiency"] == pytest.approx(entry["speedup"] / entry["workers"])
+        if entry["runner"] == "threads" and entry["workers"] == 2:
+            assert entry["ceiling_share"] is not None
+    kinds = {comparison["kind"] for comparison in done["comparisons"]}
+    assert {"vs sequential", "GIL=0 vs GIL=1", "share of ceiling"} <= kinds
+    for comparison in done["comparisons"]:
+        assert comparison["pairs"] == done["rounds"]
+        assert comparison["verdict"] in {"faster", "slower", "no significant difference"}
 
 
 def test_a_runner_that_cannot_run_native_steps_is_reported_unsupported(
     client: TestClient, alice: Headers
 ) -> None:
-    body = benchmark(pipeline=[{"op": "grayscale"}], runners=["interpreters"], workers=[1])
+    body = benchmark(pipeline=[{"op": "grayscale"}], runners=["interpreters"], workers=[1], gil=[0])
 
     done = wait_until_finished(
         client, client.post(BENCHMARKS, headers=alice, json=body).headers["Location"], alice
     )
 
-    assert done["status"] == "succeeded"
-    interpreters = done["results"][1]
-    assert interpreters["outcome"] == "unsupported"
-    assert "Pillow cannot be loaded in subinterpreters" in interpreters["error"]
-    assert interpreters["speedup"] is None
+    assert done["status"] == "succeeded", done["error"]
+    interpreters = [entry for entry in done["results"] if entry["runner"] == "interpreters"]
+    assert [(entry["outcome"], entry["speedup"]) for entry in interpreters] == [
+        ("unsupported", None)
+    ]
+    assert "Pillow cannot be loaded in subinterpreters" in interpreters[0]["error"]
 
 
 @pytest.mark.parametrize(
     ("chart_format", "media_type"), [("svg", "image/svg+xml"), ("png", "image/png")]
 )
-def test_the_chart_draws_speedups(
+def test_the_chart_draws_speedups_with_their_intervals_and_the_host_ceiling(
     client: TestClient, alice: Headers, chart_format: str, media_type: str
 ) -> None:
-    body = benchmark(runners=["threads"])
+    body = benchmark(runners=["threads"], gil=[0])
     location = client.post(BENCHMARKS, headers=alice, json=body).headers["Location"]
     wait_until_finished(client, location, alice)
 
@@ -96,8 +115,44 @@ def test_the_chart_draws_speedups(
     if chart_format == "svg":
         assert chart.text.startswith("<svg")
         assert "threads" in chart.text
+        assert 'class="whisker"' in chart.text
+        assert 'class="ceiling"' in chart.text
     else:
         assert Image.open(io.BytesIO(chart.content)).format == "PNG"
+
+
+def test_a_finished_benchmark_reads_as_a_pyperf_suite(
+    client: TestClient, alice: Headers, tmp_path: Path
+) -> None:
+    body = benchmark(runners=["threads"], workers=[2], gil=[0])
+    location = client.post(BENCHMARKS, headers=alice, json=body).headers["Location"]
+    done = wait_until_finished(client, location, alice)
+
+    response = client.get(location, headers=alice, params={"format": "pyperf"})
+
+    assert response.status_code == 200
+    path = tmp_path / "suite.json"
+    path.write_bytes(response.content)
+    suite = pyperf.BenchmarkSuite.load(str(path))
+    assert sorted(suite.get_benchmark_names()) == [
+        "ceiling w=2 GIL=0",
+        "sequential w=1 GIL=0",
+        "threads w=2 GIL=0",
+    ]
+    threads = suite.get_benchmark("threads w=2 GIL=0")
+    stored = next(entry for entry in done["results"] if entry["runner"] == "threads")
+    assert list(threads.get_values()) == pytest.approx(stored["runs_wall_s"])
+
+
+def test_pyperf_format_is_409_before_results_exist(
+    client: TestClient, alice: Headers, paused: Callable[[], None]
+) -> None:
+    location = client.post(BENCHMARKS, headers=alice, json=benchmark()).headers["Location"]
+
+    response = client.get(location, headers=alice, params={"format": "pyperf"})
+
+    assert response.status_code == 409
+    assert "no results yet" in response.json()["detail"]
 
 
 def test_the_chart_is_409_before_results_exist(
@@ -120,6 +175,12 @@ def test_the_defaults_compare_every_runner_at_one_and_all_cpus(
 
     assert spec["runners"] == ["sequential", "threads", "processes", "asyncio", "interpreters"]
     assert spec["workers"][0] == 1
+    assert (spec["gil"], spec["repeats"], spec["max_repeats"], spec["warmups"]) == (
+        [0, 1],
+        6,
+        12,
+        1,
+    )
 
 
 @pytest.mark.parametrize(
@@ -131,6 +192,8 @@ def test_the_defaults_compare_every_runner_at_one_and_all_cpus(
         ({"workers": []}, "workers is empty"),
         ({"pipeline": [{"op": "box_blur", "params": {"radius": -1}}]}, "box_blur.radius"),
         ({"source": {"count": 10_000, "width": 8, "height": 8}}, "at most 256 images"),
+        ({"gil": []}, "gil is empty"),
+        ({"repeats": 10, "max_repeats": 8}, "max_repeats (8) is below repeats (10)"),
     ],
 )
 def test_a_bad_benchmark_is_422_and_not_stored(

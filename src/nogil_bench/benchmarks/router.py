@@ -78,9 +78,26 @@ def list_benchmarks(
     return BenchmarksPublic(data=[service.describe(item) for item in benchmarks], count=count)
 
 
-@router.get("/{benchmark_id}", summary="One benchmark and its comparison", responses=NOT_FOUND)
-def read_benchmark(benchmark: OwnedBenchmark) -> BenchmarkPublic:
-    return service.describe(benchmark)
+@router.get(
+    "/{benchmark_id}",
+    summary="One benchmark: every configuration, every comparison with its CI and verdict",
+    response_model=BenchmarkPublic,
+    responses={
+        200: {
+            "content": {"application/json": {}},
+            "description": "The benchmark; with format=pyperf, a pyperf benchmark suite "
+            "(`python -m pyperf stats FILE`, `compare_to A B`)",
+        },
+        **NOT_FOUND,
+        **error_response(409, "format=pyperf before results exist"),
+    },
+)
+def read_benchmark(
+    benchmark: OwnedBenchmark, format: Literal["json", "pyperf"] = "json"
+) -> Response:
+    if format == "pyperf":
+        return JSONResponse(service.pyperf_document(benchmark))
+    return Response(service.describe(benchmark).model_dump_json(), media_type="application/json")
 
 
 @router.get(

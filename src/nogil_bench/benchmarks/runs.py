@@ -1,94 +1,166 @@
-"""Running a claimed benchmark: every (runner, workers) configuration in turn, in this process,
-each measured on its own with the pool started (and timed) before the work."""
+"""Running a claimed benchmark through the measurement engine (`nogil_bench.bench`), the same
+one `scripts/bench_gil.py` uses: every configuration in a fresh worker process of this
+interpreter, started with `-X gil=0` or `-X gil=1`, measured in paired, interleaved rounds."""
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from loguru import logger
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from nogil_bench.bench.measure import RunMeter
-from nogil_bench.bench.stats import efficiency, karp_flatt, percentile, speedup
+from nogil_bench.bench.config import CEILING, Config, ImageSet
+from nogil_bench.bench.harness import MeasurementStoppedError, measure_matrix
+from nogil_bench.bench.plan import Matrix, Planned, this_interpreter
+from nogil_bench.bench.results import Finding, Measurement, Row
+from nogil_bench.bench.stats import Comparison
 from nogil_bench.benchmarks.models import Benchmark
-from nogil_bench.benchmarks.schemas import BenchmarkEntry, BenchmarkSpec
+from nogil_bench.benchmarks.schemas import (
+    BenchmarkComparison,
+    BenchmarkEntry,
+    BenchmarkReport,
+    BenchmarkSpec,
+)
 from nogil_bench.core import runtime
 from nogil_bench.core.db import write
 from nogil_bench.core.models import Status, utc_now
 from nogil_bench.runners import UnsupportedWorkError, get_runner
-from nogil_bench.runners.base import warm_up
-from nogil_bench.runners.deadline import run_with_deadline
 from nogil_bench.runners.sequential import SequentialRunner
-from nogil_bench.workloads.images import (
-    ImageJob,
-    SyntheticSource,
-    check_runner_can_run,
-    digest,
-    run_jobs_captured,
-)
+from nogil_bench.workloads.images import check_runner_can_run
 from nogil_bench.workloads.model import Step
 
+SEQUENTIAL = SequentialRunner.name
+# The workload's name in the engine's rows and titles: a benchmark measures one image set.
+WORKLOAD = "images"
 
-def configurations(spec: BenchmarkSpec) -> list[tuple[str, int]]:
-    """sequential once (it has one worker whatever it is given), then each runner x workers."""
-    return [(SequentialRunner.name, 1)] + [
-        (runner, workers)
-        for runner in spec.runners
-        if runner != SequentialRunner.name
-        for workers in spec.workers
-    ]
+
+def plan(spec: BenchmarkSpec) -> list[Planned]:
+    """The engine's plan for the benchmark: sequential, each runner that can run the pipeline
+    at each worker count, and the host's ceiling, in each GIL mode asked for."""
+    steps = tuple(Step(step.op, dict(step.params)) for step in spec.pipeline)
+    images = ImageSet(spec.count, spec.width, spec.height, spec.seed, steps)
+    return Matrix(
+        interpreters=[this_interpreter()],
+        gil_modes=spec.gil,
+        workloads=[WORKLOAD],
+        runners=spec.runners,
+        worker_counts=spec.workers,
+        template=Config(WORKLOAD, SEQUENTIAL, 1, warmups=spec.warmups, images=images),
+    ).plan()
 
 
 def measure(
-    runner_name: str, workers: int, jobs: list[ImageJob], *, timeout_s: float
-) -> tuple[BenchmarkEntry, str]:
-    """One configuration's entry (without the comparison fields) and its outputs' digest.
-    ExecutionTimeoutError when it runs longer than `timeout_s`."""
-    with get_runner(runner_name)(workers) as runner:
-        with RunMeter() as setup:
-            warm_up(runner)
-        with RunMeter() as run:
-            outcomes = run_with_deadline(
-                runner, lambda running: run_jobs_captured(running, jobs), timeout_s=timeout_s
-            )
-            run.stop()  # while a process pool's workers still count
-    errors = [outcome.error for outcome in outcomes if outcome.error is not None]
-    latencies = [outcome.wall_s for outcome in outcomes]
-    entry = BenchmarkEntry.model_validate(
-        {
-            "runner": runner_name,
-            "workers": workers,
-            "outcome": "failed" if errors else "succeeded",
-            "error": f"{len(errors)} images failed, first: {errors[0]}" if errors else None,
-            "setup_s": setup.wall_s,
-            **run.figures(),
-            "throughput_images_per_s": len(jobs) / run.wall_s,
-            "latency_p50_s": percentile(latencies, 50),
-            "latency_p95_s": percentile(latencies, 95),
-        }
+    planned: Sequence[Planned],
+    spec: BenchmarkSpec,
+    should_stop: Callable[[], bool],
+    *,
+    timeout_s: float,
+) -> Measurement:
+    """The engine, bounded by the execution time limit: past it, the rounds done so far are
+    reported (DEADLINE), or it fails when not one round was done."""
+    return measure_matrix(
+        planned,
+        min_rounds=spec.repeats,
+        max_rounds=spec.max_repeats,
+        target_ci=spec.target_ci,
+        should_stop=should_stop,
+        deadline_s=timeout_s,
+        run_timeout_s=timeout_s,
+        progress=logger.debug,
     )
-    return entry, digest([outcome.value or b"" for outcome in outcomes])
 
 
-def compare(entries: list[BenchmarkEntry], digests: dict[int, str]) -> list[BenchmarkEntry]:
-    baseline = entries[0]
-    compared = []
-    for index, entry in enumerate(entries):
-        if entry.wall_s is None or baseline.wall_s is None or entry.outcome != "succeeded":
-            compared.append(entry)
-            continue
-        ratio = speedup(baseline.wall_s, entry.wall_s)
-        compared.append(
-            entry.model_copy(
-                update={
-                    "speedup": ratio,
-                    "efficiency": efficiency(ratio, entry.workers),
-                    "karp_flatt": karp_flatt(ratio, entry.workers),
-                    "outputs_match": digests[index] == digests[0],
-                }
-            )
-        )
-    return compared
+def unsupported(spec: BenchmarkSpec) -> list[BenchmarkEntry]:
+    """Entries for the runners that cannot run the pipeline (Pillow in subinterpreters)."""
+    steps = tuple(Step(step.op, dict(step.params)) for step in spec.pipeline)
+    entries = []
+    for runner in spec.runners:
+        try:
+            check_runner_can_run(get_runner(runner), steps)
+        except UnsupportedWorkError as error:
+            entries += [
+                BenchmarkEntry(
+                    runner=runner, workers=workers, gil=gil, outcome="unsupported", error=str(error)
+                )
+                for gil in spec.gil
+                for workers in spec.workers
+            ]
+    return entries
+
+
+def report(measurement: Measurement, spec: BenchmarkSpec) -> BenchmarkReport:
+    """What the API shows and stores: an entry per configuration, every comparison with its
+    verdict, and how the measurement went."""
+    baselines = {row.gil: row for row in measurement.rows if row.runner == SEQUENTIAL}
+    entries = [_entry(row, baselines[row.gil], spec.count) for row in measurement.rows]
+    return BenchmarkReport(
+        results=entries + unsupported(spec),
+        comparisons=[_comparison(finding) for finding in measurement.findings],
+        rounds=measurement.rounds,
+        stop=measurement.stop.value,
+        stop_text=measurement.stop_text,
+        steal_share=measurement.steal_share,
+        duration_s=measurement.duration_s,
+    )
+
+
+def _entry(row: Row, baseline: Row, images: int) -> BenchmarkEntry:
+    summary = row.summary
+    speedup = _interval(row.speedup)
+    ceiling = _interval(row.ceiling_share)
+    return BenchmarkEntry(
+        runner=row.runner,
+        workers=row.workers,
+        gil=row.gil,
+        outcome="succeeded",
+        setup_s=row.setup_s,
+        wall_s=summary.median,
+        wall_s_stdev=summary.stdev,
+        noisy=summary.noisy,
+        runs_wall_s=row.wall_s,
+        warmups_s=row.warmups_s,
+        cpu_user_s=row.median_of(lambda run: run.cpu_user_s),
+        cpu_system_s=row.median_of(lambda run: run.cpu_system_s),
+        ctx_voluntary=round(row.median_of(lambda run: run.ctx_voluntary)),
+        ctx_involuntary=round(row.median_of(lambda run: run.ctx_involuntary)),
+        peak_rss_bytes=row.peak_rss_bytes,
+        throughput_images_per_s=images / summary.median,
+        latency_p50_s=row.median_of(lambda run: run.task_s_p50),
+        latency_p95_s=row.median_of(lambda run: run.task_s_p95),
+        steal_share=row.steal_share_median,
+        speedup=1.0 if row is baseline else speedup[0],
+        speedup_ci=speedup[1],
+        speedup_verdict=None if row.speedup is None else row.speedup.text,
+        efficiency=1.0 if row is baseline else row.efficiency,
+        karp_flatt=row.karp_flatt,
+        ceiling_share=ceiling[0],
+        ceiling_share_ci=ceiling[1],
+        outputs_match=row.output_digest == baseline.output_digest,
+    )
+
+
+def _interval(comparison: Comparison | None) -> tuple[float | None, tuple[float, float] | None]:
+    if comparison is None:
+        return None, None
+    if comparison.ci_low is None or comparison.ci_high is None:
+        return comparison.ratio, None
+    return comparison.ratio, (comparison.ci_low, comparison.ci_high)
+
+
+def _comparison(finding: Finding) -> BenchmarkComparison:
+    comparison = finding.comparison
+    return BenchmarkComparison(
+        kind=finding.kind.value,
+        baseline=comparison.baseline,
+        candidate=comparison.candidate,
+        pairs=comparison.n,
+        ratio=comparison.ratio,
+        ci=None
+        if comparison.ci_low is None or comparison.ci_high is None
+        else (comparison.ci_low, comparison.ci_high),
+        verdict=comparison.verdict.value,
+        text=comparison.text,
+    )
 
 
 def execute(
@@ -99,44 +171,36 @@ def execute(
     *,
     timeout_s: float,
 ) -> None:
-    """A claimed benchmark, configuration by configuration; a stop between two puts it back."""
+    """A claimed benchmark, measured whole; a stop while it measures puts it back."""
     with Session(engine) as session:
         benchmark = session.get(Benchmark, benchmark_id)
         assert benchmark is not None
         spec = BenchmarkSpec.model_validate(benchmark.spec)
-    steps = tuple(Step(step.op, step.params) for step in spec.pipeline)
-    jobs = [
-        ImageJob(SyntheticSource(spec.width, spec.height, spec.seed + index), steps)
-        for index in range(spec.count)
-    ]
-    entries: list[BenchmarkEntry] = []
-    digests: dict[int, str] = {}
-    for runner_name, workers in configurations(spec):
-        if should_stop():
-            _requeue(engine, benchmark_id, boot_id)
-            return
-        try:
-            check_runner_can_run(get_runner(runner_name), steps)
-        except UnsupportedWorkError as error:
-            entries.append(
-                BenchmarkEntry(
-                    runner=runner_name, workers=workers, outcome="unsupported", error=str(error)
-                )
-            )
-            continue
-        logger.info("benchmark {}: {} x {}", benchmark_id, runner_name, workers)
-        entry, digests[len(entries)] = measure(runner_name, workers, jobs, timeout_s=timeout_s)
-        entries.append(entry)
-    results = [entry.model_dump() for entry in compare(entries, digests)]
-    failed = [entry for entry in entries if entry.outcome == "failed"]
+    planned = plan(spec)
+    logger.info(
+        "benchmark {}: {} configurations ({} with the ceiling), {} to {} rounds",
+        benchmark_id,
+        len(planned),
+        sum(item.config.runner == CEILING for item in planned),
+        spec.repeats,
+        spec.max_repeats,
+    )
+    try:
+        measurement = measure(planned, spec, should_stop, timeout_s=timeout_s)
+    except MeasurementStoppedError:
+        _requeue(engine, benchmark_id, boot_id)
+        return
+    found = report(measurement, spec)
+    logger.info("benchmark {}: {}", benchmark_id, found.stop_text)
 
     def finish(session: Session) -> None:
         benchmark = session.get(Benchmark, benchmark_id, with_for_update=True)
         if benchmark is None or not running_by(benchmark, boot_id):
             return  # put back at a shutdown's deadline, or taken over after a lost lease
-        benchmark.results = results
-        benchmark.status = Status.FAILED if failed else Status.SUCCEEDED
-        benchmark.error = f"{len(failed)} configurations had failing images" if failed else None
+        benchmark.results = [entry.model_dump(mode="json") for entry in found.results]
+        benchmark.report = found.model_dump(mode="json", exclude={"results"})
+        benchmark.status = Status.SUCCEEDED
+        benchmark.error = None
         benchmark.finished_at = utc_now()
         benchmark.lease_expires_at = None
         benchmark.gil_enabled = runtime.is_gil_enabled()
@@ -150,7 +214,7 @@ def running_by(benchmark: Benchmark, boot_id: uuid.UUID) -> bool:
 
 
 def _requeue(engine: Engine, benchmark_id: uuid.UUID, boot_id: uuid.UUID) -> None:
-    """Stopped between configurations: the benchmark runs again whole at the next start."""
+    """Stopped while measuring: the benchmark runs again whole at the next start."""
 
     def requeue(session: Session) -> None:
         benchmark = session.get(Benchmark, benchmark_id, with_for_update=True)

@@ -1,12 +1,19 @@
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, Strict
 
 from nogil_bench.core.models import Status
 from nogil_bench.jobs.schemas import STRICT, StepIn, SyntheticSet, pipeline_field
 from nogil_bench.runners import RUNNERS
+
+# 0 or 1; strict, so that JSON's false and true are not taken for them.
+type GilMode = Annotated[int, Strict(), Field(ge=0, le=1)]
+MIN_REPEATS = 6  # the fewest pairs with an exact 95% CI for their median
+DEFAULT_REPEATS = 6
+MAX_REPEATS = 50
+MAX_WARMUPS = 5
 
 
 class BenchmarkCreate(BaseModel):
@@ -24,15 +31,64 @@ class BenchmarkCreate(BaseModel):
         description="Worker counts to try with each parallel runner (default: 1 and the CPUs).",
         examples=[[1, 2]],
     )
+    gil: list[GilMode] | None = Field(
+        default=None,
+        description="GIL modes to measure each configuration in, each in fresh worker processes "
+        "started with -X gil=N (default: both on a free-threaded build; 1 on a default build).",
+        examples=[[0, 1]],
+    )
+    repeats: int = Field(
+        default=DEFAULT_REPEATS,
+        ge=MIN_REPEATS,
+        le=MAX_REPEATS,
+        description="Rounds measured at least; every configuration runs once per round. "
+        f"A 95% CI for a median needs {MIN_REPEATS}.",
+    )
+    max_repeats: int | None = Field(
+        default=None,
+        ge=MIN_REPEATS,
+        le=MAX_REPEATS,
+        description="Rounds at most: measuring goes on past `repeats` until every CI is within "
+        f"`target_ci`, or this bound (default: twice repeats, at most {MAX_REPEATS}).",
+    )
+    warmups: int = Field(
+        default=1, ge=0, le=MAX_WARMUPS, description="Discarded runs per configuration."
+    )
+    target_ci: float = Field(
+        default=0.05,
+        ge=0.005,
+        le=0.5,
+        description="Stop once every 95% CI's half-width is within this share of its ratio.",
+    )
 
 
 class BenchmarkEntry(BaseModel):
-    runner: str
+    runner: str = Field(
+        description="A runner, or 'ceiling': the host's own parallel limit, as K independent "
+        "sequential processes started together, each with a K-th of the images."
+    )
     workers: int
+    gil: int | None = Field(
+        default=None,
+        description="The GIL mode it ran in (None: measured before GIL modes).",
+    )
     outcome: Literal["succeeded", "failed", "unsupported"]
     error: str | None = None
     setup_s: float | None = Field(default=None, description="Pool start-up, not in wall_s.")
-    wall_s: float | None = Field(default=None, description="All images, pool already started.")
+    wall_s: float | None = Field(
+        default=None, description="All images, pool already started: the median of the runs."
+    )
+    wall_s_stdev: float | None = None
+    noisy: bool | None = Field(
+        default=None, description="The runs' standard deviation passed 10% of their median."
+    )
+    runs_wall_s: list[float] = Field(
+        default_factory=list, description="Every measured run; the i-th ran in round i."
+    )
+    warmups_s: list[float] = Field(default_factory=list, description="The discarded runs.")
+    steal_share: float | None = Field(
+        default=None, description="Median share of the host's CPU time stolen during a run."
+    )
     cpu_user_s: float | None = None
     cpu_system_s: float | None = None
     ctx_voluntary: int | None = None
@@ -41,12 +97,55 @@ class BenchmarkEntry(BaseModel):
     throughput_images_per_s: float | None = None
     latency_p50_s: float | None = None
     latency_p95_s: float | None = None
-    speedup: float | None = Field(default=None, description="sequential's wall_s / wall_s.")
+    speedup: float | None = Field(
+        default=None,
+        description="Median over rounds of sequential's wall / this wall (same GIL mode).",
+    )
+    speedup_ci: tuple[float, float] | None = Field(
+        default=None, description="95% CI of the speedup (exact, for a median)."
+    )
+    speedup_verdict: str | None = Field(
+        default=None,
+        description="Against sequential: 'faster by X% [CI]', 'slower by X% [CI]' or "
+        "'no significant difference'.",
+    )
     efficiency: float | None = Field(default=None, description="speedup / workers.")
     karp_flatt: float | None = Field(default=None, description="Serial fraction; None at 1.")
+    ceiling_share: float | None = Field(
+        default=None,
+        description="Speedup as a share of the host's ceiling at the same workers, per round.",
+    )
+    ceiling_share_ci: tuple[float, float] | None = None
     outputs_match: bool | None = Field(
         default=None, description="Byte-identical to sequential's outputs."
     )
+
+
+class BenchmarkComparison(BaseModel):
+    kind: str = Field(
+        description="'vs sequential', 'share of ceiling', 'GIL=0 vs GIL=1' or 'vs threads'."
+    )
+    baseline: str
+    candidate: str
+    pairs: int = Field(description="Rounds paired: both sides measured in the same round.")
+    ratio: float = Field(description="Median of baseline time / candidate time: > 1 is faster.")
+    ci: tuple[float, float] | None = Field(description="95% CI of the ratio; None below 6.")
+    verdict: Literal["faster", "slower", "no significant difference", "unknown"]
+    text: str = Field(examples=["faster by 62% [55%, 70%]"])
+
+
+class BenchmarkReport(BaseModel):
+    """How a measurement went, beside its entries."""
+
+    results: list[BenchmarkEntry]
+    comparisons: list[BenchmarkComparison]
+    rounds: int
+    stop: Literal["converged", "bound", "deadline"]
+    stop_text: str
+    steal_share: float | None = Field(
+        description="Share of the host's CPU time stolen over the whole measurement."
+    )
+    duration_s: float
 
 
 class BenchmarkSpec(BaseModel):
@@ -59,6 +158,12 @@ class BenchmarkSpec(BaseModel):
     pipeline: list[StepIn]
     runners: list[str]
     workers: list[int]
+    # Benchmarks stored before GIL modes and rounds were measured read with these defaults.
+    gil: list[int] = Field(default_factory=lambda: [0, 1])
+    repeats: int = DEFAULT_REPEATS
+    max_repeats: int = 2 * DEFAULT_REPEATS
+    warmups: int = 1
+    target_ci: float = 0.05
 
 
 class BenchmarkPublic(BaseModel):
@@ -71,6 +176,12 @@ class BenchmarkPublic(BaseModel):
     gil_enabled: bool | None
     spec: BenchmarkSpec
     results: list[BenchmarkEntry]
+    comparisons: list[BenchmarkComparison] = Field(
+        description="Every comparison made, each with its 95% CI and verdict."
+    )
+    rounds: int | None = None
+    stop: str | None = Field(default=None, description="Why measuring stopped, in words.")
+    steal_share: float | None = None
     chart_url: str
 
 

@@ -1,12 +1,17 @@
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from nogil_bench.bench.chart import ChartPoint, render_speedup_chart
+from nogil_bench.bench.config import CEILING
+from nogil_bench.bench.pyperf_export import PyperfBenchmark, pyperf_suite
 from nogil_bench.benchmarks.models import Benchmark
 from nogil_bench.benchmarks.schemas import (
+    MAX_REPEATS,
+    BenchmarkComparison,
     BenchmarkCreate,
     BenchmarkEntry,
     BenchmarkPublic,
@@ -45,6 +50,21 @@ def check_request(request: BenchmarkCreate, settings: Settings) -> BenchmarkSpec
     steps = job_service.check_pipeline(request.pipeline)
     if SequentialRunner.name not in runners:
         runners.insert(0, SequentialRunner.name)
+    if request.gil == []:
+        raise InvalidInputError("gil is empty; leave it out to measure both GIL modes")
+    free_threaded = runtime.is_free_threaded_build()
+    if request.gil is None:
+        gil = [0, 1] if free_threaded else [1]
+    else:
+        gil = sorted(set(request.gil))
+        if 0 in gil and not free_threaded:
+            raise InvalidInputError(
+                "gil 0 needs a free-threaded build (python3.14t); this service runs "
+                f"Python {runtime.python_version()} with the GIL: ask for gil [1]"
+            )
+    max_repeats = request.max_repeats or min(2 * request.repeats, MAX_REPEATS)
+    if max_repeats < request.repeats:
+        raise InvalidInputError(f"max_repeats ({max_repeats}) is below repeats ({request.repeats})")
     return BenchmarkSpec(
         count=request.source.count,
         width=request.source.width,
@@ -53,6 +73,11 @@ def check_request(request: BenchmarkCreate, settings: Settings) -> BenchmarkSpec
         pipeline=[StepIn(op=step.op, params=dict(step.params)) for step in steps],
         runners=runners,
         workers=workers,
+        gil=gil,
+        repeats=request.repeats,
+        max_repeats=max_repeats,
+        warmups=request.warmups,
+        target_ci=request.target_ci,
     )
 
 
@@ -123,6 +148,7 @@ def delete_benchmark(*, engine: Engine, benchmark: Benchmark) -> Benchmark | Non
 
 
 def describe(benchmark: Benchmark) -> BenchmarkPublic:
+    report = benchmark.report or {}
     return BenchmarkPublic(
         id=benchmark.id,
         status=benchmark.status,
@@ -133,25 +159,71 @@ def describe(benchmark: Benchmark) -> BenchmarkPublic:
         gil_enabled=benchmark.gil_enabled,
         spec=BenchmarkSpec.model_validate(benchmark.spec),
         results=[BenchmarkEntry.model_validate(entry) for entry in benchmark.results],
+        comparisons=[
+            BenchmarkComparison.model_validate(item) for item in report.get("comparisons", [])
+        ],
+        rounds=report.get("rounds"),
+        stop=report.get("stop_text"),
+        steal_share=report.get("steal_share"),
         chart_url=f"/api/v1/benchmarks/{benchmark.id}/chart",
     )
 
 
-def chart(benchmark: Benchmark, chart_format: str) -> bytes:
-    entries = [BenchmarkEntry.model_validate(entry) for entry in benchmark.results]
-    points = [
-        ChartPoint("speedup over sequential", entry.runner, entry.workers, entry.speedup)
-        for entry in entries
-        if entry.speedup is not None and entry.runner != SequentialRunner.name
+def finished_entries(benchmark: Benchmark) -> list[BenchmarkEntry]:
+    """The measured entries; 409 while there are none yet."""
+    entries = [
+        entry
+        for entry in (BenchmarkEntry.model_validate(item) for item in benchmark.results)
+        if entry.outcome == "succeeded"
     ]
-    if not points:
+    if not entries:
         raise ConflictError(
-            f"benchmark {benchmark.id} is {benchmark.status} and has no speedups to draw yet"
+            f"benchmark {benchmark.id} is {benchmark.status} and has no results yet"
         )
+    return entries
+
+
+def chart(benchmark: Benchmark, chart_format: str) -> bytes:
+    """Speedup against workers, a line per runner and GIL mode with its 95% CIs, the ideal
+    line and the host's measured ceiling."""
+    entries = finished_entries(benchmark)
+    points: list[ChartPoint] = []
+    ceilings: list[ChartPoint] = []
+    for entry in entries:
+        if entry.speedup is None or entry.runner == SequentialRunner.name:
+            continue
+        low, high = entry.speedup_ci or (None, None)
+        panel = "speedup over sequential" if entry.gil is None else f"GIL={entry.gil}"
+        point = ChartPoint(panel, entry.runner, entry.workers, entry.speedup, low, high)
+        (ceilings if entry.runner == CEILING else points).append(point)
+    if not points:
+        raise ConflictError(f"benchmark {benchmark.id} has no speedups to draw")
     spec = BenchmarkSpec.model_validate(benchmark.spec)
-    gil = {True: "GIL on", False: "GIL off", None: "GIL ?"}[benchmark.gil_enabled]
     title = (
         f"{spec.count} x {spec.width}x{spec.height}, "
-        f"{' + '.join(step.op for step in spec.pipeline)} ({gil})"
+        f"{' + '.join(step.op for step in spec.pipeline)}: speedup, 95% CI"
     )
-    return render_speedup_chart(points, chart_format, title=title)
+    return render_speedup_chart(points, chart_format, title=title, ceilings=ceilings)
+
+
+def pyperf_document(benchmark: Benchmark) -> dict[str, Any]:
+    """The benchmark as a pyperf suite: a benchmark per configuration, its rounds as values,
+    so that `python -m pyperf stats` and `compare_to` read it."""
+    entries = finished_entries(benchmark)
+    spec = BenchmarkSpec.model_validate(benchmark.spec)
+    workload = (
+        f"{spec.count}x{spec.width}x{spec.height} {'+'.join(step.op for step in spec.pipeline)}"
+    )
+    return pyperf_suite(
+        [
+            PyperfBenchmark(
+                name=f"{entry.runner} w={entry.workers} GIL={entry.gil}",
+                values=entry.runs_wall_s,
+                warmups=entry.warmups_s,
+                metadata={"description": workload, "runner": entry.runner},
+            )
+            for entry in entries
+            if entry.runs_wall_s
+        ],
+        metadata={"nogil_bench_benchmark": str(benchmark.id)},
+    )
