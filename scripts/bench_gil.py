@@ -3,6 +3,7 @@
     .venv/bin/python scripts/bench_gil.py fib            # the classic fib(N) x K table
     .venv/bin/python scripts/bench_gil.py image --quick  # image workloads x runners x workers
     .venv/bin/python scripts/bench_gil.py image --json a.json --chart speedup.svg
+    .venv/bin/python scripts/bench_gil.py request body.json  # a POST /api/v1/benchmarks body
     .venv/bin/python scripts/bench_gil.py compare a.json b.json   # calibration of two runs
     .venv/bin/python scripts/bench_gil.py report a.json --chart speedup.svg  # re-render only
 
@@ -25,6 +26,11 @@ from nogil_bench.bench.plan import SEQUENTIAL, Matrix, probe_interpreter
 from nogil_bench.bench.report import compare, markdown
 from nogil_bench.bench.results import Measurement, Row, mismatched_outputs
 from nogil_bench.bench.workloads import IMAGE_WORKLOADS
+from nogil_bench.benchmarks.runs import plan as benchmark_plan
+from nogil_bench.benchmarks.schemas import BenchmarkCreate, BenchmarkSpec
+from nogil_bench.benchmarks.service import check_request
+from nogil_bench.core.config import Settings
+from nogil_bench.core.errors import InvalidInputError
 from nogil_bench.core.runtime import cpu_count
 from nogil_bench.runners import RUNNERS
 
@@ -55,13 +61,12 @@ def parse_args() -> argparse.Namespace:
     common.add_argument(
         "--target-ci",
         type=at_least(0.0, float),
-        default=0.05,
         help="stop once every CI's half-width is within this share of its ratio (default 0.05)",
     )
+    common.add_argument("--warmups", type=at_least(0, int), help="discarded runs (default: 1)")
     common.add_argument(
-        "--warmups", type=at_least(0, int), default=1, help="discarded runs (default: 1)"
+        "--gil", type=int, nargs="+", choices=[0, 1], help="GIL modes (default: 0 and 1)"
     )
-    common.add_argument("--gil", type=int, nargs="+", choices=[0, 1], default=[0, 1])
     common.add_argument(
         "--python",
         action="append",
@@ -88,6 +93,13 @@ def parse_args() -> argparse.Namespace:
     image.add_argument(
         "--workers", type=at_least(1, int), nargs="+", help="default: 1 to 2x the CPUs"
     )
+    request = modes.add_parser(
+        "request",
+        parents=[common],
+        help="the workload of a POST /api/v1/benchmarks body (a JSON file), planned and "
+        "checked as the service does; its repeats and GIL modes unless given here",
+    )
+    request.add_argument("body", type=Path, help="the request body, as posted to the service")
     comparison = modes.add_parser(
         "compare", help="calibration: how far a second --json document agrees with a first"
     )
@@ -100,12 +112,38 @@ def parse_args() -> argparse.Namespace:
     report.add_argument("--chart", type=Path, metavar="PATH", help="draw speedups (.svg, .png)")
     report.add_argument("--pyperf-json", type=Path, metavar="PATH", help="write a pyperf suite")
     args = parser.parse_args()
+    if args.mode == "request":
+        # The body's settings, as the service would use them, unless an option overrides one.
+        spec = spec_of_request(args.body)
+        args.spec = spec.model_copy(
+            update={
+                "gil": args.gil or spec.gil,
+                "repeats": args.repeats or spec.repeats,
+                "max_repeats": args.max_repeats or spec.max_repeats,
+                "warmups": spec.warmups if args.warmups is None else args.warmups,
+                "target_ci": args.target_ci or spec.target_ci,
+            }
+        )
+        args.repeats, args.max_repeats = args.spec.repeats, args.spec.max_repeats
+        args.target_ci = args.spec.target_ci
     if args.mode in {"fib", "image"}:
+        args.gil = args.gil or [0, 1]
+        args.warmups = 1 if args.warmups is None else args.warmups
+        args.target_ci = args.target_ci or 0.05
         args.repeats = args.repeats or (6 if args.quick else 10)
         args.max_repeats = args.max_repeats or (12 if args.quick else 30)
         if args.max_repeats < args.repeats:
             parser.error(f"--max-repeats {args.max_repeats} is below --repeats {args.repeats}")
     return args
+
+
+def spec_of_request(path: Path) -> BenchmarkSpec:
+    """The body checked as POST /api/v1/benchmarks checks it (422 there, exit 1 here)."""
+    try:
+        body = BenchmarkCreate.model_validate_json(path.read_bytes())
+        return check_request(body, Settings())
+    except (OSError, ValueError, InvalidInputError) as error:
+        raise SystemExit(f"error: {path}: {error}") from None
 
 
 def matrix_for(args: argparse.Namespace) -> Matrix:
@@ -188,7 +226,7 @@ def main() -> int:
     except DocumentFormatError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    planned = matrix_for(args).plan()
+    planned = benchmark_plan(args.spec) if args.mode == "request" else matrix_for(args).plan()
     print(
         f"measuring {len(planned)} configurations, each in its own worker process, in "
         f"{args.repeats} to {args.max_repeats} rounds",
