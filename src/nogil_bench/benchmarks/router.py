@@ -32,7 +32,8 @@ OwnedBenchmark = Annotated[Benchmark, Depends(valid_benchmark)]
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=BenchmarkPublic,
-    summary="Queue one workload through several runners, one after another, compared",
+    summary="Queue one workload through several runners in both GIL modes, measured in paired "
+    "rounds and compared with 95% CIs and verdicts",
     responses={
         **BODY_ERRORS,
         422: {
