@@ -187,9 +187,26 @@ def draw_chart(measurement: Measurement, path: Path) -> None:
     several_pythons = len({row.python for row in measurement.rows}) > 1
     measured = [row for row in measurement.rows if row.speedup is not None]
     points = [chart_point(row, several_pythons) for row in measured if row.runner != CEILING]
-    ceilings = [chart_point(row, several_pythons) for row in measured if row.runner == CEILING]
     title = f"Speedup over sequential, {measurement.environment['cpu_count']} CPUs"
-    draw_speedup_chart(points, path, title=title, ceilings=ceilings)
+    draw_speedup_chart(points, path, title=title, ceilings=ceiling_points(measured))
+
+
+def ceiling_points(rows: list[Row]) -> list[ChartPoint]:
+    """One ceiling per panel and worker count, as the chart draws it: the host's, measured in
+    each GIL mode and interpreter alike, so the first interpreter's lowest GIL mode stands for
+    them. One worker is sequential itself, where the ceiling is 1x by definition."""
+    if not rows:
+        return []
+    chosen: dict[tuple[str, int], Row] = {}
+    for row in sorted(rows, key=lambda row: row.gil):
+        if row.runner == CEILING and row.python == rows[0].python:
+            chosen.setdefault((row.workload, row.workers), row)
+    starts = {
+        ChartPoint(panel=workload, series=CEILING, workers=1, speedup=1.0) for workload, _ in chosen
+    }
+    return sorted(starts, key=lambda point: point.panel) + [
+        chart_point(row, several_pythons=False) for row in chosen.values()
+    ]
 
 
 def write_pyperf(measurement: Measurement, path: Path) -> None:
