@@ -1,1 +1,1 @@
-"""One workload through several runners, one after another, compared."""
+"""One workload through several runners in both GIL modes, measured by the bench engine."""
