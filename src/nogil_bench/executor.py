@@ -14,6 +14,7 @@ id), so a process that lost its claim cannot overwrite what another one now runs
 """
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -59,6 +60,16 @@ def lower_priority(niceness: int) -> None:
     rest of the service (Linux: nice values are per thread, and inherited)."""
     if niceness and sys.platform == "linux":
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+
+
+def keep_interrupts_from_children() -> None:
+    """Blocks SIGINT in this thread, and so in every process it starts: the signal mask survives
+    fork and exec, so pool workers, the forkserver and the benchmark engine's workers have it
+    blocked from their first instruction. Ctrl+C signals the whole process group; the service
+    decides how its children stop (the drain), and the main thread still takes the signal. A
+    handler set in a worker's initializer would leave a window while the worker boots."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
 def claim_next(engine: Engine, boot_id: uuid.UUID, lease_s: float) -> Claim | None:
@@ -208,6 +219,7 @@ class Executor:
 
     def _loop(self) -> None:
         lower_priority(self.settings.EXECUTOR_NICENESS)
+        keep_interrupts_from_children()
         logger.info("executor started")
         while not self._stopping.is_set():
             try:

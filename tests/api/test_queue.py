@@ -2,6 +2,7 @@
 
 import itertools
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -65,3 +66,29 @@ def test_the_work_runs_at_a_lower_priority_than_the_requests(
 
 def priority_here(_: int) -> int:
     return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="no signal masks here")
+def test_a_process_pool_worker_cannot_be_interrupted_by_the_terminals_ctrl_c(
+    client: TestClient, alice: Headers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[bool, bool]] = []
+    real_run = run_jobs_captured
+
+    def note_masks(runner: BaseRunner, jobs: Sequence[ImageJob]) -> list[Outcome[bytes]]:
+        in_pool = runner.map(sigint_blocked_here, [0])[0]  # a process of the pool
+        seen.append((sigint_blocked_here(0), in_pool))
+        return real_run(runner, jobs)
+
+    monkeypatch.setattr(job_runs, "run_jobs_captured", note_masks)
+    body = synthetic_job() | {"runner": "processes"}
+    location = client.post(JOBS, headers=alice, json=body).headers["Location"]
+    assert wait_until_finished(client, location, alice)["status"] == "succeeded"
+
+    # Blocked from the worker's first instruction, not from an initializer that runs later.
+    assert seen == [(True, True)]
+    assert not sigint_blocked_here(0), "the test's (a request's) thread still takes Ctrl+C"
+
+
+def sigint_blocked_here(_: int) -> bool:
+    return signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])

@@ -104,9 +104,13 @@ def no_process_left_behind() -> Iterator[Callable[[str], None]]:
     """A progress callback that notes every process the measurement started (a process pool's
     workers among them); after the test, each must be gone."""
     seen: dict[int, psutil.Process] = {}
+    # Started by earlier tests in this process (a forkserver, say): not the measurement's.
+    before = {process.pid for process in descendants()}
 
     def note(line: str) -> None:
-        seen.update((process.pid, process) for process in descendants())
+        seen.update(
+            (process.pid, process) for process in descendants() if process.pid not in before
+        )
 
     yield note
     assert seen, "the measurement started no process"
