@@ -103,8 +103,9 @@ COPY Makefile README.md build_docker.sh run_docker.sh ./
 COPY scripts/ scripts/
 COPY src/ src/
 COPY tests/ tests/
-# The image has no PostgreSQL server: its tests are skipped here (CI runs them outside).
-ENV NOGIL_BENCH_TEST_POSTGRES=0
+# The image has no PostgreSQL or Redis server: their tests are skipped here (CI runs them
+# outside).
+ENV NOGIL_BENCH_TEST_POSTGRES=0 NOGIL_BENCH_TEST_REDIS=0
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=secret,id=ca-certificates \
     if [ -s /run/secrets/ca-certificates ]; then export SSL_CERT_FILE=/run/secrets/ca-certificates; fi \

@@ -16,6 +16,8 @@ from tests.postgres import (
     find_bindir,
     missing_client,
 )
+from tests.redis_server import INSTALL_HINT as REDIS_INSTALL_HINT
+from tests.redis_server import RedisServer, find_redis_server
 
 # The database-backed tests run on each store the service supports.
 DATABASES = ["sqlite", "postgresql"]
@@ -47,6 +49,34 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One Redis server for the whole run (Debian's redis-server). Without it the broker tests
+    are skipped with the install hint, or fail under CI; NOGIL_BENCH_TEST_REDIS=0 skips them
+    everywhere (the Docker image's test stage, which has no server)."""
+    if os.environ.get("NOGIL_BENCH_TEST_REDIS") == "0":
+        pytest.skip("Redis tests turned off (NOGIL_BENCH_TEST_REDIS=0)")
+    binary = find_redis_server()
+    if binary is None:
+        message = f"redis-server is not installed: {REDIS_INSTALL_HINT}"
+        if os.environ.get("CI", "").lower() not in {"", "0", "false"}:
+            pytest.fail(message)
+        pytest.skip(message)
+    server = RedisServer(binary)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def broker_url(redis_server: RedisServer) -> str:
+    """The tests' Redis, emptied."""
+    redis_server.client().flushall()
+    return redis_server.url
 
 
 @pytest.fixture(scope="session")

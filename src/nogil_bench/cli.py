@@ -11,6 +11,7 @@ from types import FrameType
 
 import uvicorn
 
+from nogil_bench.core import runtime
 from nogil_bench.core.config import get_settings
 
 HEALTHCHECK_TIMEOUT_S = 5.0
@@ -49,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="migrate to the newest revision (the service does it at start, too)",
     )
     database_commands.add_parser("current", help="print the revision the database is at")
+    commands.add_parser(
+        "worker",
+        help="run queued work from the broker (NOGIL_BENCH_BROKER_URL) on this machine; "
+        "further arguments go to Celery's worker",
+    )
     return parser
 
 
@@ -121,7 +127,16 @@ def _exit_zero(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    runtime.watch_gil_reenablers()  # before any third-party import can turn the GIL on
+    args, extra = build_parser().parse_known_args(argv)
+    if extra and args.command != "worker":
+        build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "worker":
+        # Imported here: Celery is only a worker's (and a dispatching service's) concern.
+        from nogil_bench.distributed.worker import main as worker_main  # noqa: PLC0415
+
+        worker_main(extra)
+        return
     if args.command == "healthcheck":
         sys.exit(healthcheck(args.url))
     if args.command == "db":

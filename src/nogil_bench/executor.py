@@ -30,6 +30,7 @@ from sqlmodel import Session, col, select
 
 from nogil_bench.benchmarks import runs as benchmark_runs
 from nogil_bench.benchmarks.models import Benchmark
+from nogil_bench.core import runtime
 from nogil_bench.core.config import Settings
 from nogil_bench.core.db import write
 from nogil_bench.core.models import QueuedWork, Status, utc_now
@@ -72,7 +73,22 @@ def keep_interrupts_from_children() -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 
-def claim_next(engine: Engine, boot_id: uuid.UUID, lease_s: float) -> Claim | None:
+def take(row: QueuedWork, kind: WorkKind, boot_id: uuid.UUID, lease_s: float, worker: str) -> None:
+    """Marks queued `row` running by `boot_id` (named `worker`): its attempt counted, its lease
+    taken. Not committed."""
+    now = utc_now()
+    row.status = Status.RUNNING
+    row.boot_id = boot_id
+    row.worker = worker
+    row.attempts += 1
+    row.lease_expires_at = now + timedelta(seconds=lease_s)
+    if row.started_at is None or kind == "job":
+        row.started_at = now
+
+
+def claim_next(
+    engine: Engine, boot_id: uuid.UUID, lease_s: float, worker: str = ""
+) -> Claim | None:
     """Claims the oldest queued single job, batch or benchmark for `boot_id`: marked running,
     its attempt counted, its lease taken."""
 
@@ -90,17 +106,34 @@ def claim_next(engine: Engine, boot_id: uuid.UUID, lease_s: float) -> Claim | No
         if not candidates:
             return None
         kind, row = min(candidates, key=lambda candidate: candidate[1].id)
-        now = utc_now()
-        row.status = Status.RUNNING
-        row.boot_id = boot_id
-        row.attempts += 1
-        row.lease_expires_at = now + timedelta(seconds=lease_s)
-        if row.started_at is None or kind == "job":
-            row.started_at = now
+        take(row, kind, boot_id, lease_s, worker)
         session.add(row)
         return Claim(kind, row.id)
 
     return write(engine, claim)
+
+
+def claim_queued(
+    engine: Engine, claim: Claim, boot_id: uuid.UUID, lease_s: float, worker: str
+) -> bool:
+    """Claims this one single job or benchmark if it is still queued (a Celery task names its
+    work); False when it ran elsewhere, finished, was cancelled or deleted meanwhile. Running
+    only what is still queued is what makes a redelivered task harmless."""
+
+    def claim_it(session: Session) -> bool:
+        table = TABLES[claim.kind]
+        row = session.exec(
+            select(table)
+            .where(table.id == claim.id, table.status == Status.QUEUED)
+            .with_for_update(skip_locked=True)
+        ).first()
+        if row is None:
+            return False
+        take(row, claim.kind, boot_id, lease_s, worker)
+        session.add(row)
+        return True
+
+    return write(engine, claim_it)
 
 
 def renew_leases(engine: Engine, boot_id: uuid.UUID, lease_s: float) -> None:
@@ -122,10 +155,13 @@ class Executor:
     """Runs queued work on one thread. `boot_id` names this service process on the rows it
     runs, so the next start can tell work a dead process left running."""
 
-    def __init__(self, engine: Engine, settings: Settings, boot_id: uuid.UUID) -> None:
+    def __init__(
+        self, engine: Engine, settings: Settings, boot_id: uuid.UUID, name: str | None = None
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.boot_id = boot_id
+        self.name = name or settings.WORKER_NAME or runtime.process_name("service")
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -234,13 +270,17 @@ class Executor:
 
     def run_next(self) -> bool:
         """Run the oldest queued work; False when the queue is empty."""
-        claim = claim_next(self.engine, self.boot_id, self.settings.LEASE_SECONDS)
+        claim = claim_next(self.engine, self.boot_id, self.settings.LEASE_SECONDS, self.name)
         if claim is None:
             return False
+        self.run_claim(claim)
+        return True
+
+    def run_claim(self, claim: Claim) -> None:
+        """Runs work claimed for this process; a failure is written on its rows."""
         with logger.contextualize(**{f"{claim.kind}_id": str(claim.id)}):
             logger.info("running {} {}", claim.kind, claim.id)
             self._run_claim(claim)
-        return True
 
     def _run_claim(self, claim: Claim) -> None:
         try:
@@ -279,7 +319,9 @@ class Executor:
                 return
             session.expunge(unit)
         if isinstance(unit, Batch):
-            job_runs.execute_batch(self.engine, self.settings, unit, should_stop, self.boot_id)
+            job_runs.execute_batch(
+                self.engine, self.settings, unit, should_stop, self.boot_id, self.name
+            )
         else:
             job_runs.execute_job(self.engine, self.settings, unit, self.boot_id)
 

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from anyio import to_thread
 from fastapi import APIRouter, FastAPI
 from loguru import logger
+from sqlalchemy import Engine
 
 from nogil_bench import __version__
 from nogil_bench.auth.router import router as auth_router
@@ -33,6 +34,18 @@ from nogil_bench.jobs.router import router as jobs_router
 API_PREFIX = "/api/v1"
 # Room for the multipart framing and the text fields around the images.
 FORM_OVERHEAD_BYTES = 1024 * 1024
+
+
+def make_executor(engine: Engine, settings: Settings, boot_id: uuid.UUID) -> Executor:
+    """The embedded executor, or with a broker the dispatcher that hands work to Celery."""
+    if not settings.distributed:
+        return Executor(engine, settings, boot_id)
+    # Imported here: Celery loads only where a broker is configured.
+    from nogil_bench.distributed.celery_app import make_celery  # noqa: PLC0415
+    from nogil_bench.distributed.dispatch import Dispatcher  # noqa: PLC0415
+
+    logger.info("broker configured: queued work goes to Celery workers (`nogil-bench worker`)")
+    return Dispatcher(engine, settings, boot_id, make_celery(settings))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -74,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logger.configure(extra={"boot_id": str(boot_id)})
         logger.info("boot {} (pid {})", boot_id, os.getpid())
         recover_expired(engine, settings.MAX_ATTEMPTS)
-        executor = Executor(engine, settings, boot_id)
+        executor = make_executor(engine, settings, boot_id)
         app.state.engine = engine
         metrics.STORE.engine = engine
         app.state.executor = executor

@@ -182,6 +182,9 @@ class BenchmarkPublic(BaseModel):
     rounds: int | None = None
     stop: str | None = Field(default=None, description="Why measuring stopped, in words.")
     steal_share: float | None = None
+    worker: str | None = Field(
+        default=None, description="The process that ran it: a Celery worker's, or the service's."
+    )
     chart_url: str
 
 

@@ -165,6 +165,7 @@ def describe(benchmark: Benchmark) -> BenchmarkPublic:
         rounds=report.get("rounds"),
         stop=report.get("stop_text"),
         steal_share=report.get("steal_share"),
+        worker=benchmark.worker,
         chart_url=f"/api/v1/benchmarks/{benchmark.id}/chart",
     )
 

@@ -156,6 +156,26 @@ class Settings(BaseSettings):
         "many days after they finish; 0 keeps them all.",
     )
 
+    # Distributed execution (Celery on Redis)
+    BROKER_URL: str | None = Field(
+        default=None,
+        description="redis://host:port/db: submissions go to Celery queues there and "
+        "`nogil-bench worker` processes run them, on any machine that reaches the broker and "
+        "the database. Unset: the service runs its queue itself (the embedded executor).",
+    )
+    WORKER_NAME: str | None = Field(
+        default=None,
+        description="How a worker names itself on the rows it runs; default: host name and pid.",
+    )
+    REDISPATCH_SECONDS: float = Field(
+        default=3600,
+        gt=0,
+        description="Work handed to the broker that is still queued after this long is handed "
+        "again (a broker restarted without persistence lost it); a second copy is harmless, "
+        "as a worker runs only work that is still queued. Also the broker's visibility timeout "
+        "floor: an unacknowledged task comes back after max(this, 2 x EXECUTION_TIMEOUT_SECONDS).",
+    )
+
     _secret_generated: bool = PrivateAttr(default=False)
 
     @field_validator("SUBMISSION_RATE_LIMIT", "LOGIN_FAILURE_LIMIT", "LOGIN_RATE_LIMIT")
@@ -191,6 +211,17 @@ class Settings(BaseSettings):
     def db_pool_size(self) -> int:
         """Every worker thread, plus the executor's threads (runs, heartbeat) and a spare."""
         return self.WORKER_THREADS + 4
+
+    @property
+    def distributed(self) -> bool:
+        """True when Celery workers run the queue (a broker is set)."""
+        return self.BROKER_URL is not None
+
+    @property
+    def broker_visibility_timeout_s(self) -> float:
+        """How long the broker waits for a task's acknowledgement before it hands the task out
+        again: above the longest execution, so a slow task is never run twice at once."""
+        return max(self.REDISPATCH_SECONDS, 2 * self.EXECUTION_TIMEOUT_SECONDS)
 
     @property
     def database_url(self) -> str:

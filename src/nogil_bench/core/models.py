@@ -78,12 +78,22 @@ class QueuedWork(SQLModel):
         sa_type=UTCDateTime,
         description="While running: the process holds it until then (its heartbeat renews it).",
     )
+    worker: str | None = Field(
+        default=None,
+        description="The process that ran it last: a Celery worker's name, or the service's.",
+    )
+    dispatched_at: datetime | None = Field(
+        default=None,
+        sa_type=UTCDateTime,
+        description="With a broker: when it was handed to Celery; cleared when requeued.",
+    )
 
     def requeue(self) -> None:
         """Back to the queue, to run again; the attempt it was on stays counted."""
         self.status = Status.QUEUED
         self.boot_id = None
         self.lease_expires_at = None
+        self.dispatched_at = None
 
     def put_back(self) -> None:
         """Back to the queue because the service stopped (a shutdown), not because the work

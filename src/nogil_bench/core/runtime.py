@@ -2,8 +2,11 @@
 
 import os
 import platform
+import re
+import socket
 import sys
 import sysconfig
+import warnings
 from importlib.metadata import PackageNotFoundError, version
 
 # The runtime packages whose versions /health reports (and whose builds could re-enable the GIL).
@@ -54,6 +57,44 @@ def gil_warning() -> str | None:
             "(look for the RuntimeWarning naming the module at import time)"
         )
     return f"free-threaded build running WITH the GIL: {reason}; threads will not run in parallel"
+
+
+def process_name(role: str) -> str:
+    """`role@host:pid`: names this process on the rows it runs and in the logs."""
+    return f"{role}@{socket.gethostname()}:{os.getpid()}"
+
+
+# CPython's RuntimeWarning when an extension without free-threading support turns the GIL on.
+GIL_WARNING = re.compile(r"enabled to load module '([^']+)'")
+_gil_reenabled_by: list[str] = []
+
+
+def watch_gil_reenablers() -> None:
+    """From now on, records the modules whose import turns the GIL back on (CPython warns about
+    each one), for `gil_reenabled_by`. Call it before importing third-party packages."""
+    shown = warnings.showwarning
+    if getattr(shown, "watches_gil", False):
+        return
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: object = None,
+        line: str | None = None,
+    ) -> None:
+        if match := GIL_WARNING.search(str(message)):
+            _gil_reenabled_by.append(match[1])
+        shown(message, category, filename, lineno, file, line)  # type: ignore[arg-type]
+
+    show.watches_gil = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+
+
+def gil_reenabled_by() -> list[str]:
+    """The modules seen turning the GIL back on since `watch_gil_reenablers`."""
+    return list(_gil_reenabled_by)
 
 
 def cpu_count() -> int:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from loguru import logger
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, func, update
 from sqlmodel import Session, col, select
 
 from nogil_bench.bench.measure import RunMeter
@@ -40,7 +40,11 @@ def image_job(job: Job, settings: Settings) -> ImageJob:
 
 
 def claim_chunk(
-    engine: Engine, job_ids: Sequence[uuid.UUID], boot_id: uuid.UUID, lease_s: float
+    engine: Engine,
+    job_ids: Sequence[uuid.UUID],
+    boot_id: uuid.UUID,
+    lease_s: float,
+    worker: str = "",
 ) -> list[Job]:
     """Mark the still-queued jobs among `job_ids` running by `boot_id` (skipping cancelled
     ones), counting the attempt and taking their lease."""
@@ -58,6 +62,7 @@ def claim_chunk(
         for job in jobs:
             job.status = Status.RUNNING
             job.boot_id = boot_id
+            job.worker = worker
             job.started_at = now
             job.lease_expires_at = now + timedelta(seconds=lease_s)
             job.attempts += 1
@@ -185,29 +190,46 @@ def run_chunks(
     job_ids: Sequence[uuid.UUID],
     should_stop: Callable[[], bool],
     boot_id: uuid.UUID,
+    worker: str = "",
 ) -> None:
     """Run the jobs chunk by chunk, until done or stopped (the rest stay queued)."""
     size = runner.workers * TASKS_PER_WORKER_PER_CHUNK
     for start in range(0, len(job_ids), size):
         if should_stop():
             return
-        jobs = claim_chunk(engine, job_ids[start : start + size], boot_id, settings.LEASE_SECONDS)
-        if not jobs:
-            continue
-        try:
-            image_jobs = [image_job(job, settings) for job in jobs]
-            outcomes = run_bounded(runner, image_jobs, settings)
-        except Exception as error:
-            # The pool itself failed (a worker process died, say) or hung: these jobs did not
-            # finish.
-            if should_stop():  # its processes stopped at a shutdown's deadline: expected
-                logger.info("{} pool stopped under its chunk: {}", runner.name, error)
-            else:
-                ids = [job.id for job in jobs]
-                logger.exception("{} runner failed on jobs {}", runner.name, ids)
-            fail_jobs(engine, jobs, boot_id, pool_failure(runner, error))
-            raise
-        record_outcomes(engine, settings, jobs, outcomes, boot_id)
+        chunk = job_ids[start : start + size]
+        jobs = claim_chunk(engine, chunk, boot_id, settings.LEASE_SECONDS, worker)
+        if jobs:
+            run_claimed_chunk(engine, settings, runner, jobs, should_stop, boot_id)
+
+
+def run_claimed_chunk(
+    engine: Engine,
+    settings: Settings,
+    runner: BaseRunner,
+    jobs: Sequence[Job],
+    should_stop: Callable[[], bool],
+    boot_id: uuid.UUID,
+    figures: Callable[[], dict[str, float]] | None = None,
+) -> None:
+    """Runs claimed `jobs` on the runner and records their outcomes (with `figures()`, taken
+    after the run, when given). A pool failure fails them, then raises."""
+    try:
+        image_jobs = [image_job(job, settings) for job in jobs]
+        outcomes = run_bounded(runner, image_jobs, settings)
+    except Exception as error:
+        # The pool itself failed (a worker process died, say) or hung: these jobs did not
+        # finish.
+        if should_stop():  # its processes stopped at a shutdown's deadline: expected
+            logger.info("{} pool stopped under its chunk: {}", runner.name, error)
+        else:
+            ids = [job.id for job in jobs]
+            logger.exception("{} runner failed on jobs {}", runner.name, ids)
+        fail_jobs(engine, jobs, boot_id, pool_failure(runner, error))
+        raise
+    record_outcomes(
+        engine, settings, jobs, outcomes, boot_id, figures() if figures is not None else None
+    )
 
 
 def run_figures(meter: RunMeter, setup_s: float) -> dict[str, float]:
@@ -234,6 +256,7 @@ def execute_batch(
     batch: Batch,
     should_stop: Callable[[], bool],
     boot_id: uuid.UUID,
+    worker: str = "",
 ) -> None:
     """A claimed batch, chunk by chunk; then the run's figures go on the batch and its jobs.
     When stopped early, the batch goes back to the queue with its unfinished jobs."""
@@ -246,7 +269,7 @@ def execute_batch(
         warm_up(runner)
         setup_s = meter.elapsed_s()
         try:
-            run_chunks(engine, settings, runner, job_ids, should_stop, boot_id)
+            run_chunks(engine, settings, runner, job_ids, should_stop, boot_id, worker)
         except Exception as failure:
             error = pool_failure(runner, failure)
             if not should_stop():  # when stopping, unstarted jobs wait for the next start
@@ -286,3 +309,96 @@ def batch_outcome(statuses: Sequence[Status], error: str | None) -> tuple[Status
     if statuses and all(status is Status.CANCELLED for status in statuses):
         return Status.CANCELLED, "every job was cancelled"
     return Status.SUCCEEDED, None
+
+
+def execute_chunk(
+    engine: Engine,
+    settings: Settings,
+    batch_id: uuid.UUID,
+    job_ids: Sequence[uuid.UUID],
+    should_stop: Callable[[], bool],
+    boot_id: uuid.UUID,
+    worker: str,
+) -> int:
+    """With a broker: one chunk of a batch, as a Celery task hands it to a worker. Only the
+    jobs still queued run (a redelivered task finds the rest taken or finished); their
+    figures are this chunk's run. The batch finishes with its last job, whoever ran it.
+    Returns how many jobs ran."""
+    with Session(engine) as session:
+        batch = session.get(Batch, batch_id)
+    if batch is None or batch.status.finished:
+        return 0
+    jobs = claim_chunk(engine, job_ids, boot_id, settings.LEASE_SECONDS, worker)
+    if jobs:
+        mark_batch_running(engine, batch_id, boot_id, settings.LEASE_SECONDS, worker)
+        try:
+            with RunMeter() as meter, get_runner(batch.runner)(batch.workers) as runner:
+                warm_up(runner)
+                setup_s = meter.elapsed_s()
+
+                def figures() -> dict[str, float]:
+                    meter.stop()
+                    return run_figures(meter, setup_s)
+
+                run_claimed_chunk(engine, settings, runner, jobs, should_stop, boot_id, figures)
+        except Exception:
+            logger.exception("batch {}: a chunk of {} jobs failed", batch_id, len(jobs))
+    finish_batch_if_done(engine, batch_id)
+    return len(jobs)
+
+
+def mark_batch_running(
+    engine: Engine, batch_id: uuid.UUID, boot_id: uuid.UUID, lease_s: float, worker: str
+) -> None:
+    """A chunk of the batch starts: the batch runs, held by the newest chunk's process."""
+    now = utc_now()
+    write(
+        engine,
+        lambda session: session.execute(
+            update(Batch)
+            .where(
+                col(Batch.id) == batch_id,
+                col(Batch.status).in_([Status.QUEUED, Status.RUNNING]),
+            )
+            .values(
+                status=Status.RUNNING,
+                boot_id=boot_id,
+                worker=worker,
+                lease_expires_at=now + timedelta(seconds=lease_s),
+                started_at=func.coalesce(col(Batch.started_at), now),
+            )
+        ),
+    )
+
+
+def finish_batch_if_done(engine: Engine, batch_id: uuid.UUID) -> bool:
+    """With a broker: once every job of the batch has finished, the batch does too, with its
+    outcome, its wall time (first start to last finish) and the GIL state its jobs ran with.
+    True when this call finished it."""
+
+    def finish(session: Session) -> bool:
+        row = session.get(Batch, batch_id, with_for_update=True)
+        if row is None or row.status.finished:
+            return False
+        jobs = session.exec(
+            select(Job.status, Job.started_at, Job.finished_at, Job.gil_enabled).where(
+                Job.batch_id == batch_id
+            )
+        ).all()
+        statuses = [Status(status) for status, *_ in jobs]
+        if not statuses or not all(status.finished for status in statuses):
+            return False
+        started = [started for _, started, _, _ in jobs if started is not None]
+        finished = [finished for _, _, finished, _ in jobs if finished is not None]
+        gil_states = {gil for *_, gil in jobs if gil is not None}
+        row.status, row.error = batch_outcome(statuses, None)
+        row.finished_at = max(finished, default=utc_now())
+        row.started_at = row.started_at or min(started, default=row.finished_at)
+        row.wall_s = (row.finished_at - min(started, default=row.started_at)).total_seconds()
+        row.gil_enabled = gil_states.pop() if len(gil_states) == 1 else None
+        row.boot_id = None
+        row.lease_expires_at = None
+        session.add(row)
+        return True
+
+    return write(engine, finish)

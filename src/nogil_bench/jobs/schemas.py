@@ -110,6 +110,9 @@ class JobPublic(BaseModel):
     peak_rss_bytes: int | None
     output_bytes: int | None
     attempts: int
+    worker: str | None = Field(
+        description="The process that ran it: a Celery worker's name, or the service's."
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -143,6 +146,12 @@ class BatchAggregates(BaseModel):
     peak_rss_bytes: int | None
 
 
+class WorkerShare(BaseModel):
+    worker: str = Field(description="A Celery worker's name, or the service's.")
+    jobs: int = Field(description="Jobs of the batch it ran (their latest run).")
+    wall_s: float = Field(description="Its first job's start to its last job's finish.")
+
+
 class BatchPublic(BaseModel):
     id: uuid.UUID
     status: Status
@@ -156,6 +165,10 @@ class BatchPublic(BaseModel):
     gil_enabled: bool | None
     progress: Progress
     aggregates: BatchAggregates
+    ran_on: list[WorkerShare] = Field(
+        description="Which processes ran its jobs, and for how long each (with a broker, "
+        "its chunks spread over the workers)."
+    )
     job_ids: list[uuid.UUID]
 
 

@@ -34,6 +34,7 @@ from nogil_bench.jobs.schemas import (
     StepIn,
     SyntheticSet,
     SyntheticSource,
+    WorkerShare,
 )
 from nogil_bench.runners import BaseRunner, UnknownRunnerError, UnsupportedWorkError, get_runner
 from nogil_bench.workloads.images import (
@@ -365,8 +366,8 @@ def describe_batch(*, session: Session, batch: Batch) -> BatchPublic:
 
 
 def describe_batches(*, session: Session, batches: Sequence[Batch]) -> list[BatchPublic]:
-    """Progress and aggregates of each batch, in two queries however many batches there are:
-    their jobs counted by status, and their jobs' ids and latencies."""
+    """Progress and aggregates of each batch, in three queries however many batches there are:
+    their jobs counted by status, their jobs' ids and latencies, and who ran them."""
     if not batches:
         return []
     batch_ids = [batch.id for batch in batches]
@@ -391,14 +392,34 @@ def describe_batches(*, session: Session, batches: Sequence[Batch]) -> list[Batc
         job_ids[batch_id].append(job_id)
         if latency_s is not None:
             latencies[batch_id].append(latency_s)
+    shares: dict[uuid.UUID, list[WorkerShare]] = {batch_id: [] for batch_id in batch_ids}
+    by_worker = session.execute(
+        select(Job.batch_id, Job.worker, func.count(), func.min(col(Job.started_at)))
+        .add_columns(func.max(col(Job.finished_at)))
+        .where(col(Job.batch_id).in_(batch_ids), col(Job.worker).is_not(None))
+        .where(col(Job.status).in_([Status.SUCCEEDED, Status.FAILED]))
+        .group_by(col(Job.batch_id), col(Job.worker))
+        .order_by(col(Job.worker))
+    )
+    for batch_id, worker, count, first_start, last_finish in by_worker:
+        assert batch_id is not None
+        assert worker is not None
+        wall_s = (last_finish - first_start).total_seconds() if first_start and last_finish else 0
+        shares[batch_id].append(WorkerShare(worker=worker, jobs=count, wall_s=wall_s))
     return [
-        batch_public(batch, counts[batch.id], job_ids[batch.id], latencies[batch.id])
+        batch_public(
+            batch, counts[batch.id], job_ids[batch.id], latencies[batch.id], shares[batch.id]
+        )
         for batch in batches
     ]
 
 
 def batch_public(
-    batch: Batch, counts: Counter[Status], job_ids: list[uuid.UUID], latencies: list[float]
+    batch: Batch,
+    counts: Counter[Status],
+    job_ids: list[uuid.UUID],
+    latencies: list[float],
+    shares: list[WorkerShare],
 ) -> BatchPublic:
     succeeded = counts[Status.SUCCEEDED]
     return BatchPublic(
@@ -431,5 +452,6 @@ def batch_public(
             cpu_system_s=batch.cpu_system_s,
             peak_rss_bytes=batch.peak_rss_bytes,
         ),
+        ran_on=shares,
         job_ids=job_ids,
     )

@@ -1,0 +1,38 @@
+"""The Celery application both sides share: its broker, queues and delivery guarantees."""
+
+from celery import Celery
+
+from nogil_bench.core.config import Settings
+
+# Where the service puts jobs, batch chunks and benchmarks; one execution per worker at a time.
+EXECUTIONS_QUEUE = "nogil-bench.executions"
+RUN_TASK = "nogil_bench.run"
+RUN_CHUNK_TASK = "nogil_bench.run_chunk"
+
+
+def make_celery(settings: Settings) -> Celery:
+    """The Celery app for `settings.BROKER_URL`. Tasks are acknowledged after they ran
+    (`acks_late`), and given back when their worker dies (`task_reject_on_worker_lost`); the
+    broker hands an unacknowledged task out again after its visibility timeout, which is set
+    above the longest execution. A worker reserves one task at a time, so that queued work
+    spreads over idle workers instead of waiting behind a busy one."""
+    if settings.BROKER_URL is None:
+        raise ValueError("no NOGIL_BENCH_BROKER_URL set: the service runs its queue itself")
+    app = Celery("nogil_bench", broker=settings.BROKER_URL, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=EXECUTIONS_QUEUE,
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        worker_send_task_events=False,
+        enable_utc=True,
+    )
+    return app

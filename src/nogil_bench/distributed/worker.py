@@ -1,0 +1,220 @@
+"""`nogil-bench worker`: a Celery worker that runs the service's queue on its machine.
+
+One execution at a time (a thread pool of one: the consumer stays responsive meanwhile), so
+two executions never share the machine's cores and skew each other's timings; the runners
+then use every core for that one execution. The worker holds what it runs with a lease that
+its heartbeat renews, like the embedded executor; on SIGTERM (Celery's warm shutdown) the
+running task finishes, a benchmark stops at its next configuration and goes back to the
+queue, and tasks not started go back to the broker.
+"""
+
+import os
+import sys
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from celery import Celery, signals
+from celery.exceptions import Reject
+from loguru import logger
+from sqlalchemy import Engine
+
+from nogil_bench.core import runtime
+from nogil_bench.core.config import Settings, get_settings
+from nogil_bench.core.db import make_engine, wait_for_database
+from nogil_bench.core.logging import configure_logging
+from nogil_bench.core.migrations import upgrade_database
+from nogil_bench.distributed.celery_app import (
+    EXECUTIONS_QUEUE,
+    RUN_CHUNK_TASK,
+    RUN_TASK,
+    make_celery,
+)
+from nogil_bench.executor import (
+    Claim,
+    Executor,
+    claim_queued,
+    keep_interrupts_from_children,
+    renew_leases,
+)
+from nogil_bench.jobs.runs import execute_chunk
+
+# Loguru's levels that Celery's --loglevel does not know.
+CELERY_LOG_LEVELS = {"TRACE": "DEBUG", "SUCCESS": "INFO"}
+
+
+class GilEnabledError(RuntimeError):
+    """An import turned the GIL back on in a free-threaded worker: its runs would be serial."""
+
+
+def check_gil_off() -> None:
+    """Refuses to run CPU-bound work with the GIL on when nobody asked for it (PYTHON_GIL=1
+    or -X gil=1 are allowed: that is how GIL=1 is measured). Names the modules that turned it
+    on, when the interpreter's warning about them was seen."""
+    if not runtime.is_free_threaded_build() or not runtime.is_gil_enabled():
+        return
+    if runtime.gil_forced_on_by():
+        logger.warning(runtime.gil_warning())
+        return
+    culprits = runtime.gil_reenabled_by()
+    named = f"module {', '.join(culprits)}" if culprits else "an extension module"
+    raise GilEnabledError(
+        f"the GIL is on in this free-threaded worker: {named} turned it back on at import "
+        "(e.g. hiredis: install plain `redis`, never `redis[hiredis]`); refusing to start"
+    )
+
+
+@dataclass
+class WorkerState:
+    """What the tasks of this worker process share."""
+
+    settings: Settings
+    engine: Engine
+    boot_id: uuid.UUID
+    name: str
+    executor: Executor
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+
+STATE: WorkerState | None = None
+
+
+def state() -> WorkerState:
+    if STATE is None:
+        raise RuntimeError("the worker is not started: run `nogil-bench worker`")
+    return STATE
+
+
+def run(kind: str, work_id: str) -> str:
+    """A single job or a benchmark, if it is still queued."""
+    worker = state()
+    if kind not in {"job", "benchmark"}:
+        logger.error("task for unknown kind of work {!r}: dropped", kind)
+        return "dropped"
+    if worker.stopping.is_set():
+        raise Reject("the worker is stopping", requeue=True)
+    keep_interrupts_from_children()
+    claim = Claim("job" if kind == "job" else "benchmark", uuid.UUID(work_id))
+    settings = worker.settings
+    if not claim_queued(worker.engine, claim, worker.boot_id, settings.LEASE_SECONDS, worker.name):
+        logger.info(
+            "{} {} is no longer queued (taken, finished or deleted): skipped", kind, work_id
+        )
+        return "skipped"
+    worker.executor.run_claim(claim)
+    return "ran"
+
+
+def run_chunk(batch_id: str, job_ids: Sequence[str]) -> int:
+    """Some jobs of a batch, those still queued; returns how many ran."""
+    worker = state()
+    if worker.stopping.is_set():
+        raise Reject("the worker is stopping", requeue=True)
+    keep_interrupts_from_children()
+    with logger.contextualize(batch_id=batch_id):
+        ran = execute_chunk(
+            worker.engine,
+            worker.settings,
+            uuid.UUID(batch_id),
+            [uuid.UUID(job_id) for job_id in job_ids],
+            worker.stopping.is_set,
+            worker.boot_id,
+            worker.name,
+        )
+        logger.info("batch {}: ran {} of the chunk's {} jobs", batch_id, ran, len(job_ids))
+    return ran
+
+
+def register_tasks(celery: Celery) -> None:
+    celery.task(name=RUN_TASK, acks_late=True)(run)
+    celery.task(name=RUN_CHUNK_TASK, acks_late=True)(run_chunk)
+
+
+def heartbeat(worker: WorkerState) -> None:
+    """Renews this worker's leases every third of LEASE_SECONDS until the process ends."""
+    interval_s = worker.settings.LEASE_SECONDS / 3
+    while True:
+        try:
+            renew_leases(worker.engine, worker.boot_id, worker.settings.LEASE_SECONDS)
+        except Exception:
+            logger.exception("worker heartbeat: could not renew leases")
+        threading.Event().wait(interval_s)
+
+
+def start(settings: Settings) -> WorkerState:
+    """Connects to the database (upgrading its schema, as the service does), names this
+    process, and starts the heartbeat."""
+    global STATE  # noqa: PLW0603 - one worker per process
+    engine = make_engine(settings)
+    wait_for_database(engine, settings)
+    upgrade_database(engine)
+    boot_id = uuid.uuid7()
+    name = settings.WORKER_NAME or runtime.process_name("worker")
+    logger.configure(extra={"boot_id": str(boot_id)})
+    STATE = WorkerState(settings, engine, boot_id, name, Executor(engine, settings, boot_id, name))
+    threading.Thread(
+        target=heartbeat, args=(STATE,), name="nogil-bench-heartbeat", daemon=True
+    ).start()
+    logger.info(
+        "worker {} (boot {}, pid {}) on Python {}, GIL enabled: {}, {} CPUs",
+        name,
+        boot_id,
+        os.getpid(),
+        runtime.python_version(),
+        runtime.is_gil_enabled(),
+        runtime.cpu_count(),
+    )
+    return STATE
+
+
+@signals.worker_shutting_down.connect
+def _stop_taking_work(**_: object) -> None:
+    """Warm shutdown: a running benchmark stops at its next configuration (put back)."""
+    if STATE is not None:
+        logger.info("worker stopping: the running task finishes, the rest stays queued")
+        STATE.stopping.set()
+        STATE.executor.stop(timeout_s=0)
+
+
+@signals.worker_init.connect
+def _refuse_the_gil(**_: object) -> None:
+    try:
+        check_gil_off()
+    except GilEnabledError as error:
+        logger.critical("{}", error)
+        raise SystemExit(1) from error
+
+
+def main(argv: Sequence[str] = ()) -> None:
+    """Runs the worker until SIGTERM or SIGINT; `argv` goes to Celery's worker (e.g.
+    `--loglevel DEBUG`)."""
+    settings = get_settings()
+    configure_logging(settings)
+    if settings.BROKER_URL is None:
+        sys.exit("nogil-bench worker: set NOGIL_BENCH_BROKER_URL (redis://host:port/db)")
+    try:
+        check_gil_off()
+    except GilEnabledError as error:
+        sys.exit(f"nogil-bench worker: {error}")
+    worker = start(settings)
+    celery = make_celery(settings)
+    register_tasks(celery)
+    celery.worker_main(
+        [
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "1",
+            "--queues",
+            EXECUTIONS_QUEUE,
+            "--hostname",
+            worker.name.replace(":", "-"),
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            CELERY_LOG_LEVELS.get(settings.LOG_LEVEL, settings.LOG_LEVEL),
+            *argv,
+        ]
+    )

@@ -1,0 +1,215 @@
+"""With NOGIL_BENCH_BROKER_URL set, the service hands its queue to Celery on a real Redis, and
+`nogil-bench worker` processes run it: once each, however often a task is delivered."""
+
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, col, select
+
+from nogil_bench.core import runtime
+from nogil_bench.core.config import Settings
+from nogil_bench.core.db import make_engine
+from nogil_bench.core.models import Status
+from nogil_bench.distributed.celery_app import EXECUTIONS_QUEUE, RUN_TASK, make_celery
+from nogil_bench.distributed.dispatch import dispatch_pending
+from nogil_bench.distributed.worker import GilEnabledError, check_gil_off
+from nogil_bench.jobs.models import Job
+from nogil_bench.main import create_app
+from tests.api.conftest import Headers, register_and_login
+from tests.api.test_jobs import PURE_PIPELINE, expected_png
+from tests.redis_server import RedisServer, WorkerProcess
+
+WAIT_S = 90.0
+FINISHED = {"succeeded", "failed", "cancelled"}
+
+
+@pytest.fixture
+def broker_settings(settings: Settings, broker_url: str) -> Settings:
+    """The service's settings on each database, with the tests' Redis as its broker and
+    short leases (a dead worker's work comes back within seconds)."""
+    return settings.model_copy(
+        update={"BROKER_URL": broker_url, "LEASE_SECONDS": 3.0, "EXECUTOR_POLL_SECONDS": 0.2}
+    )
+
+
+def worker_for(settings: Settings, workdir: Path, name: str) -> WorkerProcess:
+    assert settings.BROKER_URL is not None
+    return WorkerProcess(
+        workdir,
+        DATA_DIR=str(settings.DATA_DIR),
+        DATABASE_URL=settings.database_url,
+        BROKER_URL=settings.BROKER_URL,
+        LEASE_SECONDS=str(settings.LEASE_SECONDS),
+        WORKER_NAME=name,
+    )
+
+
+@pytest.fixture
+def api(broker_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(broker_settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def worker(broker_settings: Settings, tmp_path: Path, api: TestClient) -> Iterator[WorkerProcess]:
+    process = worker_for(broker_settings, tmp_path / "worker-1", "worker-1")
+    process.start()
+    yield process
+    assert process.stop() == 0, process.output()
+
+
+def wait_finished(client: TestClient, headers: Headers, path: str) -> dict[str, Any]:
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        body: dict[str, Any] = client.get(f"/api/v1{path}", headers=headers).json()
+        if body["status"] in FINISHED:
+            return body
+        assert time.monotonic() < deadline, f"{path} still {body['status']}: {body}"
+        time.sleep(0.1)
+
+
+def synthetic_batch(count: int, workers: int = 1) -> dict[str, Any]:
+    return {
+        "source": {"width": 48, "height": 32, "seed": 7, "count": count},
+        "pipeline": PURE_PIPELINE,
+        "runner": "threads",
+        "workers": workers,
+    }
+
+
+def test_a_job_and_a_batch_run_on_a_celery_worker_with_the_outputs_a_local_run_gives(
+    api: TestClient, worker: WorkerProcess
+) -> None:
+    alice = register_and_login(api, "alice@example.com")
+    job = api.post(
+        "/api/v1/jobs",
+        headers=alice,
+        json={"source": {"width": 40, "height": 30, "seed": 3}, "pipeline": PURE_PIPELINE},
+    ).json()
+    batch = api.post("/api/v1/batches", headers=alice, json=synthetic_batch(12)).json()
+
+    job = wait_finished(api, alice, f"/jobs/{job['id']}")
+    batch = wait_finished(api, alice, f"/batches/{batch['id']}")
+
+    assert (job["status"], job["worker"], job["attempts"]) == ("succeeded", "worker-1", 1)
+    result = api.get(f"/api/v1/jobs/{job['id']}/result", headers=alice).content
+    assert result == expected_png(40, 30, 3, PURE_PIPELINE)
+    assert batch["status"] == "succeeded", batch
+    assert batch["progress"]["succeeded"] == 12
+    [share] = batch["ran_on"]
+    assert (share["worker"], share["jobs"]) == ("worker-1", 12)
+    assert 0 < share["wall_s"] <= batch["aggregates"]["wall_s"]
+    jobs = api.get(
+        "/api/v1/jobs", headers=alice, params={"batch_id": batch["id"], "limit": 100}
+    ).json()["data"]
+    for member in jobs:
+        assert (member["worker"], member["attempts"], member["gil_enabled"]) == (
+            "worker-1",
+            1,
+            runtime.is_gil_enabled(),
+        )
+        output = api.get(f"/api/v1/jobs/{member['id']}/result", headers=alice).content
+        assert output == expected_png(48, 32, member["seed"], PURE_PIPELINE)
+
+
+def test_a_task_delivered_twice_runs_its_job_once(
+    api: TestClient, broker_settings: Settings, tmp_path: Path
+) -> None:
+    alice = register_and_login(api, "alice@example.com")
+    job = api.post(
+        "/api/v1/jobs",
+        headers=alice,
+        json={"source": {"width": 16, "height": 16}, "pipeline": [{"op": "invert"}]},
+    ).json()
+    # Before any worker runs: the dispatcher's task, then a second delivery of the same.
+    make_celery(broker_settings).send_task(
+        RUN_TASK, args=["job", job["id"]], queue=EXECUTIONS_QUEUE
+    )
+    process = worker_for(broker_settings, tmp_path / "worker", "worker-1")
+    process.start()
+    try:
+        finished = wait_finished(api, alice, f"/jobs/{job['id']}")
+        deadline = time.monotonic() + WAIT_S
+        while "no longer queued" not in process.output():
+            assert time.monotonic() < deadline, process.output()
+            time.sleep(0.1)
+    finally:
+        assert process.stop() == 0
+
+    assert (finished["status"], finished["attempts"]) == ("succeeded", 1)
+
+
+def test_the_dispatcher_hands_queued_work_to_the_broker_once_and_again_when_requeued(
+    broker_settings: Settings, redis_server: RedisServer, broker_url: str
+) -> None:
+    def queue_length() -> int:
+        return int(redis_server.client().llen(EXECUTIONS_QUEUE))
+
+    # The app (and its dispatcher thread) only creates the schema and the rows here.
+    app_settings = broker_settings.model_copy(update={"EXECUTOR_POLL_SECONDS": 3600.0})
+    with TestClient(create_app(app_settings)) as client:
+        alice = register_and_login(client, "alice@example.com")
+        response = client.post("/api/v1/batches", headers=alice, json=synthetic_batch(10, 2))
+        assert response.status_code == 202
+        engine = make_engine(app_settings)
+        deadline = time.monotonic() + WAIT_S
+        while queue_length() < 2:  # 10 jobs in chunks of 2 workers x 4 tasks: 8 + 2
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        celery = make_celery(app_settings)
+
+        assert queue_length() == 2
+        assert dispatch_pending(engine, app_settings, celery) == 0  # all marked dispatched
+
+        with Session(engine) as session:
+            job = session.exec(select(Job).order_by(col(Job.id))).first()
+            assert job is not None
+            assert job.dispatched_at is not None
+            job.status = Status.RUNNING
+            job.requeue()  # as when its worker's lease ran out
+            session.add(job)
+            session.commit()
+        assert dispatch_pending(engine, app_settings, celery) == 1
+        assert queue_length() == 3
+        engine.dispose()
+
+
+def test_the_worker_refuses_to_start_when_an_import_turned_the_gil_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runtime.watch_gil_reenablers()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn(  # what CPython says when it loads such a module
+            "The global interpreter lock (GIL) has been enabled to load module 'hiredis.hiredis', "
+            "which has not declared that it can run safely without the GIL.",
+            RuntimeWarning,
+            stacklevel=1,
+        )
+    monkeypatch.setattr(runtime, "is_free_threaded_build", lambda: True)
+    monkeypatch.setattr(runtime, "is_gil_enabled", lambda: True)
+    monkeypatch.setattr(runtime, "gil_forced_on_by", lambda: None)
+
+    with pytest.raises(GilEnabledError, match=r"module hiredis\.hiredis turned it back on"):
+        check_gil_off()
+
+    monkeypatch.setattr(runtime, "gil_forced_on_by", lambda: "PYTHON_GIL=1")
+    check_gil_off()  # GIL=1 asked for: that is how the GIL=1 side is measured
+
+
+def test_celery_and_the_redis_client_keep_the_gil_off() -> None:
+    import celery.worker  # noqa: F401, PLC0415
+    import kombu.transport.redis  # noqa: F401, PLC0415
+    import redis.utils  # noqa: PLC0415
+
+    import nogil_bench.distributed.worker  # noqa: F401, PLC0415
+
+    assert not redis.utils.HIREDIS_AVAILABLE, "hiredis is installed: it turns the GIL back on"
+    if runtime.is_free_threaded_build() and not runtime.gil_forced_on_by():
+        assert not sys._is_gil_enabled()
