@@ -197,6 +197,14 @@ class Executor:
                 logger.exception("heartbeat: could not renew leases, recover or purge")
             self._thread.join(interval_s)
 
+    def broker_check(self) -> str | None:
+        """With a broker: "ok", or why it does not answer; None when there is none."""
+        return None
+
+    def queue_depths(self) -> dict[str, int]:
+        """With a broker: the tasks waiting in each of its queues; none without one."""
+        return {}
+
     def notify(self) -> None:
         """New work was queued: look now rather than at the next poll."""
         self._wake.set()

@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         executor = make_executor(engine, settings, boot_id)
         app.state.engine = engine
         metrics.STORE.engine = engine
+        metrics.STORE.broker_queues = executor.queue_depths if settings.distributed else None
         app.state.executor = executor
         app.state.draining = False
         executor.start()

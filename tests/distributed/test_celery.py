@@ -213,3 +213,29 @@ def test_celery_and_the_redis_client_keep_the_gil_off() -> None:
     assert not redis.utils.HIREDIS_AVAILABLE, "hiredis is installed: it turns the GIL back on"
     if runtime.is_free_threaded_build() and not runtime.gil_forced_on_by():
         assert not sys._is_gil_enabled()
+
+
+def test_readiness_checks_the_broker_and_metrics_show_its_queue(
+    broker_settings: Settings, tmp_path: Path
+) -> None:
+    paused = broker_settings.model_copy(update={"EXECUTOR_POLL_SECONDS": 3600.0})
+    with TestClient(create_app(paused)) as client:
+        alice = register_and_login(client, "alice@example.com")
+        client.post("/api/v1/batches", headers=alice, json=synthetic_batch(5, 1))  # 2 chunks
+
+        ready = client.get("/health/ready")
+        deadline = time.monotonic() + WAIT_S
+        while 'nogil_bench_broker_queue_depth{queue="nogil-bench.executions"} 2.0' not in (
+            metrics := client.get("/metrics").text
+        ):
+            assert time.monotonic() < deadline, metrics
+            time.sleep(0.05)
+
+    assert (ready.status_code, ready.json()["checks"]["broker"]) == (200, "ok")
+    assert "nogil_bench_workers_running 0.0" in metrics
+
+    unreachable = paused.model_copy(update={"BROKER_URL": "redis://127.0.0.1:9/0"})
+    with TestClient(create_app(unreachable)) as client:
+        ready = client.get("/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["broker"].startswith("not answering")

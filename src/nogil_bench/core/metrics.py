@@ -5,13 +5,13 @@ job states, queue depth and running jobs are read from the database at scrape ti
 are true even for work queued before a restart.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from nogil_bench.core import runtime
 
@@ -53,6 +53,8 @@ class StoreCollector(Collector):
 
     def __init__(self) -> None:
         self.engine: Engine | None = None
+        # With a broker: its queues' depths (the dispatcher's), read at each scrape.
+        self.broker_queues: Callable[[], dict[str, int]] | None = None
 
     def collect(self) -> Iterator[Metric]:
         gil = GaugeMetricFamily(
@@ -62,7 +64,7 @@ class StoreCollector(Collector):
         yield gil
         if self.engine is None:
             return
-        from nogil_bench.core.models import Status  # noqa: PLC0415 - keeps this module light
+        from nogil_bench.core.models import Status, utc_now  # noqa: PLC0415 - keeps it light
         from nogil_bench.jobs.models import Job  # noqa: PLC0415
 
         jobs = GaugeMetricFamily(
@@ -84,6 +86,29 @@ class StoreCollector(Collector):
         running = GaugeMetricFamily("nogil_bench_running_jobs", "Jobs running now.")
         running.add_metric([], sum(n for (s, _), n in counts.items() if s is Status.RUNNING))
         yield running
+        workers = GaugeMetricFamily(
+            "nogil_bench_workers_running",
+            "Processes (Celery workers, or this service) holding a live lease on running jobs.",
+        )
+        with Session(self.engine) as session:
+            holding = session.exec(
+                select(func.count(func.distinct(Job.worker))).where(
+                    Job.status == Status.RUNNING, col(Job.lease_expires_at) > utc_now()
+                )
+            ).one()
+        workers.add_metric([], holding)
+        yield workers
+        if self.broker_queues is not None:
+            depth = GaugeMetricFamily(
+                "nogil_bench_broker_queue_depth", "Tasks waiting in the broker.", labels=["queue"]
+            )
+            try:
+                depths = self.broker_queues()
+            except Exception:
+                depths = {}
+            for queue, count in depths.items():
+                depth.add_metric([queue], count)
+            yield depth
 
 
 STORE = StoreCollector()

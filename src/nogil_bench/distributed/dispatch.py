@@ -27,6 +27,8 @@ from nogil_bench.executor import Executor
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.jobs.runs import TASKS_PER_WORKER_PER_CHUNK, finish_batch_if_done
 
+# How long a probe (readiness, metrics) waits for the broker.
+BROKER_TIMEOUT_S = 2
 # Rows looked at per pass: a pass holds their row locks while it publishes.
 DISPATCH_ROWS = 500
 
@@ -127,3 +129,17 @@ class Dispatcher(Executor):
         """One dispatch pass; False when there was nothing to hand out."""
         finish_done_batches(self.engine)
         return dispatch_pending(self.engine, self.settings, self.celery) > 0
+
+    def broker_check(self) -> str:
+        try:
+            self.queue_depths()
+        except Exception as error:  # any transport error: the probe reports it
+            return f"not answering: {error}"
+        return "ok"
+
+    def queue_depths(self) -> dict[str, int]:
+        """Tasks waiting in the broker (Redis keeps a queue as a list)."""
+        with self.celery.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S)
+            client = connection.default_channel.client  # type: ignore[attr-defined]
+            return {EXECUTIONS_QUEUE: int(client.llen(EXECUTIONS_QUEUE))}

@@ -31,7 +31,7 @@ async def read_liveness() -> Liveness:
 
 @router.get(
     "/ready",
-    summary="Readiness: the database answers, the executor takes work, not draining",
+    summary="Readiness: the database (and broker) answer, the executor takes work, not draining",
     responses={503: {"model": Readiness, "description": "A check failed; `checks` says which"}},
 )
 def read_readiness(request: Request) -> JSONResponse:
@@ -47,6 +47,8 @@ def read_readiness(request: Request) -> JSONResponse:
         checks["executor"] = "stopping: not taking work"
     if state.draining:
         checks["draining"] = "shutting down: not taking new work"
+    if (broker := state.executor.broker_check()) is not None:
+        checks["broker"] = broker
     ready = all(result == "ok" for result in checks.values())
     body = Readiness(status="ready" if ready else "not ready", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

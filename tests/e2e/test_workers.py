@@ -1,0 +1,126 @@
+"""End to end with a broker: the API and two `nogil-bench worker` processes, each with its own
+data directory, on one PostgreSQL database and one Redis; uploads and outputs live in the
+database (FILE_STORE=database), as they must when workers share no disk."""
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from nogil_bench.core.config import Settings
+from nogil_bench.main import create_app
+from tests.api.conftest import register_and_login
+from tests.api.test_jobs import PURE_PIPELINE, expected_png
+from tests.redis_server import WorkerProcess
+
+IMAGES = 40
+SIDE = 128  # ~0.1-0.3 s per image here: a chunk of 4 runs long enough to be killed mid-way
+WAIT_S = 180.0
+FINISHED = {"succeeded", "failed"}
+
+
+@pytest.fixture
+def cluster_settings(tmp_path: Path, postgres_url: str, broker_url: str) -> Settings:
+    return Settings(  # type: ignore[call-arg]
+        DATA_DIR=tmp_path / "api",
+        DATABASE_URL=postgres_url,
+        BROKER_URL=broker_url,
+        FILE_STORE="database",
+        LEASE_SECONDS=3.0,
+        EXECUTOR_POLL_SECONDS=0.2,
+        BCRYPT_ROUNDS=4,
+        _env_file=None,
+    )
+
+
+@pytest.fixture
+def api(cluster_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(cluster_settings)) as client:
+        yield client
+
+
+def start_worker(settings: Settings, workdir: Path, name: str) -> WorkerProcess:
+    assert settings.BROKER_URL is not None
+    worker = WorkerProcess(
+        workdir,  # its own data directory: nothing on disk is shared with the API
+        DATABASE_URL=settings.database_url,
+        BROKER_URL=settings.BROKER_URL,
+        FILE_STORE="database",
+        LEASE_SECONDS=str(settings.LEASE_SECONDS),
+        WORKER_NAME=name,
+    )
+    worker.start()
+    return worker
+
+
+def test_a_batch_spreads_over_two_workers_and_survives_kill_9_of_one_exactly_once(
+    api: TestClient, cluster_settings: Settings, tmp_path: Path
+) -> None:
+    workers = [
+        start_worker(cluster_settings, tmp_path / name, name) for name in ("worker-a", "worker-b")
+    ]
+    try:
+        alice = register_and_login(api, "alice@example.com")
+        batch = api.post(
+            "/api/v1/batches",
+            headers=alice,
+            json={
+                "source": {"width": SIDE, "height": SIDE, "seed": 11, "count": IMAGES},
+                "pipeline": PURE_PIPELINE,
+                "runner": "threads",
+                "workers": 1,  # chunks of 4 jobs: 10 tasks for two workers
+            },
+        ).json()
+        path = f"/api/v1/batches/{batch['id']}"
+
+        # Both workers at work, the batch far from done: kill -9 worker-b, mid-chunk.
+        def workers_running() -> set[str]:
+            running = api.get(
+                "/api/v1/jobs",
+                headers=alice,
+                params={"batch_id": batch["id"], "status": "running", "limit": 100},
+            ).json()["data"]
+            return {job["worker"] for job in running}
+
+        deadline = time.monotonic() + WAIT_S
+        while workers_running() != {"worker-a", "worker-b"}:
+            assert time.monotonic() < deadline, "both workers never ran at once"
+            time.sleep(0.02)
+        workers[1].kill()
+
+        while (body := api.get(path, headers=alice).json())["status"] not in {
+            "succeeded",
+            "failed",
+        }:
+            assert time.monotonic() < deadline, body
+            time.sleep(0.2)
+    finally:
+        for worker in workers:
+            worker.stop()
+
+    assert body["status"] == "succeeded", body
+    jobs: list[dict[str, Any]] = api.get(
+        "/api/v1/jobs", headers=alice, params={"batch_id": batch["id"], "limit": 100}
+    ).json()["data"]
+    assert len(jobs) == IMAGES
+    assert all(job["status"] == "succeeded" for job in jobs)
+    # The killed worker's unfinished jobs ran again, on the survivor: a second attempt each.
+    rerun = [job for job in jobs if job["attempts"] == 2]
+    assert 1 <= len(rerun) <= 4, [job["attempts"] for job in jobs]
+    assert {job["attempts"] for job in jobs} <= {1, 2}
+    assert {job["worker"] for job in rerun} == {"worker-a"}
+    shares = {share["worker"]: share["jobs"] for share in body["ran_on"]}
+    assert set(shares) == {"worker-a", "worker-b"}
+    assert sum(shares.values()) == IMAGES
+    with ThreadPoolExecutor() as pool:
+        expected = list(
+            pool.map(lambda job: expected_png(SIDE, SIDE, job["seed"], PURE_PIPELINE), jobs)
+        )
+    for job, want in zip(jobs, expected, strict=True):
+        output = api.get(f"/api/v1/jobs/{job['id']}/result", headers=alice).content
+        assert output == want, f"job {job['id']} (seed {job['seed']}): wrong output"
+    assert "ready." in workers[0].output()
