@@ -8,6 +8,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import redis
@@ -82,6 +83,8 @@ class WorkerProcess:
             "NOGIL_BENCH_DATA_DIR": str(workdir / "data"),
             "NOGIL_BENCH_LOG_FORMAT": "text",
         }
+        self.metrics_port = free_port()
+        self.env["NOGIL_BENCH_WORKER_METRICS_PORT"] = str(self.metrics_port)
         self.env |= {f"NOGIL_BENCH_{name}": value for name, value in settings.items()}
         self.workdir = workdir
         self.process: subprocess.Popen[str] | None = None
@@ -103,6 +106,12 @@ class WorkerProcess:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the worker did not get ready:\n{self.output()}")
             time.sleep(0.1)
+
+    def metrics(self) -> str:
+        """What its Prometheus endpoint serves."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as response:
+            text: str = response.read().decode()
+            return text
 
     def output(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""

@@ -116,6 +116,10 @@ def test_a_job_and_a_batch_run_on_a_celery_worker_with_the_outputs_a_local_run_g
         )
         output = api.get(f"/api/v1/jobs/{member['id']}/result", headers=alice).content
         assert output == expected_png(48, 32, member["seed"], PURE_PIPELINE)
+    # The worker's own metrics: what it ran, by runner, and its GIL state.
+    served = worker.metrics()
+    assert 'nogil_bench_job_duration_seconds_count{runner="threads"} 13.0' in served
+    assert f"nogil_bench_gil_enabled {float(runtime.is_gil_enabled())}" in served
 
 
 def test_a_task_delivered_twice_runs_its_job_once(

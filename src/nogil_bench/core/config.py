@@ -167,6 +167,13 @@ class Settings(BaseSettings):
         default=None,
         description="How a worker names itself on the rows it runs; default: host name and pid.",
     )
+    WORKER_METRICS_PORT: int = Field(
+        default=9540,
+        ge=0,
+        le=65535,
+        description="Where a worker serves its Prometheus metrics (jobs run and their duration "
+        "by runner, its GIL state, its process); 0 turns them off.",
+    )
     REDISPATCH_SECONDS: float = Field(
         default=3600,
         gt=0,

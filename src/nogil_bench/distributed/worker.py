@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from celery import Celery, signals
 from celery.exceptions import Reject
 from loguru import logger
+from prometheus_client import start_http_server
 from sqlalchemy import Engine
 
-from nogil_bench.core import runtime
+from nogil_bench.core import metrics, runtime
 from nogil_bench.core.config import Settings, get_settings
 from nogil_bench.core.db import make_engine, wait_for_database
 from nogil_bench.core.logging import configure_logging
@@ -156,6 +157,9 @@ def start(settings: Settings) -> WorkerState:
     threading.Thread(
         target=heartbeat, args=(STATE,), name="nogil-bench-heartbeat", daemon=True
     ).start()
+    if settings.WORKER_METRICS_PORT:
+        start_http_server(settings.WORKER_METRICS_PORT, registry=metrics.REGISTRY)
+        logger.info("metrics on :{}/metrics", settings.WORKER_METRICS_PORT)
     logger.info(
         "worker {} (boot {}, pid {}) on Python {}, GIL enabled: {}, {} CPUs",
         name,
