@@ -243,3 +243,46 @@ def test_readiness_checks_the_broker_and_metrics_show_its_queue(
         ready = client.get("/health/ready")
     assert ready.status_code == 503
     assert ready.json()["checks"]["broker"].startswith("not answering")
+
+
+def test_sigterm_to_a_worker_puts_its_running_benchmark_back_and_another_worker_finishes_it(
+    api: TestClient, broker_settings: Settings, tmp_path: Path
+) -> None:
+    alice = register_and_login(api, "alice@example.com")
+    first = worker_for(broker_settings, tmp_path / "first", "first")
+    first.start()
+    benchmark = api.post(
+        "/api/v1/benchmarks",
+        headers=alice,
+        json={
+            "source": {"count": 4, "width": 64, "height": 64},
+            "pipeline": [{"op": "box_blur", "params": {"radius": 1}}],
+            "runners": ["sequential", "threads", "processes"],
+            "workers": [1, 2],
+            "gil": [0],
+            "repeats": 6,
+            "max_repeats": 6,
+            "warmups": 0,
+        },
+    ).json()
+    path = f"/api/v1/benchmarks/{benchmark['id']}"
+    deadline = time.monotonic() + WAIT_S
+    while api.get(path, headers=alice).json()["status"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    assert first.stop() == 0  # Celery's warm shutdown
+    stopped = api.get(path, headers=alice).json()
+    assert (stopped["status"], stopped["attempts"]) == ("queued", 0), stopped
+
+    second = worker_for(broker_settings, tmp_path / "second", "second")
+    second.start()
+    try:
+        finished = wait_finished(api, alice, path.removeprefix("/api/v1"))
+    finally:
+        assert second.stop() == 0
+    assert (finished["status"], finished["worker"], finished["attempts"]) == (
+        "succeeded",
+        "second",
+        1,
+    ), finished

@@ -185,6 +185,9 @@ class BenchmarkPublic(BaseModel):
     worker: str | None = Field(
         default=None, description="The process that ran it: a Celery worker's, or the service's."
     )
+    attempts: int = Field(
+        default=0, description="Runs started, less those the service cut short at shutdown."
+    )
     chart_url: str
 
 

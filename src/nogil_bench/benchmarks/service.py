@@ -166,6 +166,7 @@ def describe(benchmark: Benchmark) -> BenchmarkPublic:
         stop=report.get("stop_text"),
         steal_share=report.get("steal_share"),
         worker=benchmark.worker,
+        attempts=benchmark.attempts,
         chart_url=f"/api/v1/benchmarks/{benchmark.id}/chart",
     )
 
