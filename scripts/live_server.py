@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,7 +39,13 @@ class ServerProcess:
     """One `nogil-bench serve` on a free port of 127.0.0.1, its stderr in `log_path`."""
 
     def __init__(
-        self, data_dir: Path, *, database_url: str | None, secret_key: str | None, log_path: Path
+        self,
+        data_dir: Path,
+        *,
+        database_url: str | None,
+        secret_key: str | None,
+        log_path: Path,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -49,6 +55,7 @@ class ServerProcess:
             env["NOGIL_BENCH_DATABASE_URL"] = database_url
         if secret_key is not None:  # servers that accept each other's tokens share one
             env["NOGIL_BENCH_SECRET_KEY"] = secret_key
+        env |= {f"NOGIL_BENCH_{name}": value for name, value in (settings or {}).items()}
         command = [
             str(Path(sys.executable).with_name("nogil-bench")),
             "serve",
@@ -114,6 +121,7 @@ def running_server(
     database_url: str | None = None,
     secret_key: str | None = None,
     log_path: Path | None = None,
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[ServerProcess]:
     """A live server until the block ends, then stopped (or killed, if it does not stop)."""
     server = ServerProcess(
@@ -121,6 +129,7 @@ def running_server(
         database_url=database_url,
         secret_key=secret_key,
         log_path=log_path or data_dir / "server.log",
+        settings=settings,
     )
     try:
         server.wait_live()
