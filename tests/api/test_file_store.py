@@ -9,6 +9,7 @@ import os
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -21,6 +22,7 @@ from nogil_bench.core.config import Settings
 from nogil_bench.core.models import utc_now
 from nogil_bench.core.storage import CHUNK_BYTES, FileStore, StoredFileChunk, get_store
 from nogil_bench.jobs.models import Job
+from nogil_bench.main import create_app
 from nogil_bench.retention import purge_expired
 from nogil_bench.workloads.images import ImageJob, run_job, validate_steps
 from nogil_bench.workloads.model import Step
@@ -230,3 +232,45 @@ def test_a_large_upload_is_stored_and_sent_back_in_chunks_of_a_mib(
         (folder, math.ceil(size_bytes / CHUNK_BYTES)) for folder, size_bytes in sizes.items()
     ]
     assert all(count > 1 and largest == CHUNK_BYTES for _, count, largest in chunks)
+
+
+def test_a_result_the_other_store_kept_is_404(
+    client: TestClient, alice: Headers, settings: Settings, file_store: FileStoreName
+) -> None:
+    done = upload_job(client, alice, noise_png(8, 8), [{"op": "invert"}])
+
+    settings.FILE_STORE = "local" if file_store == "database" else "database"  # files stay put
+    response = client.get(done["result_url"], headers=alice)
+
+    assert response.status_code == 404
+    assert response.json()["detail"] == f"job {done['id']}'s output is not in the file store"
+
+
+@pytest.mark.parametrize("file_store", ["database"])
+def test_a_job_uploaded_to_one_process_runs_on_another_with_its_own_data_dir(
+    client: TestClient,
+    alice: Headers,
+    settings: Settings,
+    paused: Callable[[], None],
+    tmp_path: Path,
+) -> None:
+    """No shared disk: the process that took the upload (its executor stopped) and the one that
+    runs it share only the database, and the first answers with the second's output."""
+    upload = noise_png(40, 30)
+    response = client.post(
+        JOBS,
+        headers=alice,
+        files={"image": ("noise.png", upload, "image/png")},
+        data={"pipeline": json.dumps(PIPELINE)},
+    )
+    assert response.status_code == 202, response.text
+    elsewhere = settings.model_copy(
+        update={"DATA_DIR": tmp_path / "elsewhere", "DATABASE_URL": settings.database_url}
+    )
+
+    with TestClient(create_app(elsewhere)) as other_process:
+        done = wait_until_finished(other_process, response.headers["Location"], alice)
+
+    assert done["status"] == "succeeded", done["error"]
+    result = client.get(done["result_url"], headers=alice)
+    assert result.content == expected_output(upload, PIPELINE)

@@ -174,6 +174,7 @@ def read_job(job: OwnedJob) -> JobPublic:
 )
 def read_job_result(job: OwnedJob, store: FileStoreDep) -> Response:
     key = service.result_key(job)
+    size_bytes = service.result_size(job, key, store)
     filename = f"{job.id}.png"
     if (path := store.local_path(key)) is not None:
         return FileResponse(path, media_type="image/png", filename=filename)
@@ -182,7 +183,7 @@ def read_job_result(job: OwnedJob, store: FileStoreDep) -> Response:
         store.chunks(key),
         media_type="image/png",
         headers={
-            "Content-Length": str(store.size_bytes(key)),
+            "Content-Length": str(size_bytes),
             "Content-Disposition": f'attachment; filename="{filename}"',
         },
     )

@@ -294,6 +294,14 @@ def result_key(job: Job) -> str:
     return job.output_path
 
 
+def result_size(job: Job, key: str, store: FileStore) -> int:
+    """404 when the store does not have the output (kept by the other FILE_STORE, say)."""
+    try:
+        return store.size_bytes(key)
+    except FileNotFoundError:
+        raise NotFoundError(f"job {job.id}'s output is not in the file store") from None
+
+
 def delete_job(*, engine: Engine, store: FileStore, job: Job) -> Job | None:
     """Cancel a queued job (returned, now cancelled), or delete a finished one (None)."""
 
