@@ -30,7 +30,11 @@ def test_settings_read_an_env_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("NOGIL_BENCH_PORT", "70000"), ("NOGIL_BENCH_ENVIRONMENT", "staging")],
+    [
+        ("NOGIL_BENCH_PORT", "70000"),
+        ("NOGIL_BENCH_ENVIRONMENT", "staging"),
+        ("NOGIL_BENCH_FILE_STORE", "s3"),
+    ],
 )
 def test_invalid_settings_are_refused_naming_the_setting(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str

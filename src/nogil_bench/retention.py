@@ -1,23 +1,23 @@
 """Retention: finished work is deleted with its files once it is RETENTION_DAYS old, and upload
-and output files that no job references any more are swept. One entry point, `purge_expired`,
-to be called periodically (by the executor)."""
+and output files that no job references any more are swept, in whichever file store is set.
+One entry point, `purge_expired`, to be called periodically (by the executor)."""
 
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import batched
-from pathlib import Path
 
 from loguru import logger
 from sqlalchemy import ColumnElement, Engine, delete, func
 from sqlmodel import Session, col, select
 
 from nogil_bench.benchmarks.models import Benchmark
-from nogil_bench.core.config import OUTPUTS_DIR, UPLOADS_DIR, Settings
+from nogil_bench.core.config import Settings
 from nogil_bench.core.db import write
 from nogil_bench.core.idempotency import forget_expired
 from nogil_bench.core.models import QueuedWork, Status
+from nogil_bench.core.storage import FileStore, get_store
 from nogil_bench.jobs.models import Batch, Job
 
 # A file younger than this may belong to a submission or a result not committed yet.
@@ -44,28 +44,29 @@ def purge_expired(engine: Engine, settings: Settings, now: datetime) -> Purged:
     finished; its jobs never go on their own. Work cancelled before it ran counts from when it
     was cancelled, or from when it was queued where no time was recorded.
 
-    Then, whatever the retention, removes the files under DATA_DIR/uploads and DATA_DIR/outputs
-    that no job references and that were last modified more than an hour before `now`: what a
-    crash or a failed submission left behind.
+    Then, whatever the retention, removes the uploads and outputs that no job references and
+    that were written more than an hour before `now`: what a crash or a failed submission left
+    behind.
 
     Safe to run beside the service: it deletes only finished rows, in short transactions."""
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime (UTC)")
+    store = get_store(settings, engine)
     jobs = batches = benchmarks = files = 0
     if settings.RETENTION_DAYS > 0:
         cutoff = now - timedelta(days=settings.RETENTION_DAYS)
         single = col(Job.batch_id).is_(None)
         while deleted := write(engine, lambda session: _delete_jobs(session, Job, cutoff, single)):
             jobs += deleted.rows
-            files += _remove_all(settings, deleted.paths)
+            files += _remove_all(store, deleted.paths)
         while deleted := write(engine, lambda session: _delete_jobs(session, Batch, cutoff)):
             batches += deleted.rows
             jobs += len(deleted.paths)
-            files += _remove_all(settings, deleted.paths)
+            files += _remove_all(store, deleted.paths)
         while deleted := write(engine, lambda session: _delete_rows(session, Benchmark, cutoff)):
             benchmarks += deleted.rows
     write(engine, lambda session: forget_expired(session, now))
-    files += _sweep_orphans(engine, settings, now - ORPHAN_GRACE)
+    files += _sweep_orphans(engine, store, now - ORPHAN_GRACE)
     purged = Purged(jobs, batches, benchmarks, files)
     if purged != Purged():
         logger.info(
@@ -126,37 +127,17 @@ def _delete_rows(session: Session, table: type[Benchmark], cutoff: datetime) -> 
     return Deleted(len(ids), [])
 
 
-def _remove_all(settings: Settings, paths: Iterable[tuple[str | None, str | None]]) -> int:
+def _remove_all(store: FileStore, paths: Iterable[tuple[str | None, str | None]]) -> int:
     """Removes the files (after their rows are gone); how many there were."""
-    return sum(
-        _remove(settings.DATA_DIR / relative)
-        for pair in paths
-        for relative in pair
-        if relative is not None
-    )
+    return store.delete(key for pair in paths for key in pair if key is not None)
 
 
-def _sweep_orphans(engine: Engine, settings: Settings, modified_before: datetime) -> int:
-    """Removes the upload and output files older than `modified_before` that no job references."""
-    candidates: dict[str, Path] = {}
-    for folder in (UPLOADS_DIR, OUTPUTS_DIR):
-        directory = settings.DATA_DIR / folder
-        if not directory.is_dir():
-            continue
-        for path in directory.iterdir():
-            if path.is_file() and path.stat().st_mtime < modified_before.timestamp():
-                candidates[str(folder / path.name)] = path  # as jobs store them
+def _sweep_orphans(engine: Engine, store: FileStore, written_before: datetime) -> int:
+    """Removes the uploads and outputs written before `written_before` that no job references."""
+    candidates = store.keys_written_before(written_before)
     referenced: set[str | None] = set()
     with Session(engine) as session:
         for chunk in batched(candidates, CHUNK_ROWS, strict=False):
             for column in (col(Job.upload_path), col(Job.output_path)):
                 referenced.update(session.exec(select(column).where(column.in_(chunk))).all())
-    return sum(_remove(path) for relative, path in candidates.items() if relative not in referenced)
-
-
-def _remove(path: Path) -> int:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return 0
-    return 1
+    return store.delete(key for key in candidates if key not in referenced)

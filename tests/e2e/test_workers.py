@@ -77,18 +77,20 @@ def test_a_batch_spreads_over_two_workers_and_survives_kill_9_of_one_exactly_onc
         ).json()
         path = f"/api/v1/batches/{batch['id']}"
 
-        # Both workers at work, the batch far from done: kill -9 worker-b, mid-chunk.
-        def workers_running() -> set[str]:
-            running = api.get(
-                "/api/v1/jobs",
-                headers=alice,
-                params={"batch_id": batch["id"], "status": "running", "limit": 100},
+        # Both workers at work, worker-b past its first chunk and into another: kill -9 it.
+        def ready_to_kill() -> bool:
+            jobs = api.get(
+                "/api/v1/jobs", headers=alice, params={"batch_id": batch["id"], "limit": 100}
             ).json()["data"]
-            return {job["worker"] for job in running}
+            running = {job["worker"] for job in jobs if job["status"] == "running"}
+            done_by_b = [
+                j for j in jobs if j["status"] == "succeeded" and j["worker"] == "worker-b"
+            ]
+            return running == {"worker-a", "worker-b"} and bool(done_by_b)
 
         deadline = time.monotonic() + WAIT_S
-        while workers_running() != {"worker-a", "worker-b"}:
-            assert time.monotonic() < deadline, "both workers never ran at once"
+        while not ready_to_kill():
+            assert time.monotonic() < deadline, "worker-b never ran a second chunk"
             time.sleep(0.02)
         workers[1].kill()
 

@@ -35,7 +35,7 @@ from nogil_bench.runners.sequential import SequentialRunner
 
 def check_request(request: BenchmarkCreate, settings: Settings) -> BenchmarkSpec:
     job_service.check_batch_size(request.source.count, settings)
-    job_service.source_size(request.source, settings)
+    job_service.synthetic_size(request.source, settings)
     if request.runners == []:
         raise InvalidInputError("runners is empty; leave it out to compare every runner")
     if request.workers == []:

@@ -16,7 +16,7 @@ type LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR",
 PLACEHOLDER_SECRETS = frozenset({"changethis", "change-me", "secret", "dev", "development"})
 MIN_SECRET_KEY_CHARS = 32
 MIB = 1024 * 1024
-# Under DATA_DIR; the database stores paths relative to it.
+# Where keys of the file store (core/storage.py) start; the local store's folders in DATA_DIR.
 UPLOADS_DIR = Path("uploads")
 OUTPUTS_DIR = Path("outputs")
 
@@ -31,6 +31,13 @@ class Settings(BaseSettings):
 
     ENVIRONMENT: Environment = "development"
     DATA_DIR: Path = Field(default=Path("data"), description="Database, outputs and results.")
+    FILE_STORE: Literal["local", "database"] = Field(
+        default="local",
+        description="Where uploads and outputs live: 'local', files under DATA_DIR (one "
+        "machine, or a directory every process shares); 'database', in the database, in tables "
+        "of their own, so that every process that reaches the database reaches them. Files "
+        "already stored stay where they are when this changes.",
+    )
     HOST: str = "127.0.0.1"
     PORT: int = Field(default=8000, ge=1, le=65535)
     LOG_LEVEL: LogLevel = "INFO"

@@ -36,6 +36,7 @@ def table_metadata() -> MetaData:
     from nogil_bench.auth import models as _auth_models  # noqa: F401, PLC0415
     from nogil_bench.benchmarks import models as _benchmark_models  # noqa: F401, PLC0415
     from nogil_bench.core import idempotency as _idempotency  # noqa: F401, PLC0415
+    from nogil_bench.core import storage as _storage  # noqa: F401, PLC0415
     from nogil_bench.jobs import models as _job_models  # noqa: F401, PLC0415
 
     return SQLModel.metadata

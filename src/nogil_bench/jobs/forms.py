@@ -1,9 +1,11 @@
 """Reading a submission's body: JSON (a synthetic source) or multipart (uploaded images)."""
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from anyio import CancelScope
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +18,7 @@ from nogil_bench.core.errors import (
     InvalidInputError,
     UnsupportedMediaTypeError,
 )
+from nogil_bench.core.storage import FileStore
 from nogil_bench.jobs import service
 from nogil_bench.jobs.schemas import (
     MAX_PIPELINE_STEPS,
@@ -86,7 +89,7 @@ async def read_json[M: BaseModel](request: Request, model: type[M]) -> M:
 
 
 async def read_upload_form(
-    request: Request, *, files_field: str, many: bool, settings: Settings
+    request: Request, *, files_field: str, many: bool, settings: Settings, store: FileStore
 ) -> UploadForm:
     # A few more than allowed, so that "too many" gets our 422 rather than a parser error.
     max_files = settings.MAX_BATCH_IMAGES + 1 if many else 1
@@ -114,10 +117,10 @@ async def read_upload_form(
                 await file.seek(0)
                 stream = file.file
                 uploads.append(
-                    await run_in_threadpool(service.store_upload, stream, filename, settings)
+                    await run_in_threadpool(service.store_upload, stream, filename, settings, store)
                 )
         except BaseException:
-            service.discard_uploads(uploads, settings)
+            await discard(uploads, store)
             raise
         return UploadForm(uploads, pipeline, runner, workers)
     finally:
@@ -125,7 +128,7 @@ async def read_upload_form(
 
 
 async def read_submission(
-    request: Request, settings: Settings, *, batch: bool
+    request: Request, settings: Settings, store: FileStore, *, batch: bool
 ) -> tuple[service.ExecutionSpec, list[service.Source]]:
     """A job's or batch's checked runner, workers and pipeline, and its sources, from a JSON or
     multipart body. Uploaded files are stored by then; on an error here they are removed."""
@@ -133,7 +136,11 @@ async def read_submission(
     body: JobCreate | BatchCreate | UploadForm
     if body_kind(request) == "multipart/form-data":
         body = await read_upload_form(
-            request, files_field="images" if batch else "image", many=batch, settings=settings
+            request,
+            files_field="images" if batch else "image",
+            many=batch,
+            settings=settings,
+            store=store,
         )
         sources = [*body.uploads]
     elif batch:
@@ -148,9 +155,16 @@ async def read_submission(
             runner=body.runner, workers=body.workers, pipeline=body.pipeline, settings=settings
         )
     except BaseException:
-        service.discard_uploads(sources, settings)
+        await discard(sources, store)
         raise
     return spec, sources
+
+
+async def discard(sources: Sequence[service.Source], store: FileStore) -> None:
+    """Removes the uploads among `sources`: off the event loop, and to the end even when the
+    request is being cancelled."""
+    with CancelScope(shield=True):
+        await run_in_threadpool(service.discard_uploads, sources, store)
 
 
 def _text(value: object, field: str) -> str:

@@ -41,9 +41,13 @@ class Job(RunFigures, table=True):
     seed: int | None = Field(
         default=None, sa_type=BigInt, description="Synthetic source: its seed (up to 2**63 - 1)."
     )
-    upload_path: str | None = Field(default=None, description="Uploaded source, under DATA_DIR.")
+    upload_path: str | None = Field(
+        default=None, description="Uploaded source: its key in the file store (core/storage.py)."
+    )
     upload_filename: str | None = None
-    output_path: str | None = Field(default=None, description="The PNG result, under DATA_DIR.")
+    output_path: str | None = Field(
+        default=None, description="The PNG result: its key in the file store."
+    )
     output_bytes: int | None = Field(default=None, sa_type=BigInt)
     latency_s: float | None = Field(default=None, description="Wall time on its worker.")
     cpu_s: float | None = Field(default=None, description="CPU time of its worker thread.")

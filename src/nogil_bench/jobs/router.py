@@ -2,7 +2,7 @@ import uuid
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -21,6 +21,7 @@ from nogil_bench.core.openapi import (
     error_response,
     json_or_multipart,
 )
+from nogil_bench.core.storage import FileStore, FileStoreDep
 from nogil_bench.executor import Executor
 from nogil_bench.jobs import forms, service
 from nogil_bench.jobs.dependencies import (
@@ -96,9 +97,12 @@ async def create_job(
     user: Submitter,
     engine: EngineDep,
     settings: SettingsDep,
+    store: FileStoreDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
-    return await submit(request, executor, user, engine, settings, idempotency_key, batch=False)
+    return await submit(
+        request, executor, user, engine, settings, store, idempotency_key, batch=False
+    )
 
 
 async def submit(
@@ -107,11 +111,12 @@ async def submit(
     user: User,
     engine: Engine,
     settings: Settings,
+    store: FileStore,
     idempotency_key: str | None,
     *,
     batch: bool,
 ) -> JSONResponse:
-    spec, sources = await forms.read_submission(request, settings, batch=batch)
+    spec, sources = await forms.read_submission(request, settings, store, batch=batch)
     # Decoding uploads and writing rows is blocking work: off the event loop.
     answer = await run_in_threadpool(
         lambda: service.submit(
@@ -167,9 +172,20 @@ def read_job(job: OwnedJob) -> JobPublic:
         **error_response(409, "The job has not succeeded"),
     },
 )
-def read_job_result(job: OwnedJob, settings: SettingsDep) -> FileResponse:
-    return FileResponse(
-        service.result_path(job, settings), media_type="image/png", filename=f"{job.id}.png"
+def read_job_result(job: OwnedJob, store: FileStoreDep) -> Response:
+    key = service.result_key(job)
+    size_bytes = service.result_size(job, key, store)
+    filename = f"{job.id}.png"
+    if (path := store.local_path(key)) is not None:
+        return FileResponse(path, media_type="image/png", filename=filename)
+    # Sent a chunk at a time, each read in its own short query.
+    return StreamingResponse(
+        store.chunks(key),
+        media_type="image/png",
+        headers={
+            "Content-Length": str(size_bytes),
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        },
     )
 
 
@@ -183,8 +199,8 @@ def read_job_result(job: OwnedJob, settings: SettingsDep) -> FileResponse:
         **error_response(409, "The job is running"),
     },
 )
-def delete_job(job: OwnedJob, engine: EngineDep, settings: SettingsDep) -> Response:
-    cancelled: Job | None = service.delete_job(engine=engine, settings=settings, job=job)
+def delete_job(job: OwnedJob, engine: EngineDep, store: FileStoreDep) -> Response:
+    cancelled: Job | None = service.delete_job(engine=engine, store=store, job=job)
     if cancelled is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return Response(
@@ -206,9 +222,12 @@ async def create_batch(
     user: Submitter,
     engine: EngineDep,
     settings: SettingsDep,
+    store: FileStoreDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
-    return await submit(request, executor, user, engine, settings, idempotency_key, batch=True)
+    return await submit(
+        request, executor, user, engine, settings, store, idempotency_key, batch=True
+    )
 
 
 @router.get("/batches", summary="Your batches, newest first")
@@ -243,8 +262,8 @@ def read_batch(batch: OwnedBatch, engine: EngineDep) -> BatchPublic:
         **error_response(409, "The batch is running"),
     },
 )
-def delete_batch(batch: OwnedBatch, engine: EngineDep, settings: SettingsDep) -> Response:
-    cancelled = service.delete_batch(engine=engine, settings=settings, batch=batch)
+def delete_batch(batch: OwnedBatch, engine: EngineDep, store: FileStoreDep) -> Response:
+    cancelled = service.delete_batch(engine=engine, store=store, batch=batch)
     if cancelled is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return Response(cancelled.model_dump_json(), media_type="application/json")

@@ -7,7 +7,6 @@ show between chunks, and a stop request (shutdown) leaves the rest queued.
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from loguru import logger
 from sqlalchemy import Engine, func, update
@@ -15,10 +14,10 @@ from sqlmodel import Session, col, select
 
 from nogil_bench.bench.measure import RunMeter
 from nogil_bench.core import metrics, runtime
-from nogil_bench.core.config import OUTPUTS_DIR, Settings
+from nogil_bench.core.config import Settings
 from nogil_bench.core.db import write
-from nogil_bench.core.files import write_atomically
 from nogil_bench.core.models import Status, utc_now
+from nogil_bench.core.storage import get_store, output_key
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.runners import BaseRunner, get_runner
 from nogil_bench.runners.base import warm_up
@@ -30,10 +29,11 @@ from nogil_bench.workloads.model import Step
 TASKS_PER_WORKER_PER_CHUNK = 4
 
 
-def image_job(job: Job, settings: Settings) -> ImageJob:
+def image_job(engine: Engine, settings: Settings, job: Job) -> ImageJob:
+    """The job's work, its upload read whole from the file store."""
     steps = tuple(Step(step["op"], step["params"]) for step in job.pipeline)
     if job.upload_path is not None:
-        data = (settings.DATA_DIR / job.upload_path).read_bytes()
+        data = get_store(settings, engine).read(job.upload_path)
         return ImageJob(data, steps, max_pixels=settings.MAX_IMAGE_PIXELS)
     assert job.seed is not None
     return ImageJob(SyntheticSource(job.width, job.height, job.seed), steps)
@@ -81,13 +81,14 @@ def record_outcomes(
     figures: dict[str, float] | None = None,
 ) -> None:
     gil_enabled = runtime.is_gil_enabled()
-    # Outputs are written before the transaction (no file I/O under the write lock), each
-    # under a name of this run's own, so a run that lost its claim removes only its files.
-    outputs: dict[uuid.UUID, Path] = {}
+    store = get_store(settings, engine)
+    # Outputs are stored before the transaction (nothing slow under the write lock), each
+    # under a key of this run's own, so a run that lost its claim removes only its files.
+    outputs: dict[uuid.UUID, str] = {}
     for job, outcome in zip(jobs, outcomes, strict=True):
         if outcome.value is not None:
-            outputs[job.id] = OUTPUTS_DIR / f"{job.id}.{uuid.uuid4().hex[:12]}.png"
-            write_atomically(settings.DATA_DIR / outputs[job.id], outcome.value)
+            outputs[job.id] = output_key(job.id)
+            store.save(outputs[job.id], outcome.value)
 
     def record(session: Session) -> set[uuid.UUID]:
         recorded: set[uuid.UUID] = set()
@@ -111,7 +112,7 @@ def record_outcomes(
                 row.error = outcome.error
             else:
                 row.status = Status.SUCCEEDED
-                row.output_path = str(outputs[job.id])
+                row.output_path = outputs[job.id]
                 row.output_bytes = len(outcome.value)
             session.add(row)
             recorded.add(job.id)
@@ -123,9 +124,7 @@ def record_outcomes(
         recorded = set()
         raise
     finally:
-        for job_id, relative in outputs.items():
-            if job_id not in recorded:
-                (settings.DATA_DIR / relative).unlink(missing_ok=True)
+        store.delete(key for job_id, key in outputs.items() if job_id not in recorded)
     for job, outcome in zip(jobs, outcomes, strict=True):
         if job.id not in recorded:
             continue
@@ -215,7 +214,7 @@ def run_claimed_chunk(
     """Runs claimed `jobs` on the runner and records their outcomes (with `figures()`, taken
     after the run, when given). A pool failure fails them, then raises."""
     try:
-        image_jobs = [image_job(job, settings) for job in jobs]
+        image_jobs = [image_job(engine, settings, job) for job in jobs]
         outcomes = run_bounded(runner, image_jobs, settings)
     except Exception as error:
         # The pool itself failed (a worker process died, say) or hung: these jobs did not
@@ -242,7 +241,7 @@ def execute_job(engine: Engine, settings: Settings, job: Job, boot_id: uuid.UUID
         warm_up(runner)
         setup_s = meter.elapsed_s()
         try:
-            outcomes = run_bounded(runner, [image_job(job, settings)], settings)
+            outcomes = run_bounded(runner, [image_job(engine, settings, job)], settings)
         except Exception as error:
             fail_jobs(engine, [job], boot_id, pool_failure(runner, error))
             raise

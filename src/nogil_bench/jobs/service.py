@@ -1,19 +1,18 @@
 """Submitting, reading and deleting jobs and batches. Everything is checked before anything is
-written, and what is written (rows and upload files) lands together or not at all."""
+written, and what is written (rows and uploaded files) lands together or not at all."""
 
 import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, func, select
 
 from nogil_bench.bench.stats import percentile
-from nogil_bench.core.config import UPLOADS_DIR, Settings
+from nogil_bench.core.config import Settings
 from nogil_bench.core.db import get_owned, newest_first, write
 from nogil_bench.core.errors import (
     ConflictError,
@@ -22,9 +21,9 @@ from nogil_bench.core.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
-from nogil_bench.core.files import copy_atomically
 from nogil_bench.core.idempotency import Answer, Submission, fingerprint, submit_once
 from nogil_bench.core.models import Status, cancel_queued, check_queue_room
+from nogil_bench.core.storage import FileStore, get_store, upload_key
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.jobs.schemas import (
     BatchAggregates,
@@ -61,10 +60,10 @@ class ExecutionSpec:
 
 @dataclass(frozen=True, slots=True)
 class Upload:
-    """An uploaded image, already stored under DATA_DIR (streamed there, never held whole)."""
+    """An uploaded image, already in the file store (streamed there, never held whole)."""
 
     filename: str
-    relative_path: Path
+    key: str
     size_bytes: int
     sha256: str
 
@@ -120,24 +119,12 @@ def check_batch_size(count: int, settings: Settings) -> None:
         )
 
 
-def source_size(source: Source, settings: Settings) -> tuple[int, int]:
+def source_size(source: Source, settings: Settings, store: FileStore) -> tuple[int, int]:
     """The source's width and height, once it is known to be acceptable."""
     if isinstance(source, SyntheticSource):
-        side = settings.MAX_SYNTHETIC_SIDE
-        if source.width > side or source.height > side:
-            raise InvalidInputError(
-                f"synthetic images are at most {side}x{side}, got {source.width}x{source.height}"
-            )
-        if source.width * source.height > settings.MAX_IMAGE_PIXELS:
-            raise InvalidInputError(
-                f"{source.width}x{source.height} is over the limit of "
-                f"{settings.MAX_IMAGE_PIXELS} pixels"
-            )
-        return source.width, source.height
+        return synthetic_size(source, settings)
     try:
-        image = decode_image(
-            settings.DATA_DIR / source.relative_path, max_pixels=settings.MAX_IMAGE_PIXELS
-        )
+        image = decode_image(store.read(source.key), max_pixels=settings.MAX_IMAGE_PIXELS)
     except UnsupportedImageError as error:
         raise UnsupportedMediaTypeError(f"{source.filename!r}: {error}") from None
     except InvalidImageError as error:
@@ -145,23 +132,35 @@ def source_size(source: Source, settings: Settings) -> tuple[int, int]:
     return image.width, image.height
 
 
-def store_upload(stream: BinaryIO, filename: str, settings: Settings) -> Upload:
-    """Streams an uploaded image into DATA_DIR, checking its size as it lands."""
-    relative = UPLOADS_DIR / str(uuid.uuid4())
-    size_bytes, sha256 = copy_atomically(stream, settings.DATA_DIR / relative, mode=0o600)
-    upload = Upload(filename, relative, size_bytes, sha256)
+def synthetic_size(source: SyntheticSource, settings: Settings) -> tuple[int, int]:
+    side = settings.MAX_SYNTHETIC_SIDE
+    if source.width > side or source.height > side:
+        raise InvalidInputError(
+            f"synthetic images are at most {side}x{side}, got {source.width}x{source.height}"
+        )
+    if source.width * source.height > settings.MAX_IMAGE_PIXELS:
+        raise InvalidInputError(
+            f"{source.width}x{source.height} is over the limit of "
+            f"{settings.MAX_IMAGE_PIXELS} pixels"
+        )
+    return source.width, source.height
+
+
+def store_upload(stream: BinaryIO, filename: str, settings: Settings, store: FileStore) -> Upload:
+    """Streams an uploaded image into the file store, checking its size as it lands."""
+    key = upload_key()
+    size_bytes, sha256 = store.save_stream(key, stream)
+    upload = Upload(filename, key, size_bytes, sha256)
     try:
         check_upload_size(filename, size_bytes, settings)
     except PayloadTooLargeError:
-        discard_uploads([upload], settings)
+        discard_uploads([upload], store)
         raise
     return upload
 
 
-def discard_uploads(sources: Sequence[Source], settings: Settings) -> None:
-    for source in sources:
-        if isinstance(source, Upload):
-            (settings.DATA_DIR / source.relative_path).unlink(missing_ok=True)
+def discard_uploads(sources: Sequence[Source], store: FileStore) -> None:
+    store.delete(source.key for source in sources if isinstance(source, Upload))
 
 
 def source_content(source: Source) -> dict[str, Any]:
@@ -184,9 +183,10 @@ def submit(
     """Queue one job per source (in a new batch when `as_batch`), all in one transaction: the
     answer describes what was stored, or nothing was. Takes over the uploads' files: they are
     kept with the jobs, or removed (an error, or a replay of an earlier request)."""
+    store = get_store(settings, engine)
     try:
         check_batch_size(len(sources), settings)
-        sizes = [source_size(source, settings) for source in sources]  # every check first
+        sizes = [source_size(source, settings, store) for source in sources]  # every check first
         if len(sources) > settings.MAX_QUEUED_JOBS_PER_USER:
             raise InvalidInputError(
                 f"{len(sources)} images are more than a user may have queued "
@@ -243,16 +243,16 @@ def submit(
             ttl=timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS),
         )
     except BaseException:
-        discard_uploads(sources, settings)
+        discard_uploads(sources, store)
         raise
     if answer.replayed:
-        discard_uploads(sources, settings)
+        discard_uploads(sources, store)
     return answer
 
 
 def source_columns(source: Source) -> dict[str, Any]:
     if isinstance(source, Upload):
-        return {"upload_path": str(source.relative_path), "upload_filename": source.filename}
+        return {"upload_path": source.key, "upload_filename": source.filename}
     return {"seed": source.seed}
 
 
@@ -288,13 +288,22 @@ def list_jobs(
     return newest_first(session, query, Job, limit=limit, offset=offset)
 
 
-def result_path(job: Job, settings: Settings) -> Path:
+def result_key(job: Job) -> str:
+    """The key of the job's output in the file store; 409 until it has succeeded."""
     if job.status is not Status.SUCCEEDED or job.output_path is None:
         raise ConflictError(f"job {job.id} is {job.status}; its result exists once it succeeds")
-    return settings.DATA_DIR / job.output_path
+    return job.output_path
 
 
-def delete_job(*, engine: Engine, settings: Settings, job: Job) -> Job | None:
+def result_size(job: Job, key: str, store: FileStore) -> int:
+    """404 when the store does not have the output (kept by the other FILE_STORE, say)."""
+    try:
+        return store.size_bytes(key)
+    except FileNotFoundError:
+        raise NotFoundError(f"job {job.id}'s output is not in the file store") from None
+
+
+def delete_job(*, engine: Engine, store: FileStore, job: Job) -> Job | None:
     """Cancel a queued job (returned, now cancelled), or delete a finished one (None)."""
 
     def cancel_or_delete(session: Session) -> Job | None:
@@ -309,14 +318,15 @@ def delete_job(*, engine: Engine, settings: Settings, job: Job) -> Job | None:
         return None
 
     cancelled = write(engine, cancel_or_delete)
-    remove_files(cancelled or job, settings)
+    remove_files([cancelled or job], store)
     return cancelled
 
 
-def remove_files(job: Job, settings: Settings) -> None:
-    for relative in (job.upload_path, job.output_path):
-        if relative is not None:
-            (settings.DATA_DIR / relative).unlink(missing_ok=True)
+def remove_files(jobs: Sequence[Job], store: FileStore) -> None:
+    """Removes the jobs' uploads and outputs (once their rows are gone or cancelled)."""
+    store.delete(
+        key for job in jobs for key in (job.upload_path, job.output_path) if key is not None
+    )
 
 
 def get_batch(*, session: Session, owner_id: uuid.UUID, batch_id: uuid.UUID) -> Batch:
@@ -330,7 +340,7 @@ def list_batches(
     return newest_first(session, query, Batch, limit=limit, offset=offset)
 
 
-def delete_batch(*, engine: Engine, settings: Settings, batch: Batch) -> BatchPublic | None:
+def delete_batch(*, engine: Engine, store: FileStore, batch: Batch) -> BatchPublic | None:
     """Cancel a queued batch with its queued jobs (returned, now cancelled, as described in the
     same transaction), or delete a finished one with its jobs and their files (None)."""
 
@@ -355,8 +365,7 @@ def delete_batch(*, engine: Engine, settings: Settings, batch: Batch) -> BatchPu
         return None, list(jobs)
 
     cancelled, jobs = write(engine, cancel_or_delete)
-    for job in jobs:
-        remove_files(job, settings)
+    remove_files(jobs, store)
     return cancelled
 
 
