@@ -99,7 +99,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=secret,id=ca-certificates \
     if [ -s /run/secrets/ca-certificates ]; then export SSL_CERT_FILE=/run/secrets/ca-certificates; fi \
     && uv sync --frozen --no-install-project
-COPY Makefile README.md build_docker.sh run_docker.sh ./
+COPY Makefile README.md build_docker.sh run_docker.sh compose.yaml compose.distributed.yaml ./
 COPY scripts/ scripts/
 COPY src/ src/
 COPY tests/ tests/
