@@ -3,6 +3,7 @@
 
 import sys
 import time
+import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -286,3 +287,35 @@ def test_sigterm_to_a_worker_puts_its_running_benchmark_back_and_another_worker_
         "second",
         1,
     ), finished
+
+
+def test_work_a_restarted_broker_lost_is_handed_out_again_after_redispatch_seconds(
+    broker_settings: Settings, redis_server: RedisServer
+) -> None:
+    paused = broker_settings.model_copy(
+        update={"EXECUTOR_POLL_SECONDS": 3600.0, "REDISPATCH_SECONDS": 0.5}
+    )
+    with TestClient(create_app(paused)) as client:
+        alice = register_and_login(client, "alice@example.com")
+        job = client.post(
+            "/api/v1/jobs",
+            headers=alice,
+            json={"source": {"width": 8, "height": 8}, "pipeline": [{"op": "invert"}]},
+        ).json()
+        engine = make_engine(paused)
+        celery = make_celery(paused)
+        deadline = time.monotonic() + WAIT_S
+        while redis_server.client().llen(EXECUTIONS_QUEUE) != 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+        redis_server.client().flushall()  # Redis restarted without persistence
+        assert dispatch_pending(engine, paused, celery) == 0  # too early to tell
+        time.sleep(0.6)
+        assert dispatch_pending(engine, paused, celery) == 1
+        assert redis_server.client().llen(EXECUTIONS_QUEUE) == 1
+        with Session(engine) as session:
+            stored = session.get(Job, uuid.UUID(job["id"]))
+            assert stored is not None
+            assert stored.status is Status.QUEUED
+        engine.dispose()
