@@ -104,3 +104,26 @@ def test_db_upgrade_migrates_to_the_newest_revision_and_db_current_says_so(
         assert db("current") == f"{head} (head)\n"
     finally:
         get_settings.cache_clear()
+
+
+def test_worker_without_a_broker_exits_saying_which_setting_to_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # away from a developer's .env
+    monkeypatch.delenv("NOGIL_BENCH_BROKER_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["worker"])
+    finally:
+        get_settings.cache_clear()
+
+    assert "set NOGIL_BENCH_BROKER_URL" in str(exit_info.value.code)
+
+
+def test_only_the_worker_takes_arguments_for_celery(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["db", "current", "--loglevel", "DEBUG"])
+
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --loglevel DEBUG" in capsys.readouterr().err
