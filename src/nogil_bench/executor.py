@@ -122,10 +122,12 @@ def claim_queued(
 
     def claim_it(session: Session) -> bool:
         table = TABLES[claim.kind]
+        # FOR UPDATE without SKIP LOCKED: the dispatcher holds the row's lock until its pass
+        # commits, and a task can arrive before that; skipping would drop queued work.
         row = session.exec(
             select(table)
             .where(table.id == claim.id, table.status == Status.QUEUED)
-            .with_for_update(skip_locked=True)
+            .with_for_update()
         ).first()
         if row is None:
             return False

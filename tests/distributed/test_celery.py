@@ -2,6 +2,7 @@
 `nogil-bench worker` processes run it: once each, however often a task is delivered."""
 
 import sys
+import threading
 import time
 import uuid
 import warnings
@@ -15,11 +16,12 @@ from sqlmodel import Session, col, select
 
 from nogil_bench.core import runtime
 from nogil_bench.core.config import Settings
-from nogil_bench.core.db import make_engine
+from nogil_bench.core.db import make_engine, writing
 from nogil_bench.core.models import Status
 from nogil_bench.distributed.celery_app import EXECUTIONS_QUEUE, RUN_TASK, make_celery
 from nogil_bench.distributed.dispatch import dispatch_pending
 from nogil_bench.distributed.worker import GilEnabledError, check_gil_off
+from nogil_bench.executor import Claim, claim_queued
 from nogil_bench.jobs.models import Job
 from nogil_bench.main import create_app
 from tests.api.conftest import Headers, register_and_login
@@ -319,3 +321,33 @@ def test_work_a_restarted_broker_lost_is_handed_out_again_after_redispatch_secon
             assert stored is not None
             assert stored.status is Status.QUEUED
         engine.dispose()
+
+
+def test_a_task_that_arrives_before_the_dispatch_commits_waits_and_claims_its_job(
+    api: TestClient, broker_settings: Settings
+) -> None:
+    alice = register_and_login(api, "alice@example.com")
+    engine = make_engine(broker_settings)
+    response = api.get("/api/v1/users/me", headers=alice).json()
+    job = Job(owner_id=uuid.UUID(response["id"]), runner="sequential", workers=1, pipeline=[],
+              width=8, height=8, seed=1)  # fmt: skip
+    with writing(engine) as session:
+        session.add(job)
+    claimed: list[bool] = []
+    with writing(engine) as dispatching:
+        locked = dispatching.exec(select(Job).where(Job.id == job.id).with_for_update()).one()
+        locked.dispatched_at = locked.queued_at
+        dispatching.flush()
+        # The worker's claim, while the dispatcher's transaction still holds the row.
+        claiming = threading.Thread(
+            target=lambda: claimed.append(
+                claim_queued(engine, Claim("job", job.id), uuid.uuid7(), 30.0, "worker-1")
+            )
+        )
+        claiming.start()
+        claiming.join(0.5)
+        assert claiming.is_alive(), "the claim did not wait for the dispatch to commit"
+    claiming.join(30)
+
+    assert claimed == [True]
+    engine.dispose()
