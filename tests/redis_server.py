@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -71,9 +72,13 @@ def find_redis_server() -> str | None:
 
 
 class WorkerProcess:
-    """`nogil-bench worker` with only the given NOGIL_BENCH_* settings, its output in a file."""
+    """`nogil-bench worker` (or `command`, e.g. a task worker) with only the given NOGIL_BENCH_*
+    settings, its output in a file."""
 
-    def __init__(self, workdir: Path, **settings: str) -> None:
+    def __init__(
+        self, workdir: Path, command: Sequence[str] = ("worker",), **settings: str
+    ) -> None:
+        self.command = list(command)
         workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / "worker.log"
         self.env = {
@@ -92,7 +97,7 @@ class WorkerProcess:
     def start(self) -> None:
         with self.log_path.open("a") as log:
             self.process = subprocess.Popen(
-                [NOGIL_BENCH, "worker"],
+                [NOGIL_BENCH, *self.command],
                 cwd=self.workdir,
                 env=self.env,
                 stdout=log,

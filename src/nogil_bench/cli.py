@@ -55,7 +55,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="run queued work from the broker (NOGIL_BENCH_BROKER_URL) on this machine; "
         "further arguments go to Celery's worker",
     )
+    tasks = commands.add_parser(
+        "task-worker",
+        help="run the celery runners' tasks (celery-threads, celery-prefork) on this machine; "
+        "needs NOGIL_BENCH_BROKER_URL and the service's NOGIL_BENCH_SECRET_KEY",
+    )
+    tasks.add_argument(
+        "--pool", choices=("threads", "prefork"), default="threads", help="default: %(default)s"
+    )
+    tasks.add_argument(
+        "--concurrency",
+        type=positive_count,
+        default=runtime.cpu_count(),
+        help="tasks at once (default: the CPUs, %(default)s)",
+    )
     return parser
+
+
+def positive_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return count
 
 
 def port_number(text: str) -> int:
@@ -129,8 +153,14 @@ def _exit_zero(signum: int, frame: FrameType | None) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     runtime.watch_gil_reenablers()  # before any third-party import can turn the GIL on
     args, extra = build_parser().parse_known_args(argv)
-    if extra and args.command != "worker":
+    if extra and args.command not in {"worker", "task-worker"}:
         build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "task-worker":
+        # Imported here, as for `worker`.
+        from nogil_bench.distributed.tasks import main as task_worker_main  # noqa: PLC0415
+
+        task_worker_main(args.pool, args.concurrency, extra)
+        return
     if args.command == "worker":
         # Imported here: Celery is only a worker's (and a dispatching service's) concern.
         from nogil_bench.distributed.worker import main as worker_main  # noqa: PLC0415

@@ -125,6 +125,7 @@ def test_a_declared_content_length_over_the_limit_is_refused_at_once(
             {"runner": "interpreters", "pipeline": [{"op": "resize", "params": {}}]},
             "native (Pillow) steps: resize",
         ),
+        ({"runner": "celery-prefork"}, "this service has no broker: set NOGIL_BENCH_BROKER_URL"),
     ],
 )
 def test_a_bad_json_job_is_422_naming_the_problem(

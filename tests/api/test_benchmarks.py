@@ -194,6 +194,11 @@ def test_the_defaults_compare_every_runner_at_one_and_all_cpus(
         ({"source": {"count": 10_000, "width": 8, "height": 8}}, "at most 256 images"),
         ({"gil": []}, "gil is empty"),
         ({"repeats": 10, "max_repeats": 8}, "max_repeats (8) is below repeats (10)"),
+        (
+            {"runners": ["celery-threads"], "gil": [0]},
+            "the celery-threads runner maps tasks over Celery task workers, and this service "
+            "has no broker: set NOGIL_BENCH_BROKER_URL",
+        ),
     ],
 )
 def test_a_bad_benchmark_is_422_and_not_stored(

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from nogil_bench.runners import (
+    LOCAL_RUNNERS,
     RUNNERS,
     BaseRunner,
     TaskFailedError,
@@ -19,13 +20,16 @@ from nogil_bench.runners.processes import start_method
 from nogil_bench.workloads.fib import fib
 from nogil_bench.workloads.images import SyntheticSource, synthetic_image
 
-ALL = sorted(RUNNERS)
+# The celery runners need a broker and task workers: tests/distributed/test_celery_runner.py.
+ALL = sorted(LOCAL_RUNNERS)
 POOLED = [name for name in ALL if name != "sequential"]
 
 
-def test_the_registry_names_the_five_concurrency_models() -> None:
-    assert set(RUNNERS) == {"sequential", "threads", "processes", "asyncio", "interpreters"}
+def test_the_registry_names_five_local_concurrency_models_and_two_celery_pools() -> None:
+    assert set(LOCAL_RUNNERS) == {"sequential", "threads", "processes", "asyncio", "interpreters"}
+    assert set(RUNNERS) == {*LOCAL_RUNNERS, "celery-threads", "celery-prefork"}
     assert all(RUNNERS[name].name == name for name in RUNNERS)
+    assert all(RUNNERS[name].needs_broker == (name not in LOCAL_RUNNERS) for name in RUNNERS)
 
 
 def test_an_unknown_runner_is_refused_listing_the_valid_ones() -> None:
@@ -115,7 +119,7 @@ def test_interpreters_keep_working_after_refusing_work() -> None:
 
 
 def test_every_runner_class_satisfies_the_base_runner_protocol() -> None:
-    runners: list[type[BaseRunner]] = list(RUNNERS.values())
+    runners: list[type[BaseRunner]] = [RUNNERS[name] for name in LOCAL_RUNNERS]
 
     for runner_class in runners:
         assert isinstance(runner_class.runs_native_extensions, bool)

@@ -56,6 +56,7 @@ def markdown(measurement: Measurement) -> str:
         lines.append(_separator(HEADER))
         lines += [table_row(row) for row in group]
         lines.append("")
+    lines += celery_workers(measurement)
     lines += comparison_tables(measurement)
     noisy = sum(row.noisy for row in measurement.rows)
     if noisy:
@@ -64,6 +65,31 @@ def markdown(measurement: Measurement) -> str:
             f"{NOISY_STDEV_RATIO:.0%} of the median: treat their figures as rough."
         )
     return "\n".join(lines)
+
+
+def celery_workers(measurement: Measurement) -> list[str]:
+    """Where the celery runners' tasks ran; their RSS is on those machines, not in the table."""
+    lines = []
+    for row in measurement.rows:
+        celery = row.environment.get("celery")
+        if not isinstance(celery, dict):
+            continue
+        hosts = ", ".join(
+            f"{worker['hostname']} x{worker['concurrency']}" for worker in celery["workers"]
+        )
+        lines.append(
+            f"- {row.workload}, {row.runner} w={row.workers}: Celery {celery['pool']} pool, "
+            f"{celery['concurrency']} at once, on {hosts} (queue {celery['queue']})"
+        )
+    if not lines:
+        return []
+    return [
+        "Celery task workers (their peak RSS is theirs, not in the table's, which counts "
+        "the caller's side):",
+        "",
+        *dict.fromkeys(lines),
+        "",
+    ]
 
 
 def summary(measurement: Measurement) -> str:

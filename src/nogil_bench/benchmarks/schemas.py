@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field, Strict
 
 from nogil_bench.core.models import Status
 from nogil_bench.jobs.schemas import STRICT, StepIn, SyntheticSet, pipeline_field
-from nogil_bench.runners import RUNNERS
+from nogil_bench.runners import LOCAL_RUNNERS
 
 # 0 or 1; strict, so that JSON's false and true are not taken for them.
 type GilMode = Annotated[int, Strict(), Field(ge=0, le=1)]
@@ -23,8 +23,9 @@ class BenchmarkCreate(BaseModel):
     pipeline: list[StepIn] = pipeline_field()
     runners: list[str] | None = Field(
         default=None,
-        description="Runners to compare (default: all). sequential always runs, as the baseline.",
-        examples=[list(RUNNERS)],
+        description="Runners to compare (default: every local one; the celery runners need a "
+        "broker and one GIL mode). sequential always runs, as the baseline.",
+        examples=[list(LOCAL_RUNNERS)],
     )
     workers: list[int] | None = Field(
         default=None,

@@ -29,7 +29,7 @@ from nogil_bench.core.idempotency import Answer, Submission, fingerprint, submit
 from nogil_bench.core.models import Status, cancel_queued, check_queue_room
 from nogil_bench.jobs import service as job_service
 from nogil_bench.jobs.schemas import StepIn
-from nogil_bench.runners import RUNNERS
+from nogil_bench.runners import LOCAL_RUNNERS, get_runner
 from nogil_bench.runners.sequential import SequentialRunner
 
 
@@ -40,10 +40,10 @@ def check_request(request: BenchmarkCreate, settings: Settings) -> BenchmarkSpec
         raise InvalidInputError("runners is empty; leave it out to compare every runner")
     if request.workers == []:
         raise InvalidInputError("workers is empty; leave it out for 1 and the CPU count")
-    runners = list(dict.fromkeys(request.runners or RUNNERS))
+    runners = list(dict.fromkeys(request.runners or LOCAL_RUNNERS))
     workers = sorted(set(request.workers or {1, min(runtime.cpu_count(), settings.MAX_WORKERS)}))
     for runner in runners:
-        job_service.check_runner(runner)
+        job_service.check_runner(runner, settings)
     for count in workers:
         job_service.check_workers(count, settings)
     # Native steps are allowed even for interpreters: that runner's entries say "unsupported".
@@ -62,6 +62,12 @@ def check_request(request: BenchmarkCreate, settings: Settings) -> BenchmarkSpec
                 "gil 0 needs a free-threaded build (python3.14t); this service runs "
                 f"Python {runtime.python_version()} with the GIL: ask for gil [1]"
             )
+    remote = [runner for runner in runners if get_runner(runner).needs_broker]
+    if remote and len(gil) > 1:
+        raise InvalidInputError(
+            f"{', '.join(remote)} run in the GIL mode their task workers were started with: "
+            "ask for one GIL mode, e.g. gil [0]"
+        )
     max_repeats = request.max_repeats or min(2 * request.repeats, MAX_REPEATS)
     if max_repeats < request.repeats:
         raise InvalidInputError(f"max_repeats ({max_repeats}) is below repeats ({request.repeats})")

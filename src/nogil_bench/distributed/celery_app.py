@@ -8,6 +8,12 @@ from nogil_bench.core.config import Settings
 EXECUTIONS_QUEUE = "nogil-bench.executions"
 RUN_TASK = "nogil_bench.run"
 RUN_CHUNK_TASK = "nogil_bench.run_chunk"
+# The celery runners' tasks: one queue per pool kind, apart from the executions, so that an
+# execution whose runner is a celery runner never waits behind itself.
+TASK_QUEUES = {"threads": "nogil-bench.tasks.threads", "prefork": "nogil-bench.tasks.prefork"}
+MAP_TASK = "nogil_bench.map"
+# How long the celery runners' results stay in Redis if their caller never collects them.
+RESULT_EXPIRES_S = 3600
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -15,7 +21,8 @@ def make_celery(settings: Settings) -> Celery:
     (`acks_late`), and given back when their worker dies (`task_reject_on_worker_lost`); the
     broker hands an unacknowledged task out again after its visibility timeout, which is set
     above the longest execution. A worker reserves one task at a time, so that queued work
-    spreads over idle workers instead of waiting behind a busy one."""
+    spreads over idle workers instead of waiting behind a busy one. Only the celery runners'
+    tasks keep results (in the broker's Redis); executions report through the database."""
     if settings.BROKER_URL is None:
         raise ValueError("no NOGIL_BENCH_BROKER_URL set: the service runs its queue itself")
     app = Celery("nogil_bench", broker=settings.BROKER_URL, set_as_current=False)
@@ -23,7 +30,9 @@ def make_celery(settings: Settings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,
-        result_backend=None,
+        result_backend=settings.BROKER_URL,
+        result_serializer="json",
+        result_expires=RESULT_EXPIRES_S,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,

@@ -71,11 +71,17 @@ class Upload:
 type Source = SyntheticSource | Upload
 
 
-def check_runner(name: str) -> type[BaseRunner]:
+def check_runner(name: str, settings: Settings) -> type[BaseRunner]:
     try:
-        return get_runner(name)
+        runner = get_runner(name)
     except UnknownRunnerError as error:
         raise InvalidInputError(str(error)) from None
+    if runner.needs_broker and not settings.distributed:
+        raise InvalidInputError(
+            f"the {name} runner maps tasks over Celery task workers, and this service has no "
+            "broker: set NOGIL_BENCH_BROKER_URL (docs/distributed.md)"
+        )
+    return runner
 
 
 def check_workers(workers: int, settings: Settings) -> int:
@@ -96,7 +102,7 @@ def check_pipeline(pipeline: Sequence[StepIn]) -> tuple[Step, ...]:
 def check_spec(
     *, runner: str, workers: int, pipeline: Sequence[StepIn], settings: Settings
 ) -> ExecutionSpec:
-    runner_class = check_runner(runner)
+    runner_class = check_runner(runner, settings)
     steps = check_pipeline(pipeline)
     try:
         check_runner_can_run(runner_class, steps)

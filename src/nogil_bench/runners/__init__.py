@@ -2,6 +2,7 @@
 
 from nogil_bench.runners.asyncio_threads import AsyncioRunner
 from nogil_bench.runners.base import BaseRunner, TaskFailedError, UnsupportedWorkError
+from nogil_bench.runners.celery import CeleryPreforkRunner, CeleryThreadsRunner
 from nogil_bench.runners.interpreters import InterpreterRunner
 from nogil_bench.runners.processes import ProcessRunner
 from nogil_bench.runners.sequential import SequentialRunner
@@ -9,8 +10,18 @@ from nogil_bench.runners.threads import ThreadRunner
 
 RUNNERS: dict[str, type[BaseRunner]] = {
     runner.name: runner
-    for runner in (SequentialRunner, ThreadRunner, ProcessRunner, AsyncioRunner, InterpreterRunner)
+    for runner in (
+        SequentialRunner,
+        ThreadRunner,
+        ProcessRunner,
+        AsyncioRunner,
+        InterpreterRunner,
+        CeleryThreadsRunner,
+        CeleryPreforkRunner,
+    )
 }
+# The runners that need nothing but this machine: what a benchmark compares when not told.
+LOCAL_RUNNERS = tuple(name for name, runner in RUNNERS.items() if not runner.needs_broker)
 
 
 class UnknownRunnerError(ValueError):
@@ -26,6 +37,7 @@ def get_runner(name: str) -> type[BaseRunner]:
 
 
 __all__ = [
+    "LOCAL_RUNNERS",
     "RUNNERS",
     "BaseRunner",
     "TaskFailedError",

@@ -36,6 +36,8 @@ class BaseRunner(Protocol):
     name: ClassVar[str]
     # False where extension modules such as Pillow's cannot be loaded in the workers.
     runs_native_extensions: ClassVar[bool]
+    # True where the tasks run on Celery task workers: the run needs NOGIL_BENCH_BROKER_URL.
+    needs_broker: ClassVar[bool]
     workers: int
 
     def __init__(self, workers: int) -> None: ...
@@ -79,6 +81,7 @@ class PoolLifecycle:
 
     name: ClassVar[str]
     runs_native_extensions: ClassVar[bool] = True
+    needs_broker: ClassVar[bool] = False
 
     def __init__(self, workers: int) -> None:
         self.workers = check_workers(workers)

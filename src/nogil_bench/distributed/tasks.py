@@ -1,0 +1,121 @@
+"""`nogil-bench task-worker`: the Celery workers the celery runners map their tasks over.
+
+Unlike `nogil-bench worker`, a task worker needs no database: it receives a sealed function
+and task (distributed/sealed.py), runs it, and sends back the sealed outcome with where it ran
+and whether the GIL was on there, so the runner can report its pool and refuse a mismatch.
+Its pool kind (threads or prefork) picks its queue; its concurrency is how many tasks it runs
+at once.
+"""
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from celery import Celery, Task, signals
+from loguru import logger
+
+from nogil_bench.core import runtime
+from nogil_bench.core.config import Settings, get_settings
+from nogil_bench.core.logging import configure_logging
+from nogil_bench.distributed import registry
+from nogil_bench.distributed.celery_app import MAP_TASK, TASK_QUEUES, make_celery
+from nogil_bench.distributed.sealed import seal, unseal
+from nogil_bench.distributed.worker import CELERY_LOG_LEVELS, GilEnabledError, check_gil_off
+
+POOLS = tuple(TASK_QUEUES)
+
+
+def signing_key(settings: Settings) -> bytes:
+    """The key both sides seal with; a key this process made up would match nobody's."""
+    if settings.SECRET_KEY is None or settings.secret_generated:
+        raise ValueError(
+            "the celery runners sign what they send with NOGIL_BENCH_SECRET_KEY: set it, to "
+            "the same value, for the service and every task worker"
+        )
+    return settings.SECRET_KEY.get_secret_value().encode()
+
+
+def unpicklable_error(error: BaseException) -> BaseException:
+    """An error that pickle can carry back, keeping the original's type name and message."""
+    try:
+        seal(error, b"probe")
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}")
+    return error
+
+
+def map_one(task: Task[Any, Any], payload: str) -> str:
+    """Runs one sealed (function, task) pair; the sealed reply is (ok, value or error, where)."""
+    key = signing_key(get_settings())
+    fn, item = unseal(payload, key)
+    where = {"worker": task.request.hostname, "pid": os.getpid(), "gil": runtime.is_gil_enabled()}
+    try:
+        return seal((True, fn(item), where), key)
+    except Exception as error:
+        return seal((False, unpicklable_error(error), where), key)
+
+
+def register_map_task(celery: Celery) -> None:
+    celery.task(name=MAP_TASK, bind=True, ignore_result=False)(map_one)
+
+
+def main(pool: str, concurrency: int, argv: Sequence[str] = ()) -> None:
+    """Runs a task worker on `pool`'s queue until SIGTERM or SIGINT."""
+    settings = get_settings()
+    configure_logging(settings)
+    if settings.BROKER_URL is None:
+        sys.exit("nogil-bench task-worker: set NOGIL_BENCH_BROKER_URL (redis://host:port/db)")
+    try:
+        signing_key(settings)
+        check_gil_off()
+    except (ValueError, GilEnabledError) as error:
+        sys.exit(f"nogil-bench task-worker: {error}")
+    name = settings.WORKER_NAME or runtime.process_name(f"tasks-{pool}")
+    logger.info(
+        "task worker {} ({} x{}) on Python {}, GIL enabled: {}",
+        name,
+        pool,
+        concurrency,
+        runtime.python_version(),
+        runtime.is_gil_enabled(),
+    )
+    if settings.LOG_LEVEL not in {"TRACE", "DEBUG"}:
+        # A line per task received and per task done, hundreds a second: only when debugging.
+        for per_task in ("celery.app.trace", "celery.worker.strategy"):
+            logging.getLogger(per_task).setLevel(logging.WARNING)
+    celery = make_celery(settings)
+    register_map_task(celery)
+    hostname = name.replace(":", "-")
+    stop_announcing = threading.Event()
+    me = registry.TaskWorker(hostname, pool, concurrency, runtime.is_gil_enabled(), os.getpid())
+    announcing = registry.keep_announcing(
+        redis.Redis.from_url(settings.BROKER_URL), TASK_QUEUES[pool], me, stop_announcing
+    )
+
+    @signals.worker_shutting_down.connect(weak=False)
+    def _withdraw(**_: object) -> None:
+        stop_announcing.set()
+        announcing.join(timeout=5)
+
+    celery.worker_main(
+        [
+            "worker",
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "--queues",
+            TASK_QUEUES[pool],
+            "--hostname",
+            hostname,
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            CELERY_LOG_LEVELS.get(settings.LOG_LEVEL, settings.LOG_LEVEL),
+            *argv,
+        ]
+    )

@@ -1,0 +1,206 @@
+"""The celery runners map tasks over real Celery task workers on a real Redis: the same
+results as a local run, the workers' pool reported, and a clear refusal when the workers on
+the queue are not what the run asks for."""
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from unittest.mock import ANY
+
+import pytest
+
+from nogil_bench.bench.config import Config
+from nogil_bench.bench.harness import measure_matrix
+from nogil_bench.bench.plan import Matrix, this_interpreter
+from nogil_bench.bench.report import markdown
+from nogil_bench.core import runtime
+from nogil_bench.core.config import get_settings
+from nogil_bench.distributed.sealed import ForgedPayloadError, seal, unseal
+from nogil_bench.runners import TaskFailedError, get_runner
+from nogil_bench.runners.celery import CeleryRunner, CeleryWorkersError
+from nogil_bench.runners.sequential import SequentialRunner
+from nogil_bench.workloads.fib import fib
+from nogil_bench.workloads.images import ImageJob, SyntheticSource, output_digests, validate_steps
+from nogil_bench.workloads.model import Step
+from tests.live_server import NOGIL_BENCH
+from tests.redis_server import RedisServer, WorkerProcess
+
+SECRET = "celery-runner-tests-" + "s" * 32
+STEPS = validate_steps([Step("box_blur", {"radius": 1}), Step("sepia")])
+JOBS = [ImageJob(SyntheticSource(24, 16, seed), STEPS) for seed in range(6)]
+
+
+@pytest.fixture(scope="module")
+def task_broker(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A Redis database of its own with a threads task worker and a prefork one, two slots
+    each; this process set up to reach them (NOGIL_BENCH_BROKER_URL and the shared key)."""
+    url = redis_server.url.rsplit("/", 1)[0] + "/3"
+    workers = [
+        WorkerProcess(
+            tmp_path_factory.mktemp(f"tasks-{pool}"),
+            ("task-worker", "--pool", pool, "--concurrency", "2"),
+            BROKER_URL=url,
+            SECRET_KEY=SECRET,
+        )
+        for pool in ("threads", "prefork")
+    ]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NOGIL_BENCH_BROKER_URL", url)
+        patch.setenv("NOGIL_BENCH_SECRET_KEY", SECRET)
+        get_settings.cache_clear()
+        try:
+            for worker in workers:
+                worker.start()
+            yield url
+        finally:
+            for worker in workers:
+                worker.stop()
+            get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("name", ["celery-threads", "celery-prefork"])
+def test_a_celery_runner_gives_the_local_runs_outputs_and_reports_its_pool(
+    task_broker: str, name: str
+) -> None:
+    with SequentialRunner() as sequential:
+        expected = output_digests(sequential, JOBS)
+
+    with get_runner(name)(2) as runner:
+        outputs = output_digests(runner, JOBS)
+    assert isinstance(runner, CeleryRunner)
+
+    assert outputs == expected
+    pool = name.removeprefix("celery-")
+    assert runner.description["pool"] == pool
+    assert runner.description["concurrency"] == 2
+    assert runner.description["queue"] == f"nogil-bench.tasks.{pool}"
+    [worker] = runner.description["workers"]
+    assert worker["hostname"].startswith(f"tasks-{pool}@")
+    assert worker["gil"] is runtime.is_gil_enabled()
+    # The thread pool runs every task in its one process; prefork in its two children.
+    processes = {pid for _, pid in runner.ran_on}
+    assert len(processes) == (1 if pool == "threads" else 2)
+
+
+def test_a_failing_task_names_its_index_and_error(task_broker: str) -> None:
+    with get_runner("celery-threads")(2) as runner:
+        with pytest.raises(TaskFailedError, match=r"task 2 \('x'\) failed: ValueError"):
+            runner.map(int, ["1", "2", "x", "4"])
+
+        assert runner.map(fib, [10, 11]) == [55, 89]  # the runner is still usable
+
+
+def test_asking_for_other_than_the_pools_slots_is_refused_naming_what_runs(
+    task_broker: str,
+) -> None:
+    with pytest.raises(CeleryWorkersError) as refused, get_runner("celery-prefork")(1):
+        pass
+
+    message = str(refused.value)
+    assert "asked for 1 prefork workers" in message
+    assert "prefork x2" in message
+    assert "nogil-bench task-worker --pool prefork --concurrency 1" in message
+
+
+def test_workers_in_another_gil_mode_are_refused(
+    task_broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    theirs = runtime.is_gil_enabled()
+    monkeypatch.setattr(runtime, "is_gil_enabled", lambda: not theirs)
+
+    with (
+        pytest.raises(CeleryWorkersError, match=f"start them with PYTHON_GIL={int(not theirs)}"),
+        get_runner("celery-threads")(2),
+    ):
+        pass
+
+
+def test_a_queue_without_task_workers_is_refused_with_the_command_to_start_one(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOGIL_BENCH_BROKER_URL", redis_server.url.rsplit("/", 1)[0] + "/4")
+    monkeypatch.setenv("NOGIL_BENCH_SECRET_KEY", SECRET)
+    get_settings.cache_clear()
+    try:
+        with (
+            pytest.raises(CeleryWorkersError, match="found no task worker on queue"),
+            get_runner("celery-threads")(2),
+        ):
+            pass
+    finally:
+        get_settings.cache_clear()
+
+
+def test_without_a_broker_the_runner_names_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # away from a developer's .env
+    monkeypatch.delenv("NOGIL_BENCH_BROKER_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        with (
+            pytest.raises(CeleryWorkersError, match="set NOGIL_BENCH_BROKER_URL"),
+            get_runner("celery-prefork")(2),
+        ):
+            pass
+    finally:
+        get_settings.cache_clear()
+
+
+def test_a_payload_sealed_with_another_key_is_refused_before_it_is_unpickled() -> None:
+    sealed = seal((fib, 10), b"the service's key")
+
+    assert unseal(sealed, b"the service's key") == (fib, 10)
+    with pytest.raises(ForgedPayloadError, match="share NOGIL_BENCH_SECRET_KEY"):
+        unseal(sealed, b"someone else's key")
+    with pytest.raises(ForgedPayloadError):
+        unseal(sealed[:-8] + "AAAAAAA=", b"the service's key")  # altered
+
+
+def test_a_task_worker_refuses_to_start_without_the_shared_secret_key(
+    tmp_path: Path,
+) -> None:
+    env = {"PATH": "/usr/bin:/bin", "NOGIL_BENCH_BROKER_URL": "redis://127.0.0.1:1/0"}
+
+    finished = subprocess.run(
+        [NOGIL_BENCH, "task-worker"],
+        check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+    assert finished.returncode == 1
+    assert "set it, to the same value, for the service and every task worker" in finished.stderr
+
+
+def test_the_engine_measures_celery_pools_beside_local_threads_and_says_where_they_ran(
+    task_broker: str,
+) -> None:
+    template = Config("fib", "sequential", 1, warmups=0, fib_n=14, fib_tasks=4)
+    gil = int(runtime.is_gil_enabled())
+    runners = ["threads", "celery-threads", "celery-prefork"]
+    plan = Matrix([this_interpreter()], [gil], ["fib"], runners, [2], template).plan()
+
+    measurement = measure_matrix(
+        plan, min_rounds=2, max_rounds=2, target_ci=0.0, progress=lambda line: None
+    )
+
+    rows = {row.runner: row for row in measurement.rows}
+    assert set(rows) == {"sequential", *runners}
+    assert len({row.output_digest for row in measurement.rows}) == 1
+    assert rows["celery-prefork"].environment["celery"] == {
+        "queue": "nogil-bench.tasks.prefork",
+        "pool": "prefork",
+        "concurrency": 2,
+        "workers": [
+            {"hostname": ANY, "concurrency": 2, "gil": runtime.is_gil_enabled()},
+        ],
+    }
+    assert "celery" not in rows["threads"].environment
+    report = markdown(measurement)
+    assert "celery-threads w=2: Celery threads pool, 2 at once, on tasks-threads@" in report
+    assert "celery-prefork w=2: Celery prefork pool, 2 at once, on tasks-prefork@" in report
