@@ -96,9 +96,16 @@ def redis_server() -> Iterator[str]:
 
 
 class Worker:
-    """`nogil-bench worker` with the service's settings, its output in a file."""
+    """`nogil-bench worker` (or `command`, e.g. a task worker) with the given settings, its
+    output in a file."""
 
-    def __init__(self, name: str, workdir: Path, settings: dict[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        workdir: Path,
+        settings: dict[str, str],
+        command: Sequence[str] = ("worker",),
+    ) -> None:
         workdir.mkdir(parents=True)
         self.name = name
         self.log_path = workdir / "worker.log"
@@ -112,7 +119,7 @@ class Worker:
         }
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own console script
-                [NOGIL_BENCH, "worker"],
+                [NOGIL_BENCH, *command],
                 env=env,
                 stdout=log,
                 stderr=log,

@@ -8,20 +8,29 @@ from pathlib import Path
 from unittest.mock import ANY
 
 import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from nogil_bench.bench.config import Config
 from nogil_bench.bench.harness import measure_matrix
 from nogil_bench.bench.plan import Matrix, this_interpreter
 from nogil_bench.bench.report import markdown
+from nogil_bench.benchmarks.schemas import BenchmarkCreate
+from nogil_bench.benchmarks.service import check_request
 from nogil_bench.core import runtime
-from nogil_bench.core.config import get_settings
+from nogil_bench.core.config import Settings, get_settings
+from nogil_bench.core.errors import InvalidInputError
 from nogil_bench.distributed.sealed import ForgedPayloadError, seal, unseal
+from nogil_bench.main import create_app
 from nogil_bench.runners import TaskFailedError, get_runner
 from nogil_bench.runners.celery import CeleryRunner, CeleryWorkersError
 from nogil_bench.runners.sequential import SequentialRunner
 from nogil_bench.workloads.fib import fib
 from nogil_bench.workloads.images import ImageJob, SyntheticSource, output_digests, validate_steps
 from nogil_bench.workloads.model import Step
+from tests.api.conftest import register_and_login
+from tests.api.test_jobs import PURE_PIPELINE, expected_png
+from tests.distributed.test_celery import wait_finished
 from tests.live_server import NOGIL_BENCH
 from tests.redis_server import RedisServer, WorkerProcess
 
@@ -204,3 +213,70 @@ def test_the_engine_measures_celery_pools_beside_local_threads_and_says_where_th
     report = markdown(measurement)
     assert "celery-threads w=2: Celery threads pool, 2 at once, on tasks-threads@" in report
     assert "celery-prefork w=2: Celery prefork pool, 2 at once, on tasks-prefork@" in report
+
+
+def test_a_batch_on_a_celery_runner_runs_through_an_execution_worker_that_never_waits_for_itself(
+    task_broker: str, settings: Settings, tmp_path: Path
+) -> None:
+    """The execution worker runs one execution at a time; the batch's runner maps its images
+    over the task workers, on a queue that execution worker does not consume."""
+    service = settings.model_copy(
+        update={
+            "BROKER_URL": task_broker,
+            "SECRET_KEY": SecretStr(SECRET),
+            "LEASE_SECONDS": 3.0,
+            "EXECUTOR_POLL_SECONDS": 0.2,
+        }
+    )
+    executions = WorkerProcess(
+        tmp_path / "executions",
+        DATA_DIR=str(service.DATA_DIR),
+        DATABASE_URL=service.database_url,
+        BROKER_URL=task_broker,
+        SECRET_KEY=SECRET,
+        WORKER_NAME="executions-1",
+    )
+    executions.start()
+    try:
+        with TestClient(create_app(service)) as api:
+            alice = register_and_login(api, "alice@example.com")
+            batches = {
+                runner: api.post(
+                    "/api/v1/batches",
+                    headers=alice,
+                    json={
+                        "source": {"width": 40, "height": 24, "seed": 9, "count": 4},
+                        "pipeline": PURE_PIPELINE,
+                        "runner": runner,
+                        "workers": 2,
+                    },
+                ).json()
+                for runner in ("celery-threads", "celery-prefork")
+            }
+            for runner, batch in batches.items():
+                finished = wait_finished(api, alice, f"/batches/{batch['id']}")
+                assert finished["status"] == "succeeded", (runner, finished)
+                jobs = api.get(
+                    "/api/v1/jobs", headers=alice, params={"batch_id": batch["id"]}
+                ).json()["data"]
+                for job in jobs:
+                    assert (job["runner"], job["worker"]) == (runner, "executions-1")
+                    output = api.get(f"/api/v1/jobs/{job['id']}/result", headers=alice).content
+                    assert output == expected_png(40, 24, job["seed"], PURE_PIPELINE)
+    finally:
+        assert executions.stop() == 0, executions.output()
+
+
+def test_a_benchmark_of_a_celery_runner_must_name_one_gil_mode(settings: Settings) -> None:
+    with_broker = settings.model_copy(update={"BROKER_URL": "redis://127.0.0.1:9/0"})
+    request = BenchmarkCreate.model_validate(
+        {
+            "source": {"count": 2, "width": 8, "height": 8},
+            "pipeline": [{"op": "invert"}],
+            "runners": ["threads", "celery-threads"],
+            "gil": [0, 1],
+        }
+    )
+
+    with pytest.raises(InvalidInputError, match=r"ask for one GIL mode, e\.g\. gil"):
+        check_request(request, with_broker)

@@ -129,9 +129,11 @@ class CeleryRunner(PoolLifecycle):
         running = cast("GroupResult", group(signatures, app=app).apply_async())
         self._running = running
         try:
+            # Each result in turn, as Redis announces it. Not GroupResult.get: its join_native
+            # waits half a second per poll, measured, which would be charged to every map.
             # Safe inside a task of `nogil-bench worker`: these tasks go to their own queue,
             # which that worker does not consume, so it never waits for itself.
-            replies = running.get(propagate=False, disable_sync_subtasks=False)
+            replies = running.join(propagate=False, disable_sync_subtasks=False)
         finally:
             self._running = None
             running.forget()
