@@ -73,8 +73,10 @@ def find_redis_server() -> str | None:
 class WorkerProcess:
     """`nogil-bench worker` with only the given NOGIL_BENCH_* settings, its output in a file."""
 
-    def __init__(self, workdir: Path, **settings: str) -> None:
+    def __init__(self, workdir: Path, *args: str, **settings: str) -> None:
+        """`args` go on the command line after `nogil-bench worker` (to Celery's worker)."""
         workdir.mkdir(parents=True, exist_ok=True)
+        self.args = args
         self.log_path = workdir / "worker.log"
         self.env = {
             key: value for key, value in os.environ.items() if not key.startswith("NOGIL_BENCH_")
@@ -92,7 +94,7 @@ class WorkerProcess:
     def start(self) -> None:
         with self.log_path.open("a") as log:
             self.process = subprocess.Popen(
-                [NOGIL_BENCH, "worker"],
+                [NOGIL_BENCH, "worker", *self.args],
                 cwd=self.workdir,
                 env=self.env,
                 stdout=log,
