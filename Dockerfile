@@ -40,14 +40,17 @@ RUN --mount=type=secret,id=ca-certificates \
     && /opt/python/bin/python3.14t -m venv /opt/uv-tool \
     && /opt/uv-tool/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
        "uv==${UV_VERSION}"
-# Trim what a server never uses (the test suite alone is 160 MB; headers are only for building
-# extensions, and every dependency is a wheel), strip debug symbols, and keep only the
-# unoptimized bytecode (make install writes three levels of .pyc). python3.14 is a hard link to
-# python3.14t that strip would turn into a second, unstripped 40 MB copy: make it a symlink.
+# Trim what a server never uses (the test suite alone is 160 MB, its C modules _testcapi, xx*
+# and the like 1.2 MB; headers are only for building extensions, and every dependency is a
+# wheel), strip debug symbols, and keep only the unoptimized bytecode (make install writes
+# three levels of .pyc). python3.14 is a hard link to python3.14t that strip would turn into
+# a second, unstripped 40 MB copy: make it a symlink.
 RUN cd /opt/python \
     && rm -rf include share lib/pkgconfig bin/idle3* bin/pip3* \
     && cd lib/python3.14t \
     && rm -rf test idlelib tkinter turtledemo turtle.py ensurepip pydoc_data site-packages/pip* \
+       lib-dynload/_test*.so lib-dynload/_ctypes_test.*.so lib-dynload/_xxtestfuzz.*.so \
+       lib-dynload/xx*.so \
     && find . -name '*.opt-[12].pyc' -delete \
     && find /opt/python -type f \( -name '*.so' -o -name 'python3.14t' \) \
        -exec strip --strip-unneeded {} + \
