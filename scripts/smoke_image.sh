@@ -24,7 +24,8 @@ server it starts on the host (redis-server), and checks they work together: impo
 GIL off, `nogil-bench worker` ready, `nogil-bench serve` healthy and ready, a job run by the
 worker through the API, warm shutdown on SIGTERM with exit 0. The engine defaults to the first
 one that works here; with buildah, STORAGE_DRIVER (vfs) and BUILDAH_ISOLATION (chroot) are
-honoured as by build_docker.sh.
+honoured as by build_docker.sh. NOGIL_BENCH_DATABASE_URL, when set, is passed on: both roles
+then use that database (e.g. postgresql+psycopg://...) instead of SQLite in /data.
 USAGE
 }
 
@@ -82,6 +83,10 @@ settings=(
   NOGIL_BENCH_LOG_FORMAT=text
   NOGIL_BENCH_WORKER_NAME=smoke-worker
 )
+# Both roles on PostgreSQL instead of SQLite in /data, when given one.
+if [[ -n ${NOGIL_BENCH_DATABASE_URL:-} ]]; then
+  settings+=(NOGIL_BENCH_DATABASE_URL="$NOGIL_BENCH_DATABASE_URL")
+fi
 
 cleanup() {
   set +e
