@@ -40,14 +40,17 @@ RUN --mount=type=secret,id=ca-certificates \
     && /opt/python/bin/python3.14t -m venv /opt/uv-tool \
     && /opt/uv-tool/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
        "uv==${UV_VERSION}"
-# Trim what a server never uses (the test suite alone is 160 MB; headers are only for building
-# extensions, and every dependency is a wheel), strip debug symbols, and keep only the
-# unoptimized bytecode (make install writes three levels of .pyc). python3.14 is a hard link to
-# python3.14t that strip would turn into a second, unstripped 40 MB copy: make it a symlink.
+# Trim what a server never uses (the test suite alone is 160 MB, its C modules _testcapi, xx*
+# and the like 1.2 MB; headers are only for building extensions, and every dependency is a
+# wheel), strip debug symbols, and keep only the unoptimized bytecode (make install writes
+# three levels of .pyc). python3.14 is a hard link to python3.14t that strip would turn into
+# a second, unstripped 40 MB copy: make it a symlink.
 RUN cd /opt/python \
     && rm -rf include share lib/pkgconfig bin/idle3* bin/pip3* \
     && cd lib/python3.14t \
     && rm -rf test idlelib tkinter turtledemo turtle.py ensurepip pydoc_data site-packages/pip* \
+       lib-dynload/_test*.so lib-dynload/_ctypes_test.*.so lib-dynload/_xxtestfuzz.*.so \
+       lib-dynload/xx*.so \
     && find . -name '*.opt-[12].pyc' -delete \
     && find /opt/python -type f \( -name '*.so' -o -name 'python3.14t' \) \
        -exec strip --strip-unneeded {} + \
@@ -114,12 +117,62 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 
 # ---------------------------------------------------------------------------------------------
 FROM deps AS app
+# strip, for the extension modules below (this stage only: production copies just /opt/venv).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends binutils \
+    && rm -rf /var/lib/apt/lists/*
 COPY README.md ./
 COPY src/ src/
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=secret,id=ca-certificates \
     if [ -s /run/secrets/ca-certificates ]; then export SSL_CERT_FILE=/run/secrets/ca-certificates; fi \
     && uv sync --frozen --no-dev --no-editable
+# What production ships of /opt/venv, less what neither `nogil-bench serve` nor `nogil-bench
+# worker` ever loads (the test stage keeps everything; scripts/smoke_image.sh runs both roles
+# from the production image). Sizes as measured, bytecode included:
+# - click-repl, prompt_toolkit, wcwidth (9.7 MB): only the `celery` command line imports them,
+#   for `celery shell` and `celery amqp`; `nogil-bench worker` goes through Celery's worker
+#   command alone (distributed/worker.py; a test runs the worker with them refused).
+# - debug symbols of the extension modules (*.so: 13.2 MB, of which SQLAlchemy's Cython
+#   modules 9.9 MB and Pillow's 3.4 MB). The libraries Pillow bundles (pillow.libs/*.so.N)
+#   are left as they are.
+# - SQLAlchemy's MySQL, SQL Server and Oracle dialects and its test harness (3.8 MB): the
+#   service connects to SQLite or PostgreSQL only (core/db.py); Alembic's DDL modules for those
+#   databases import them only for type checking.
+# - dnspython (2.9 MB): only email-validator's deliverability check and psycopg's SRV lookup
+#   import it; pydantic's EmailStr validates with check_deliverability=False, and nothing
+#   calls psycopg's resolve_srv.
+# - Pillow's AVIF codec (_avif and its libavif, 5 MB): uploads are PNG, JPEG or WebP
+#   (workloads/images.py ACCEPTED_FORMATS); AvifImagePlugin then reports AVIF unsupported.
+#   Pillow's colour management (_imagingcms and its liblcms2, 0.6 MB): only ImageCms loads
+#   it, which Pillow imports for conversions to or from LAB; decoded uploads and charts are
+#   RGB.
+# - the test suites that packages ship (pyperf/tests, alembic/testing, mako/testing,
+#   celery/contrib/testing: 1.1 MB): only pytest loads them.
+# - kombu's transports other than Redis (SQS, AMQP, MongoDB...: 0.9 MB): kombu imports a
+#   transport by the broker URL's scheme, and NOGIL_BENCH_BROKER_URL is redis://.
+# - the Redis client's commands for server modules (RediSearch, JSON, TimeSeries, Bloom,
+#   vector sets: 1.0 MB): redis-py imports them only when those methods are called; kombu
+#   uses only core commands.
+RUN cd /opt/venv/lib/python3.14t/site-packages \
+    && rm -rf click_repl click_repl-*.dist-info prompt_toolkit prompt_toolkit-*.dist-info \
+       wcwidth wcwidth-*.dist-info \
+    && find /opt/venv -type f -name '*.so' -exec strip --strip-unneeded {} + \
+    && rm -rf sqlalchemy/dialects/mysql sqlalchemy/dialects/mssql sqlalchemy/dialects/oracle \
+       sqlalchemy/testing \
+    && rm -rf dns dnspython-*.dist-info \
+    && rm -f PIL/_avif.*.so pillow.libs/libavif-*.so* \
+       PIL/_imagingcms.*.so pillow.libs/liblcms2-*.so* \
+    && rm -rf pyperf/tests alembic/testing mako/testing celery/contrib/testing \
+    && (cd kombu/transport && for module in *; do \
+      case $module in \
+        __init__.py | __pycache__ | base.py | virtual | redis.py | native_delayed_delivery.py) ;; \
+        *) rm -rf "$module" __pycache__/"${module%.py}".*.pyc ;; \
+      esac; \
+    done) \
+    && rm -rf redis/commands/search redis/commands/json redis/commands/timeseries \
+       redis/commands/bf redis/commands/vectorset \
+    && du -sh /opt/venv
 
 # ---------------------------------------------------------------------------------------------
 FROM base AS production

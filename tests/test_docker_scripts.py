@@ -1,4 +1,5 @@
-"""build_docker.sh and run_docker.sh refuse bad arguments up front, naming the problem.
+"""build_docker.sh, run_docker.sh and scripts/smoke_image.sh refuse bad arguments up front,
+naming the problem.
 
 The image itself is built and its test stage run by scripts/verify_docker.sh (called by .ci/run).
 """
@@ -52,3 +53,13 @@ def test_run_docker_refuses_a_missing_env_file(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "prod.env: no such file" in result.stderr
+
+
+def test_smoke_image_documents_its_options_and_refuses_unknown_ones() -> None:
+    helped = run("scripts/smoke_image.sh", "--help")
+    refused = run("scripts/smoke_image.sh", "--port", "8000")
+
+    assert helped.returncode == 0
+    assert helped.stdout.startswith("usage: scripts/smoke_image.sh [IMAGE]")
+    assert refused.returncode == 2
+    assert "unknown option '--port'" in refused.stderr

@@ -41,10 +41,11 @@ def broker_settings(settings: Settings, broker_url: str) -> Settings:
     )
 
 
-def worker_for(settings: Settings, workdir: Path, name: str) -> WorkerProcess:
+def worker_for(settings: Settings, workdir: Path, name: str, *args: str) -> WorkerProcess:
     assert settings.BROKER_URL is not None
     return WorkerProcess(
         workdir,
+        ("worker", *args),
         DATA_DIR=str(settings.DATA_DIR),
         DATABASE_URL=settings.database_url,
         BROKER_URL=settings.BROKER_URL,
@@ -220,6 +221,39 @@ def test_celery_and_the_redis_client_keep_the_gil_off() -> None:
     assert not redis.utils.HIREDIS_AVAILABLE, "hiredis is installed: it turns the GIL back on"
     if runtime.is_free_threaded_build() and not runtime.gil_forced_on_by():
         assert not sys._is_gil_enabled()
+
+
+# A sitecustomize that makes importing Celery's shell-only dependencies fail.
+REFUSE_SHELL_MODULES = """
+import sys
+
+class RefuseShellModules:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {"click_repl", "prompt_toolkit", "wcwidth"}:
+            raise ImportError(f"{name} is not in the production image")
+
+sys.meta_path.insert(0, RefuseShellModules())
+"""
+
+
+def test_the_worker_takes_celery_options_without_celerys_shell_modules(
+    broker_settings: Settings, tmp_path: Path
+) -> None:
+    """The production image leaves out click-repl, prompt_toolkit and wcwidth, which only
+    `celery shell` and `celery amqp` use: the worker starts, takes Celery's worker options
+    and stops warmly without them."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(REFUSE_SHELL_MODULES)
+    process = worker_for(broker_settings, tmp_path / "worker", "worker-1", "--concurrency", "2")
+    process.env["PYTHONPATH"] = str(hook)
+    process.start()
+    assert process.stop() == 0, process.output()
+
+    output = process.output()
+    assert "concurrency: 2 (thread)" in output  # the option given last wins
+    assert "Warm shutdown" in output
+    assert "not in the production image" not in output
 
 
 def test_readiness_checks_the_broker_and_metrics_show_its_queue(

@@ -30,7 +30,7 @@ from nogil_bench.workloads.images import ImageJob, SyntheticSource, output_diges
 from nogil_bench.workloads.model import Step
 from tests.api.conftest import register_and_login
 from tests.api.test_jobs import PURE_PIPELINE, expected_png
-from tests.distributed.test_celery import wait_finished
+from tests.distributed.test_celery import REFUSE_SHELL_MODULES, wait_finished
 from tests.live_server import NOGIL_BENCH
 from tests.redis_server import RedisServer, WorkerProcess
 
@@ -280,3 +280,27 @@ def test_a_benchmark_of_a_celery_runner_must_name_one_gil_mode(settings: Setting
 
     with pytest.raises(InvalidInputError, match=r"ask for one GIL mode, e\.g\. gil"):
         check_request(request, with_broker)
+
+
+def test_a_task_worker_starts_and_stops_warmly_without_celerys_shell_modules(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """As `nogil-bench worker`: the production image leaves click-repl, prompt_toolkit and
+    wcwidth out."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(REFUSE_SHELL_MODULES)
+    process = WorkerProcess(
+        tmp_path / "tasks",
+        ("task-worker", "--pool", "prefork", "--concurrency", "2"),
+        BROKER_URL=redis_server.url.rsplit("/", 1)[0] + "/5",
+        SECRET_KEY=SECRET,
+    )
+    process.env["PYTHONPATH"] = str(hook)
+    process.start()
+    assert process.stop() == 0, process.output()
+
+    output = process.output()
+    assert "concurrency: 2 (prefork)" in output
+    assert "Warm shutdown" in output
+    assert "not in the production image" not in output

@@ -24,7 +24,12 @@ from nogil_bench.core.logging import configure_logging
 from nogil_bench.distributed import registry
 from nogil_bench.distributed.celery_app import MAP_TASK, TASK_QUEUES, make_celery
 from nogil_bench.distributed.sealed import seal, unseal
-from nogil_bench.distributed.worker import CELERY_LOG_LEVELS, GilEnabledError, check_gil_off
+from nogil_bench.distributed.worker import (
+    CELERY_LOG_LEVELS,
+    GilEnabledError,
+    check_gil_off,
+    run_celery_worker,
+)
 
 POOLS = tuple(TASK_QUEUES)
 
@@ -101,9 +106,9 @@ def main(pool: str, concurrency: int, argv: Sequence[str] = ()) -> None:
         stop_announcing.set()
         announcing.join(timeout=5)
 
-    celery.worker_main(
+    run_celery_worker(
+        celery,
         [
-            "worker",
             "--pool",
             pool,
             "--concurrency",
@@ -117,5 +122,5 @@ def main(pool: str, concurrency: int, argv: Sequence[str] = ()) -> None:
             "--loglevel",
             CELERY_LOG_LEVELS.get(settings.LOG_LEVEL, settings.LOG_LEVEL),
             *argv,
-        ]
+        ],
     )

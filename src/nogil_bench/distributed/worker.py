@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from celery import Celery, signals
+from celery.bin.base import CLIContext
+from celery.bin.worker import worker as celery_worker_command
 from celery.exceptions import Reject
 from loguru import logger
 from prometheus_client import start_http_server
@@ -190,6 +192,43 @@ def _refuse_the_gil(**_: object) -> None:
         raise SystemExit(1) from error
 
 
+def celery_worker_argv(name: str, settings: Settings, argv: Sequence[str] = ()) -> list[str]:
+    """The options of Celery's worker command for this worker; `argv` comes last, so that
+    an operator's options win."""
+    return [
+        "--pool",
+        "threads",
+        "--concurrency",
+        "1",
+        "--queues",
+        EXECUTIONS_QUEUE,
+        "--hostname",
+        name.replace(":", "-"),
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        CELERY_LOG_LEVELS.get(settings.LOG_LEVEL, settings.LOG_LEVEL),
+        *argv,
+    ]
+
+
+def run_celery_worker(celery: Celery, argv: Sequence[str]) -> None:
+    """`celery worker` with `argv`, through Celery's own worker command, so it takes every
+    option `celery worker` takes. Not through `celery.worker_main()`: that goes through the
+    whole `celery` command line, which imports click-repl and prompt_toolkit (for `celery
+    shell` and `celery amqp`); the production image does not ship them. NO_COLOR turns
+    colours off, as it does for `celery`; the worker's exit code is not passed on (neither was
+    it by `worker_main()`)."""
+    celery_worker_command.main(
+        args=list(argv),
+        prog_name="nogil-bench worker",
+        standalone_mode=False,
+        obj=CLIContext(
+            app=celery, no_color=bool(os.environ.get("NO_COLOR")), workdir=None, quiet=False
+        ),
+    )
+
+
 def main(argv: Sequence[str] = ()) -> None:
     """Runs the worker until SIGTERM or SIGINT; `argv` goes to Celery's worker (e.g.
     `--loglevel DEBUG`)."""
@@ -204,21 +243,4 @@ def main(argv: Sequence[str] = ()) -> None:
     worker = start(settings)
     celery = make_celery(settings)
     register_tasks(celery)
-    celery.worker_main(
-        [
-            "worker",
-            "--pool",
-            "threads",
-            "--concurrency",
-            "1",
-            "--queues",
-            EXECUTIONS_QUEUE,
-            "--hostname",
-            worker.name.replace(":", "-"),
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            CELERY_LOG_LEVELS.get(settings.LOG_LEVEL, settings.LOG_LEVEL),
-            *argv,
-        ]
-    )
+    run_celery_worker(celery, celery_worker_argv(worker.name, settings, argv))
