@@ -7,10 +7,12 @@
 # 1. In the image: the service and worker modules import, Pillow decodes PNG, JPEG and WebP and
 #    draws text with FreeType, and the GIL stays off.
 # 2. `nogil-bench worker` against a Redis server this script starts on the host
-#    (redis-server, Debian's package), until Celery says it is ready.
+#    (redis-server, Debian's package), until Celery says it is ready; and a
+#    `nogil-bench task-worker --pool prefork` for the celery runners.
 # 3. `nogil-bench serve` with the same broker and data directory: /health/live answers,
-#    /health/ready sees the broker, and a job submitted through the API is run by the worker.
-# 4. SIGTERM to both: the worker shuts down warmly, the server stops; both exit 0.
+#    /health/ready sees the broker, a job submitted through the API is run by the worker, and
+#    one on the celery-prefork runner too, its images mapped over the task worker.
+# 4. SIGTERM to all: the workers shut down warmly, the server stops; all exit 0.
 # The containers share the host's network (buildah's chroot isolation does; podman and docker
 # get --network host). Exits non-zero at the first check that fails, showing the logs.
 set -euo pipefail
@@ -21,8 +23,9 @@ usage: scripts/smoke_image.sh [IMAGE] [--engine docker|podman|buildah]
 
 Starts both roles of the production image IMAGE (default nogil-bench:latest) against a Redis
 server it starts on the host (redis-server), and checks they work together: imports with the
-GIL off, `nogil-bench worker` ready, `nogil-bench serve` healthy and ready, a job run by the
-worker through the API, warm shutdown on SIGTERM with exit 0. The engine defaults to the first
+GIL off, `nogil-bench worker` and a prefork task worker ready, `nogil-bench serve` healthy and
+ready, a job run by the worker through the API (and one on the celery-prefork runner), warm
+shutdown on SIGTERM with exit 0. The engine defaults to the first
 one that works here; with buildah, STORAGE_DRIVER (vfs) and BUILDAH_ISOLATION (chroot) are
 honoured as by build_docker.sh. NOGIL_BENCH_DATABASE_URL, when set, is passed on: both roles
 then use that database (e.g. postgresql+psycopg://...) instead of SQLite in /data.
@@ -75,7 +78,7 @@ work=$(mktemp -d)
 redis_port=$(free_port)
 api_port=$(free_port)
 broker=redis://127.0.0.1:$redis_port/0
-ctr="" server_pid="" worker_pid=""
+ctr="" server_pid="" worker_pid="" tasks_pid=""
 settings=(
   NOGIL_BENCH_BROKER_URL="$broker"
   NOGIL_BENCH_PORT="$api_port"
@@ -90,14 +93,14 @@ fi
 
 cleanup() {
   set +e
-  for pid in $server_pid $worker_pid; do
+  for pid in $server_pid $worker_pid $tasks_pid; do
     kill -KILL "$pid" 2>/dev/null
   done
   if [[ -n $ctr ]]; then
     case "$engine" in
       buildah) buildah rm "$ctr" >/dev/null ;;
       *)
-        "$engine" rm -f "$ctr-serve" "$ctr-worker" >/dev/null 2>&1
+        "$engine" rm -f "$ctr-serve" "$ctr-worker" "$ctr-tasks" >/dev/null 2>&1
         "$engine" volume rm "$ctr-data" >/dev/null 2>&1
         ;;
     esac
@@ -225,6 +228,13 @@ worker_pid=$(role_pid worker)
 grep -m1 -o 'worker smoke-worker .*' "$work/worker.log" | sed 's/ {.*//'
 grep -m1 'Connected to redis' "$work/worker.log" | sed 's/.* - //; s/ {.*//'
 
+start_role tasks env NOGIL_BENCH_WORKER_NAME=smoke-tasks \
+  nogil-bench task-worker --pool prefork --concurrency 2
+job_pids[tasks]=$!
+wait_for tasks 60 " ready."
+tasks_pid=$(role_pid tasks)
+grep -m1 -o 'task worker smoke-tasks .*' "$work/tasks.log" | sed 's/ {.*//'
+
 echo "== 3. nogil-bench serve"
 start_role serve nogil-bench serve
 job_pids[serve]=$!
@@ -271,6 +281,17 @@ while job["status"] not in {"succeeded", "failed", "cancelled"}:
     job = call("GET", f"/api/v1/jobs/{job['id']}", token=token)
 print(f"job {job['id']}: {job['status']} on {job['worker']}, attempts {job['attempts']}")
 assert (job["status"], job["worker"]) == ("succeeded", "smoke-worker"), job
+# The same on the celery-prefork runner: the worker maps it over the task worker's pool.
+job = call("POST", "/api/v1/jobs", token=token,
+           body={"source": {"width": 40, "height": 30, "seed": 3}, "pipeline": pipeline,
+                 "runner": "celery-prefork", "workers": 2})
+deadline = time.monotonic() + 60
+while job["status"] not in {"succeeded", "failed", "cancelled"}:
+    assert time.monotonic() < deadline, f"job still {job['status']}"
+    time.sleep(0.2)
+    job = call("GET", f"/api/v1/jobs/{job['id']}", token=token)
+print(f"job {job['id']}: {job['status']} on {job['runner']} via {job['worker']}")
+assert job["status"] == "succeeded", job
 PY
 kill -0 "$worker_pid" 2>/dev/null || fail "the worker died"
 
@@ -280,6 +301,10 @@ stop_role worker
 grep -q "Warm shutdown" "$work/worker.log" || fail "no warm shutdown in the worker's log"
 echo "worker: warm shutdown, exit $role_rc"
 worker_pid=""
+stop_role tasks
+[[ $role_rc == 0 ]] || fail "the task worker exited $role_rc"
+echo "task worker: exit $role_rc"
+tasks_pid=""
 stop_role serve
 [[ $role_rc == 0 ]] || fail "the server exited $role_rc"
 grep -q "nogil-bench stopped" "$work/serve.log" || fail "no 'nogil-bench stopped' in the log"

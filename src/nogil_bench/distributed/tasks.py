@@ -81,8 +81,9 @@ def main(pool: str, concurrency: int, argv: Sequence[str] = ()) -> None:
         sys.exit(f"nogil-bench task-worker: {error}")
     name = settings.WORKER_NAME or runtime.process_name(f"tasks-{pool}")
     logger.info(
-        "task worker {} ({} x{}) on Python {}, GIL enabled: {}",
+        "task worker {} (pid {}, {} x{}) on Python {}, GIL enabled: {}",
         name,
+        os.getpid(),
         pool,
         concurrency,
         runtime.python_version(),
