@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/bench_celery.py                     # 10 rounds, both workloads
     .venv/bin/python scripts/bench_celery.py --quick --rounds 6 --json celery.json
+    .venv/bin/python scripts/bench_celery.py --report celery.json   # its report again
 
 Local `threads` x2 against Celery task workers with the thread pool x2 (`celery-threads`) and
 with the prefork pool x2 (`celery-prefork`), on the same images. It starts its own
@@ -15,6 +16,7 @@ redis-server (Debian's package) and one task worker per pool kind, then:
               reversed every other round): `round trip` is one task mapped alone (send, run,
               result back); `in a map` is the wall time of a --map-tasks map divided by its
               tasks, two at a time. Median [95% CI] over the rounds.
+  pools       celery-threads against celery-prefork directly, per round, with a verdict.
   memory      peak RSS (VmHWM) of each task worker, its process and its pool's children, and
               of the caller's side for every configuration (the engine's figure).
 
@@ -36,11 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from nogil_bench.bench.config import Config
-from nogil_bench.bench.document import to_json
+from nogil_bench.bench.document import from_json, to_json
 from nogil_bench.bench.harness import measure_matrix
 from nogil_bench.bench.plan import Matrix, this_interpreter
 from nogil_bench.bench.report import markdown
-from nogil_bench.bench.stats import median_interval
+from nogil_bench.bench.results import Measurement
+from nogil_bench.bench.stats import compare, median_interval, paired_ratios
+from nogil_bench.core import runtime
 from nogil_bench.core.config import get_settings
 from nogil_bench.runners import BaseRunner, get_runner
 
@@ -64,6 +68,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--map-tasks", type=int, default=200, help="no-op tasks per map (default: %(default)s)"
     )
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument(
+        "--report", type=Path, metavar="JSON", help="print the report of an earlier --json, only"
+    )
     return parser.parse_args(argv)
 
 
@@ -119,8 +126,48 @@ def task_overheads(rounds: int, map_tasks: int) -> dict[str, dict[str, Any]]:
     }
 
 
+def pools_compared(measurement: Measurement) -> list[str]:
+    """celery-prefork against celery-threads, per workload: the ratio of their walls in each
+    round (> 1: the thread pool was faster), median [95% CI] and a verdict."""
+    lines = []
+    for workload in WORKLOADS:
+        rows = {row.runner: row for row in measurement.rows if row.workload == workload}
+        if "celery-threads" in rows and "celery-prefork" in rows:
+            ratios = paired_ratios(rows["celery-prefork"].wall_s, rows["celery-threads"].wall_s)
+            found = compare("celery-prefork", "celery-threads", ratios)
+            lines.append(f"- {workload}: the thread pool against prefork: {found.text}")
+    return lines
+
+
+def report(results: dict[str, Any]) -> None:
+    measurement = from_json(results["measurement"])
+    overheads = results["overhead"]
+    print()
+    print(markdown(measurement))
+    print()
+    print("\n".join(pools_compared(measurement)))
+    print()
+    print("| runner | one task alone, ms [95% CI] | per task in a map, ms [95% CI] |")
+    print("|---|---|---|")
+    for name, figures in overheads.items():
+        print(
+            f"| {name} | {interval_text(figures['round_trip_ms'])} "
+            f"| {interval_text(figures['in_map_ms'])} |"
+        )
+    print()
+    for pool, peak in results["worker_peak_rss_bytes"].items():
+        print(f"peak RSS, {pool} task worker and its pool's children: {peak / MIB:.0f} MiB")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:
+        report(json.loads(args.report.read_text()))
+        return 0
+    if runtime.is_gil_enabled() != bool(args.gil):
+        # The overhead phase runs the runners here, in this process's GIL mode, which the
+        # celery runners require to be the task workers'.
+        os.execv(sys.executable, [sys.executable, "-X", f"gil={args.gil}", *sys.argv])  # noqa: S606
     work = Path(tempfile.mkdtemp(prefix="bench-celery-"))
     results: dict[str, Any] = {"rounds": args.rounds, "gil": args.gil, "cpus": os.cpu_count()}
     with ExitStack() as stack:
@@ -158,19 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
             "caller_peak_rss_bytes": {row.title: row.peak_rss_bytes for row in measurement.rows},
         }
-    print()
-    print(markdown(measurement))
-    print()
-    print("| runner | one task alone, ms [95% CI] | per task in a map, ms [95% CI] |")
-    print("|---|---|---|")
-    for name, figures in overheads.items():
-        print(
-            f"| {name} | {interval_text(figures['round_trip_ms'])} "
-            f"| {interval_text(figures['in_map_ms'])} |"
-        )
-    print()
-    for pool, peak in results["worker_peak_rss_bytes"].items():
-        print(f"peak RSS, {pool} task worker and its pool's children: {peak / MIB:.0f} MiB")
+    report(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     shutil.rmtree(work, ignore_errors=True)
