@@ -2,12 +2,15 @@
 results as a local run, the workers' pool reported, and a clear refusal when the workers on
 the queue are not what the run asks for."""
 
+import os
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from unittest.mock import ANY
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -20,6 +23,7 @@ from nogil_bench.benchmarks.service import check_request
 from nogil_bench.core import runtime
 from nogil_bench.core.config import Settings, get_settings
 from nogil_bench.core.errors import InvalidInputError
+from nogil_bench.distributed import registry
 from nogil_bench.distributed.sealed import ForgedPayloadError, seal, unseal
 from nogil_bench.main import create_app
 from nogil_bench.runners import TaskFailedError, get_runner
@@ -158,14 +162,97 @@ def test_without_a_broker_the_runner_names_the_setting(
         get_settings.cache_clear()
 
 
-def test_a_payload_sealed_with_another_key_is_refused_before_it_is_unpickled() -> None:
-    sealed = seal((fib, 10), b"the service's key")
+UNPICKLED: list[str] = []
 
-    assert unseal(sealed, b"the service's key") == (fib, 10)
+
+def tripwire() -> str:
+    UNPICKLED.append("unpickled")
+    return "tripped"
+
+
+class Tripwire:
+    """Unpickling it calls tripwire(): it shows whether a payload was unpickled."""
+
+    def __reduce__(self) -> tuple[Callable[[], str], tuple[()]]:
+        return tripwire, ()
+
+
+def test_a_payload_sealed_with_another_key_is_refused_before_it_is_unpickled() -> None:
+    sealed = seal(Tripwire(), b"someone else's key")
+
     with pytest.raises(ForgedPayloadError, match="share NOGIL_BENCH_SECRET_KEY"):
-        unseal(sealed, b"someone else's key")
+        unseal(sealed, b"the service's key")
+    altered = seal(Tripwire(), b"the service's key")[:-8] + "AAAAAAA="
     with pytest.raises(ForgedPayloadError):
-        unseal(sealed[:-8] + "AAAAAAA=", b"the service's key")  # altered
+        unseal(altered, b"the service's key")
+    assert UNPICKLED == []  # neither was unpickled
+    assert unseal(seal(Tripwire(), b"the service's key"), b"the service's key") == "tripped"
+    assert UNPICKLED == ["unpickled"]
+
+
+def test_a_task_that_kills_its_prefork_process_fails_instead_of_returning_to_the_queue(
+    task_broker: str,
+) -> None:
+    with get_runner("celery-prefork")(2) as runner:
+        with pytest.raises(TaskFailedError, match=r"task 0 \(3\) failed: WorkerLostError"):
+            runner.map(os._exit, [3])
+
+        assert runner.map(fib, [10, 12]) == [55, 144]  # the pool replaced its child
+
+
+def test_a_map_with_no_results_within_the_execution_timeout_is_refused_naming_it(
+    task_broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOGIL_BENCH_EXECUTION_TIMEOUT_SECONDS", "0.5")
+    get_settings.cache_clear()
+    try:
+        with (
+            get_runner("celery-threads")(2) as runner,
+            pytest.raises(
+                CeleryWorkersError, match=r"no results within 0\.5 s \(EXECUTION_TIMEOUT_SECONDS\)"
+            ),
+        ):
+            runner.map(time.sleep, [1.5, 1.5])
+    finally:
+        get_settings.cache_clear()
+    time.sleep(1.5)  # the sleeping tasks finish before the next test maps its own
+
+
+@pytest.mark.parametrize("option", ["-c8", "-Q", "--autoscale=4,1", "--hostname=other"])
+def test_a_task_worker_refuses_celery_options_that_would_differ_from_what_it_announces(
+    tmp_path: Path, option: str
+) -> None:
+    env = {"PATH": "/usr/bin:/bin", "NOGIL_BENCH_BROKER_URL": "redis://127.0.0.1:1/0"}
+
+    finished = subprocess.run(
+        [NOGIL_BENCH, "task-worker", "--loglevel", "DEBUG", option],
+        check=False,
+        cwd=tmp_path,
+        env=env | {"NOGIL_BENCH_SECRET_KEY": SECRET},
+        capture_output=True,
+        text=True,
+    )
+
+    assert finished.returncode == 1
+    assert f"nogil-bench task-worker: {option}: set by task-worker itself" in finished.stderr
+
+
+def test_a_task_worker_without_its_broker_exits_naming_it(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "NOGIL_BENCH_BROKER_URL": "redis://:hidden@127.0.0.1:1/0"}
+
+    finished = subprocess.run(
+        [NOGIL_BENCH, "task-worker"],
+        check=False,
+        cwd=tmp_path,
+        env=env | {"NOGIL_BENCH_SECRET_KEY": SECRET},
+        capture_output=True,
+        text=True,
+    )
+
+    assert finished.returncode == 1
+    assert "the broker at redis://:**@127.0.0.1:1/0 does not answer" in finished.stderr
+    assert "hidden" not in finished.stderr
+    assert "Traceback" not in finished.stderr
 
 
 def test_a_task_worker_refuses_to_start_without_the_shared_secret_key(
@@ -282,6 +369,22 @@ def test_a_benchmark_of_a_celery_runner_must_name_one_gil_mode(settings: Setting
         check_request(request, with_broker)
 
 
+def test_a_benchmark_of_a_celery_runner_must_name_one_worker_count(settings: Settings) -> None:
+    with_broker = settings.model_copy(update={"BROKER_URL": "redis://127.0.0.1:9/0"})
+    request = BenchmarkCreate.model_validate(
+        {
+            "source": {"count": 2, "width": 8, "height": 8},
+            "pipeline": [{"op": "invert"}],
+            "runners": ["celery-prefork"],
+            "gil": [0],
+            "workers": [1, 2],
+        }
+    )
+
+    with pytest.raises(InvalidInputError, match=r"ask for that one worker count"):
+        check_request(request, with_broker)
+
+
 def test_a_task_worker_starts_and_stops_warmly_without_celerys_shell_modules(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -298,8 +401,12 @@ def test_a_task_worker_starts_and_stops_warmly_without_celerys_shell_modules(
     )
     process.env["PYTHONPATH"] = str(hook)
     process.start()
+    broker = redis.Redis.from_url(redis_server.url.rsplit("/", 1)[0] + "/5")
+    [announced] = registry.task_workers(broker, "nogil-bench.tasks.prefork")
     assert process.stop() == 0, process.output()
 
+    assert (announced.pool, announced.concurrency) == ("prefork", 2)
+    assert registry.task_workers(broker, "nogil-bench.tasks.prefork") == []  # withdrawn
     output = process.output()
     assert "concurrency: 2 (prefork)" in output
     assert "Warm shutdown" in output

@@ -68,6 +68,11 @@ def check_request(request: BenchmarkCreate, settings: Settings) -> BenchmarkSpec
             f"{', '.join(remote)} run in the GIL mode their task workers were started with: "
             "ask for one GIL mode, e.g. gil [0]"
         )
+    if remote and len(workers) > 1:
+        raise InvalidInputError(
+            f"{', '.join(remote)} run as many tasks at once as their task workers' pool "
+            "offers: ask for that one worker count, e.g. workers [2]"
+        )
     max_repeats = request.max_repeats or min(2 * request.repeats, MAX_REPEATS)
     if max_repeats < request.repeats:
         raise InvalidInputError(f"max_repeats ({max_repeats}) is below repeats ({request.repeats})")

@@ -7,8 +7,10 @@ Its pool kind (threads or prefork) picks its queue; its concurrency is how many 
 at once.
 """
 
+import hmac
 import logging
 import os
+import pickle
 import sys
 import threading
 from collections.abc import Sequence
@@ -16,6 +18,7 @@ from typing import Any
 
 import redis
 from celery import Celery, Task, signals
+from kombu.utils.url import maybe_sanitize_url
 from loguru import logger
 
 from nogil_bench.core import runtime
@@ -32,22 +35,38 @@ from nogil_bench.distributed.worker import (
 )
 
 POOLS = tuple(TASK_QUEUES)
+SEAL_KEY_LABEL = b"nogil-bench seal v1"
+# Celery worker options that would make the worker differ from what it announces.
+OWN_LONG_OPTIONS = frozenset(
+    {"--concurrency", "--pool", "--queues", "--hostname", "--autoscale", "--exclude-queues"}
+)
+OWN_SHORT_OPTIONS = frozenset({"-c", "-P", "-Q", "-n", "-X"})
+
+
+def sets_own_option(arg: str) -> bool:
+    """`--concurrency 8`, `--concurrency=8`, `-c 8` or `-c8`."""
+    if arg.startswith("--"):
+        return arg.split("=", 1)[0] in OWN_LONG_OPTIONS
+    return arg[:2] in OWN_SHORT_OPTIONS
 
 
 def signing_key(settings: Settings) -> bytes:
-    """The key both sides seal with; a key this process made up would match nobody's."""
+    """The key both sides seal with: derived from SECRET_KEY, so that it differs from the key
+    that signs access tokens. A SECRET_KEY this process made up would match nobody's."""
     if settings.SECRET_KEY is None or settings.secret_generated:
         raise ValueError(
             "the celery runners sign what they send with NOGIL_BENCH_SECRET_KEY: set it, to "
             "the same value, for the service and every task worker"
         )
-    return settings.SECRET_KEY.get_secret_value().encode()
+    return hmac.digest(settings.SECRET_KEY.get_secret_value().encode(), SEAL_KEY_LABEL, "sha256")
 
 
-def unpicklable_error(error: BaseException) -> BaseException:
-    """An error that pickle can carry back, keeping the original's type name and message."""
+def carriable_error(error: BaseException) -> BaseException:
+    """`error` if pickle can carry it back and rebuild it (an exception whose __init__ takes
+    other arguments than it passes on pickles, then fails to unpickle); otherwise a
+    RuntimeError with its type name and message."""
     try:
-        seal(error, b"probe")
+        pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object, just made
     except Exception:
         return RuntimeError(f"{type(error).__name__}: {error}")
     return error
@@ -61,11 +80,13 @@ def map_one(task: Task[Any, Any], payload: str) -> str:
     try:
         return seal((True, fn(item), where), key)
     except Exception as error:
-        return seal((False, unpicklable_error(error), where), key)
+        return seal((False, carriable_error(error), where), key)
 
 
 def register_map_task(celery: Celery) -> None:
-    celery.task(name=MAP_TASK, bind=True, ignore_result=False)(map_one)
+    # A task that kills its process (a prefork child segfaults, is OOM-killed) fails with
+    # WorkerLostError instead of going back to the queue to kill the next one.
+    celery.task(name=MAP_TASK, bind=True, ignore_result=False, reject_on_worker_lost=False)(map_one)
 
 
 def main(pool: str, concurrency: int, argv: Sequence[str] = ()) -> None:
@@ -74,6 +95,12 @@ def main(pool: str, concurrency: int, argv: Sequence[str] = ()) -> None:
     configure_logging(settings)
     if settings.BROKER_URL is None:
         sys.exit("nogil-bench task-worker: set NOGIL_BENCH_BROKER_URL (redis://host:port/db)")
+    taken = [arg for arg in argv if sets_own_option(arg)]
+    if taken:
+        sys.exit(
+            f"nogil-bench task-worker: {' '.join(taken)}: set by task-worker itself (--pool, "
+            "--concurrency), since it announces them to the celery runners"
+        )
     try:
         signing_key(settings)
         check_gil_off()
@@ -98,9 +125,15 @@ def main(pool: str, concurrency: int, argv: Sequence[str] = ()) -> None:
     hostname = name.replace(":", "-")
     stop_announcing = threading.Event()
     me = registry.TaskWorker(hostname, pool, concurrency, runtime.is_gil_enabled(), os.getpid())
-    announcing = registry.keep_announcing(
-        redis.Redis.from_url(settings.BROKER_URL), TASK_QUEUES[pool], me, stop_announcing
-    )
+    try:
+        announcing = registry.keep_announcing(
+            redis.Redis.from_url(settings.BROKER_URL), TASK_QUEUES[pool], me, stop_announcing
+        )
+    except redis.RedisError as error:
+        sys.exit(
+            f"nogil-bench task-worker: the broker at {maybe_sanitize_url(settings.BROKER_URL)} "
+            f"does not answer: {error}"
+        )
 
     @signals.worker_shutting_down.connect(weak=False)
     def _withdraw(**_: object) -> None:

@@ -37,6 +37,7 @@ class CeleryRunner(PoolLifecycle):
         super().__init__(workers)
         self._app: Celery | None = None
         self._broker_url: str | None = None
+        self._timeout_s: float | None = None
         self._key = b""
         self._running: GroupResult | None = None
         self.description: dict[str, Any] = {}
@@ -63,9 +64,10 @@ class CeleryRunner(PoolLifecycle):
             self._key = signing_key(settings)
         except ValueError as error:
             raise CeleryWorkersError(f"the {self.name} runner: {error}") from None
-        self._app = make_celery(settings)
         self._broker_url = settings.BROKER_URL
+        self._timeout_s = settings.EXECUTION_TIMEOUT_SECONDS
         self.description = self._inspect_workers()
+        self._app = make_celery(settings)
 
     def _inspect_workers(self) -> dict[str, Any]:
         """The workers announced on this runner's queue, checked against what the run asks:
@@ -113,6 +115,7 @@ class CeleryRunner(PoolLifecycle):
 
     def map[T, R](self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
         from celery import group  # noqa: PLC0415
+        from celery.exceptions import TimeoutError as ResultTimeoutError  # noqa: PLC0415
 
         from nogil_bench.distributed.celery_app import MAP_TASK  # noqa: PLC0415
         from nogil_bench.distributed.sealed import seal, unseal  # noqa: PLC0415
@@ -133,7 +136,17 @@ class CeleryRunner(PoolLifecycle):
             # waits half a second per poll, measured, which would be charged to every map.
             # Safe inside a task of `nogil-bench worker`: these tasks go to their own queue,
             # which that worker does not consume, so it never waits for itself.
-            replies = running.join(propagate=False, disable_sync_subtasks=False)
+            replies = running.join(
+                timeout=self._timeout_s, propagate=False, disable_sync_subtasks=False
+            )
+        except ResultTimeoutError:
+            running.revoke()
+            raise CeleryWorkersError(
+                f"the {self.name} runner had no results within {self._timeout_s:g} s "
+                f"(EXECUTION_TIMEOUT_SECONDS) from the task workers on {self.queue!r}: one may "
+                "have died holding tasks, which the broker hands out again only after its "
+                "visibility timeout; the rest were revoked"
+            ) from None
         finally:
             self._running = None
             running.forget()
@@ -156,10 +169,18 @@ class CeleryRunner(PoolLifecycle):
             values.append(value)
         return values
 
+    def _stop(self) -> None:
+        """Closes this run's Celery app: its broker connections and result subscriptions."""
+        if self._app is not None:
+            self._app.close()
+            self._app = None
+
     def _stop_abandoned(self) -> None:
         """Tasks not started yet are revoked; running ones cannot be stopped from here."""
-        if self._running is not None:
-            self._running.revoke()
+        running = self._running  # read once: the map's thread clears it when it returns
+        if running is not None:
+            running.revoke()
+        self._stop()
 
 
 class CeleryThreadsRunner(CeleryRunner):
