@@ -344,6 +344,9 @@ def test_work_a_restarted_broker_lost_is_handed_out_again_after_redispatch_secon
         while redis_server.client().llen(EXECUTIONS_QUEUE) != 1:
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        # The service's own dispatcher stops here: on a slow host its next pass could come
+        # after REDISPATCH_SECONDS and hand the job out in the test's place.
+        client.app.state.executor.stop(timeout_s=10)  # type: ignore[attr-defined]
 
         redis_server.client().flushall()  # Redis restarted without persistence
         assert dispatch_pending(engine, paused, celery) == 0  # too early to tell
