@@ -26,10 +26,11 @@ from nogil_bench.core.logging import configure_logging
 from nogil_bench.core.migrations import MigrationError, upgrade_database
 from nogil_bench.core.ratelimit import RateLimiter
 from nogil_bench.core.requests import RequestContextMiddleware
-from nogil_bench.executor import Executor, recover_expired
 from nogil_bench.health.router import metrics_router
 from nogil_bench.health.router import router as health_router
 from nogil_bench.jobs.router import router as jobs_router
+from nogil_bench.work.executor import Executor
+from nogil_bench.work.queue import recover_expired
 
 API_PREFIX = "/api/v1"
 # Room for the multipart framing and the text fields around the images.

@@ -29,8 +29,8 @@ from fastapi import FastAPI
 from loguru import logger
 
 from nogil_bench.core.config import Settings
-from nogil_bench.executor import Executor
 from nogil_bench.main import create_app
+from nogil_bench.work.executor import Executor
 
 CHILD_STOP_TIMEOUT_S = 3.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)

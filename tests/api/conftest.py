@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from nogil_bench.core.config import Settings
-from nogil_bench.executor import Executor
+from nogil_bench.work.executor import Executor
 
 type Headers = dict[str, str]
 FINISHED = {"succeeded", "failed", "cancelled"}

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from nogil_bench.executor import claim_next
+from nogil_bench.work.queue import claim_next
 from tests.api.conftest import Headers, wait_until_finished
 
 BENCHMARKS = "/api/v1/benchmarks"

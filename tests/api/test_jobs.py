@@ -18,8 +18,8 @@ from sqlmodel import Session, col, select
 
 from nogil_bench.core.config import Settings
 from nogil_bench.core.models import Status
-from nogil_bench.executor import claim_next
 from nogil_bench.jobs.models import Job
+from nogil_bench.work.queue import claim_next
 from nogil_bench.workloads.images import ImageJob, SyntheticSource, run_job, validate_steps
 from nogil_bench.workloads.model import Step
 from tests.api.conftest import Headers, stored_files, wait_until_finished

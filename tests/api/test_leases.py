@@ -21,11 +21,11 @@ from sqlmodel import Session, col, select
 
 from nogil_bench.core.config import Settings
 from nogil_bench.core.models import Status, utc_now
-from nogil_bench.executor import claim_next, recover_expired, renew_leases
 from nogil_bench.jobs import runs as job_runs
 from nogil_bench.jobs.models import Job
 from nogil_bench.main import create_app
 from nogil_bench.runners.timing import Outcome
+from nogil_bench.work.queue import claim_next, recover_expired, renew_leases
 from nogil_bench.workloads.images import run_jobs_captured
 from tests.api.conftest import Headers, register_and_login, wait_until_finished
 from tests.api.test_jobs import JOBS, synthetic_job

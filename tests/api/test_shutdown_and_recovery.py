@@ -21,12 +21,12 @@ from nogil_bench.benchmarks.models import Benchmark
 from nogil_bench.benchmarks.runs import measure
 from nogil_bench.core.config import Settings
 from nogil_bench.core.models import QueuedWork, Status
-from nogil_bench.executor import Executor
 from nogil_bench.jobs import runs as job_runs
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.main import create_app
 from nogil_bench.runners import BaseRunner
 from nogil_bench.runners.timing import Outcome
+from nogil_bench.work.executor import Executor
 from nogil_bench.workloads.images import ImageJob, run_jobs_captured
 from tests.api.conftest import Headers, wait_until_finished
 from tests.api.test_benchmarks import BENCHMARKS, benchmark

@@ -18,12 +18,13 @@ from nogil_bench.core import runtime
 from nogil_bench.core.config import Settings
 from nogil_bench.core.db import make_engine, writing
 from nogil_bench.core.models import Status
+from nogil_bench.core.work import Claim
 from nogil_bench.distributed.celery_app import EXECUTIONS_QUEUE, RUN_TASK, make_celery
 from nogil_bench.distributed.dispatch import dispatch_pending
 from nogil_bench.distributed.worker import GilEnabledError, check_gil_off
-from nogil_bench.executor import Claim, claim_queued
 from nogil_bench.jobs.models import Job
 from nogil_bench.main import create_app
+from nogil_bench.work.queue import claim_queued
 from tests.api.conftest import Headers, register_and_login
 from tests.api.test_jobs import PURE_PIPELINE, expected_png
 from tests.redis_server import RedisServer, WorkerProcess

@@ -13,7 +13,7 @@ from nogil_bench.core.db import EngineDep
 from nogil_bench.core.deps import Limit, Offset, SettingsDep
 from nogil_bench.core.idempotency import IdempotencyKeyHeader, normalize_key
 from nogil_bench.core.openapi import BODY_ERRORS, NOT_FOUND, UNAUTHENTICATED, error_response
-from nogil_bench.jobs.dependencies import OVERLOAD_RESPONSES, ExecutorDep, Submitter
+from nogil_bench.jobs.dependencies import OVERLOAD_RESPONSES, Submitter, WorkQueueDep
 
 router = APIRouter(prefix="/benchmarks", tags=["benchmarks"], responses=UNAUTHENTICATED)
 
@@ -46,7 +46,7 @@ OwnedBenchmark = Annotated[Benchmark, Depends(valid_benchmark)]
 def create_benchmark(
     body: BenchmarkCreate,
     request: Request,
-    executor: ExecutorDep,
+    queue: WorkQueueDep,
     user: Submitter,
     engine: EngineDep,
     settings: SettingsDep,
@@ -61,7 +61,7 @@ def create_benchmark(
         key=normalize_key(idempotency_key),
         spec=spec,
     )
-    executor.notify()
+    queue.notify()
     return answer.response()
 
 

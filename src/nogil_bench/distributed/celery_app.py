@@ -6,8 +6,8 @@ from nogil_bench.core.config import Settings
 
 # Where the service puts jobs, batch chunks and benchmarks; one execution per worker at a time.
 EXECUTIONS_QUEUE = "nogil-bench.executions"
+# Its one task: (kind of work, id), or (kind, id, the part's row ids); see core.work.Delivery.
 RUN_TASK = "nogil_bench.run"
-RUN_CHUNK_TASK = "nogil_bench.run_chunk"
 # The celery runners' tasks: one queue per pool kind, apart from the executions, so that an
 # execution whose runner is a celery runner never waits behind itself.
 TASK_QUEUES = {"threads": "nogil-bench.tasks.threads", "prefork": "nogil-bench.tasks.prefork"}

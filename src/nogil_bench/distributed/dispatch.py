@@ -1,53 +1,42 @@
 """The service's side with a broker: hand queued work to Celery, in FIFO order.
 
 The dispatcher takes the executor's place (same thread, heartbeat, drain), but instead of
-running the oldest queued work it sends a task for it and marks it dispatched: a single job or
-a benchmark is one task; a batch's queued jobs go out in chunks, so that the batch spreads over
-every worker. Rows stay `queued` until a worker claims them. Work put back in the queue (a
-dead worker's lease ran out, a warm shutdown) loses its mark and is dispatched again; so is
-work still queued REDISPATCH_SECONDS after it was sent (a broker restarted without its data).
+running the oldest queued work it sends a task for it and marks it dispatched: what each kind
+of work hands out is its own (`WorkKind.deliveries`: a single job or a benchmark whole, a
+batch's queued jobs in chunks, so that the batch spreads over every worker). Rows stay `queued`
+until a worker claims them. Work put back in the queue (a dead worker's lease ran out, a warm
+shutdown) loses its mark and is dispatched again; so is work still queued REDISPATCH_SECONDS
+after it was sent (a broker restarted without its data).
 """
 
 import uuid
-from collections.abc import Sequence
 from datetime import timedelta
-from itertools import batched
 
 from celery import Celery
 from loguru import logger
 from sqlalchemy import Engine, or_
 from sqlmodel import Session, col, select
 
-from nogil_bench.benchmarks.models import Benchmark
 from nogil_bench.core.config import Settings
 from nogil_bench.core.db import write
 from nogil_bench.core.models import QueuedWork, Status, utc_now
-from nogil_bench.distributed.celery_app import EXECUTIONS_QUEUE, RUN_CHUNK_TASK, RUN_TASK
-from nogil_bench.executor import Executor
-from nogil_bench.jobs.models import Batch, Job
-from nogil_bench.jobs.runs import TASKS_PER_WORKER_PER_CHUNK, finish_batch_if_done
+from nogil_bench.core.work import Delivery
+from nogil_bench.distributed.celery_app import EXECUTIONS_QUEUE, RUN_TASK
+from nogil_bench.work.executor import Executor
+from nogil_bench.work.registry import WORK_KINDS
 
 # How long a probe (readiness, metrics) waits for the broker.
 BROKER_TIMEOUT_S = 2
-# Rows looked at per pass: a pass holds their row locks while it publishes.
+# Rows looked at per kind and pass: a pass holds their row locks while it publishes.
 DISPATCH_ROWS = 500
 
-type Message = tuple[uuid.UUID, str, list[object]]  # FIFO key, task name, arguments
 
-
-def chunk_messages(jobs: Sequence[Job]) -> list[Message]:
-    """A batch's queued jobs, in chunks of a few tasks per pool worker of the batch."""
-    by_batch: dict[uuid.UUID, list[Job]] = {}
-    for job in jobs:
-        assert job.batch_id is not None
-        by_batch.setdefault(job.batch_id, []).append(job)
-    messages: list[Message] = []
-    for batch_id, members in by_batch.items():
-        size = max(1, members[0].workers * TASKS_PER_WORKER_PER_CHUNK)
-        for chunk in batched(members, size, strict=False):
-            ids = [str(job.id) for job in chunk]
-            messages.append((chunk[0].id, RUN_CHUNK_TASK, [str(batch_id), ids]))
-    return messages
+def task_args(delivery: Delivery) -> list[object]:
+    """RUN_TASK's arguments: kind and id, then the part's row ids when it is a part."""
+    args: list[object] = [delivery.kind, str(delivery.id)]
+    if delivery.part:
+        args.append([str(row_id) for row_id in delivery.part])
+    return args
 
 
 def dispatch_pending(engine: Engine, settings: Settings, celery: Celery) -> int:
@@ -61,27 +50,21 @@ def dispatch_pending(engine: Engine, settings: Settings, celery: Celery) -> int:
         now = utc_now()
         stale = now - timedelta(seconds=settings.REDISPATCH_SECONDS)
         rows: list[QueuedWork] = []
-        messages: list[Message] = []
-        for table in (Job, Benchmark):
+        deliveries: list[Delivery] = []
+        for kind in WORK_KINDS.values():
+            table, conditions = kind.dispatched()
             due = or_(col(table.dispatched_at).is_(None), col(table.dispatched_at) < stale)
             found = session.exec(
                 select(table)
-                .where(col(table.status) == Status.QUEUED, due)
+                .where(col(table.status) == Status.QUEUED, due, *conditions)
                 .order_by(col(table.id))
                 .limit(DISPATCH_ROWS)
                 .with_for_update(skip_locked=True)
             ).all()
             rows += found
-            if table is Benchmark:
-                messages += [(row.id, RUN_TASK, ["benchmark", str(row.id)]) for row in found]
-                continue
-            jobs = [row for row in found if isinstance(row, Job)]
-            messages += [
-                (job.id, RUN_TASK, ["job", str(job.id)]) for job in jobs if not job.batch_id
-            ]
-            messages += chunk_messages([job for job in jobs if job.batch_id])
-        for _, name, args in sorted(messages, key=lambda message: message[0]):
-            celery.send_task(name, args=args, queue=EXECUTIONS_QUEUE)
+            deliveries += kind.deliveries(found)
+        for delivery in sorted(deliveries, key=lambda delivery: delivery.fifo_key):
+            celery.send_task(RUN_TASK, args=task_args(delivery), queue=EXECUTIONS_QUEUE)
         for row in rows:
             row.dispatched_at = now
             session.add(row)
@@ -91,28 +74,6 @@ def dispatch_pending(engine: Engine, settings: Settings, celery: Celery) -> int:
     if dispatched:
         logger.info("dispatched {} queued rows to the broker", dispatched)
     return dispatched
-
-
-def finish_done_batches(engine: Engine) -> int:
-    """Finishes batches whose every job has finished (normally the last chunk's worker does;
-    this covers a worker that died between its last job and the batch)."""
-    with Session(engine) as session:
-        open_batches = session.exec(
-            select(Batch.id).where(col(Batch.status).in_([Status.QUEUED, Status.RUNNING]))
-        ).all()
-        unfinished = set(
-            session.exec(
-                select(Job.batch_id).where(
-                    col(Job.batch_id).in_(open_batches),
-                    col(Job.status).in_([Status.QUEUED, Status.RUNNING]),
-                )
-            ).all()
-        )
-    return sum(
-        finish_batch_if_done(engine, batch_id)
-        for batch_id in open_batches
-        if batch_id not in unfinished
-    )
 
 
 class Dispatcher(Executor):
@@ -127,7 +88,8 @@ class Dispatcher(Executor):
 
     def run_next(self) -> bool:
         """One dispatch pass; False when there was nothing to hand out."""
-        finish_done_batches(self.engine)
+        for kind in WORK_KINDS.values():
+            kind.settle(self.engine)
         return dispatch_pending(self.engine, self.settings, self.celery) > 0
 
     def broker_check(self) -> str:

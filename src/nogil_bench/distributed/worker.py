@@ -28,20 +28,11 @@ from nogil_bench.core.config import Settings, get_settings
 from nogil_bench.core.db import make_engine, wait_for_database
 from nogil_bench.core.logging import configure_logging
 from nogil_bench.core.migrations import upgrade_database
-from nogil_bench.distributed.celery_app import (
-    EXECUTIONS_QUEUE,
-    RUN_CHUNK_TASK,
-    RUN_TASK,
-    make_celery,
-)
-from nogil_bench.executor import (
-    Claim,
-    Executor,
-    claim_queued,
-    keep_interrupts_from_children,
-    renew_leases,
-)
-from nogil_bench.jobs.runs import execute_chunk
+from nogil_bench.core.work import Context, Delivery
+from nogil_bench.distributed.celery_app import EXECUTIONS_QUEUE, RUN_TASK, make_celery
+from nogil_bench.work.executor import keep_interrupts_from_children
+from nogil_bench.work.queue import renew_leases, run_delivery
+from nogil_bench.work.registry import UnknownWorkKindError, get_kind
 
 # Loguru's levels that Celery's --loglevel does not know.
 CELERY_LOG_LEVELS = {"TRACE": "DEBUG", "SUCCESS": "INFO"}
@@ -76,8 +67,11 @@ class WorkerState:
     engine: Engine
     boot_id: uuid.UUID
     name: str
-    executor: Executor
     stopping: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def context(self) -> Context:
+        return Context(self.engine, self.settings, self.boot_id, self.name, self.stopping.is_set)
 
 
 STATE: WorkerState | None = None
@@ -89,49 +83,32 @@ def state() -> WorkerState:
     return STATE
 
 
-def run(kind: str, work_id: str) -> str:
-    """A single job or a benchmark, if it is still queued."""
+def run(kind: str, work_id: str, part: Sequence[str] = ()) -> int:
+    """RUN_TASK: work of `kind` whole, or the rows of it in `part`, if still queued; returns
+    how many rows ran."""
     worker = state()
-    if kind not in {"job", "benchmark"}:
-        logger.error("task for unknown kind of work {!r}: dropped", kind)
-        return "dropped"
+    try:
+        get_kind(kind)
+    except UnknownWorkKindError as error:
+        logger.error("task dropped: {}", error)
+        return 0
     if worker.stopping.is_set():
         raise Reject("the worker is stopping", requeue=True)
     keep_interrupts_from_children()
-    claim = Claim("job" if kind == "job" else "benchmark", uuid.UUID(work_id))
-    settings = worker.settings
-    if not claim_queued(worker.engine, claim, worker.boot_id, settings.LEASE_SECONDS, worker.name):
-        logger.info(
-            "{} {} is no longer queued (taken, finished or deleted): skipped", kind, work_id
-        )
-        return "skipped"
-    worker.executor.run_claim(claim)
-    return "ran"
-
-
-def run_chunk(batch_id: str, job_ids: Sequence[str]) -> int:
-    """Some jobs of a batch, those still queued; returns how many ran."""
-    worker = state()
-    if worker.stopping.is_set():
-        raise Reject("the worker is stopping", requeue=True)
-    keep_interrupts_from_children()
-    with logger.contextualize(batch_id=batch_id):
-        ran = execute_chunk(
-            worker.engine,
-            worker.settings,
-            uuid.UUID(batch_id),
-            [uuid.UUID(job_id) for job_id in job_ids],
-            worker.stopping.is_set,
-            worker.boot_id,
-            worker.name,
-        )
-        logger.info("batch {}: ran {} of the chunk's {} jobs", batch_id, ran, len(job_ids))
+    delivery = Delivery(kind, uuid.UUID(work_id), tuple(uuid.UUID(row) for row in part))
+    with logger.contextualize(**{f"{kind}_id": work_id}):
+        ran = run_delivery(worker.context, delivery)
+        if part:
+            logger.info("{} {}: ran {} of the part's {} rows", kind, work_id, ran, len(part))
+        elif not ran:
+            logger.info(
+                "{} {} is no longer queued (taken, finished or deleted): skipped", kind, work_id
+            )
     return ran
 
 
 def register_tasks(celery: Celery) -> None:
     celery.task(name=RUN_TASK, acks_late=True)(run)
-    celery.task(name=RUN_CHUNK_TASK, acks_late=True)(run_chunk)
 
 
 def heartbeat(worker: WorkerState) -> None:
@@ -155,7 +132,7 @@ def start(settings: Settings) -> WorkerState:
     boot_id = uuid.uuid7()
     name = settings.WORKER_NAME or runtime.process_name("worker")
     logger.configure(extra={"boot_id": str(boot_id)})
-    STATE = WorkerState(settings, engine, boot_id, name, Executor(engine, settings, boot_id, name))
+    STATE = WorkerState(settings, engine, boot_id, name)
     threading.Thread(
         target=heartbeat, args=(STATE,), name="nogil-bench-heartbeat", daemon=True
     ).start()
@@ -180,7 +157,6 @@ def _stop_taking_work(**_: object) -> None:
     if STATE is not None:
         logger.info("worker stopping: the running task finishes, the rest stays queued")
         STATE.stopping.set()
-        STATE.executor.stop(timeout_s=0)
 
 
 @signals.worker_init.connect

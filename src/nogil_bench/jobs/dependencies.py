@@ -10,7 +10,7 @@ from nogil_bench.core.db import EngineDep
 from nogil_bench.core.deps import SettingsDep
 from nogil_bench.core.errors import ServiceUnavailableError
 from nogil_bench.core.ratelimit import RateLimiter
-from nogil_bench.executor import Executor
+from nogil_bench.core.work import WorkQueue
 from nogil_bench.jobs import service
 from nogil_bench.jobs.models import Batch, Job
 
@@ -25,16 +25,17 @@ def valid_batch(batch_id: uuid.UUID, engine: EngineDep, user: CurrentUser) -> Ba
         return service.get_batch(session=session, owner_id=user.id, batch_id=batch_id)
 
 
-async def executor_taking_work(request: Request, settings: SettingsDep) -> Executor:
-    """The executor, for a submission; 503 with Retry-After while the service drains."""
+async def queue_taking_work(request: Request, settings: SettingsDep) -> WorkQueue:
+    """The process's driver (executor or dispatcher), for a submission to notify; 503 with
+    Retry-After while the service drains."""
     if request.app.state.draining:
         retry_after_s = settings.SHUTDOWN_GRACE_SECONDS
         raise ServiceUnavailableError(
             f"the service is shutting down and takes no new work; retry in {retry_after_s} s",
             headers={"Retry-After": str(retry_after_s)},
         )
-    executor: Executor = request.app.state.executor
-    return executor
+    queue: WorkQueue = request.app.state.executor
+    return queue
 
 
 async def submitter(request: Request, user: CurrentUser, settings: SettingsDep) -> User:
@@ -61,4 +62,4 @@ OVERLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
 OwnedJob = Annotated[Job, Depends(valid_job)]
 Submitter = Annotated[User, Depends(submitter)]
 OwnedBatch = Annotated[Batch, Depends(valid_batch)]
-ExecutorDep = Annotated[Executor, Depends(executor_taking_work)]
+WorkQueueDep = Annotated[WorkQueue, Depends(queue_taking_work)]

@@ -22,14 +22,14 @@ from nogil_bench.core.openapi import (
     json_or_multipart,
 )
 from nogil_bench.core.storage import FileStore, FileStoreDep
-from nogil_bench.executor import Executor
+from nogil_bench.core.work import WorkQueue
 from nogil_bench.jobs import forms, service
 from nogil_bench.jobs.dependencies import (
     OVERLOAD_RESPONSES,
-    ExecutorDep,
     OwnedBatch,
     OwnedJob,
     Submitter,
+    WorkQueueDep,
 )
 from nogil_bench.jobs.models import Job
 from nogil_bench.jobs.schemas import (
@@ -93,21 +93,19 @@ def list_operations(_: CurrentUser) -> list[OperationPublic]:
 )
 async def create_job(
     request: Request,
-    executor: ExecutorDep,
+    queue: WorkQueueDep,
     user: Submitter,
     engine: EngineDep,
     settings: SettingsDep,
     store: FileStoreDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
-    return await submit(
-        request, executor, user, engine, settings, store, idempotency_key, batch=False
-    )
+    return await submit(request, queue, user, engine, settings, store, idempotency_key, batch=False)
 
 
 async def submit(
     request: Request,
-    executor: Executor,
+    queue: WorkQueue,
     user: User,
     engine: Engine,
     settings: Settings,
@@ -130,7 +128,7 @@ async def submit(
             as_batch=batch,
         )
     )
-    executor.notify()
+    queue.notify()
     return answer.response()
 
 
@@ -218,16 +216,14 @@ def delete_job(job: OwnedJob, engine: EngineDep, store: FileStoreDep) -> Respons
 )
 async def create_batch(
     request: Request,
-    executor: ExecutorDep,
+    queue: WorkQueueDep,
     user: Submitter,
     engine: EngineDep,
     settings: SettingsDep,
     store: FileStoreDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
-    return await submit(
-        request, executor, user, engine, settings, store, idempotency_key, batch=True
-    )
+    return await submit(request, queue, user, engine, settings, store, idempotency_key, batch=True)
 
 
 @router.get("/batches", summary="Your batches, newest first")

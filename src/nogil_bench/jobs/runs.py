@@ -401,3 +401,25 @@ def finish_batch_if_done(engine: Engine, batch_id: uuid.UUID) -> bool:
         return True
 
     return write(engine, finish)
+
+
+def finish_done_batches(engine: Engine) -> int:
+    """With a broker: finishes batches whose every job has finished (normally the last chunk's
+    worker does; this covers a worker that died between its last job and the batch)."""
+    with Session(engine) as session:
+        open_batches = session.exec(
+            select(Batch.id).where(col(Batch.status).in_([Status.QUEUED, Status.RUNNING]))
+        ).all()
+        unfinished = set(
+            session.exec(
+                select(Job.batch_id).where(
+                    col(Job.batch_id).in_(open_batches),
+                    col(Job.status).in_([Status.QUEUED, Status.RUNNING]),
+                )
+            ).all()
+        )
+    return sum(
+        finish_batch_if_done(engine, batch_id)
+        for batch_id in open_batches
+        if batch_id not in unfinished
+    )
