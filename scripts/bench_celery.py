@@ -49,7 +49,7 @@ from nogil_bench.core.config import get_settings
 from nogil_bench.runners import BaseRunner, get_runner
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_workers import Worker, redis_server
+from live_server import Worker, redis_server
 
 RUNNERS = ("threads", "celery-threads", "celery-prefork")
 WORKLOADS = ("pure-python", "small-batch")

@@ -29,30 +29,26 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx2
-import psutil
 
 from nogil_bench.bench.stats import compare, median_interval
 from nogil_bench.core.config import Settings
 from nogil_bench.distributed.celery_app import EXECUTIONS_QUEUE, make_celery
 
 sys.path.insert(0, str(Path(__file__).parent))
-from live_server import ServerProcess, free_port, running_server
+from live_server import ServerProcess, Worker, redis_server, running_server
 
-NOGIL_BENCH = Path(sys.executable).with_name("nogil-bench")
 TINY = {"source": {"width": 64, "height": 64}, "pipeline": [{"op": "invert"}]}
 PURE = {"source": {"width": 64, "height": 64}, "pipeline": [{"op": "box_blur"}]}
 WAIT_S = 600.0
@@ -70,91 +66,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database-url", help="the broker service's database (default: SQLite)")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     return parser.parse_args(argv)
-
-
-@contextmanager
-def redis_server() -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed: apt-get install redis-server")
-    port = free_port()
-    directory = Path(tempfile.mkdtemp(prefix="bench-workers-redis-"))
-    subprocess.run(  # noqa: S603 - Debian's redis-server
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--daemonize", "yes", "--dir", str(directory), "--logfile", str(directory / "log")],
-        check=True,
-    )  # fmt: skip
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        subprocess.run(  # noqa: S603
-            [Path(binary).with_name("redis-cli"), "-p", str(port), "shutdown", "nosave"],
-            check=False,
-            capture_output=True,
-        )
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-class Worker:
-    """`nogil-bench worker` (or `command`, e.g. a task worker) with the given settings, its
-    output in a file."""
-
-    def __init__(
-        self,
-        name: str,
-        workdir: Path,
-        settings: dict[str, str],
-        command: Sequence[str] = ("worker",),
-    ) -> None:
-        workdir.mkdir(parents=True)
-        self.name = name
-        self.log_path = workdir / "worker.log"
-        env = os.environ | {f"NOGIL_BENCH_{key}": value for key, value in settings.items()}
-        env |= {
-            "NOGIL_BENCH_DATA_DIR": str(workdir),
-            "NOGIL_BENCH_WORKER_NAME": name,
-            "NOGIL_BENCH_WORKER_METRICS_PORT": "0",
-            "NOGIL_BENCH_LOG_FORMAT": "text",
-            "NOGIL_BENCH_LOG_LEVEL": "INFO",  # its "ready." line says it consumes
-        }
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - our own console script
-                [NOGIL_BENCH, *command],
-                env=env,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 120
-        while " ready." not in self.log_path.read_text():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"worker {name} did not start (log: {self.log_path})")
-            time.sleep(0.2)
-
-    @property
-    def node(self) -> str:
-        """Celery's node name for it (`--hostname`)."""
-        return f"celery@{self.name}"
-
-    def peak_rss_bytes(self) -> int:
-        """VmHWM of the worker and of its children still alive."""
-        total = 0
-        process = psutil.Process(self.process.pid)
-        for member in [process, *process.children(recursive=True)]:
-            status = Path(f"/proc/{member.pid}/status").read_text()
-            for line in status.splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1]) * 1024
-        return total
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
 
 
 class Client:

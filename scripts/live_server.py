@@ -1,22 +1,28 @@
-"""`nogil-bench serve` processes that a script starts, measures, stops or kills.
+"""`nogil-bench serve` and `nogil-bench worker` processes, and the redis-server they share,
+that a script starts, measures, stops or kills.
 
 with running_server(data_dir) as server:
     ...  # server.base_url answers /health/live here
+with redis_server() as broker_url:
+    worker = Worker("worker-a", workdir, {"BROKER_URL": broker_url})
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
 
+NOGIL_BENCH = Path(sys.executable).with_name("nogil-bench")
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 # Cheap accounts for load tests; a short drain so a stop does not wait for a long batch.
@@ -35,7 +41,54 @@ def free_port() -> int:
         return port
 
 
-class ServerProcess:
+class OwnProcess:
+    """A process this script started in a session of its own (a Ctrl+C in the terminal
+    reaches the script, which stops it): its CPU time, its stop, and kill -9."""
+
+    def __init__(
+        self, command: Sequence[str | Path], env: Mapping[str, str], log_path: Path
+    ) -> None:
+        self.log_path = log_path
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own console script
+                command, env=env, stdout=log, stderr=log, start_new_session=True
+            )
+        self._last_cpu_s = 0.0
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system, all threads) it has used; the last value once it is
+        gone."""
+        try:
+            times = psutil.Process(self.pid).cpu_times()
+        except psutil.Error:
+            return self._last_cpu_s
+        self._last_cpu_s = times.user + times.system
+        return self._last_cpu_s
+
+    def stop(self) -> int:
+        """SIGTERM (a server drains, a worker shuts down warm), then its exit status; SIGKILL
+        if it hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.wait()
+
+    def kill(self) -> None:
+        """kill -9 of it and whatever it started (pool processes): no drain, no shutdown."""
+        self.cpu_s()
+        if self.process.poll() is None:
+            os.killpg(self.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+class ServerProcess(OwnProcess):
     """One `nogil-bench serve` on a free port of 127.0.0.1, its stderr in `log_path`."""
 
     def __init__(
@@ -49,29 +102,14 @@ class ServerProcess:
     ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
         env = os.environ | SERVER_ENV | {"NOGIL_BENCH_DATA_DIR": str(data_dir)}
         if database_url is not None:
             env["NOGIL_BENCH_DATABASE_URL"] = database_url
         if secret_key is not None:  # servers that accept each other's tokens share one
             env["NOGIL_BENCH_SECRET_KEY"] = secret_key
         env |= {f"NOGIL_BENCH_{name}": value for name, value in (settings or {}).items()}
-        command = [
-            str(Path(sys.executable).with_name("nogil-bench")),
-            "serve",
-            "--port",
-            str(self.port),
-        ]
-        with log_path.open("ab") as log:
-            # Its own session: a Ctrl+C in the terminal reaches this script, which stops it.
-            self.process = subprocess.Popen(  # noqa: S603 - our own console script
-                command, env=env, stdout=log, stderr=log, start_new_session=True
-            )
-        self._last_cpu_s = 0.0
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
+        command: list[str | Path] = [NOGIL_BENCH, "serve", "--port", str(self.port)]
+        super().__init__(command, env, log_path)
 
     def wait_live(self, timeout_s: float = START_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout_s
@@ -85,33 +123,6 @@ class ServerProcess:
                         f"the server on port {self.port} did not start (log: {self.log_path})"
                     ) from None
                 time.sleep(0.2)
-
-    def cpu_s(self) -> float:
-        """CPU seconds (user + system, all threads) the server has used; the last value once
-        it is gone."""
-        try:
-            times = psutil.Process(self.pid).cpu_times()
-        except psutil.Error:
-            return self._last_cpu_s
-        self._last_cpu_s = times.user + times.system
-        return self._last_cpu_s
-
-    def stop(self) -> int:
-        """SIGTERM (the service drains), then its exit status; SIGKILL if it hangs."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.process.wait()
-
-    def kill(self) -> None:
-        """kill -9 of the server and whatever it started (pool processes), no drain."""
-        self.cpu_s()
-        if self.process.poll() is None:
-            os.killpg(self.pid, signal.SIGKILL)
-        self.process.wait()
 
 
 @contextmanager
@@ -136,3 +147,73 @@ def running_server(
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed: apt-get install redis-server")
+    port = free_port()
+    directory = Path(tempfile.mkdtemp(prefix="bench-workers-redis-"))
+    subprocess.run(  # noqa: S603 - Debian's redis-server
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--daemonize", "yes", "--dir", str(directory), "--logfile", str(directory / "log")],
+        check=True,
+    )  # fmt: skip
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        subprocess.run(  # noqa: S603
+            [Path(binary).with_name("redis-cli"), "-p", str(port), "shutdown", "nosave"],
+            check=False,
+            capture_output=True,
+        )
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+class Worker(OwnProcess):
+    """`nogil-bench worker` (or `command`, e.g. a task worker) with the given settings, its
+    output in a file."""
+
+    def __init__(
+        self,
+        name: str,
+        workdir: Path,
+        settings: dict[str, str],
+        command: Sequence[str] = ("worker",),
+    ) -> None:
+        workdir.mkdir(parents=True)
+        self.name = name
+        env = os.environ | {
+            "NOGIL_BENCH_WORKER_METRICS_PORT": "0",
+            "NOGIL_BENCH_LOG_FORMAT": "text",
+        }
+        env |= {f"NOGIL_BENCH_{key}": value for key, value in settings.items()}
+        env |= {
+            "NOGIL_BENCH_DATA_DIR": str(workdir),
+            "NOGIL_BENCH_WORKER_NAME": name,
+            "NOGIL_BENCH_LOG_LEVEL": "INFO",  # its "ready." line says it consumes
+        }
+        super().__init__([NOGIL_BENCH, *command], env, workdir / "worker.log")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while " ready." not in self.log_path.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"worker {name} did not start (log: {self.log_path})")
+            time.sleep(0.2)
+
+    @property
+    def node(self) -> str:
+        """Celery's node name for it (`--hostname`)."""
+        return f"celery@{self.name}"
+
+    def peak_rss_bytes(self) -> int:
+        """VmHWM of the worker and of its children still alive."""
+        total = 0
+        process = psutil.Process(self.process.pid)
+        for member in [process, *process.children(recursive=True)]:
+            status = Path(f"/proc/{member.pid}/status").read_text()
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) * 1024
+        return total

@@ -6,6 +6,7 @@ host, and two processes with one killed, each against the issue's targets.
     .venv/bin/python scripts/load_api.py --phases submit,reads --json load.json
     .venv/bin/python scripts/load_api.py --database-url postgresql+psycopg://u:p@127.0.0.1/db
     .venv/bin/python scripts/load_api.py --url http://127.0.0.1:8000     # a running service
+    .venv/bin/python scripts/load_api.py --broker                        # the queue on Celery
 
 Phases (--phases; they run in this order):
 
@@ -28,10 +29,17 @@ Phases (--phases; they run in this order):
              today's executors run one execution at a time) and tiny jobs are still queued, B gets
              kill -9, nothing restarts, and every accepted job must still succeed exactly once.
 
+With --broker the queue runs on Celery, as issue 14 distributes it: the script also starts a
+redis-server and two `nogil-bench worker` processes, each with a data directory of its own
+(FILE_STORE=database: nothing shared but the database and the broker), and the service
+dispatches to them. The kill phase then runs one service and kills worker B instead: one long
+job runs on each worker at the kill, and B's must come back through its lease.
+
 Each phase also reports the CPU it took: this script (plus wrk) and, where it started them, the
-servers. Without --url the script starts `nogil-bench serve` on a free port with a temporary data
-directory and bcrypt cost 4 (and two more for the kill phase), and stops them at the end; --url
-skips the kill phase. The exit status is 1 when a target fails or could not be measured.
+servers (and workers). Without --url the script starts `nogil-bench serve` on a free port with
+a temporary data directory and bcrypt cost 4 (and two more for the kill phase, one with
+--broker), and stops them at the end; --url skips the kill phase. The exit status is 1 when a
+target fails or could not be measured.
 """
 
 import argparse
@@ -59,7 +67,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from live_server import ServerProcess, running_server
+from live_server import OwnProcess, ServerProcess, Worker, redis_server, running_server
 
 PHASES = ("submit", "reads", "saturated", "kill")
 TINY_JOB = {
@@ -138,6 +146,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--url", help="a running service (default: start one; no kill phase)")
     parser.add_argument("--database-url", help="NOGIL_BENCH_DATABASE_URL for started servers")
     parser.add_argument("--phases", default=",".join(PHASES), help="default: %(default)s")
+    parser.add_argument(
+        "--broker",
+        action="store_true",
+        help="the queue on Celery: a redis-server and two `nogil-bench worker`s this script starts",
+    )
     parser.add_argument("--clients", type=int, default=50, help="default: %(default)s")
     parser.add_argument("--jobs-per-client", type=int, default=20, help="default: %(default)s")
     parser.add_argument("--one-user", action="store_true", help="every client logs in as one user")
@@ -171,6 +184,10 @@ def parse_args() -> argparse.Namespace:
         parser.error("--clients, --jobs-per-client, --duration and --connections must be >= 1")
     if args.read_tool == "wrk" and shutil.which("wrk") is None:
         parser.error("--read-tool wrk: wrk is not on PATH")
+    if args.broker and args.url is not None:
+        parser.error("--broker starts its own service, workers and broker: not with --url")
+    if args.broker and shutil.which("redis-server") is None:
+        parser.error("--broker needs redis-server: apt-get install redis-server")
     return args
 
 
@@ -394,9 +411,9 @@ def own_cpu_s() -> float:
 
 
 class CpuMeter:
-    """CPU used from now to `stop()`, by this process and by the servers given."""
+    """CPU used from now to `stop()`, by this process and by the servers (and workers) given."""
 
-    def __init__(self, servers: Sequence[ServerProcess]) -> None:
+    def __init__(self, servers: Sequence[OwnProcess]) -> None:
         self.servers = servers
         self.started = time.perf_counter()
         self.own_start = own_cpu_s()
@@ -974,7 +991,7 @@ def settle(base_url: str, account: Account, timeout_s: float) -> None:
 
 
 def measure_reads(
-    base_url: str, account: Account, args: argparse.Namespace, server: ServerProcess | None
+    base_url: str, account: Account, args: argparse.Namespace, processes: Sequence[OwnProcess]
 ) -> ReadsResult:
     use_wrk = args.read_tool == "wrk" or (args.read_tool == "auto" and shutil.which("wrk"))
     tool = "wrk" if use_wrk else "python (threads, http.client keep-alive)"
@@ -983,7 +1000,7 @@ def measure_reads(
         ("/api/v1/users/me", account.headers),
         ("/api/v1/jobs", account.headers),
     ]
-    meter = CpuMeter([server] if server else [])
+    meter = CpuMeter(processes)
     wrk_cpu_s = 0.0
     results = []
     for route, headers in routes:
@@ -1103,7 +1120,7 @@ def batch_state(connection: Connection, account: Account, batch_id: str) -> dict
 
 
 def measure_saturated(
-    base_url: str, args: argparse.Namespace, cpu_count: int, server: ServerProcess | None
+    base_url: str, args: argparse.Namespace, cpu_count: int, processes: Sequence[OwnProcess]
 ) -> SaturatedResult:
     [account] = create_accounts(base_url, 1, "batch", args.request_timeout)
     batch = {
@@ -1150,7 +1167,7 @@ def measure_saturated(
     start_wait_s = time.monotonic() - submitted
     done_before = state["progress"]["done"]
     progress(f"saturated: batch running, reads for {args.duration} s")
-    meter = CpuMeter([server] if server else [])
+    meter = CpuMeter(processes)
     loaded = steady_reads(base_url, account, args.read_rate, args.duration, args.request_timeout)
     cpu = meter.stop()
     after = batch_state(connection, account, batch_id)
@@ -1195,6 +1212,7 @@ class KillResult:
     valid: bool
     reason: str
     server_log: dict[str, int]
+    victim: str = "server B"  # what was killed: a server, or with --broker a worker
 
     @property
     def held(self) -> bool:
@@ -1206,19 +1224,22 @@ class KillResult:
         answers = ", ".join(
             f"{server}: {answer}" for server, answer in self.long_submissions.items()
         )
+        by_worker = self.victim.startswith("worker")
         return [
-            "submissions (clients alternate between A and B):",
+            "submissions (to the one server; workers A and B run them)"
+            if by_worker
+            else "submissions (clients alternate between A and B):",
             *(f"  {line}" for line in self.submit.lines()),
             f"long jobs ({source['width']}x{source['height']} "
-            f"{self.long_job['pipeline'][0]['op']}), one through each server halfway through "
-            f"the submissions: {answers}",
-            f"kill -9 of server B {self.kill_at_s:.1f} s after the submissions; then tiny jobs "
-            f"{states or '-'}; long jobs {', '.join(self.long_states_at_kill) or '-'}",
+            f"{self.long_job['pipeline'][0]['op']}), two halfway through the submissions"
+            f"{'' if by_worker else ', one through each server'}: {answers}",
+            f"kill -9 of {self.victim} {self.kill_at_s:.1f} s after the submissions; then tiny "
+            f"jobs {states or '-'}; long jobs {', '.join(self.long_states_at_kill) or '-'}",
             f"server A answers /health/live at the end: {self.survivor_live}",
             "completion (read through A):",
             *(f"  {line}" for line in self.completion.lines()),
             f"{'valid' if self.valid else 'INVALID'}: {self.reason}",
-            *(f"server log: {n} x {key}" for key, n in self.server_log.items()),
+            *(f"log: {n} x {key}" for key, n in self.server_log.items()),
         ]
 
 
@@ -1227,39 +1248,37 @@ def statuses_of(jobs: Mapping[str, Mapping[str, Any]], ids: Iterable[str]) -> Co
 
 
 def measure_kill(args: argparse.Namespace) -> KillResult:
-    """Two servers on one database; B is killed while each runs one long job, which the
-    one-execution-at-a-time executors of today claim one each: B's is cut short."""
+    """Two processes that run work, on one database: two servers, or with --broker one server
+    and two workers. B is killed while each runs one long job, which one-execution-at-a-time
+    executors and workers claim one each: B's is cut short."""
     long_job = {
         "source": {"width": args.kill_job_size, "height": args.kill_job_size},
         "pipeline": [{"op": "box_blur"}],
         "runner": "sequential",
     }
-    with tempfile.TemporaryDirectory(prefix="nogil-bench-load-kill-") as tmp, ExitStack() as stack:
-        data_dir = Path(tmp)
-        secret_key = secrets.token_urlsafe(32)  # both accept the same tokens
-        # One after the other: the first start creates the schema.
-        servers = [
-            stack.enter_context(
-                running_server(
-                    data_dir,
-                    database_url=args.database_url,
-                    secret_key=secret_key,
-                    log_path=data_dir / f"server-{name}.log",
-                )
-            )
-            for name in ("a", "b")
-        ]
-        survivor, victim = servers
+    with (
+        tempfile.TemporaryDirectory(prefix="nogil-bench-load-kill-") as tmp,
+        running_queue(
+            args,
+            Path(tmp),
+            servers=["a"] if args.broker else ["a", "b"],
+            secret_key=secrets.token_urlsafe(32),  # servers that accept the same tokens
+        ) as (servers, workers),
+    ):
+        survivor, victim = (servers[0], workers[1]) if args.broker else servers
         users = 1 if args.one_user else args.clients
         *accounts, long_account = create_accounts(
             survivor.base_url, users + 1, "kill", args.request_timeout
         )
-        targets = [(servers[i % 2].base_url, accounts[i % users]) for i in range(args.clients)]
+        targets = [
+            (servers[i % len(servers)].base_url, accounts[i % users]) for i in range(args.clients)
+        ]
         long_submissions: dict[str, Submission] = {}
 
         def submit_long_jobs() -> None:
             # Halfway: the queue holds tiny jobs before and after these two.
-            for name, server in zip("AB", servers, strict=True):
+            for name in "AB":
+                server = servers["AB".index(name) % len(servers)]
                 connection = Connection(server.base_url, args.request_timeout)
                 body = json.dumps(long_job).encode()
                 long_submissions[name] = submit_job(
@@ -1267,8 +1286,8 @@ def measure_kill(args: argparse.Namespace) -> KillResult:
                 )
                 connection.close()
 
-        progress("kill: submissions to both servers")
-        meter = CpuMeter(servers)
+        progress(f"kill: submissions to {len(servers)} server(s)")
+        meter = CpuMeter([*servers, *workers])
         submissions, wall_s = submit_jobs(
             targets,
             jobs_per_client=args.jobs_per_client,
@@ -1289,20 +1308,22 @@ def measure_kill(args: argparse.Namespace) -> KillResult:
             states = statuses_of(jobs, long_ids)
             return states["running"] == len(long_ids) or all(s in FINISHED for s in states)
 
-        meter = CpuMeter(servers)
+        meter = CpuMeter([*servers, *workers])
+        victim_name = "worker B" if args.broker else "server B"
         with Pool(survivor.base_url, args.request_timeout, POLL_THREADS) as calls:
             jobs, _ = wait_for_jobs(
                 calls, all_accounts, accepted, args.timeout, "kill: before", both_long_running
             )
             kill_at_s = time.monotonic() - submitted
             victim.kill()
-            progress(f"kill: server B (pid {victim.pid}) killed")
+            progress(f"kill: {victim_name} (pid {victim.pid}) killed")
             completion = check_completion(
                 calls, all_accounts, every_submission, args.timeout, "kill: after", meter
             )
         survivor_live = wait_until_live(survivor.base_url, 5)
-        server_log = Counter(summarize_log(data_dir / "server-a.log"))
-        server_log.update(summarize_log(data_dir / "server-b.log"))
+        logs: Counter[str] = Counter()
+        for process in [*servers, *workers]:
+            logs.update(summarize_log(process.log_path))
     states = statuses_of(jobs, tiny_ids)
     long_states = [jobs[job_id]["status"] if job_id in jobs else "unlisted" for job_id in long_ids]
     both_running = len(long_ids) == 2 and long_states.count("running") == 2
@@ -1314,8 +1335,8 @@ def measure_kill(args: argparse.Namespace) -> KillResult:
         )
     elif not both_running:
         reason = (
-            "the kill did not find both long jobs running: B may have had nothing to cut "
-            "(try a larger --kill-job-size)"
+            f"the kill did not find both long jobs running: {victim_name} may have had nothing "
+            "to cut (try a larger --kill-job-size)"
         )
     else:
         reason = "no tiny job was still queued at the kill: not midway through execution"
@@ -1332,7 +1353,8 @@ def measure_kill(args: argparse.Namespace) -> KillResult:
         survivor_live=survivor_live,
         valid=valid,
         reason=reason,
-        server_log=dict(server_log.most_common(8)),
+        server_log=dict(logs.most_common(8)),
+        victim=victim_name,
     )
 
 
@@ -1469,21 +1491,62 @@ def summarize_log(path: Path) -> dict[str, int]:
 
 
 @contextmanager
-def service(
-    args: argparse.Namespace, results: Results
-) -> Iterator[tuple[str, ServerProcess | None]]:
+def running_queue(
+    args: argparse.Namespace, data_dir: Path, *, servers: Sequence[str], secret_key: str | None
+) -> Iterator[tuple[list[ServerProcess], list[Worker]]]:
+    """Servers named `servers` on one database (one after the other: the first start makes
+    the schema); with --broker also a redis-server and workers A and B, each with a data
+    directory of its own, sharing only the database and the broker."""
+    with ExitStack() as stack:
+        database_url = args.database_url
+        settings: dict[str, str] = {}
+        if args.broker:
+            database_url = database_url or f"sqlite:///{data_dir / 'nogil_bench.db'}"
+            broker_url = stack.enter_context(redis_server())
+            settings = {"BROKER_URL": broker_url, "FILE_STORE": "database"}
+        started = [
+            stack.enter_context(
+                running_server(
+                    data_dir,
+                    database_url=database_url,
+                    secret_key=secret_key,
+                    log_path=data_dir / f"server-{name}.log",
+                    settings=settings,
+                )
+            )
+            for name in servers
+        ]
+        workers: list[Worker] = []
+        if args.broker:
+            assert database_url is not None
+            for name in ("a", "b"):
+                worker = Worker(
+                    f"worker-{name}",
+                    data_dir / f"worker-{name}",
+                    settings | {"DATABASE_URL": database_url, "LOG_FORMAT": "json"},
+                )
+                stack.callback(worker.stop)
+                workers.append(worker)
+        yield started, workers
+
+
+@contextmanager
+def service(args: argparse.Namespace, results: Results) -> Iterator[tuple[str, list[OwnProcess]]]:
+    """The service to load, and the processes of ours that serve it (none with --url)."""
     if args.url is not None:
-        yield args.url.rstrip("/"), None
+        yield args.url.rstrip("/"), []
         return
     with tempfile.TemporaryDirectory(prefix="nogil-bench-load-") as tmp:
-        log_path = Path(tmp) / "server.log"
-        with running_server(Path(tmp), database_url=args.database_url, log_path=log_path) as server:
-            yield server.base_url, server
-        results.server_log = summarize_log(log_path)
+        with running_queue(args, Path(tmp), servers=["a"], secret_key=None) as (servers, workers):
+            yield servers[0].base_url, [*servers, *workers]
+            logs: Counter[str] = Counter()
+            for process in [*servers, *workers]:
+                logs.update(summarize_log(process.log_path))
+        results.server_log = dict(logs.most_common(8))
 
 
 def run_phases(args: argparse.Namespace, results: Results) -> None:
-    with service(args, results) as (base_url, server):
+    with service(args, results) as (base_url, processes):
         connection = Connection(base_url, args.request_timeout)
         health = connection.call("GET", "/health").json()
         connection.close()
@@ -1495,6 +1558,9 @@ def run_phases(args: argparse.Namespace, results: Results) -> None:
             "database": "given by --url's service"
             if args.url
             else ("--database-url" if args.database_url else "SQLite (default)"),
+            "queue": "Celery on Redis, 2 workers (FILE_STORE=database)"
+            if args.broker
+            else "the service's embedded executor",
             # A shared host: other work competes for the same cores.
             "host_load_average_1min_at_start": round(LOAD_AVERAGE_AT_START, 2),
         }
@@ -1507,7 +1573,7 @@ def run_phases(args: argparse.Namespace, results: Results) -> None:
         if "submit" in args.phases:
             progress(f"submit: {args.clients} clients x {args.jobs_per_client} jobs")
             targets = [(base_url, accounts[i % users]) for i in range(args.clients)]
-            meter = CpuMeter([server] if server else [])
+            meter = CpuMeter(processes)
             submissions, wall_s = submit_jobs(
                 targets,
                 jobs_per_client=args.jobs_per_client,
@@ -1517,7 +1583,7 @@ def run_phases(args: argparse.Namespace, results: Results) -> None:
             )
             results.submit = summarize_submissions(submissions, wall_s, meter.stop(), args)
             section("Submissions", results.submit.lines())
-            meter = CpuMeter([server] if server else [])
+            meter = CpuMeter(processes)
             with Pool(base_url, args.request_timeout, POLL_THREADS) as calls:
                 results.completion = check_completion(
                     calls, accounts, submissions, args.timeout, "completion", meter
@@ -1525,11 +1591,13 @@ def run_phases(args: argparse.Namespace, results: Results) -> None:
             section("Completion", results.completion.lines())
 
         if "reads" in args.phases:
-            results.reads = measure_reads(base_url, accounts[0], args, server)
+            results.reads = measure_reads(base_url, accounts[0], args, processes)
             section(f"Reads at {args.connections} connections", results.reads.lines())
 
         if "saturated" in args.phases:
-            results.saturated = measure_saturated(base_url, args, int(health["cpu_count"]), server)
+            results.saturated = measure_saturated(
+                base_url, args, int(health["cpu_count"]), processes
+            )
             section("Reads under a saturating batch", results.saturated.lines())
 
 
