@@ -2,6 +2,7 @@
 executor and the Celery workers both drive, one registry, and no import cycles around it."""
 
 import ast
+import re
 import uuid
 from collections.abc import Callable
 from itertools import pairwise
@@ -19,7 +20,7 @@ from nogil_bench.core.work import Context, Delivery, WorkKind
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.jobs.runs import TASKS_PER_WORKER_PER_CHUNK
 from nogil_bench.jobs.work import SingleJobs
-from nogil_bench.work.queue import run_delivery
+from nogil_bench.work.queue import UndeliverableError, run_delivery
 from nogil_bench.work.registry import WORK_KINDS, UnknownWorkKindError, get_kind
 from tests.api.conftest import Headers, wait_until_finished
 from tests.api.test_benchmarks import BENCHMARKS, benchmark
@@ -169,6 +170,20 @@ def synthetic_batch(count: int) -> dict[str, object]:
 def worker_context(engine: Engine, client: TestClient) -> Context:
     settings = client.app.state.settings  # type: ignore[attr-defined]
     return Context(engine, settings, uuid.uuid7(), "worker-1", lambda: False)
+
+
+def test_a_delivery_no_dispatcher_sends_is_refused_by_what_is_wrong_with_it(
+    client: TestClient, paused: Callable[[], None]
+) -> None:
+    context = worker_context(client.app.state.engine, client)  # type: ignore[attr-defined]
+    some_id = uuid.uuid7()
+    for delivery, reason in [
+        (Delivery("report", some_id), "no kind of work named 'report'"),
+        (Delivery("batch", some_id), f"batch {some_id}: this kind is handed out in parts"),
+        (Delivery("job", some_id, (some_id,)), f"job {some_id}: this kind is handed out whole"),
+    ]:
+        with pytest.raises(UndeliverableError, match=re.escape(reason)):
+            run_delivery(context, delivery)
 
 
 def test_a_delivery_runs_what_is_still_queued_and_a_second_copy_runs_nothing(

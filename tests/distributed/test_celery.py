@@ -19,6 +19,7 @@ from nogil_bench.core.config import Settings
 from nogil_bench.core.db import make_engine, writing
 from nogil_bench.core.models import Status
 from nogil_bench.core.work import Claim
+from nogil_bench.distributed import dispatch
 from nogil_bench.distributed.celery_app import EXECUTIONS_QUEUE, RUN_TASK, make_celery
 from nogil_bench.distributed.dispatch import dispatch_pending
 from nogil_bench.distributed.worker import GilEnabledError, check_gil_off
@@ -26,7 +27,7 @@ from nogil_bench.jobs.models import Job
 from nogil_bench.main import create_app
 from nogil_bench.work.queue import claim_queued
 from tests.api.conftest import Headers, register_and_login
-from tests.api.test_jobs import PURE_PIPELINE, expected_png
+from tests.api.test_jobs import PURE_PIPELINE, expected_png, synthetic_job
 from tests.redis_server import RedisServer, WorkerProcess
 
 WAIT_S = 90.0
@@ -186,6 +187,35 @@ def test_the_dispatcher_hands_queued_work_to_the_broker_once_and_again_when_requ
             session.commit()
         assert dispatch_pending(engine, app_settings, celery) == 1
         assert queue_length() == 3
+        engine.dispose()
+
+
+def test_a_dispatch_pass_with_a_full_page_hands_out_only_what_is_older_than_its_end(
+    broker_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Single jobs and a batch's jobs are paged apart; a pass that fills a page must not send
+    newer single jobs ahead of the batch jobs it left for the next pass."""
+    monkeypatch.setattr(dispatch, "DISPATCH_ROWS", 3)
+    with TestClient(create_app(broker_settings)) as client:
+        assert client.app.state.executor.stop(timeout_s=10)  # type: ignore[attr-defined]
+        alice = register_and_login(client, "alice@example.com")
+        job, batch = ("/api/v1/jobs", synthetic_job()), ("/api/v1/batches", synthetic_batch(4, 1))
+        submit = [job, batch, job, job, job]
+        for path, body in submit:
+            assert client.post(path, headers=alice, json=body).status_code == 202
+        engine = make_engine(broker_settings)
+        celery = make_celery(broker_settings)
+
+        def marked() -> list[bool]:
+            with Session(engine) as session:
+                jobs = session.exec(select(Job).order_by(col(Job.id))).all()
+                return [job.dispatched_at is not None for job in jobs]
+
+        # FIFO: job, 4 batch jobs, 3 jobs. Pages of 3: jobs 1-3 of 4, batch jobs 1-3 of 4.
+        assert dispatch_pending(engine, broker_settings, celery) == 4
+        assert marked() == [True, True, True, True, False, False, False, False]
+        assert dispatch_pending(engine, broker_settings, celery) == 4
+        assert all(marked())
         engine.dispose()
 
 

@@ -61,6 +61,8 @@ class WorkKind(ABC):
 
     name: ClassVar[str]
     table: ClassVar[type[QueuedWork]]
+    # With a broker: handed out in parts (`run_part`), never whole.
+    delivered_in_parts: ClassVar[bool] = False
     # A run that died with its process counts towards MAX_ATTEMPTS, past which the row fails;
     # False where the row's parts carry the attempts instead (a batch's jobs).
     fails_after_max_attempts: ClassVar[bool] = True
@@ -78,9 +80,9 @@ class WorkKind(ABC):
 
     @abstractmethod
     def lock(self, session: Session, work_id: uuid.UUID) -> None:
-        """Locks the work's rows (FOR UPDATE) in table order, jobs by id, then batches, then
-        benchmarks, as every write about several rows does. SQLite renders no FOR UPDATE:
-        its write lock covers it."""
+        """Locks the work's rows (FOR UPDATE) in the order a drain's requeue locks them,
+        jobs by id, then batches, then benchmarks, so that a failure and a requeue cannot
+        deadlock. SQLite renders no FOR UPDATE: its write lock covers it."""
 
     @abstractmethod
     def fail(self, session: Session, work_id: uuid.UUID, boot_id: uuid.UUID, error: str) -> None:

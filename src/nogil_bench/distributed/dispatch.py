@@ -10,6 +10,7 @@ after it was sent (a broker restarted without its data).
 """
 
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 from celery import Celery
@@ -20,7 +21,7 @@ from sqlmodel import Session, col, select
 from nogil_bench.core.config import Settings
 from nogil_bench.core.db import write
 from nogil_bench.core.models import QueuedWork, Status, utc_now
-from nogil_bench.core.work import Delivery
+from nogil_bench.core.work import Delivery, WorkKind
 from nogil_bench.distributed.celery_app import EXECUTIONS_QUEUE, RUN_TASK
 from nogil_bench.work.executor import Executor
 from nogil_bench.work.registry import WORK_KINDS
@@ -49,8 +50,7 @@ def dispatch_pending(engine: Engine, settings: Settings, celery: Celery) -> int:
     def dispatch(session: Session) -> int:
         now = utc_now()
         stale = now - timedelta(seconds=settings.REDISPATCH_SECONDS)
-        rows: list[QueuedWork] = []
-        deliveries: list[Delivery] = []
+        pages: list[tuple[WorkKind, Sequence[QueuedWork]]] = []
         for kind in WORK_KINDS.values():
             table, conditions = kind.dispatched()
             due = or_(col(table.dispatched_at).is_(None), col(table.dispatched_at) < stale)
@@ -61,8 +61,18 @@ def dispatch_pending(engine: Engine, settings: Settings, celery: Celery) -> int:
                 .limit(DISPATCH_ROWS)
                 .with_for_update(skip_locked=True)
             ).all()
-            rows += found
-            deliveries += kind.deliveries(found)
+            pages.append((kind, found))
+        # A full page may leave rows older than another kind's newest: this pass hands out
+        # rows up to the earliest last row of a full page, so FIFO holds across passes.
+        horizon = min(
+            (found[-1].id for _, found in pages if len(found) == DISPATCH_ROWS), default=None
+        )
+        rows: list[QueuedWork] = []
+        deliveries: list[Delivery] = []
+        for kind, found in pages:
+            taken = [row for row in found if horizon is None or row.id <= horizon]
+            rows += taken
+            deliveries += kind.deliveries(taken)
         for delivery in sorted(deliveries, key=lambda delivery: delivery.fifo_key):
             celery.send_task(RUN_TASK, args=task_args(delivery), queue=EXECUTIONS_QUEUE)
         for row in rows:

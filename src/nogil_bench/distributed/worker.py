@@ -31,8 +31,7 @@ from nogil_bench.core.migrations import upgrade_database
 from nogil_bench.core.work import Context, Delivery
 from nogil_bench.distributed.celery_app import EXECUTIONS_QUEUE, RUN_TASK, make_celery
 from nogil_bench.work.executor import keep_interrupts_from_children
-from nogil_bench.work.queue import renew_leases, run_delivery
-from nogil_bench.work.registry import UnknownWorkKindError, get_kind
+from nogil_bench.work.queue import UndeliverableError, renew_leases, run_delivery
 
 # Loguru's levels that Celery's --loglevel does not know.
 CELERY_LOG_LEVELS = {"TRACE": "DEBUG", "SUCCESS": "INFO"}
@@ -87,23 +86,21 @@ def run(kind: str, work_id: str, part: Sequence[str] = ()) -> int:
     """RUN_TASK: work of `kind` whole, or the rows of it in `part`, if still queued; returns
     how many rows ran."""
     worker = state()
-    try:
-        get_kind(kind)
-    except UnknownWorkKindError as error:
-        logger.error("task dropped: {}", error)
-        return 0
     if worker.stopping.is_set():
         raise Reject("the worker is stopping", requeue=True)
     keep_interrupts_from_children()
     delivery = Delivery(kind, uuid.UUID(work_id), tuple(uuid.UUID(row) for row in part))
-    with logger.contextualize(**{f"{kind}_id": work_id}):
+    try:
         ran = run_delivery(worker.context, delivery)
-        if part:
-            logger.info("{} {}: ran {} of the part's {} rows", kind, work_id, ran, len(part))
-        elif not ran:
-            logger.info(
-                "{} {} is no longer queued (taken, finished or deleted): skipped", kind, work_id
-            )
+    except UndeliverableError as error:
+        logger.error("task dropped: {}", error)
+        return 0
+    if part:
+        logger.info("{} {}: ran {} of the part's {} rows", kind, work_id, ran, len(part))
+    elif not ran:
+        logger.info(
+            "{} {} is no longer queued (taken, finished or deleted): skipped", kind, work_id
+        )
     return ran
 
 

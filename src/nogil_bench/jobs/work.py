@@ -46,6 +46,9 @@ def fail_unfinished_jobs(
 
 
 class SingleJobs(WorkKind):
+    """Jobs outside a batch are claimed and handed out whole. Its table holds a batch's jobs
+    too: leases, recoveries and requeues treat every job row alike, as a job."""
+
     name = "job"
     table: ClassVar[type[QueuedWork]] = Job
     restarts_clock = True
@@ -68,6 +71,7 @@ class SingleJobs(WorkKind):
 class Batches(WorkKind):
     name = "batch"
     table: ClassVar[type[QueuedWork]] = Batch
+    delivered_in_parts = True  # with a broker, its jobs go out in chunks
     fails_after_max_attempts = False  # its jobs carry the attempts
 
     def run(self, context: Context, work_id: uuid.UUID) -> None:

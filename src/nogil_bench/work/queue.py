@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from nogil_bench.core.db import write
 from nogil_bench.core.models import QueuedWork, Status, utc_now
 from nogil_bench.core.work import Claim, Context, Delivery, WorkKind
-from nogil_bench.work.registry import WORK_KINDS, get_kind
+from nogil_bench.work.registry import WORK_KINDS, UnknownWorkKindError, get_kind
 
 
 def take(row: QueuedWork, kind: WorkKind, boot_id: uuid.UUID, lease_s: float, worker: str) -> None:
@@ -218,12 +218,24 @@ def run_claimed(context: Context, claim: Claim, abandoned: Callable[[], bool]) -
             )
 
 
+class UndeliverableError(ValueError):
+    """A delivery that no dispatcher of this version sends: an unknown kind, or work sent in
+    parts that goes out whole (or the other way round)."""
+
+
 def run_delivery(context: Context, delivery: Delivery) -> int:
     """What a worker does with a delivery: runs what of it is still queued (a redelivered one
     finds it taken or finished, and does nothing); returns how many rows ran."""
-    kind = get_kind(delivery.kind)
+    try:
+        kind = get_kind(delivery.kind)
+    except UnknownWorkKindError as error:
+        raise UndeliverableError(str(error)) from None
+    if bool(delivery.part) != kind.delivered_in_parts:
+        how = "in parts" if kind.delivered_in_parts else "whole"
+        raise UndeliverableError(f"{kind.name} {delivery.id}: this kind is handed out {how}")
     if delivery.part:
-        return kind.run_part(context, delivery)
+        with logger.contextualize(**{f"{kind.name}_id": str(delivery.id)}):
+            return kind.run_part(context, delivery)
     claim = Claim(kind.name, delivery.id)
     settings = context.settings
     if not claim_queued(

@@ -9,7 +9,8 @@ from nogil_bench.jobs.work import Batches, SingleJobs
 WORK_KINDS: dict[str, WorkKind] = {
     kind.name: kind for kind in (SingleJobs(), Batches(), Benchmarks())
 }
-# Each table belongs to one kind: lease renewals, recoveries and requeues go table by table.
+# Lease renewals, recoveries and requeues go table by table, each table under its kind's rules
+# (a batch's jobs are rows of the jobs' table, and follow them): one kind per table.
 assert len({kind.table for kind in WORK_KINDS.values()}) == len(WORK_KINDS)
 
 
