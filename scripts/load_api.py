@@ -1614,7 +1614,7 @@ def main() -> int:
         if args.url is not None:
             results.skipped.append("kill (needs servers this script starts; --url given)")
         else:
-            progress("kill: two servers on one database")
+            progress("kill: one server and two workers" if args.broker else "kill: two servers")
             results.kill = measure_kill(args)
             section("Two processes, one killed", results.kill.lines())
     results.targets = targets_of(results, args.clients * args.jobs_per_client)
