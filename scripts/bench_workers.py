@@ -3,12 +3,14 @@ completed per second with one worker and with two, on this machine.
 
     .venv/bin/python scripts/bench_workers.py                      # SQLite, 6 rounds
     .venv/bin/python scripts/bench_workers.py --rounds 10 --jobs 60 --json workers.json
-    .venv/bin/python scripts/bench_workers.py --database-url postgresql+psycopg://u:p@host/db
+    .venv/bin/python scripts/bench_workers.py --database-url postgresql+psycopg://u:p@host/db \
+        --embedded-database-url postgresql+psycopg://u:p@host/db2
 
 It starts its own redis-server (Debian's package) on a free port, a service with that broker
 and two `nogil-bench worker` processes, and, for the baseline, a service without a broker (the
-embedded executor) on its own SQLite database. Both phases interleave their configurations
-round by round (A B, then B A), so a slow spell of the host lands on both sides:
+embedded executor) on a database of its own (SQLite unless --embedded-database-url). Both phases
+interleave their configurations round by round (A B, then B A), so a slow spell of the host
+lands on both sides:
 
   overhead    one job at a time (nothing else queued): a 64x64 invert on `sequential`. Its
               overhead is queued_at to finished_at less the run itself (latency_s): the claim,
@@ -64,6 +66,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--overhead-jobs", type=int, default=5, help="jobs per overhead run (default: %(default)s)"
     )
     parser.add_argument("--database-url", help="the broker service's database (default: SQLite)")
+    parser.add_argument(
+        "--embedded-database-url",
+        help="the embedded executor's database (default: SQLite); with --database-url, another "
+        "database on the same server compares like with like",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here too")
     return parser.parse_args(argv)
 
@@ -138,6 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     results: dict[str, Any] = {"rounds": args.rounds, "jobs": args.jobs, "cpus": os.cpu_count()}
+    results["databases"] = {  # the dialect only: a URL may hold a password
+        target: (url or "sqlite").split(":")[0].split("+")[0]
+        for target, url in (("broker", args.database_url), ("embedded", args.embedded_database_url))
+    }
     with ExitStack() as stack:
         broker_url = stack.enter_context(redis_server())
         cluster = {"BROKER_URL": broker_url, "LOG_LEVEL": "WARNING"}
@@ -150,7 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         brokered = stack.enter_context(
             running_server(work / "broker", settings=cluster, database_url=None, secret_key=None)
         )
-        embedded = stack.enter_context(running_server(work / "embedded"))
+        embedded = stack.enter_context(
+            running_server(work / "embedded", database_url=args.embedded_database_url)
+        )
         workers = [Worker(name, work / name, cluster) for name in ("worker-1", "worker-2")]
         for worker in workers:
             stack.callback(worker.stop)
