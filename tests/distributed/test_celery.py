@@ -190,6 +190,23 @@ def test_the_dispatcher_hands_queued_work_to_the_broker_once_and_again_when_requ
         engine.dispose()
 
 
+def test_a_task_no_dispatcher_sends_is_dropped_with_why_and_the_worker_goes_on(
+    api: TestClient, broker_settings: Settings, worker: WorkerProcess
+) -> None:
+    celery = make_celery(broker_settings)
+    some_id = str(uuid.uuid7())
+    for args in (["report", some_id], ["job", "not-a-uuid"], ["batch", some_id], [7, some_id]):
+        celery.send_task(RUN_TASK, args=args, queue=EXECUTIONS_QUEUE)
+    alice = register_and_login(api, "alice@example.com")
+    job = api.post("/api/v1/jobs", headers=alice, json=synthetic_job()).json()
+    assert wait_finished(api, alice, f"/jobs/{job['id']}")["status"] == "succeeded"
+    log = worker.output()
+    assert "task dropped: no kind of work named 'report'" in log
+    assert "task dropped: not a work id" in log
+    assert f"task dropped: batch {some_id}: this kind is handed out in parts" in log
+    assert "task dropped: no kind of work named 7" in log
+
+
 def test_a_dispatch_pass_with_a_full_page_hands_out_only_what_is_older_than_its_end(
     broker_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -89,7 +89,11 @@ def run(kind: str, work_id: str, part: Sequence[str] = ()) -> int:
     if worker.stopping.is_set():
         raise Reject("the worker is stopping", requeue=True)
     keep_interrupts_from_children()
-    delivery = Delivery(kind, uuid.UUID(work_id), tuple(uuid.UUID(row) for row in part))
+    try:  # what no dispatcher of this version sends is dropped, with why
+        delivery = Delivery(kind, uuid.UUID(work_id), tuple(uuid.UUID(row) for row in part))
+    except (ValueError, TypeError, AttributeError) as error:
+        logger.error("task dropped: not a work id ({}): {!r}, {!r}", error, work_id, part)
+        return 0
     try:
         ran = run_delivery(worker.context, delivery)
     except UndeliverableError as error:
