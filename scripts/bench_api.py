@@ -11,10 +11,6 @@ run one after another (the service's executor runs one execution at a time).
 
 import argparse
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,8 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from live_server import running_server
+
 DEFAULT_PIPELINE = '[{"op": "box_blur", "params": {"radius": 1}}, {"op": "sepia"}]'
-START_TIMEOUT_S = 60.0
 POLL_S = 0.25
 MIB = 1024 * 1024
 
@@ -77,36 +74,13 @@ def log_in(base_url: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token['access_token']}"}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextmanager
 def local_server() -> Iterator[str]:
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="nogil-bench-api-") as data_dir:
-        env = os.environ | {"NOGIL_BENCH_DATA_DIR": data_dir, "NOGIL_BENCH_LOG_LEVEL": "WARNING"}
-        server = subprocess.Popen(  # noqa: S603 - our own console script
-            [Path(sys.executable).with_name("nogil-bench"), "serve", "--port", str(port)], env=env
-        )
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while True:
-                try:
-                    urllib.request.urlopen(f"{base_url}/health/live", timeout=2).close()  # noqa: S310
-                    break
-                except OSError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        raise SystemExit("the server did not start") from None
-                    time.sleep(0.2)
-            yield base_url
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=60)
+    with (
+        tempfile.TemporaryDirectory(prefix="nogil-bench-api-") as data_dir,
+        running_server(Path(data_dir)) as server,
+    ):
+        yield server.base_url
 
 
 def run_batch(

@@ -126,6 +126,15 @@ class WorkerProcess:
         self.process.kill()
         self.process.wait()
 
+    def freeze(self) -> None:
+        """SIGSTOP: every thread stops where it is, until `thaw()` (or a kill)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> int | None:
         """SIGTERM (Celery's warm shutdown), then the exit code."""
         if self.process is None or self.process.poll() is not None:

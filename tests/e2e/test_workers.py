@@ -20,6 +20,7 @@ from tests.redis_server import WorkerProcess
 IMAGES = 40
 SIDE = 128  # ~0.1-0.3 s per image here: a chunk of 4 runs long enough to be killed mid-way
 WAIT_S = 180.0
+SETTLE_S = 0.3
 FINISHED = {"succeeded", "failed"}
 
 
@@ -86,19 +87,23 @@ def test_a_batch_spreads_over_two_workers_and_survives_kill_9_of_one_exactly_onc
         def on(worker: str, status: str, jobs: list[dict[str, Any]]) -> set[str]:
             return {job["id"] for job in jobs if (job["worker"], job["status"]) == (worker, status)}
 
-        # Both workers at work, worker-b past its first chunk and into another: kill -9 it.
+        # Both workers at work and worker-b past its first chunk: freeze it; if it holds a
+        # chunk (not between two), kill -9 it there, mid-chunk; else let it go on and retry.
         deadline = time.monotonic() + WAIT_S
         while True:
             jobs = batch_jobs()
             busy = {worker for worker in ("worker-a", "worker-b") if on(worker, "running", jobs)}
             if busy == {"worker-a", "worker-b"} and on("worker-b", "succeeded", jobs):
-                break
-            assert time.monotonic() < deadline, "worker-b never ran a second chunk"
+                workers[1].freeze()
+                time.sleep(SETTLE_S)  # a write it had already sent lands meanwhile
+                if stranded := on("worker-b", "running", batch_jobs()):
+                    break
+                workers[1].thaw()
+            assert time.monotonic() < deadline, "worker-b was never caught mid-chunk"
             time.sleep(0.02)
         workers[1].kill()
         # What it was running stays running (its lease runs out only in LEASE_SECONDS).
-        stranded = on("worker-b", "running", batch_jobs())
-        assert stranded, "worker-b finished its chunk just before the kill: nothing to recover"
+        assert on("worker-b", "running", batch_jobs()) == stranded
 
         while (body := api.get(path, headers=alice).json())["status"] not in {
             "succeeded",
