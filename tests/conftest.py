@@ -22,6 +22,29 @@ from tests.redis_server import RedisServer, find_redis_server
 # The database-backed tests run on each store the service supports.
 DATABASES = ["sqlite", "postgresql"]
 
+# What can behave differently with the GIL on: the runners, the measurement engine, the
+# workloads, the service's work path and what reports the GIL's state. `make test`'s second pass
+# (PYTHON_GIL=1) runs these only (`-m gil_sensitive`); the rest is the same code either way.
+GIL_SENSITIVE = (
+    "tests/runners/",
+    "tests/bench/",
+    "tests/workloads/",
+    "tests/api/test_jobs.py",
+    "tests/api/test_benchmarks.py",
+    "tests/api/test_queue.py",
+    "tests/distributed/test_celery_runner.py",
+    "tests/e2e/test_concurrency.py",
+    "tests/test_health.py",
+    "tests/test_runtime.py",
+    "tests/test_free_threading_traps.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(GIL_SENSITIVE):
+            item.add_marker(pytest.mark.gil_sensitive)
+
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:

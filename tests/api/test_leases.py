@@ -81,8 +81,7 @@ def test_a_live_lease_is_kept_and_an_expired_one_is_requeued(
     engine = engine_of(client)
     alive, dead = uuid.uuid7(), uuid.uuid7()
     assert claim_next(engine, alive, LEASE_S) is not None
-    assert claim_next(engine, dead, 0.01) is not None
-    time.sleep(0.05)
+    assert claim_next(engine, dead, -1) is not None  # a lease that ran out a second ago
 
     renew_leases(engine, alive, LEASE_S)  # the live process's heartbeat
     assert recover_expired(engine, max_attempts=3) == 1
