@@ -113,8 +113,17 @@ class Settings(BaseSettings):
         "development (tokens then die with the process).",
     )
     ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=60, ge=1, le=60 * 24 * 30)
-    BCRYPT_ROUNDS: int = Field(
-        default=12, ge=4, le=16, description="bcrypt's cost; each step doubles the work."
+    # OWASP's minimum for Argon2id (19 MiB, 2 passes, 1 lane): each login or registration
+    # holds the memory while it hashes, on one of WORKER_THREADS.
+    ARGON2_TIME_COST: int = Field(
+        default=2, ge=1, le=10, description="Argon2id's passes over its memory, per hash."
+    )
+    ARGON2_MEMORY_KIB: int = Field(
+        default=19_456,
+        ge=8,
+        le=1024 * 1024,
+        description="Argon2id's memory per hash, in KiB. Changing a cost re-hashes each "
+        "password at its next login, as it does the bcrypt hashes of older accounts.",
     )
 
     # Jobs
