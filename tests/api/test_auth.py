@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 from nogil_bench.auth.models import User
 from nogil_bench.core import security
 from nogil_bench.core.config import Settings
+from nogil_bench.main import create_app
 from tests.api.conftest import Headers, register_and_login
 
 REGISTER = "/api/v1/auth/register"
@@ -201,6 +202,40 @@ def test_a_failed_login_keeps_the_bcrypt_hash(client: TestClient) -> None:
     assert client.post(TOKEN, data=form).status_code == 401
 
     assert stored_hash(client, "ada@example.com").startswith("$2b$")
+
+
+def test_registrations_from_one_address_are_limited_with_retry_after(settings: Settings) -> None:
+    limited = settings.model_copy(update={"REGISTER_RATE_LIMIT": "2/minute"})
+    with TestClient(create_app(limited)) as client:
+        for name in ("ada", "bob"):
+            body = {"email": f"{name}@example.com", "password": "difference engine"}
+            assert client.post(REGISTER, json=body).status_code == 201
+
+        third = client.post(REGISTER, json={"email": "cy@example.com", "password": "whatever1"})
+
+        assert third.status_code == 429
+        assert int(third.headers["Retry-After"]) >= 1
+        assert "too many registrations: the limit is 2 per 1 minute" in third.json()["detail"]
+        login = client.post(TOKEN, data={"username": "cy@example.com", "password": "whatever1"})
+        assert login.status_code == 401  # the account was not created
+
+
+def test_the_register_429_is_documented_with_retry_after(client: TestClient) -> None:
+    responses = client.get("/openapi.json").json()["paths"][REGISTER]["post"]["responses"]
+
+    assert "Retry-After" in responses["429"]["headers"]
+
+
+@pytest.mark.parametrize("url", [REGISTER, TOKEN])
+def test_an_auth_body_over_16_kib_is_413_naming_the_limit(client: TestClient, url: str) -> None:
+    response = client.post(
+        url,
+        content=b"x" * (16 * 1024 + 1),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+    assert response.status_code == 413
+    assert "over this route's limit of 16384" in response.json()["detail"]
 
 
 def forged(settings: Settings, user_id: str, **overrides: object) -> str:

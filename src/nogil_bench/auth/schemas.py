@@ -7,6 +7,9 @@ from pydantic import BaseModel, EmailStr, Field
 MIN_PASSWORD_CHARS = 8
 # Argon2 reads any length; a bound keeps the work of one request small.
 MAX_PASSWORD_CHARS = 1024
+# The register and token bodies: the longest password at 12 bytes a character (a 4-byte UTF-8
+# character percent-encoded, or a JSON surrogate pair), an email, and room to spare.
+MAX_BODY_BYTES = 16 * 1024
 
 
 class UserCreate(BaseModel):

@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     LOGIN_RATE_LIMIT: str = Field(
         default="60/minute", description="Login attempts per client address; above it, 429."
     )
+    REGISTER_RATE_LIMIT: str = Field(
+        default="10/minute;100/day",
+        description="Accounts created per client address; above it, 429.",
+    )
     IDEMPOTENCY_KEY_TTL_HOURS: int = Field(
         default=24, ge=1, description="How long an Idempotency-Key is remembered."
     )
@@ -201,7 +205,9 @@ class Settings(BaseSettings):
 
     _secret_generated: bool = PrivateAttr(default=False)
 
-    @field_validator("SUBMISSION_RATE_LIMIT", "LOGIN_FAILURE_LIMIT", "LOGIN_RATE_LIMIT")
+    @field_validator(
+        "SUBMISSION_RATE_LIMIT", "LOGIN_FAILURE_LIMIT", "LOGIN_RATE_LIMIT", "REGISTER_RATE_LIMIT"
+    )
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:
         try:
