@@ -142,8 +142,9 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     return Settings(  # type: ignore[call-arg]
         DATA_DIR=tmp_path / "data",
         DATABASE_URL=database_url,
-        # bcrypt's minimum cost: hashing at the production cost would dominate the suite's time.
-        BCRYPT_ROUNDS=4,
+        # Argon2's minimum cost: hashing at the production cost would dominate the suite's time.
+        ARGON2_TIME_COST=1,
+        ARGON2_MEMORY_KIB=8,
         _env_file=None,
     )
 

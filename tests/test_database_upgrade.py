@@ -106,7 +106,7 @@ def test_the_service_upgrades_a_release_0_1_database_at_start_and_runs_its_queue
 ) -> None:
     make_release_0_1_database(empty_database)
     settings = Settings(  # type: ignore[call-arg]
-        DATA_DIR=tmp_path / "data", DATABASE_URL=empty_database, BCRYPT_ROUNDS=4, _env_file=None
+        DATA_DIR=tmp_path / "data", DATABASE_URL=empty_database, _env_file=None
     )
     app = create_app(settings)  # sets up logging: the sink goes after it
     lines: list[str] = []

@@ -13,6 +13,7 @@ from loguru import logger
 from sqlalchemy import Engine
 
 from nogil_bench import __version__
+from nogil_bench.auth import schemas as auth_schemas
 from nogil_bench.auth.router import router as auth_router
 from nogil_bench.auth.router import users_router
 from nogil_bench.benchmarks.router import router as benchmarks_router
@@ -124,6 +125,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ("POST", f"{API_PREFIX}/jobs"): settings.MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES,
             ("POST", f"{API_PREFIX}/batches"): settings.MAX_UPLOAD_BYTES * settings.MAX_BATCH_IMAGES
             + FORM_OVERHEAD_BYTES,
+            ("POST", f"{API_PREFIX}/auth/register"): auth_schemas.MAX_BODY_BYTES,
+            ("POST", f"{API_PREFIX}/auth/token"): auth_schemas.MAX_BODY_BYTES,
         },
     )
     # Added last, so outermost: even a refused body gets a request id and an access line.

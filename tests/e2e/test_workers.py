@@ -33,7 +33,6 @@ def cluster_settings(tmp_path: Path, postgres_url: str, broker_url: str) -> Sett
         FILE_STORE="database",
         LEASE_SECONDS=3.0,
         EXECUTOR_POLL_SECONDS=0.2,
-        BCRYPT_ROUNDS=4,
         _env_file=None,
     )
 

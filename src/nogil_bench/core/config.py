@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     LOGIN_RATE_LIMIT: str = Field(
         default="60/minute", description="Login attempts per client address; above it, 429."
     )
+    REGISTER_RATE_LIMIT: str = Field(
+        default="10/minute;100/day",
+        description="Accounts created per client address; above it, 429.",
+    )
     IDEMPOTENCY_KEY_TTL_HOURS: int = Field(
         default=24, ge=1, description="How long an Idempotency-Key is remembered."
     )
@@ -113,8 +117,17 @@ class Settings(BaseSettings):
         "development (tokens then die with the process).",
     )
     ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=60, ge=1, le=60 * 24 * 30)
-    BCRYPT_ROUNDS: int = Field(
-        default=12, ge=4, le=16, description="bcrypt's cost; each step doubles the work."
+    # OWASP's minimum for Argon2id (19 MiB, 2 passes, 1 lane): each login or registration
+    # holds the memory while it hashes, on one of WORKER_THREADS.
+    ARGON2_TIME_COST: int = Field(
+        default=2, ge=1, le=10, description="Argon2id's passes over its memory, per hash."
+    )
+    ARGON2_MEMORY_KIB: int = Field(
+        default=19_456,
+        ge=8,
+        le=1024 * 1024,
+        description="Argon2id's memory per hash, in KiB. Changing a cost re-hashes each "
+        "password at its next login, as it does the bcrypt hashes of older accounts.",
     )
 
     # Jobs
@@ -192,7 +205,9 @@ class Settings(BaseSettings):
 
     _secret_generated: bool = PrivateAttr(default=False)
 
-    @field_validator("SUBMISSION_RATE_LIMIT", "LOGIN_FAILURE_LIMIT", "LOGIN_RATE_LIMIT")
+    @field_validator(
+        "SUBMISSION_RATE_LIMIT", "LOGIN_FAILURE_LIMIT", "LOGIN_RATE_LIMIT", "REGISTER_RATE_LIMIT"
+    )
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:
         try:

@@ -20,6 +20,8 @@ REPORTED_PACKAGES = (
     "pillow",
     "pyjwt",
     "pwdlib",
+    "argon2-cffi",
+    "argon2-cffi-bindings",
     "bcrypt",
     "loguru",
     "psutil",
