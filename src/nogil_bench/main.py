@@ -21,7 +21,7 @@ from nogil_bench.core.config import Settings, get_settings
 from nogil_bench.core.db import DatabaseUnavailableError, make_engine, wait_for_database
 from nogil_bench.core.docs import OAUTH2_REDIRECT_URL, install_docs
 from nogil_bench.core.errors import install_error_handler
-from nogil_bench.core.limits import BodySizeLimitMiddleware
+from nogil_bench.core.limits import BodyLimit, BodySizeLimitMiddleware
 from nogil_bench.core.logging import configure_logging
 from nogil_bench.core.migrations import MigrationError, upgrade_database
 from nogil_bench.core.ratelimit import RateLimiter
@@ -121,9 +121,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimitMiddleware,
         limits={
-            ("POST", f"{API_PREFIX}/jobs"): settings.MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES,
-            ("POST", f"{API_PREFIX}/batches"): settings.MAX_UPLOAD_BYTES * settings.MAX_BATCH_IMAGES
-            + FORM_OVERHEAD_BYTES,
+            ("POST", f"{API_PREFIX}/jobs"): BodyLimit(
+                settings.MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES,
+                "one image of NOGIL_BENCH_MAX_UPLOAD_BYTES and 1 MiB of form",
+            ),
+            ("POST", f"{API_PREFIX}/batches"): BodyLimit(
+                settings.MAX_BATCH_REQUEST_BYTES,
+                "the whole batch, NOGIL_BENCH_MAX_BATCH_REQUEST_BYTES",
+            ),
         },
     )
     # Added last, so outermost: even a refused body gets a request id and an access line.
