@@ -78,6 +78,7 @@ def map_one(task: Task[Any, Any], payload: str) -> str:
     reply is (ok, value or error, where), sealed for this task with the same deadline."""
     key = signing_key(get_settings())
     task_id = task.request.id
+    assert task_id is not None, "Celery names every task it runs"
     (fn, item), label = unseal(payload, key, purpose="task", task_id=task_id)
     reply = Label("reply", task_id, label.expires_at)
     where = {"worker": task.request.hostname, "pid": os.getpid(), "gil": runtime.is_gil_enabled()}
