@@ -169,6 +169,21 @@ class Settings(BaseSettings):
         "many days after they finish; 0 keeps them all.",
     )
 
+    # Metrics
+    METRICS_TOKEN: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="When set, GET /metrics needs 'Authorization: Bearer <this token>' (401 "
+        "otherwise). Unset, /metrics answers anyone, as Prometheus usually scrapes on a private "
+        "network; in production the service warns at start.",
+    )
+    METRICS_CACHE_SECONDS: float = Field(
+        default=5,
+        ge=0,
+        description="How long the figures /metrics reads from the database (and broker) are "
+        "reused: scrapes within it run no query. 0 reads at every scrape.",
+    )
+
     # Distributed execution (Celery on Redis)
     BROKER_URL: str | None = Field(
         default=None,
