@@ -137,6 +137,12 @@ class Settings(BaseSettings):
     )
     MAX_WORKERS: int = Field(default=8, ge=1, le=256, description="Largest pool a job may ask.")
     MAX_BATCH_IMAGES: int = Field(default=256, ge=1, description="Images per batch or benchmark.")
+    MAX_BATCH_REQUEST_BYTES: int = Field(
+        default=256 * MIB,
+        ge=1,
+        description="A whole POST /batches body, every image and the form around them; above "
+        "it, 413. At least MAX_UPLOAD_BYTES. Uploads are spooled to temporary files on disk.",
+    )
     MAX_SYNTHETIC_SIDE: int = Field(
         default=4096, ge=1, description="Widest and tallest synthetic image, in pixels."
     )
@@ -174,6 +180,21 @@ class Settings(BaseSettings):
         ge=0,
         description="Finished jobs, batches and benchmarks are deleted, with their files, this "
         "many days after they finish; 0 keeps them all.",
+    )
+
+    # Metrics
+    METRICS_TOKEN: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="When set, GET /metrics needs 'Authorization: Bearer <this token>' (401 "
+        "otherwise). Unset, /metrics answers anyone, as Prometheus usually scrapes on a private "
+        "network; in production the service warns at start.",
+    )
+    METRICS_CACHE_SECONDS: float = Field(
+        default=5,
+        ge=0,
+        description="How long the figures /metrics reads from the database (and broker) are "
+        "reused: scrapes within it run no query. 0 reads at every scrape.",
     )
 
     # Distributed execution (Celery on Redis)
@@ -215,6 +236,16 @@ class Settings(BaseSettings):
         except ValueError as error:
             raise ValueError(f"not a rate limit such as '10/second;100/minute': {error}") from None
         return value
+
+    @model_validator(mode="after")
+    def _batch_request_holds_an_upload(self) -> Self:
+        if self.MAX_BATCH_REQUEST_BYTES < self.MAX_UPLOAD_BYTES:
+            raise ValueError(
+                f"NOGIL_BENCH_MAX_BATCH_REQUEST_BYTES ({self.MAX_BATCH_REQUEST_BYTES}) must be at "
+                f"least NOGIL_BENCH_MAX_UPLOAD_BYTES ({self.MAX_UPLOAD_BYTES}): a batch could not "
+                "hold one image of the size a job takes"
+            )
+        return self
 
     @model_validator(mode="after")
     def _require_real_secret_in_production(self) -> Self:
