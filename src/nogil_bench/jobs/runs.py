@@ -16,7 +16,7 @@ from nogil_bench.bench.measure import RunMeter
 from nogil_bench.core import metrics, runtime
 from nogil_bench.core.config import Settings
 from nogil_bench.core.db import write
-from nogil_bench.core.models import Status, utc_now
+from nogil_bench.core.models import Status, fail_unfinished, utc_now
 from nogil_bench.core.storage import get_store, output_key
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.runners import BaseRunner, get_runner
@@ -139,29 +139,20 @@ def record_outcomes(
 def fail_jobs(engine: Engine, jobs: Sequence[Job], boot_id: uuid.UUID, error: str) -> None:
     """Fails those of `jobs` this process still runs (not those put back in the queue or
     taken over meanwhile)."""
+    ids = [job.id for job in jobs]
     write(
         engine,
-        lambda session: session.execute(
-            update(Job)
-            .where(
-                col(Job.id).in_([job.id for job in jobs]),
-                col(Job.status) == Status.RUNNING,
-                col(Job.boot_id) == boot_id,
-            )
-            .values(status=Status.FAILED, error=error, finished_at=utc_now())
+        lambda session: fail_unfinished(
+            session, Job, col(Job.id).in_(ids), boot_id=boot_id, error=error
         ),
     )
 
 
-def fail_unstarted(engine: Engine, batch_id: uuid.UUID, error: str) -> None:
-    """The batch's still-queued jobs fail without a run (and without counting an attempt)."""
-    write(
-        engine,
-        lambda session: session.execute(
-            update(Job)
-            .where(col(Job.batch_id) == batch_id, col(Job.status) == Status.QUEUED)
-            .values(status=Status.FAILED, error=error, finished_at=utc_now())
-        ),
+def fail_batch_jobs(session: Session, batch_id: uuid.UUID, boot_id: uuid.UUID, error: str) -> None:
+    """Fails the batch's jobs that `boot_id` still runs and those never started (without a
+    run, so without counting an attempt). Not committed."""
+    fail_unfinished(
+        session, Job, col(Job.batch_id) == batch_id, boot_id=boot_id, error=error, queued_too=True
     )
 
 
@@ -272,7 +263,8 @@ def execute_batch(
         except Exception as failure:
             error = pool_failure(runner, failure)
             if not should_stop():  # when stopping, unstarted jobs wait for the next start
-                fail_unstarted(engine, batch.id, "not run: " + error)
+                not_run = "not run: " + error
+                write(engine, lambda session: fail_batch_jobs(session, batch.id, boot_id, not_run))
         meter.stop()
     figures = run_figures(meter, setup_s)
 
