@@ -27,17 +27,21 @@ from nogil_bench.core.models import Status, utc_now
 from nogil_bench.runners import UnsupportedWorkError, get_runner
 from nogil_bench.runners.sequential import SequentialRunner
 from nogil_bench.workloads.images import check_runner_can_run
-from nogil_bench.workloads.model import Step
+from nogil_bench.workloads.model import Step, steps_from_json
 
 SEQUENTIAL = SequentialRunner.name
 # The workload's name in the engine's rows and titles: a benchmark measures one image set.
 WORKLOAD = "images"
 
 
+def spec_steps(spec: BenchmarkSpec) -> tuple[Step, ...]:
+    return steps_from_json(step.model_dump() for step in spec.pipeline)
+
+
 def plan(spec: BenchmarkSpec) -> list[Planned]:
     """The engine's plan for the benchmark: sequential, each runner that can run the pipeline
     at each worker count, and the host's ceiling, in each GIL mode asked for."""
-    steps = tuple(Step(step.op, dict(step.params)) for step in spec.pipeline)
+    steps = spec_steps(spec)
     images = ImageSet(spec.count, spec.width, spec.height, spec.seed, steps)
     return Matrix(
         interpreters=[this_interpreter()],
@@ -72,7 +76,7 @@ def measure(
 
 def unsupported(spec: BenchmarkSpec) -> list[BenchmarkEntry]:
     """Entries for the runners that cannot run the pipeline (Pillow in subinterpreters)."""
-    steps = tuple(Step(step.op, dict(step.params)) for step in spec.pipeline)
+    steps = spec_steps(spec)
     entries = []
     for runner in spec.runners:
         try:

@@ -24,14 +24,14 @@ from nogil_bench.runners.base import warm_up
 from nogil_bench.runners.deadline import ExecutionTimeoutError, run_with_deadline
 from nogil_bench.runners.timing import Outcome
 from nogil_bench.workloads.images import ImageJob, SyntheticSource, run_jobs_captured
-from nogil_bench.workloads.model import Step
+from nogil_bench.workloads.model import steps_from_json
 
 TASKS_PER_WORKER_PER_CHUNK = 4
 
 
 def image_job(engine: Engine, settings: Settings, job: Job) -> ImageJob:
     """The job's work, its upload read whole from the file store."""
-    steps = tuple(Step(step["op"], step["params"]) for step in job.pipeline)
+    steps = steps_from_json(job.pipeline)
     if job.upload_path is not None:
         data = get_store(settings, engine).read(job.upload_path)
         return ImageJob(data, steps, max_pixels=settings.MAX_IMAGE_PIXELS)

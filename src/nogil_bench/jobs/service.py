@@ -43,7 +43,7 @@ from nogil_bench.workloads.images import (
     decode_image,
     validate_steps,
 )
-from nogil_bench.workloads.model import InvalidStepError, Step
+from nogil_bench.workloads.model import InvalidStepError, Step, steps_from_json, steps_to_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ class ExecutionSpec:
     steps: tuple[Step, ...]
 
     def pipeline(self) -> list[dict[str, Any]]:
-        return [{"op": step.op, "params": dict(step.params)} for step in self.steps]
+        return steps_to_json(self.steps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +94,7 @@ def check_workers(workers: int, settings: Settings) -> int:
 
 def check_pipeline(pipeline: Sequence[StepIn]) -> tuple[Step, ...]:
     try:
-        return validate_steps([Step(step.op, step.params) for step in pipeline])
+        return validate_steps(steps_from_json(step.model_dump() for step in pipeline))
     except InvalidStepError as error:
         raise InvalidInputError(str(error)) from None
 
