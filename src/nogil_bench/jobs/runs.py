@@ -80,6 +80,8 @@ def record_outcomes(
     boot_id: uuid.UUID,
     figures: dict[str, float] | None = None,
 ) -> None:
+    """The outcomes of those of `jobs` this process still runs, with `figures`, their run's,
+    when given: on each job, and for a chunk of a batch, counted towards the batch's."""
     gil_enabled = runtime.is_gil_enabled()
     store = get_store(settings, engine)
     # Outputs are stored before the transaction (nothing slow under the write lock), each
@@ -116,6 +118,8 @@ def record_outcomes(
                 row.output_bytes = len(outcome.value)
             session.add(row)
             recorded.add(job.id)
+        if figures and recorded and jobs[0].batch_id is not None:
+            count_chunk(session, jobs[0].batch_id, figures)
         return recorded
 
     try:
@@ -134,6 +138,23 @@ def record_outcomes(
             job_log.warning("job failed after {:.3f} s: {}", outcome.wall_s, outcome.error)
         else:
             job_log.info("job succeeded in {:.3f} s", outcome.wall_s)
+
+
+# Added up over a batch's chunks; its wall time is first start to last finish instead.
+SUMMED_FIGURES = ("setup_s", "cpu_user_s", "cpu_system_s", "ctx_voluntary", "ctx_involuntary")
+
+
+def count_chunk(session: Session, batch_id: uuid.UUID, figures: dict[str, float]) -> None:
+    """With a broker: a chunk's run counts towards its batch's figures, which then mean what
+    the one pool of an embedded run measures: every pool start-up, CPU second and context
+    switch spent on the batch, and the highest peak RSS of a process (tree) that ran it."""
+    batch = session.get(Batch, batch_id, with_for_update=True)  # after its jobs: the lock order
+    if batch is None:
+        return
+    for name in SUMMED_FIGURES:
+        setattr(batch, name, (getattr(batch, name) or 0) + figures[name])
+    batch.peak_rss_bytes = max(batch.peak_rss_bytes or 0, int(figures["peak_rss_bytes"]))
+    session.add(batch)
 
 
 def fail_jobs(engine: Engine, jobs: Sequence[Job], boot_id: uuid.UUID, error: str) -> None:
