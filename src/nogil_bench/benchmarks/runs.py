@@ -117,7 +117,7 @@ def _entry(row: dict[str, Any], baseline: dict[str, Any], images: int) -> Benchm
     """A configuration from the document: its own figures, the medians of its runs' figures."""
 
     def median_of(figure: str) -> float:
-        return statistics.median(run[figure] for run in row["runs"])
+        return statistics.median(float(run[figure]) for run in row["runs"])
 
     is_baseline = row is baseline
     speedup, speedup_ci = _interval(row["speedup"])

@@ -6,7 +6,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, DateTime, Dialect, Integer, func, or_, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Dialect,
+    Integer,
+    and_,
+    func,
+    or_,
+    update,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -163,7 +173,7 @@ def fail_unfinished(
     """Fails `table`'s rows matching `where` that `boot_id` still runs (not those put back in
     the queue or taken over meanwhile), and with `queued_too` those never started, with
     `error`. Not committed."""
-    unfinished = (col(table.status) == Status.RUNNING) & (col(table.boot_id) == boot_id)
+    unfinished = and_(col(table.status) == Status.RUNNING, col(table.boot_id) == boot_id)
     if queued_too:
         unfinished = or_(unfinished, col(table.status) == Status.QUEUED)
     session.execute(
