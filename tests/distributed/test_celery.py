@@ -128,6 +128,31 @@ def test_a_job_and_a_batch_run_on_a_celery_worker_with_the_outputs_a_local_run_g
     assert f"nogil_bench_gil_enabled {float(runtime.is_gil_enabled())}" in served
 
 
+def test_a_batch_on_a_celery_worker_reports_the_cpu_and_peak_memory_of_its_chunks_together(
+    api: TestClient, worker: WorkerProcess
+) -> None:
+    """A batch's figures mean what they mean on the embedded executor: the pool start-ups and
+    CPU time of all that ran it, here added up over its chunks, and the highest peak RSS."""
+    alice = register_and_login(api, "alice@example.com")
+    created = api.post("/api/v1/batches", headers=alice, json=synthetic_batch(8)).json()
+
+    batch = wait_finished(api, alice, f"/batches/{created['id']}")
+
+    jobs = api.get(
+        "/api/v1/jobs", headers=alice, params={"batch_id": batch["id"], "limit": 100}
+    ).json()["data"]
+    chunks = {job["setup_s"]: job for job in jobs}.values()  # each job has its chunk's figures
+    assert batch["status"] == "succeeded", batch
+    assert len(chunks) == 2  # 8 jobs in chunks of 4 tasks per pool worker, of 1
+    aggregates = batch["aggregates"]
+    assert aggregates["setup_s"] == pytest.approx(sum(chunk["setup_s"] for chunk in chunks))
+    for figure in ("cpu_user_s", "cpu_system_s"):
+        assert aggregates[figure] == pytest.approx(sum(chunk[figure] for chunk in chunks))
+    assert aggregates["cpu_user_s"] + aggregates["cpu_system_s"] > 0
+    assert aggregates["peak_rss_bytes"] == max(chunk["peak_rss_bytes"] for chunk in chunks)
+    assert aggregates["peak_rss_bytes"] > 0
+
+
 def test_a_task_delivered_twice_runs_its_job_once(
     api: TestClient, broker_settings: Settings, tmp_path: Path
 ) -> None:
