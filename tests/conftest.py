@@ -9,15 +9,15 @@ from fastapi.testclient import TestClient
 from nogil_bench.core.config import Settings
 from nogil_bench.core.migrations import table_metadata, upgrade_database
 from nogil_bench.main import create_app
-from tests.postgres import (
+from tests.utils.postgres import (
     INSTALL_HINT,
     PostgresServer,
     ReusedDatabase,
     find_bindir,
     missing_client,
 )
-from tests.redis_server import INSTALL_HINT as REDIS_INSTALL_HINT
-from tests.redis_server import RedisServer, find_redis_server
+from tests.utils.redis_server import INSTALL_HINT as REDIS_INSTALL_HINT
+from tests.utils.redis_server import RedisServer, find_redis_server
 
 # The database-backed tests run on each store the service supports.
 DATABASES = ["sqlite", "postgresql"]

@@ -11,7 +11,7 @@ import pytest
 from nogil_bench.cli import healthcheck, main
 from nogil_bench.core.config import get_settings
 from nogil_bench.core.migrations import head_revision
-from tests.live_server import NOGIL_BENCH, LiveServer, free_port
+from tests.utils.live_server import NOGIL_BENCH, LiveServer, free_port
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])

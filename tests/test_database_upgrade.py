@@ -29,7 +29,7 @@ from nogil_bench.core.migrations import (
 from nogil_bench.core.models import Status
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.main import create_app
-from tests.postgres import connect
+from tests.utils.postgres import connect
 
 FIXTURES = Path(__file__).parent / "fixtures"
 QUEUED_JOB_ID = uuid.UUID("019a3f00-0000-7000-8000-000000000004")

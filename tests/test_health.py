@@ -9,7 +9,7 @@ from loguru import logger
 from nogil_bench.core.config import Settings
 from nogil_bench.core.runtime import REPORTED_PACKAGES
 from nogil_bench.main import create_app
-from tests.api.conftest import register_and_login
+from tests.utils.api import register_and_login
 
 DETAILS = "/api/v1/health/details"
 

@@ -15,7 +15,7 @@ from nogil_bench.auth.models import User
 from nogil_bench.core import security
 from nogil_bench.core.config import Settings
 from nogil_bench.main import create_app
-from tests.api.conftest import Headers, register_and_login
+from tests.utils.api import Headers, register_and_login
 
 REGISTER = "/api/v1/auth/register"
 TOKEN = "/api/v1/auth/token"

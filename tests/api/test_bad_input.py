@@ -11,9 +11,7 @@ from PIL import Image
 
 from nogil_bench.core.config import Settings
 from nogil_bench.core.deps import MAX_OFFSET
-from tests.api.conftest import Headers
-from tests.api.test_benchmarks import BENCHMARKS
-from tests.api.test_jobs import BATCHES, JOBS, png, synthetic_job
+from tests.utils.api import BATCHES, BENCHMARKS, JOBS, Headers, png, synthetic_job
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 

@@ -15,8 +15,7 @@ from fastapi.testclient import TestClient
 
 from nogil_bench.core.config import Settings
 from nogil_bench.main import create_app
-from tests.api.conftest import Headers, register_and_login
-from tests.api.test_jobs import JOBS, synthetic_job
+from tests.utils.api import JOBS, Headers, register_and_login, synthetic_job
 from tests.utils.database import lock_watch
 from tests.utils.waiting import wait_until
 

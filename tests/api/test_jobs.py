@@ -19,39 +19,22 @@ from nogil_bench.core.config import Settings
 from nogil_bench.core.models import Status
 from nogil_bench.jobs.models import Job
 from nogil_bench.work.queue import claim_next
-from nogil_bench.workloads.images import ImageJob, SyntheticSource, run_job, validate_steps
-from nogil_bench.workloads.model import Step
-from tests.api.conftest import Headers, stored_files, wait_until_finished
+from tests.utils.api import (
+    BATCHES,
+    JOBS,
+    PURE_PIPELINE,
+    Headers,
+    expected_png,
+    png,
+    stored_files,
+    synthetic_job,
+    wait_until_finished,
+)
 from tests.utils.database import lock_watch
 from tests.utils.waiting import wait_until
 
-JOBS = "/api/v1/jobs"
-BATCHES = "/api/v1/batches"
-PURE_PIPELINE: list[dict[str, Any]] = [{"op": "box_blur", "params": {"radius": 1}}, {"op": "sepia"}]
 # Thread CPU time is read just after the wall clock at the end of a task: a few microseconds.
 CLOCK_SKEW_S = 0.001
-
-
-def png(
-    width: int = 32, height: int = 24, colour: str = "teal", image_format: str = "PNG"
-) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buffer, format=image_format)
-    return buffer.getvalue()
-
-
-def synthetic_job(**overrides: Any) -> dict[str, Any]:
-    return {
-        "source": {"width": 48, "height": 32, "seed": 7},
-        "pipeline": PURE_PIPELINE,
-        "runner": "threads",
-        "workers": 2,
-    } | overrides
-
-
-def expected_png(width: int, height: int, seed: int, pipeline: list[dict[str, Any]]) -> bytes:
-    steps = validate_steps([Step(step["op"], step.get("params", {})) for step in pipeline])
-    return run_job(ImageJob(SyntheticSource(width, height, seed), steps))
 
 
 def test_ops_lists_every_operation_with_its_kind_and_parameter_bounds(

@@ -27,8 +27,7 @@ from nogil_bench.main import create_app
 from nogil_bench.runners.timing import Outcome
 from nogil_bench.work.queue import claim_next, fail_claim, recover_expired, renew_leases
 from nogil_bench.workloads.images import run_jobs_captured
-from tests.api.conftest import Headers, register_and_login, wait_until_finished
-from tests.api.test_jobs import JOBS, synthetic_job
+from tests.utils.api import JOBS, Headers, register_and_login, synthetic_job, wait_until_finished
 
 LEASE_S = 30.0
 

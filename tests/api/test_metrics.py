@@ -15,8 +15,7 @@ from sqlalchemy import Engine, event
 
 from nogil_bench.core.config import Settings
 from nogil_bench.main import create_app
-from tests.api.conftest import Headers, wait_until_finished
-from tests.api.test_jobs import JOBS, synthetic_job
+from tests.utils.api import JOBS, Headers, synthetic_job, wait_until_finished
 
 SCRAPE_TOKEN = "a-scrape-token-" + "t" * 24
 

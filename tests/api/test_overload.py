@@ -9,10 +9,15 @@ from fastapi.testclient import TestClient
 
 from nogil_bench.core.config import Settings
 from nogil_bench.main import create_app
-from tests.api.conftest import register_and_login
-from tests.api.test_benchmarks import BENCHMARKS
-from tests.api.test_idempotency import SMALL_BATCH, SMALL_BENCHMARK
-from tests.api.test_jobs import BATCHES, JOBS, synthetic_job
+from tests.utils.api import (
+    BATCHES,
+    BENCHMARKS,
+    JOBS,
+    SMALL_BATCH,
+    SMALL_BENCHMARK,
+    register_and_login,
+    synthetic_job,
+)
 
 
 @pytest.fixture

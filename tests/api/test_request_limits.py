@@ -13,8 +13,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from nogil_bench.core.config import MIB, Settings
-from tests.api.conftest import Headers, wait_until_finished
-from tests.api.test_jobs import BATCHES, png
+from tests.utils.api import BATCHES, Headers, png, wait_until_finished
 
 MAX_UPLOAD_BYTES = 64 * 1024
 MAX_BATCH_REQUEST_BYTES = 128 * 1024

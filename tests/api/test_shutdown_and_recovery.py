@@ -28,9 +28,17 @@ from nogil_bench.runners import BaseRunner
 from nogil_bench.runners.timing import Outcome
 from nogil_bench.work.executor import Executor
 from nogil_bench.workloads.images import ImageJob, run_jobs_captured
-from tests.api.conftest import Headers, wait_until_finished
-from tests.api.test_benchmarks import BENCHMARKS, benchmark
-from tests.api.test_jobs import BATCHES, JOBS, PURE_PIPELINE, expected_png, synthetic_job
+from tests.utils.api import (
+    BATCHES,
+    BENCHMARKS,
+    JOBS,
+    PURE_PIPELINE,
+    Headers,
+    benchmark,
+    expected_png,
+    synthetic_job,
+    wait_until_finished,
+)
 
 type Restart = Callable[[], TestClient]
 

@@ -26,12 +26,17 @@ from nogil_bench.distributed.worker import GilEnabledError, check_gil_off
 from nogil_bench.jobs.models import Job
 from nogil_bench.main import create_app
 from nogil_bench.work.queue import claim_queued
-from tests.api.conftest import Headers, register_and_login
-from tests.api.test_jobs import PURE_PIPELINE, expected_png, synthetic_job
-from tests.redis_server import RedisServer, WorkerProcess
+from tests.utils.api import (
+    PURE_PIPELINE,
+    expected_png,
+    register_and_login,
+    synthetic_job,
+    wait_until_finished,
+)
+from tests.utils.redis_server import RedisServer, WorkerProcess
+from tests.utils.workers import REFUSE_SHELL_MODULES
 
 WAIT_S = 90.0
-FINISHED = {"succeeded", "failed", "cancelled"}
 
 
 @pytest.fixture
@@ -70,16 +75,6 @@ def worker(broker_settings: Settings, tmp_path: Path, api: TestClient) -> Iterat
     assert process.stop() == 0, process.output()
 
 
-def wait_finished(client: TestClient, headers: Headers, path: str) -> dict[str, Any]:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        body: dict[str, Any] = client.get(f"/api/v1{path}", headers=headers).json()
-        if body["status"] in FINISHED:
-            return body
-        assert time.monotonic() < deadline, f"{path} still {body['status']}: {body}"
-        time.sleep(0.1)
-
-
 def synthetic_batch(count: int, workers: int = 1) -> dict[str, Any]:
     return {
         "source": {"width": 48, "height": 32, "seed": 7, "count": count},
@@ -100,8 +95,8 @@ def test_a_job_and_a_batch_run_on_a_celery_worker_with_the_outputs_a_local_run_g
     ).json()
     batch = api.post("/api/v1/batches", headers=alice, json=synthetic_batch(12)).json()
 
-    job = wait_finished(api, alice, f"/jobs/{job['id']}")
-    batch = wait_finished(api, alice, f"/batches/{batch['id']}")
+    job = wait_until_finished(api, f"/api/v1/jobs/{job['id']}", alice)
+    batch = wait_until_finished(api, f"/api/v1/batches/{batch['id']}", alice)
 
     assert (job["status"], job["worker"], job["attempts"]) == ("succeeded", "worker-1", 1)
     result = api.get(f"/api/v1/jobs/{job['id']}/result", headers=alice).content
@@ -136,7 +131,7 @@ def test_a_batch_on_a_celery_worker_reports_the_cpu_and_peak_memory_of_its_chunk
     alice = register_and_login(api, "alice@example.com")
     created = api.post("/api/v1/batches", headers=alice, json=synthetic_batch(8)).json()
 
-    batch = wait_finished(api, alice, f"/batches/{created['id']}")
+    batch = wait_until_finished(api, f"/api/v1/batches/{created['id']}", alice)
 
     jobs = api.get(
         "/api/v1/jobs", headers=alice, params={"batch_id": batch["id"], "limit": 100}
@@ -169,7 +164,7 @@ def test_a_task_delivered_twice_runs_its_job_once(
     process = worker_for(broker_settings, tmp_path / "worker", "worker-1")
     process.start()
     try:
-        finished = wait_finished(api, alice, f"/jobs/{job['id']}")
+        finished = wait_until_finished(api, f"/api/v1/jobs/{job['id']}", alice)
         deadline = time.monotonic() + WAIT_S
         while "no longer queued" not in process.output():
             assert time.monotonic() < deadline, process.output()
@@ -224,7 +219,7 @@ def test_a_task_no_dispatcher_sends_is_dropped_with_why_and_the_worker_goes_on(
         celery.send_task(RUN_TASK, args=args, queue=EXECUTIONS_QUEUE)
     alice = register_and_login(api, "alice@example.com")
     job = api.post("/api/v1/jobs", headers=alice, json=synthetic_job()).json()
-    assert wait_finished(api, alice, f"/jobs/{job['id']}")["status"] == "succeeded"
+    assert wait_until_finished(api, f"/api/v1/jobs/{job['id']}", alice)["status"] == "succeeded"
     log = worker.output()
     assert "task dropped: no kind of work named 'report'" in log
     assert "task dropped: not a work id" in log
@@ -294,19 +289,6 @@ def test_celery_and_the_redis_client_keep_the_gil_off() -> None:
     assert not redis.utils.HIREDIS_AVAILABLE, "hiredis is installed: it turns the GIL back on"
     if runtime.is_free_threaded_build() and not runtime.gil_forced_on_by():
         assert not sys._is_gil_enabled()
-
-
-# A sitecustomize that makes importing Celery's shell-only dependencies fail.
-REFUSE_SHELL_MODULES = """
-import sys
-
-class RefuseShellModules:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in {"click_repl", "prompt_toolkit", "wcwidth"}:
-            raise ImportError(f"{name} is not in the production image")
-
-sys.meta_path.insert(0, RefuseShellModules())
-"""
 
 
 def test_the_worker_takes_celery_options_without_celerys_shell_modules(
@@ -388,7 +370,7 @@ def test_sigterm_to_a_worker_puts_its_running_benchmark_back_and_another_worker_
     second = worker_for(broker_settings, tmp_path / "second", "second")
     second.start()
     try:
-        finished = wait_finished(api, alice, path.removeprefix("/api/v1"))
+        finished = wait_until_finished(api, path, alice)
     finally:
         assert second.stop() == 0
     assert (finished["status"], finished["worker"], finished["attempts"]) == (

@@ -44,11 +44,10 @@ from nogil_bench.runners.sequential import SequentialRunner
 from nogil_bench.workloads.fib import fib
 from nogil_bench.workloads.images import ImageJob, SyntheticSource, output_digests, validate_steps
 from nogil_bench.workloads.model import Step
-from tests.api.conftest import register_and_login
-from tests.api.test_jobs import PURE_PIPELINE, expected_png
-from tests.distributed.test_celery import REFUSE_SHELL_MODULES, wait_finished
-from tests.live_server import NOGIL_BENCH
-from tests.redis_server import RedisServer, WorkerProcess
+from tests.utils.api import PURE_PIPELINE, expected_png, register_and_login, wait_until_finished
+from tests.utils.live_server import NOGIL_BENCH
+from tests.utils.redis_server import RedisServer, WorkerProcess
+from tests.utils.workers import REFUSE_SHELL_MODULES
 
 SECRET = "celery-runner-tests-" + "s" * 32
 STEPS = validate_steps([Step("box_blur", {"radius": 1}), Step("sepia")])
@@ -499,7 +498,7 @@ def test_a_batch_on_a_celery_runner_runs_through_an_execution_worker_that_never_
                 for runner in ("celery-threads", "celery-prefork")
             }
             for runner, batch in batches.items():
-                finished = wait_finished(api, alice, f"/batches/{batch['id']}")
+                finished = wait_until_finished(api, f"/api/v1/batches/{batch['id']}", alice)
                 assert finished["status"] == "succeeded", (runner, finished)
                 jobs = api.get(
                     "/api/v1/jobs", headers=alice, params={"batch_id": batch["id"]}
