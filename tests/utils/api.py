@@ -22,11 +22,14 @@ FINISHED = {"succeeded", "failed", "cancelled"}
 WAIT_TIMEOUT_S = 90.0
 PURE_PIPELINE: list[dict[str, Any]] = [{"op": "box_blur", "params": {"radius": 1}}, {"op": "sepia"}]
 SMALL_BATCH = {"source": {"count": 3, "width": 8, "height": 8}, "pipeline": [{"op": "invert"}]}
+# The cheapest benchmark the API takes: two configurations in one GIL mode, no warm-up.
 SMALL_BENCHMARK = {
     "source": {"count": 2, "width": 8, "height": 8},
     "pipeline": [{"op": "invert"}],
     "runners": ["threads"],
     "workers": [1],
+    "gil": [0],
+    "warmups": 0,
 }
 
 
