@@ -106,7 +106,7 @@ def answered_in_time[T](pool: ThreadPoolExecutor, calls: list[Callable[[], T]]) 
     return [future.result(timeout=ANSWER_DEADLINE_S) for future in futures]
 
 
-def jobs_by_status(engine: Engine) -> dict[Status, int]:
+def jobs_by_status(engine: Engine) -> dict[str, int]:
     with Session(engine) as session:
         rows = session.exec(select(Job.status, func.count()).group_by(col(Job.status))).all()
     return dict(rows)
