@@ -30,6 +30,8 @@ USERS = 2
 SUBMITTERS_PER_USER = 16
 # What the refused submissions answer: the user's quota (429) or the service's (503).
 QUOTA_REFUSALS = {429, 503}
+# A submitter that never reached the start breaks the barrier instead of hanging the rest.
+BARRIER_TIMEOUT_S = 30.0
 
 
 @pytest.fixture
@@ -94,7 +96,7 @@ def submit_all_at_once(
 ) -> list[int]:
     """SUBMITTERS_PER_USER threads per user, released together; each one's status code."""
     submitters = [owner for owner in owners for _ in range(SUBMITTERS_PER_USER)]
-    start = threading.Barrier(len(submitters))
+    start = threading.Barrier(len(submitters), timeout=BARRIER_TIMEOUT_S)
 
     def submit_one(owner_id: uuid.UUID) -> int:
         start.wait()
