@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     SQLITE_BUSY_TIMEOUT_MS: int = Field(
         default=10_000, ge=0, description="How long a writer waits for the lock before failing."
     )
+    WRITE_LOCK_TIMEOUT_SECONDS: float = Field(
+        default=10,
+        gt=0,
+        description="How long a writer waits for its turn among this process's SQLite writers "
+        "before answering 503 with Retry-After.",
+    )
     WORKER_THREADS: int = Field(
         default=40,
         ge=1,

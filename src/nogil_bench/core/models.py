@@ -1,6 +1,7 @@
 """Table pieces more than one domain uses: UTC timestamps, and the life cycle of queued work."""
 
 import uuid
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -183,6 +184,12 @@ def fail_unfinished(
     )
 
 
+def queue_lock_key(table: type[QueuedWork]) -> int:
+    """The PostgreSQL advisory lock key that submitters to `table` take turns on: a stable
+    number from the table's name."""
+    return zlib.crc32(f"nogil_bench.queue.{table.__tablename__}".encode())
+
+
 def check_queue_room(
     session: Session,
     table: type[QueuedWork],
@@ -196,7 +203,11 @@ def check_queue_room(
 ) -> None:
     """429 when `adding` more of the user's queued rows of `table` would pass `per_user`, 503
     when the service's would pass `in_all`; both with Retry-After. Run it in the transaction
-    that adds them."""
+    that adds them: on PostgreSQL it takes that table's queue lock until the transaction ends,
+    so that two submitters cannot both count the room one of them fills (SQLite's writers
+    take turns already)."""
+    if session.connection().dialect.name == "postgresql":
+        session.exec(select(func.pg_advisory_xact_lock(queue_lock_key(table))))
     retry = {"Retry-After": str(retry_after_s)}
     queued = select(func.count()).select_from(table).where(col(table.status) == Status.QUEUED)
     mine = session.exec(queued.where(col(getattr(table, "owner_id")) == owner_id)).one()  # noqa: B009
