@@ -22,7 +22,7 @@ from nogil_bench.jobs.models import Job
 from nogil_bench.jobs.schemas import StepIn, SyntheticSource
 from nogil_bench.main import create_app
 from nogil_bench.workloads.model import Step
-from tests.api.conftest import register_and_login
+from tests.utils.api import register_and_login
 
 PER_USER = 5
 IN_ALL = 8

@@ -22,8 +22,8 @@ from nogil_bench.distributed.celery_app import EXECUTIONS_QUEUE, make_celery
 from nogil_bench.distributed.dispatch import dispatch_pending
 from nogil_bench.jobs.models import Job
 from nogil_bench.main import create_app
-from tests.api.conftest import Headers, register_and_login
-from tests.redis_server import RedisServer, WorkerProcess
+from tests.utils.api import Headers, register_and_login
+from tests.utils.redis_server import RedisServer, WorkerProcess
 
 JOBS = "/api/v1/jobs"
 TINY_JOB = {"source": {"width": 8, "height": 8}, "pipeline": [{"op": "invert"}]}
