@@ -4,7 +4,6 @@ PostgreSQL."""
 
 import sqlite3
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from nogil_bench.core.models import Status
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.main import create_app
 from tests.utils.postgres import connect
+from tests.utils.waiting import wait_until
 
 FIXTURES = Path(__file__).parent / "fixtures"
 QUEUED_JOB_ID = uuid.UUID("019a3f00-0000-7000-8000-000000000004")
@@ -63,14 +63,15 @@ def schema_differences(url: str) -> list[Any]:
 
 
 def wait_until_finished(engine: Engine, job_id: uuid.UUID) -> Job:
-    deadline = time.monotonic() + WAIT_TIMEOUT_S
-    while True:
+    def finished_job() -> Job | None:
         with Session(engine) as session:
             job = session.get(Job, job_id)
         assert job is not None
-        if job.status.finished or time.monotonic() > deadline:
-            return job
-        time.sleep(0.05)
+        return job if job.status.finished else None
+
+    job = wait_until(finished_job, f"job {job_id} to finish", timeout_s=WAIT_TIMEOUT_S)
+    assert job is not None
+    return job
 
 
 def test_a_release_0_1_database_is_upgraded_and_keeps_its_rows(empty_database: str) -> None:

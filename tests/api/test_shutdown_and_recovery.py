@@ -6,7 +6,6 @@ code in-process, where each step can be observed.
 """
 
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +38,7 @@ from tests.utils.api import (
     synthetic_job,
     wait_until_finished,
 )
+from tests.utils.waiting import wait_until
 
 type Restart = Callable[[], TestClient]
 
@@ -179,10 +179,9 @@ def test_while_draining_submissions_are_503_with_retry_after_and_not_stored(
 
 
 def wait_for_status(client: TestClient, url: str, headers: Headers, status: str) -> None:
-    deadline = time.monotonic() + 60
-    while client.get(url, headers=headers).json()["status"] != status:
-        assert time.monotonic() < deadline, f"{url} never became {status}"
-        time.sleep(0.01)
+    wait_until(
+        lambda: client.get(url, headers=headers).json()["status"] == status, f"{url} to be {status}"
+    )
 
 
 @pytest.fixture
@@ -212,17 +211,14 @@ def test_a_drain_lets_the_running_chunk_finish_and_leaves_the_rest_queued(
         "workers": 1,
     }
     location = client.post(BATCHES, headers=alice, json=body).headers["Location"]
-    deadline = time.monotonic() + 60
-    while client.get(location, headers=alice).json()["progress"]["running"] < 4:
-        assert time.monotonic() < deadline, "the first chunk never started"
-        time.sleep(0.01)
+    wait_until(
+        lambda: client.get(location, headers=alice).json()["progress"]["running"] >= 4,
+        "the first chunk to start",
+    )
 
     with ThreadPoolExecutor(1) as background:
         drained = background.submit(executor.drain, grace_s=60)
-        deadline = time.monotonic() + 30
-        while not executor.stopping:
-            assert time.monotonic() < deadline, "the drain did not stop the executor"
-            time.sleep(0.01)
+        wait_until(lambda: executor.stopping, "the drain to stop the executor")
         held.set()
         assert drained.result() is True
 

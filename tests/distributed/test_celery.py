@@ -3,10 +3,10 @@
 
 import sys
 import threading
-import time
 import uuid
 import warnings
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from tests.utils.api import (
     wait_until_finished,
 )
 from tests.utils.redis_server import RedisServer, WorkerProcess
+from tests.utils.waiting import wait_until
 from tests.utils.workers import REFUSE_SHELL_MODULES
 
 WAIT_S = 90.0
@@ -165,10 +166,11 @@ def test_a_task_delivered_twice_runs_its_job_once(
     process.start()
     try:
         finished = wait_until_finished(api, f"/api/v1/jobs/{job['id']}", alice)
-        deadline = time.monotonic() + WAIT_S
-        while "no longer queued" not in process.output():
-            assert time.monotonic() < deadline, process.output()
-            time.sleep(0.1)
+        wait_until(
+            lambda: "no longer queued" in process.output(),
+            "the second delivery to be dropped as no longer queued",
+            timeout_s=WAIT_S,
+        )
     finally:
         assert process.stop() == 0
 
@@ -188,10 +190,8 @@ def test_the_dispatcher_hands_queued_work_to_the_broker_once_and_again_when_requ
         response = client.post("/api/v1/batches", headers=alice, json=synthetic_batch(10, 2))
         assert response.status_code == 202
         engine = make_engine(app_settings)
-        deadline = time.monotonic() + WAIT_S
-        while queue_length() < 2:  # 10 jobs in chunks of 2 workers x 4 tasks: 8 + 2
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        # 10 jobs in chunks of 2 workers x 4 tasks: 8 + 2.
+        wait_until(lambda: queue_length() >= 2, "two tasks in the broker", timeout_s=WAIT_S)
         celery = make_celery(app_settings)
 
         assert queue_length() == 2
@@ -320,12 +320,15 @@ def test_readiness_checks_the_broker_and_metrics_show_its_queue(
         client.post("/api/v1/batches", headers=alice, json=synthetic_batch(5, 1))  # 2 chunks
 
         ready = client.get("/health/ready")
-        deadline = time.monotonic() + WAIT_S
-        while 'nogil_bench_broker_queue_depth{queue="nogil-bench.executions"} 2.0' not in (
-            metrics := client.get("/metrics").text
-        ):
-            assert time.monotonic() < deadline, metrics
-            time.sleep(0.05)
+
+        def metrics_with_two_tasks() -> str:
+            text = client.get("/metrics").text
+            depth = 'nogil_bench_broker_queue_depth{queue="nogil-bench.executions"} 2.0'
+            return text if depth in text else ""
+
+        metrics = wait_until(
+            metrics_with_two_tasks, "/metrics to count two tasks in the broker", timeout_s=WAIT_S
+        )
 
     assert (ready.status_code, ready.json()["checks"]["broker"]) == (200, "ok")
     assert "nogil_bench_workers_running 0.0" in metrics
@@ -358,10 +361,11 @@ def test_sigterm_to_a_worker_puts_its_running_benchmark_back_and_another_worker_
         },
     ).json()
     path = f"/api/v1/benchmarks/{benchmark['id']}"
-    deadline = time.monotonic() + WAIT_S
-    while api.get(path, headers=alice).json()["status"] != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(
+        lambda: api.get(path, headers=alice).json()["status"] == "running",
+        "the benchmark to run on the first worker",
+        timeout_s=WAIT_S,
+    )
 
     assert first.stop() == 0  # Celery's warm shutdown
     stopped = api.get(path, headers=alice).json()
@@ -395,17 +399,22 @@ def test_work_a_restarted_broker_lost_is_handed_out_again_after_redispatch_secon
         ).json()
         engine = make_engine(paused)
         celery = make_celery(paused)
-        deadline = time.monotonic() + WAIT_S
-        while redis_server.client().llen(EXECUTIONS_QUEUE) != 1:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(
+            lambda: redis_server.client().llen(EXECUTIONS_QUEUE) == 1,
+            "the job's task in the broker",
+            timeout_s=WAIT_S,
+        )
         # The service's own dispatcher stops here: on a slow host its next pass could come
         # after REDISPATCH_SECONDS and hand the job out in the test's place.
         client.app.state.executor.stop(timeout_s=10)  # type: ignore[attr-defined]
 
         redis_server.client().flushall()  # Redis restarted without persistence
         assert dispatch_pending(engine, paused, celery) == 0  # too early to tell
-        time.sleep(0.6)
+        with writing(engine) as session:  # REDISPATCH_SECONDS pass
+            stored = session.get(Job, uuid.UUID(job["id"]))
+            assert stored is not None
+            assert stored.dispatched_at is not None
+            stored.dispatched_at -= timedelta(seconds=paused.REDISPATCH_SECONDS)
         assert dispatch_pending(engine, paused, celery) == 1
         assert redis_server.client().llen(EXECUTIONS_QUEUE) == 1
         with Session(engine) as session:

@@ -47,6 +47,7 @@ from nogil_bench.workloads.model import Step
 from tests.utils.api import PURE_PIPELINE, expected_png, register_and_login, wait_until_finished
 from tests.utils.live_server import NOGIL_BENCH
 from tests.utils.redis_server import RedisServer, WorkerProcess
+from tests.utils.waiting import wait_until
 from tests.utils.workers import REFUSE_SHELL_MODULES
 
 SECRET = "celery-runner-tests-" + "s" * 32
@@ -372,7 +373,16 @@ def test_a_map_with_no_results_within_the_execution_timeout_is_refused_naming_it
             runner.map(time.sleep, [1.5, 1.5])
     finally:
         get_settings.cache_clear()
-    time.sleep(1.5)  # the sleeping tasks finish before the next test maps its own
+    # The sleeping tasks run on (a thread pool cannot revoke them): the next test's map waits
+    # for none of them.
+    app = make_celery(get_settings())
+    try:
+        wait_until(
+            lambda: not any((app.control.inspect(timeout=1).active() or {}).values()),
+            "the task workers to finish the timed-out tasks",
+        )
+    finally:
+        app.close()
 
 
 @pytest.mark.parametrize("option", ["-c8", "-Q", "--autoscale=4,1", "--hostname=other"])
