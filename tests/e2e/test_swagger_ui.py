@@ -172,7 +172,11 @@ def test_authorize_with_the_password_flow_then_try_users_me(
         registered_user
     )
     modal.find_element(By.ID, "oauth_password").send_keys(PASSWORD)
-    modal.find_element(By.CSS_SELECTOR, ".auth-btn-wrapper button.authorize").click()
+    # The modal lists every scheme (the metrics token too): the password flow's own button.
+    oauth = modal.find_element(
+        By.XPATH, "//input[@id='oauth_password']/ancestor::div[contains(@class,'auth-container')]"
+    )
+    oauth.find_element(By.CSS_SELECTOR, ".auth-btn-wrapper button.authorize").click()
     # Once the token endpoint accepted the form, the modal says so and offers Logout.
     logout = wait.until(
         ec.visibility_of_element_located(
@@ -183,7 +187,7 @@ def test_authorize_with_the_password_flow_then_try_users_me(
     assert logout.is_displayed()
     assert "Authorized" in modal.text
     assert registered_user in modal.text
-    modal.find_element(By.CSS_SELECTOR, ".auth-btn-wrapper button.btn-done").click()
+    oauth.find_element(By.CSS_SELECTOR, ".auth-btn-wrapper button.btn-done").click()
     wait.until(ec.invisibility_of_element_located((By.CSS_SELECTOR, ".modal-ux")))
 
     me = ("GET", "/api/v1/users/me")
