@@ -454,3 +454,31 @@ def test_nul_bytes_in_an_uploaded_file_are_content_not_text(
     job = f"{JOBS}/{response.json()['id']}"
     client.delete(job, headers=alice)  # cancels the queued job
     client.delete(job, headers=alice)  # removes the cancelled one
+
+
+def test_a_multipart_boundary_over_the_parsers_limit_is_a_4xx(
+    client: TestClient, alice: Headers
+) -> None:
+    boundary = "b" * 300  # python-multipart takes 256 at most
+
+    response = client.post(
+        JOBS,
+        headers=alice | {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=multipart_upload(b"upload.png").replace(BOUNDARY.encode(), boundary.encode()),
+    )
+
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"] == "Invalid multipart data."
+
+
+def test_a_json_body_nested_past_the_parsers_limit_is_422(
+    client: TestClient, alice: Headers
+) -> None:
+    depth = 100_000
+    body = b"[" * depth + b'"\\u0000"' + b"]" * depth
+
+    response = client.post(JOBS, headers=alice | {"Content-Type": "application/json"}, content=body)
+
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["detail"]
+    assert problem["type"] == "json_invalid"

@@ -17,14 +17,14 @@ Where it looks, as bytes, so nothing is parsed twice on the way through:
   parsing and Starlette's form parser pass it through unchanged, as a 422 to the client.
 """
 
+import contextlib
 import json
-from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
+from fastapi import HTTPException
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -90,22 +90,21 @@ def _form_field_with_nul(encoded: bytes) -> str | None:
     return None
 
 
-def _string_with_nul(value: Any) -> Location | None:
-    """The path to the first string in a parsed JSON document that holds a NUL, key or value."""
-    if isinstance(value, str):
-        return [] if "\0" in value else None
-    if isinstance(value, dict):
-        items: Iterable[tuple[str | int, Any]] = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return None
-    for key, item in items:
-        if isinstance(key, str) and "\0" in key:
-            return [key]
-        inner = _string_with_nul(item)
-        if inner is not None:
-            return [key, *inner]
+def _string_with_nul(document: Any) -> Location | None:
+    """The path to a string in a parsed JSON document that holds a NUL, as a key or a value.
+    Walked with a stack: a document may be nested as deep as the parser allows."""
+    pending: list[tuple[Location, Any]] = [([], document)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, str) and "\0" in value:
+            return path
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if "\0" in key:
+                    return [*path, key]
+                pending.append(([*path, key], item))
+        elif isinstance(value, list):
+            pending.extend(([*path, index], item) for index, item in enumerate(value))
     return None
 
 
@@ -128,8 +127,8 @@ class _WholeBodyCheck:
             return None
         try:
             document = json.loads(body)
-        except ValueError:
-            return None  # the app refuses a body that is not JSON
+        except ValueError, RecursionError:
+            return None  # the app refuses a body that is not JSON, or nested too deep
         return _string_with_nul(document)
 
 
@@ -143,17 +142,20 @@ class _MultipartCheck:
         self.field = ""
         self.is_text = False
         self.found: Location | None = None
-        self.parser: MultipartParser | None = MultipartParser(
-            boundary,
-            {
-                "on_part_begin": self._on_part_begin,
-                "on_header_field": self._on_header_field,
-                "on_header_value": self._on_header_value,
-                "on_header_end": self._on_header_end,
-                "on_headers_finished": self._on_headers_finished,
-                "on_part_data": self._on_part_data,
-            },
-        )
+        self.parser: MultipartParser | None = None
+        # A boundary the app's parser refuses too (over 256 bytes, say) leaves it to that one.
+        with contextlib.suppress(FormParserError):
+            self.parser = MultipartParser(
+                boundary,
+                {
+                    "on_part_begin": self._on_part_begin,
+                    "on_header_field": self._on_header_field,
+                    "on_header_value": self._on_header_value,
+                    "on_header_end": self._on_header_end,
+                    "on_headers_finished": self._on_headers_finished,
+                    "on_part_data": self._on_part_data,
+                },
+            )
 
     def feed(self, chunk: bytes, *, more: bool) -> Location | None:
         if self.parser is None:
