@@ -22,7 +22,13 @@ lint:
 typecheck:
 	$(VENV_BIN)/mypy
 
-# The suite runs twice on the same free-threaded build: GIL off (its default), then forced on.
+# The suite runs on the same free-threaded build with the GIL off (its default), then forced on
+# for what can behave differently with it (the gil_sensitive marker, tests/conftest.py). Tests
+# run PYTEST_WORKERS at a time (pytest-xdist): most of their time is spent waiting on servers
+# and worker processes, not on the CPU.
+PYTEST_WORKERS ?= auto
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist worksteal
+
 pytest:
-	$(VENV_BIN)/pytest
-	PYTHON_GIL=1 $(VENV_BIN)/pytest
+	$(VENV_BIN)/pytest $(PYTEST_PARALLEL)
+	PYTHON_GIL=1 $(VENV_BIN)/pytest $(PYTEST_PARALLEL) -m gil_sensitive

@@ -26,11 +26,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parent.parent))  # for tests/postgres.py
+sys.path.insert(0, str(Path(__file__).parent.parent))  # for tests/utils/postgres.py
 
 from live_server import running_server
 
-from tests.postgres import INSTALL_HINT, PostgresServer, find_bindir
+from tests.utils.postgres import INSTALL_HINT, PostgresServer, find_bindir
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 OUT_OF_REACH = "1000000/minute"

@@ -25,9 +25,12 @@ import psutil
 NOGIL_BENCH = Path(sys.executable).with_name("nogil-bench")
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
-# Cheap accounts for load tests; a short drain so a stop does not wait for a long batch.
+# Cheap accounts, as many as a load test makes from one address; a short drain so a stop does
+# not wait for a long batch.
 SERVER_ENV = {
-    "NOGIL_BENCH_BCRYPT_ROUNDS": "4",
+    "NOGIL_BENCH_ARGON2_TIME_COST": "1",
+    "NOGIL_BENCH_ARGON2_MEMORY_KIB": "8",
+    "NOGIL_BENCH_REGISTER_RATE_LIMIT": "10000/minute",
     "NOGIL_BENCH_LOG_LEVEL": "WARNING",
     "NOGIL_BENCH_LOG_FORMAT": "json",
     "NOGIL_BENCH_SHUTDOWN_GRACE_SECONDS": "2",

@@ -37,7 +37,7 @@ job runs on each worker at the kill, and B's must come back through its lease.
 
 Each phase also reports the CPU it took: this script (plus wrk) and, where it started them, the
 servers (and workers). Without --url the script starts `nogil-bench serve` on a free port with
-a temporary data directory and bcrypt cost 4 (and two more for the kill phase, one with
+a temporary data directory and Argon2 at its least cost (and two more for the kill phase, one with
 --broker), and stops them at the end; --url skips the kill phase. The exit status is 1 when a
 target fails or could not be measured.
 """

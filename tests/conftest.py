@@ -9,18 +9,41 @@ from fastapi.testclient import TestClient
 from nogil_bench.core.config import Settings
 from nogil_bench.core.migrations import table_metadata, upgrade_database
 from nogil_bench.main import create_app
-from tests.postgres import (
+from tests.utils.postgres import (
     INSTALL_HINT,
     PostgresServer,
     ReusedDatabase,
     find_bindir,
     missing_client,
 )
-from tests.redis_server import INSTALL_HINT as REDIS_INSTALL_HINT
-from tests.redis_server import RedisServer, find_redis_server
+from tests.utils.redis_server import INSTALL_HINT as REDIS_INSTALL_HINT
+from tests.utils.redis_server import RedisServer, find_redis_server
 
 # The database-backed tests run on each store the service supports.
 DATABASES = ["sqlite", "postgresql"]
+
+# What can behave differently with the GIL on: the runners, the measurement engine, the
+# workloads, the service's work path and what reports the GIL's state. `make test`'s second pass
+# (PYTHON_GIL=1) runs these only (`-m gil_sensitive`); the rest is the same code either way.
+GIL_SENSITIVE = (
+    "tests/runners/",
+    "tests/bench/",
+    "tests/workloads/",
+    "tests/api/test_jobs.py",
+    "tests/api/test_benchmarks.py",
+    "tests/api/test_queue.py",
+    "tests/distributed/test_celery_runner.py",
+    "tests/e2e/test_concurrency.py",
+    "tests/test_health.py",
+    "tests/test_runtime.py",
+    "tests/test_free_threading_traps.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(GIL_SENSITIVE):
+            item.add_marker(pytest.mark.gil_sensitive)
 
 
 @pytest.fixture(scope="session")
@@ -119,8 +142,9 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     return Settings(  # type: ignore[call-arg]
         DATA_DIR=tmp_path / "data",
         DATABASE_URL=database_url,
-        # bcrypt's minimum cost: hashing at the production cost would dominate the suite's time.
-        BCRYPT_ROUNDS=4,
+        # Argon2's minimum cost: hashing at the production cost would dominate the suite's time.
+        ARGON2_TIME_COST=1,
+        ARGON2_MEMORY_KIB=8,
         _env_file=None,
     )
 

@@ -1,6 +1,7 @@
 """scripts/build_python.sh: verified sources, reused builds, dependencies named up front."""
 
 import platform
+import re
 import subprocess
 import sys
 import sysconfig
@@ -9,6 +10,16 @@ from pathlib import Path
 import pytest
 
 BUILD_PYTHON = Path(__file__).parents[1] / "scripts" / "build_python.sh"
+
+
+def pinned_version() -> str:
+    """The CPython release the script pins, read from the script itself."""
+    pinned = re.search(r"^readonly PY_VERSION=(\S+)$", BUILD_PYTHON.read_text(), re.MULTILINE)
+    assert pinned is not None, "build_python.sh no longer pins PY_VERSION"
+    return pinned[1]
+
+
+PY_VERSION = pinned_version()
 
 
 def run_build_python(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -23,7 +34,7 @@ def run_build_python(*args: str, env: dict[str, str]) -> subprocess.CompletedPro
 
 
 def test_it_refuses_a_tarball_whose_checksum_does_not_match(tmp_path: Path) -> None:
-    fake_tarball = tmp_path / "Python-3.14.7.tar.xz"
+    fake_tarball = tmp_path / f"Python-{PY_VERSION}.tar.xz"
     fake_tarball.write_bytes(b"not the release")
     env = {
         "PATH": "/usr/bin:/bin",
@@ -37,7 +48,7 @@ def test_it_refuses_a_tarball_whose_checksum_does_not_match(tmp_path: Path) -> N
     assert result.returncode == 1
     assert "SHA-256 mismatch" in result.stderr
     assert result.stdout == ""
-    assert not (tmp_path / "cache" / "cpython-3.14.7t").exists()
+    assert not (tmp_path / "cache" / f"cpython-{PY_VERSION}t").exists()
 
 
 def test_it_refuses_a_tarball_that_does_not_exist(tmp_path: Path) -> None:
@@ -54,7 +65,7 @@ def test_it_refuses_a_tarball_that_does_not_exist(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(
-    platform.python_version() != "3.14.7" or not sysconfig.get_config_var("Py_GIL_DISABLED"),
+    platform.python_version() != PY_VERSION or not sysconfig.get_config_var("Py_GIL_DISABLED"),
     reason="reuse is checked against the interpreter the script builds",
 )
 def test_it_reuses_a_matching_build_without_building(tmp_path: Path) -> None:

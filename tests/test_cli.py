@@ -2,6 +2,7 @@ import json
 import os
 import signal
 import subprocess
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx2
@@ -10,7 +11,7 @@ import pytest
 from nogil_bench.cli import healthcheck, main
 from nogil_bench.core.config import get_settings
 from nogil_bench.core.migrations import head_revision
-from tests.live_server import NOGIL_BENCH, LiveServer, free_port
+from tests.utils.live_server import NOGIL_BENCH, LiveServer, free_port
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
@@ -38,7 +39,7 @@ def test_serve_answers_health_on_the_given_port_and_stops_cleanly_on_a_signal(
 
     # A requested stop is a success: drained, then exit 0 (not -15/143, read as a crash).
     assert returncode == 0, output
-    assert "nogil-bench 0.1.0 starting" in output
+    assert f"nogil-bench {version('nogil-bench')} starting" in output
     assert "nogil-bench stopped" in output
     lines = [json.loads(line) for line in output.splitlines()]  # JSON logs, one per line
     assert any(

@@ -34,6 +34,8 @@ def test_settings_read_an_env_file(tmp_path: Path) -> None:
         ("NOGIL_BENCH_PORT", "70000"),
         ("NOGIL_BENCH_ENVIRONMENT", "staging"),
         ("NOGIL_BENCH_FILE_STORE", "s3"),
+        ("NOGIL_BENCH_REGISTER_RATE_LIMIT", "ten a minute"),
+        ("NOGIL_BENCH_ARGON2_MEMORY_KIB", "4"),  # Argon2 needs 8 KiB a lane
     ],
 )
 def test_invalid_settings_are_refused_naming_the_setting(

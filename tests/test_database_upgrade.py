@@ -4,7 +4,6 @@ PostgreSQL."""
 
 import sqlite3
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,8 @@ from nogil_bench.core.migrations import (
 from nogil_bench.core.models import Status
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.main import create_app
-from tests.postgres import connect
+from tests.utils.postgres import connect
+from tests.utils.waiting import wait_until
 
 FIXTURES = Path(__file__).parent / "fixtures"
 QUEUED_JOB_ID = uuid.UUID("019a3f00-0000-7000-8000-000000000004")
@@ -63,14 +63,15 @@ def schema_differences(url: str) -> list[Any]:
 
 
 def wait_until_finished(engine: Engine, job_id: uuid.UUID) -> Job:
-    deadline = time.monotonic() + WAIT_TIMEOUT_S
-    while True:
+    def finished_job() -> Job | None:
         with Session(engine) as session:
             job = session.get(Job, job_id)
         assert job is not None
-        if job.status.finished or time.monotonic() > deadline:
-            return job
-        time.sleep(0.05)
+        return job if job.status.finished else None
+
+    job = wait_until(finished_job, f"job {job_id} to finish", timeout_s=WAIT_TIMEOUT_S)
+    assert job is not None
+    return job
 
 
 def test_a_release_0_1_database_is_upgraded_and_keeps_its_rows(empty_database: str) -> None:
@@ -106,7 +107,7 @@ def test_the_service_upgrades_a_release_0_1_database_at_start_and_runs_its_queue
 ) -> None:
     make_release_0_1_database(empty_database)
     settings = Settings(  # type: ignore[call-arg]
-        DATA_DIR=tmp_path / "data", DATABASE_URL=empty_database, BCRYPT_ROUNDS=4, _env_file=None
+        DATA_DIR=tmp_path / "data", DATABASE_URL=empty_database, _env_file=None
     )
     app = create_app(settings)  # sets up logging: the sink goes after it
     lines: list[str] = []

@@ -1,3 +1,4 @@
+import os
 import platform
 import sys
 from importlib.metadata import version
@@ -8,6 +9,9 @@ from loguru import logger
 from nogil_bench.core.config import Settings
 from nogil_bench.core.runtime import REPORTED_PACKAGES
 from nogil_bench.main import create_app
+from tests.utils.api import register_and_login
+
+DETAILS = "/api/v1/health/details"
 
 
 def test_health_tells_the_truth_about_the_runtime(client: TestClient) -> None:
@@ -20,7 +24,7 @@ def test_health_tells_the_truth_about_the_runtime(client: TestClient) -> None:
     assert body["implementation"] == "cpython"
     assert body["free_threaded"] is True
     assert body["gil_enabled"] is sys._is_gil_enabled()
-    assert body["cpu_count"] >= 1
+    assert body["cpu_count"] == os.process_cpu_count()
 
 
 def test_liveness_answers_cheaply(client: TestClient) -> None:
@@ -30,10 +34,36 @@ def test_liveness_answers_cheaply(client: TestClient) -> None:
     assert response.json() == {"status": "alive"}
 
 
-def test_health_reports_the_installed_version_of_every_named_package(client: TestClient) -> None:
-    packages = client.get("/health").json()["packages"]
+def test_public_health_names_no_package_versions(client: TestClient) -> None:
+    body = client.get("/health").json()
 
-    assert packages == {name: version(name) for name in REPORTED_PACKAGES}
+    assert set(body) == {
+        "status",
+        "python_version",
+        "implementation",
+        "free_threaded",
+        "gil_enabled",
+        "cpu_count",
+    }
+
+
+def test_health_details_report_the_installed_version_of_every_named_package_to_a_user(
+    client: TestClient,
+) -> None:
+    alice = register_and_login(client, "alice@example.com")
+
+    response = client.get(DETAILS, headers=alice)
+
+    assert response.status_code == 200
+    assert response.json()["packages"] == {name: version(name) for name in REPORTED_PACKAGES}
+    assert response.json()["gil_enabled"] is sys._is_gil_enabled()
+
+
+def test_health_details_need_a_logged_in_user(client: TestClient) -> None:
+    response = client.get(DETAILS)
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
 def test_startup_warns_exactly_when_the_gil_is_on_in_a_free_threaded_build(

@@ -14,8 +14,8 @@ from sqlmodel import create_engine
 from nogil_bench.core import db
 from nogil_bench.core.config import Settings
 from nogil_bench.main import create_app
-from tests.live_server import NOGIL_BENCH, free_port
-from tests.postgres import PostgresServer
+from tests.utils.live_server import NOGIL_BENCH, free_port
+from tests.utils.postgres import PostgresServer
 
 
 def test_ready_when_every_check_passes(client: TestClient) -> None:

@@ -21,7 +21,8 @@ for module_name, distributions in packages_distributions().items():
     names = {name.lower().replace("_", "-") for name in distributions}
     if names & set(runtime.REPORTED_PACKAGES) and module_name.isidentifier():
         importlib.import_module(module_name)
-import pwdlib.hashers.bcrypt, PIL.Image, PIL.ImageFilter, sqlalchemy, h11, httpx2
+import pwdlib.hashers.argon2, pwdlib.hashers.bcrypt
+import PIL.Image, PIL.ImageFilter, sqlalchemy, h11, httpx2
 from nogil_bench.main import create_app
 create_app()
 print(json.dumps({"gil_enabled": sys._is_gil_enabled(), "warning": runtime.gil_warning()}))

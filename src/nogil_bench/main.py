@@ -13,6 +13,7 @@ from loguru import logger
 from sqlalchemy import Engine
 
 from nogil_bench import __version__
+from nogil_bench.auth import schemas as auth_schemas
 from nogil_bench.auth.router import router as auth_router
 from nogil_bench.auth.router import users_router
 from nogil_bench.benchmarks.router import router as benchmarks_router
@@ -21,13 +22,13 @@ from nogil_bench.core.config import Settings, get_settings
 from nogil_bench.core.db import DatabaseUnavailableError, make_engine, wait_for_database
 from nogil_bench.core.docs import OAUTH2_REDIRECT_URL, install_docs
 from nogil_bench.core.errors import install_error_handler
-from nogil_bench.core.limits import BodySizeLimitMiddleware
+from nogil_bench.core.limits import BodyLimit, BodySizeLimitMiddleware
 from nogil_bench.core.logging import configure_logging
 from nogil_bench.core.migrations import MigrationError, upgrade_database
 from nogil_bench.core.nul import NulCharacterMiddleware
 from nogil_bench.core.ratelimit import RateLimiter
 from nogil_bench.core.requests import RequestContextMiddleware
-from nogil_bench.health.router import metrics_router
+from nogil_bench.health.router import details_router, metrics_router
 from nogil_bench.health.router import router as health_router
 from nogil_bench.jobs.router import router as jobs_router
 from nogil_bench.work.executor import Executor
@@ -69,6 +70,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         if warning := runtime.gil_warning():
             logger.warning(warning)
+        if settings.ENVIRONMENT == "production" and settings.METRICS_TOKEN is None:
+            logger.warning(
+                "GET /metrics answers anyone who reaches this port: fine on a private network "
+                "that Prometheus scrapes; otherwise set NOGIL_BENCH_METRICS_TOKEN"
+            )
         if settings.secret_generated:
             logger.warning(
                 "no NOGIL_BENCH_SECRET_KEY set: generated one for this process (development "
@@ -91,8 +97,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         recover_expired(engine, settings.MAX_ATTEMPTS)
         executor = make_executor(engine, settings, boot_id)
         app.state.engine = engine
-        metrics.STORE.engine = engine
-        metrics.STORE.broker_queues = executor.queue_depths if settings.distributed else None
+        metrics.STORE.configure(
+            engine,
+            executor.queue_depths if settings.distributed else None,
+            settings.METRICS_CACHE_SECONDS,
+        )
         app.state.executor = executor
         app.state.draining = False
         executor.start()
@@ -124,15 +133,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimitMiddleware,
         limits={
-            ("POST", f"{API_PREFIX}/jobs"): settings.MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES,
-            ("POST", f"{API_PREFIX}/batches"): settings.MAX_UPLOAD_BYTES * settings.MAX_BATCH_IMAGES
-            + FORM_OVERHEAD_BYTES,
+            ("POST", f"{API_PREFIX}/jobs"): BodyLimit(
+                settings.MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES,
+                "one image of NOGIL_BENCH_MAX_UPLOAD_BYTES and 1 MiB of form",
+            ),
+            ("POST", f"{API_PREFIX}/batches"): BodyLimit(
+                settings.MAX_BATCH_REQUEST_BYTES,
+                "the whole batch, NOGIL_BENCH_MAX_BATCH_REQUEST_BYTES",
+            ),
+            ("POST", f"{API_PREFIX}/auth/register"): BodyLimit(
+                auth_schemas.MAX_BODY_BYTES, "an email and a password of at most 1024 characters"
+            ),
+            ("POST", f"{API_PREFIX}/auth/token"): BodyLimit(
+                auth_schemas.MAX_BODY_BYTES, "an email and a password of at most 1024 characters"
+            ),
         },
     )
     # Added last, so outermost: even a refused body gets a request id and an access line.
     app.add_middleware(RequestContextMiddleware, slow_request_ms=settings.SLOW_REQUEST_MS)
     api = APIRouter(prefix=API_PREFIX)
-    for router in (auth_router, users_router, jobs_router, benchmarks_router):
+    for router in (auth_router, users_router, jobs_router, benchmarks_router, details_router):
         api.include_router(router)
     app.include_router(health_router)
     app.include_router(metrics_router)

@@ -1,29 +1,13 @@
 """Fixtures for the HTTP API: a live app per test, users logged in through the real endpoints."""
 
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from nogil_bench.core.config import Settings
 from nogil_bench.work.executor import Executor
-
-type Headers = dict[str, str]
-FINISHED = {"succeeded", "failed", "cancelled"}
-WAIT_TIMEOUT_S = 90.0
-
-
-def register_and_login(
-    client: TestClient, email: str, password: str = "a fine password"
-) -> Headers:
-    registered = client.post("/api/v1/auth/register", json={"email": email, "password": password})
-    assert registered.status_code == 201, registered.text
-    token = client.post("/api/v1/auth/token", data={"username": email, "password": password})
-    assert token.status_code == 200, token.text
-    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+from tests.utils.api import Headers, register_and_login, stored_files
 
 
 @pytest.fixture
@@ -48,26 +32,6 @@ def paused(client: TestClient) -> Callable[[], None]:
         state.executor.start()
 
     return resume
-
-
-def wait_until_finished(client: TestClient, url: str, headers: Headers) -> dict[str, Any]:
-    deadline = time.monotonic() + WAIT_TIMEOUT_S
-    while True:
-        body: dict[str, Any] = client.get(url, headers=headers).json()
-        if body["status"] in FINISHED:
-            return body
-        assert time.monotonic() < deadline, f"{url} still {body['status']} after {WAIT_TIMEOUT_S} s"
-        time.sleep(0.05)
-
-
-def stored_files(settings: Settings) -> list[Path]:
-    """Every upload and output file the service has written."""
-    return sorted(
-        path
-        for folder in (settings.uploads_dir, settings.outputs_dir)
-        if folder.exists()
-        for path in folder.iterdir()
-    )
 
 
 @pytest.fixture

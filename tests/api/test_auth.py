@@ -6,12 +6,16 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 from fastapi.testclient import TestClient
-from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from pwdlib.hashers.bcrypt import BcryptHasher
 from pydantic import SecretStr, ValidationError
+from sqlmodel import Session, select
 
+from nogil_bench.auth.models import User
 from nogil_bench.core import security
 from nogil_bench.core.config import Settings
-from tests.api.conftest import Headers, register_and_login
+from nogil_bench.main import create_app
+from tests.utils.api import Headers, register_and_login
 
 REGISTER = "/api/v1/auth/register"
 TOKEN = "/api/v1/auth/token"
@@ -45,19 +49,26 @@ def test_a_taken_email_is_409_whatever_its_case(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     ("password", "reason"),
-    [
-        ("short", "at least 8 characters"),
-        ("x" * 73, "bcrypt reads at most 72"),
-        ("é" * 37, "74 bytes"),  # 37 characters, but 74 bytes in UTF-8
-    ],
+    [("short", "at least 8 characters"), ("x" * 1025, "at most 1024 characters")],
 )
-def test_a_password_outside_bcrypts_bounds_is_refused_with_the_reason(
+def test_a_password_outside_the_bounds_is_refused_with_the_limit(
     client: TestClient, password: str, reason: str
 ) -> None:
     response = client.post(REGISTER, json={"email": "ada@example.com", "password": password})
 
     assert response.status_code == 422
     assert reason in response.text
+
+
+@pytest.mark.parametrize(
+    "password", ["x" * 73, "é" * 40, "x" * 1024], ids=["73-ascii", "40-accented", "1024-ascii"]
+)
+def test_a_password_past_bcrypts_72_bytes_registers_and_logs_in(
+    client: TestClient, password: str
+) -> None:
+    headers = register_and_login(client, "ada@example.com", password)
+
+    assert client.get(ME, headers=headers).status_code == 200
 
 
 def test_a_malformed_email_is_422(client: TestClient) -> None:
@@ -103,22 +114,128 @@ def test_wrong_credentials_are_401(client: TestClient, username: str, password: 
     assert response.json()["detail"] == "wrong email or password"
 
 
-def test_an_unknown_email_costs_a_bcrypt_verification_like_a_wrong_password(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    verified: list[str] = []
-    original = PasswordHash.verify
+def store_a_bcrypt_hash(client: TestClient, email: str, password: str) -> None:
+    """Makes the account's hash a bcrypt one, as accounts made before Argon2 have."""
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        user = session.exec(select(User).where(User.email == email)).one()
+        user.hashed_password = BcryptHasher(rounds=4).hash(password)
+        session.add(user)
+        session.commit()
 
-    def spy(self: PasswordHash, password: str, hash: str) -> bool:
-        verified.append(hash)
+
+def stored_hash(client: TestClient, email: str) -> str:
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        return session.exec(select(User.hashed_password).where(User.email == email)).one()
+
+
+LONG_PASSWORDS = pytest.mark.parametrize(
+    "password", ["x" * 73, "é" * 40, "x" * 5000], ids=["73-ascii", "40-accented", "5000-ascii"]
+)
+
+
+@LONG_PASSWORDS
+@pytest.mark.parametrize("hasher", ["argon2", "bcrypt"])
+def test_a_long_wrong_password_is_401_for_known_and_unknown_users(
+    client: TestClient, password: str, hasher: str
+) -> None:
+    client.post(REGISTER, json={"email": "ada@example.com", "password": "difference engine"})
+    if hasher == "bcrypt":
+        store_a_bcrypt_hash(client, "ada@example.com", "difference engine")
+
+    known = client.post(TOKEN, data={"username": "ada@example.com", "password": password})
+    unknown = client.post(TOKEN, data={"username": "nobody@example.com", "password": password})
+
+    assert (known.status_code, known.json()) == (401, {"detail": "wrong email or password"})
+    assert (unknown.status_code, unknown.json()) == (401, {"detail": "wrong email or password"})
+
+
+@LONG_PASSWORDS
+@pytest.mark.parametrize("username", ["ada@example.com", "nobody@example.com"])
+def test_a_login_costs_one_full_verification_whoever_and_whatever_is_sent(
+    client: TestClient,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    password: str,
+    username: str,
+) -> None:
+    """Equal work for a known and an unknown email, at any length: response times reveal
+    neither who has an account nor how long their password is."""
+    client.post(REGISTER, json={"email": "ada@example.com", "password": "difference engine"})
+    verified: list[str] = []
+    original = Argon2Hasher.verify
+
+    def spy(self: Argon2Hasher, password: str | bytes, hash: str | bytes) -> bool:
+        verified.append(str(hash))
         return original(self, password, hash)
 
-    monkeypatch.setattr(PasswordHash, "verify", spy)
+    monkeypatch.setattr(Argon2Hasher, "verify", spy)
 
-    client.post(TOKEN, data={"username": "nobody@example.com", "password": "whatever1"})
+    client.post(TOKEN, data={"username": username, "password": password})
 
+    cost = f"m={settings.ARGON2_MEMORY_KIB},t={settings.ARGON2_TIME_COST},p=1$"
     assert len(verified) == 1
-    assert verified[0].startswith("$2b$")  # a real bcrypt hash, checked in full
+    assert verified[0].startswith(f"$argon2id$v=19${cost}")  # a real hash, checked in full
+
+
+def test_an_account_from_the_bcrypt_days_logs_in_and_is_rehashed_with_argon2(
+    client: TestClient,
+) -> None:
+    client.post(REGISTER, json={"email": "ada@example.com", "password": "difference engine"})
+    store_a_bcrypt_hash(client, "ada@example.com", "difference engine")
+    form = {"username": "ada@example.com", "password": "difference engine"}
+
+    assert client.post(TOKEN, data=form).status_code == 200
+
+    assert stored_hash(client, "ada@example.com").startswith("$argon2id$")
+    assert client.post(TOKEN, data=form).status_code == 200
+    wrong = client.post(TOKEN, data=form | {"password": "difference engines"})
+    assert wrong.status_code == 401
+
+
+def test_a_failed_login_keeps_the_bcrypt_hash(client: TestClient) -> None:
+    client.post(REGISTER, json={"email": "ada@example.com", "password": "difference engine"})
+    store_a_bcrypt_hash(client, "ada@example.com", "difference engine")
+
+    form = {"username": "ada@example.com", "password": "analytical engine"}
+    assert client.post(TOKEN, data=form).status_code == 401
+
+    assert stored_hash(client, "ada@example.com").startswith("$2b$")
+
+
+def test_registrations_from_one_address_are_limited_with_retry_after(settings: Settings) -> None:
+    limited = settings.model_copy(update={"REGISTER_RATE_LIMIT": "2/minute"})
+    with TestClient(create_app(limited)) as client:
+        for name in ("ada", "bob"):
+            body = {"email": f"{name}@example.com", "password": "difference engine"}
+            assert client.post(REGISTER, json=body).status_code == 201
+
+        third = client.post(REGISTER, json={"email": "cy@example.com", "password": "whatever1"})
+
+        assert third.status_code == 429
+        assert int(third.headers["Retry-After"]) >= 1
+        assert "too many registrations: the limit is 2 per 1 minute" in third.json()["detail"]
+        login = client.post(TOKEN, data={"username": "cy@example.com", "password": "whatever1"})
+        assert login.status_code == 401  # the account was not created
+
+
+def test_the_register_429_is_documented_with_retry_after(client: TestClient) -> None:
+    responses = client.get("/openapi.json").json()["paths"][REGISTER]["post"]["responses"]
+
+    assert "Retry-After" in responses["429"]["headers"]
+
+
+@pytest.mark.parametrize("url", [REGISTER, TOKEN])
+def test_an_auth_body_over_16_kib_is_413_naming_the_limit(client: TestClient, url: str) -> None:
+    response = client.post(
+        url,
+        content=b"x" * (16 * 1024 + 1),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+    assert response.status_code == 413
+    assert "over this route's limit of 16384" in response.json()["detail"]
 
 
 def forged(settings: Settings, user_id: str, **overrides: object) -> str:
@@ -228,4 +345,4 @@ def test_tokens_do_not_carry_the_password_hash_or_email(
     assert set(payload) == {"sub", "iat", "exp"}
     # Checked against the email itself: a bare "ada" can turn up in the hex of a UUID.
     assert "ada@example.com" not in str(payload)
-    assert "$2b$" not in str(payload)
+    assert "$argon2" not in str(payload)

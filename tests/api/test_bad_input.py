@@ -1,7 +1,6 @@
 """Bad input gets a clear 4xx naming the problem, and leaves no row and no file behind."""
 
 import io
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -12,9 +11,7 @@ from PIL import Image
 from nogil_bench.core.config import Settings
 from nogil_bench.core.deps import MAX_OFFSET
 from nogil_bench.core.nul import NUL_MESSAGE
-from tests.api.conftest import Headers
-from tests.api.test_benchmarks import BENCHMARKS
-from tests.api.test_jobs import BATCHES, JOBS, png, synthetic_job
+from tests.utils.api import BATCHES, BENCHMARKS, JOBS, Headers, png, synthetic_job
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
@@ -328,7 +325,7 @@ def test_a_json_value_of_the_wrong_type_is_422_not_coerced(
     ("method", "url", "allowed"),
     [
         ("PUT", JOBS, "GET, POST"),
-        ("PATCH", f"{JOBS}/{uuid.uuid7()}", "GET, DELETE"),
+        ("PATCH", f"{JOBS}/01a20000-0000-7000-8000-000000000000", "GET, DELETE"),
         ("POST", "/health", "GET"),
     ],
 )

@@ -26,7 +26,7 @@ from nogil_bench.main import create_app
 from nogil_bench.retention import purge_expired
 from nogil_bench.workloads.images import ImageJob, run_job, validate_steps
 from nogil_bench.workloads.model import Step
-from tests.api.conftest import Headers, wait_until_finished
+from tests.utils.api import Headers, wait_until_finished
 
 JOBS = "/api/v1/jobs"
 BATCHES = "/api/v1/batches"

@@ -16,7 +16,7 @@ from schemathesis.python import asgi
 
 from nogil_bench.core.config import Settings
 from nogil_bench.main import create_app
-from tests.api.conftest import Headers
+from tests.utils.api import Headers
 
 # Where the calls are addressed; they go straight to the test's app, in process.
 BASE_URL = f"http://{asgi.HOST}"

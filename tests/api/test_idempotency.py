@@ -8,17 +8,17 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import Headers, stored_files
-from tests.api.test_benchmarks import BENCHMARKS
-from tests.api.test_jobs import BATCHES, JOBS, png, synthetic_job
-
-SMALL_BATCH = {"source": {"count": 3, "width": 8, "height": 8}, "pipeline": [{"op": "invert"}]}
-SMALL_BENCHMARK = {
-    "source": {"count": 2, "width": 8, "height": 8},
-    "pipeline": [{"op": "invert"}],
-    "runners": ["threads"],
-    "workers": [1],
-}
+from tests.utils.api import (
+    BATCHES,
+    BENCHMARKS,
+    JOBS,
+    SMALL_BATCH,
+    SMALL_BENCHMARK,
+    Headers,
+    png,
+    stored_files,
+    synthetic_job,
+)
 
 
 def keyed(headers: Headers, key: str) -> Headers:

@@ -5,16 +5,15 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import Headers, wait_until_finished
-from tests.api.test_jobs import BATCHES, JOBS, synthetic_job
-
-BENCHMARKS = "/api/v1/benchmarks"
-SMALL_BENCHMARK = {
-    "source": {"count": 2, "width": 8, "height": 8},
-    "pipeline": [{"op": "invert"}],
-    "runners": ["threads"],
-    "workers": [1],
-}
+from tests.utils.api import (
+    BATCHES,
+    BENCHMARKS,
+    JOBS,
+    SMALL_BENCHMARK,
+    Headers,
+    synthetic_job,
+    wait_until_finished,
+)
 
 
 @pytest.fixture

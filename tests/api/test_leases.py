@@ -25,10 +25,9 @@ from nogil_bench.jobs import runs as job_runs
 from nogil_bench.jobs.models import Job
 from nogil_bench.main import create_app
 from nogil_bench.runners.timing import Outcome
-from nogil_bench.work.queue import claim_next, recover_expired, renew_leases
+from nogil_bench.work.queue import claim_next, fail_claim, recover_expired, renew_leases
 from nogil_bench.workloads.images import run_jobs_captured
-from tests.api.conftest import Headers, register_and_login, wait_until_finished
-from tests.api.test_jobs import JOBS, synthetic_job
+from tests.utils.api import JOBS, Headers, register_and_login, synthetic_job, wait_until_finished
 
 LEASE_S = 30.0
 
@@ -81,8 +80,7 @@ def test_a_live_lease_is_kept_and_an_expired_one_is_requeued(
     engine = engine_of(client)
     alive, dead = uuid.uuid7(), uuid.uuid7()
     assert claim_next(engine, alive, LEASE_S) is not None
-    assert claim_next(engine, dead, 0.01) is not None
-    time.sleep(0.05)
+    assert claim_next(engine, dead, -1) is not None  # a lease that ran out a second ago
 
     renew_leases(engine, alive, LEASE_S)  # the live process's heartbeat
     assert recover_expired(engine, max_attempts=3) == 1
@@ -127,6 +125,22 @@ def test_a_process_that_lost_its_claim_cannot_overwrite_the_new_owners_result(
     row = job_row(engine, job_id)
     assert (row.status, row.boot_id, row.output_path) == (Status.RUNNING, successor, None)
     assert list(settings.outputs_dir.glob("*")) == [], "the late output was removed"
+
+
+def test_a_run_that_fails_after_losing_its_claim_leaves_the_job_queued_for_its_next_attempt(
+    client: TestClient, alice: Headers, paused: Callable[[], None]
+) -> None:
+    [job_id] = queue_jobs(client, alice, 1)
+    engine = engine_of(client)
+    stalled = uuid.uuid7()
+    claim = claim_next(engine, stalled, -1.0)
+    assert claim is not None
+    recover_expired(engine, max_attempts=3)  # its lease ran out: back in the queue
+
+    fail_claim(engine, claim, stalled, "RuntimeError: the pool died")
+
+    row = job_row(engine, job_id)
+    assert (row.status, row.error, row.attempts) == (Status.QUEUED, None, 1)
 
 
 def test_a_hung_run_fails_at_its_deadline_and_the_queue_moves_on(

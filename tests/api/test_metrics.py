@@ -1,14 +1,30 @@
 """GET /metrics speaks Prometheus: requests by route and status class, jobs by state and
-runner, job durations by runner, queue depth, running jobs, the GIL, process CPU and RSS."""
+runner, job durations by runner, queue depth, running jobs, the GIL, process CPU and RSS. Its
+database reads are reused for METRICS_CACHE_SECONDS; with METRICS_TOKEN, it needs the token."""
 
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+from sqlalchemy import Engine, event
 
-from tests.api.conftest import Headers, wait_until_finished
-from tests.api.test_jobs import JOBS, synthetic_job
+from nogil_bench.core.config import Settings
+from nogil_bench.main import create_app
+from tests.utils.api import JOBS, Headers, synthetic_job, wait_until_finished
+
+SCRAPE_TOKEN = "a-scrape-token-" + "t" * 24
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Every scrape reads the store, so that a figure counts what the test just did."""
+    settings.METRICS_CACHE_SECONDS = 0
+    return settings
 
 
 def samples(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -60,3 +76,85 @@ def test_queue_depth_counts_waiting_jobs(
         client.post(JOBS, headers=alice, json=synthetic_job())
 
     assert samples(client)[("nogil_bench_queue_depth", ())] == 3
+
+
+def store_reads(engine: Engine) -> list[str]:
+    """The aggregate queries run on `engine` from now on (the collector's are its only ones
+    with count(), while nothing is submitted)."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "count(" in statement:
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    return statements
+
+
+@pytest.fixture
+def cached_client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings.model_copy(update={"METRICS_CACHE_SECONDS": 60}))) as c:
+        yield c
+
+
+def test_scrapes_within_the_cache_window_read_the_store_once(cached_client: TestClient) -> None:
+    reads = store_reads(cached_client.app.state.engine)  # type: ignore[attr-defined]
+
+    first = samples(cached_client)
+    read_by_the_first = len(reads)
+    second = samples(cached_client)
+
+    assert read_by_the_first == 2  # jobs by state and runner; processes holding leases
+    assert len(reads) == read_by_the_first
+    assert second[("nogil_bench_queue_depth", ())] == first[("nogil_bench_queue_depth", ())]
+
+
+def test_a_scrape_after_the_cache_window_reads_the_store_again(
+    cached_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = store_reads(cached_client.app.state.engine)  # type: ignore[attr-defined]
+    samples(cached_client)
+    later = time.monotonic() + 61
+    monkeypatch.setattr("nogil_bench.core.metrics.monotonic", lambda: later)
+
+    samples(cached_client)
+
+    assert len(reads) == 4
+
+
+@pytest.fixture
+def guarded_client(settings: Settings) -> Iterator[TestClient]:
+    token = SecretStr(SCRAPE_TOKEN)
+    with TestClient(create_app(settings.model_copy(update={"METRICS_TOKEN": token}))) as c:
+        yield c
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer not-the-token", f"Basic {SCRAPE_TOKEN}", f"Bearer {SCRAPE_TOKEN}x"],
+    ids=["none", "wrong", "not-bearer", "longer"],
+)
+def test_with_a_metrics_token_a_scrape_without_it_is_401_naming_the_scheme(
+    guarded_client: TestClient, authorization: str | None
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+
+    response = guarded_client.get("/metrics", headers=headers)
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert "NOGIL_BENCH_METRICS_TOKEN" in response.json()["detail"]
+
+
+def test_with_a_metrics_token_a_scrape_bearing_it_gets_the_metrics(
+    guarded_client: TestClient,
+) -> None:
+    response = guarded_client.get("/metrics", headers={"Authorization": f"Bearer {SCRAPE_TOKEN}"})
+
+    assert response.status_code == 200
+    assert "nogil_bench_gil_enabled" in response.text
+
+
+def test_a_metrics_token_shorter_than_16_characters_is_refused() -> None:
+    with pytest.raises(ValueError, match="METRICS_TOKEN"):
+        Settings(METRICS_TOKEN="short", _env_file=None)  # type: ignore[arg-type, call-arg]

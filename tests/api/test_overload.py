@@ -2,17 +2,28 @@
 Retry-After and the reason, and store nothing."""
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
 from nogil_bench.core.config import Settings
+from nogil_bench.core.db import writing
 from nogil_bench.main import create_app
-from tests.api.conftest import register_and_login
-from tests.api.test_benchmarks import BENCHMARKS
-from tests.api.test_idempotency import SMALL_BATCH, SMALL_BENCHMARK
-from tests.api.test_jobs import BATCHES, JOBS, synthetic_job
+from tests.utils.api import (
+    BATCHES,
+    BENCHMARKS,
+    JOBS,
+    SMALL_BATCH,
+    SMALL_BENCHMARK,
+    register_and_login,
+    synthetic_job,
+)
+
+# Well past WRITE_LOCK_TIMEOUT_SECONDS below: a writer with no timeout would wait longer.
+ANSWER_DEADLINE_S = 10.0
 
 
 @pytest.fixture
@@ -113,3 +124,19 @@ def test_login_attempts_from_one_address_are_limited(tight: TestClient) -> None:
 
     form = {"username": "user0@example.com", "password": "a fine password"}
     assert_refused(tight.post("/api/v1/auth/token", data=form), 429, "login attempts")
+
+
+def test_a_writer_kept_waiting_for_its_turn_answers_503_promptly(tmp_path: Path) -> None:
+    """SQLite only: this process's writers take turns on a lock of their own, and one kept
+    waiting past WRITE_LOCK_TIMEOUT_SECONDS is told to come back rather than left hanging."""
+    settings = Settings(  # type: ignore[call-arg]
+        DATA_DIR=tmp_path / "data", BCRYPT_ROUNDS=4, WRITE_LOCK_TIMEOUT_SECONDS=0.5, _env_file=None
+    )
+    with TestClient(create_app(settings)) as client, ThreadPoolExecutor(1) as pool:
+        alice = register_and_login(client, "alice@example.com")
+        with writing(client.app.state.engine):  # type: ignore[attr-defined]
+            waiting = pool.submit(client.post, JOBS, headers=alice, json=synthetic_job())
+            response = waiting.result(timeout=ANSWER_DEADLINE_S)
+
+        assert_refused(response, 503, "database is busy", "no turn to write within 0.5 s")
+        assert client.get(JOBS, headers=alice).json()["count"] == 0

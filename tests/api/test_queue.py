@@ -15,9 +15,15 @@ from nogil_bench.jobs import runs as job_runs
 from nogil_bench.runners import BaseRunner
 from nogil_bench.runners.timing import Outcome
 from nogil_bench.workloads.images import ImageJob, run_jobs_captured
-from tests.api.conftest import Headers, wait_until_finished
-from tests.api.test_benchmarks import BENCHMARKS, benchmark
-from tests.api.test_jobs import BATCHES, JOBS, synthetic_job
+from tests.utils.api import (
+    BATCHES,
+    BENCHMARKS,
+    JOBS,
+    Headers,
+    benchmark,
+    synthetic_job,
+    wait_until_finished,
+)
 
 
 def test_jobs_batches_and_benchmarks_run_in_submission_order_without_overlapping(

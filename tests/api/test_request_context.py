@@ -14,7 +14,7 @@ from loguru import logger
 from nogil_bench.core.config import Settings
 from nogil_bench.core.logging import configure_logging
 from nogil_bench.main import create_app
-from tests.api.conftest import Headers, wait_until_finished
+from tests.utils.api import Headers, wait_until_finished
 
 if TYPE_CHECKING:
     from loguru import Record

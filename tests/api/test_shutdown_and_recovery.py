@@ -6,7 +6,6 @@ code in-process, where each step can be observed.
 """
 
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,9 +27,18 @@ from nogil_bench.runners import BaseRunner
 from nogil_bench.runners.timing import Outcome
 from nogil_bench.work.executor import Executor
 from nogil_bench.workloads.images import ImageJob, run_jobs_captured
-from tests.api.conftest import Headers, wait_until_finished
-from tests.api.test_benchmarks import BENCHMARKS, benchmark
-from tests.api.test_jobs import BATCHES, JOBS, PURE_PIPELINE, expected_png, synthetic_job
+from tests.utils.api import (
+    BATCHES,
+    BENCHMARKS,
+    JOBS,
+    PURE_PIPELINE,
+    Headers,
+    benchmark,
+    expected_png,
+    synthetic_job,
+    wait_until_finished,
+)
+from tests.utils.waiting import wait_until
 
 type Restart = Callable[[], TestClient]
 
@@ -171,10 +179,9 @@ def test_while_draining_submissions_are_503_with_retry_after_and_not_stored(
 
 
 def wait_for_status(client: TestClient, url: str, headers: Headers, status: str) -> None:
-    deadline = time.monotonic() + 60
-    while client.get(url, headers=headers).json()["status"] != status:
-        assert time.monotonic() < deadline, f"{url} never became {status}"
-        time.sleep(0.01)
+    wait_until(
+        lambda: client.get(url, headers=headers).json()["status"] == status, f"{url} to be {status}"
+    )
 
 
 @pytest.fixture
@@ -204,17 +211,14 @@ def test_a_drain_lets_the_running_chunk_finish_and_leaves_the_rest_queued(
         "workers": 1,
     }
     location = client.post(BATCHES, headers=alice, json=body).headers["Location"]
-    deadline = time.monotonic() + 60
-    while client.get(location, headers=alice).json()["progress"]["running"] < 4:
-        assert time.monotonic() < deadline, "the first chunk never started"
-        time.sleep(0.01)
+    wait_until(
+        lambda: client.get(location, headers=alice).json()["progress"]["running"] >= 4,
+        "the first chunk to start",
+    )
 
     with ThreadPoolExecutor(1) as background:
         drained = background.submit(executor.drain, grace_s=60)
-        deadline = time.monotonic() + 30
-        while not executor.stopping:
-            assert time.monotonic() < deadline, "the drain did not stop the executor"
-            time.sleep(0.01)
+        wait_until(lambda: executor.stopping, "the drain to stop the executor")
         held.set()
         assert drained.result() is True
 

@@ -22,9 +22,15 @@ from nogil_bench.jobs.runs import TASKS_PER_WORKER_PER_CHUNK
 from nogil_bench.jobs.work import SingleJobs
 from nogil_bench.work.queue import UndeliverableError, run_delivery
 from nogil_bench.work.registry import WORK_KINDS, UnknownWorkKindError, get_kind
-from tests.api.conftest import Headers, wait_until_finished
-from tests.api.test_benchmarks import BENCHMARKS, benchmark
-from tests.api.test_jobs import BATCHES, JOBS, synthetic_job
+from tests.utils.api import (
+    BATCHES,
+    BENCHMARKS,
+    JOBS,
+    Headers,
+    benchmark,
+    synthetic_job,
+    wait_until_finished,
+)
 
 PACKAGE = Path(nogil_bench.__file__).parent
 

@@ -16,7 +16,7 @@ from nogil_bench.bench.document import (
 )
 from nogil_bench.bench.report import compare, markdown
 from nogil_bench.bench.results import Measurement, Row, StopReason, analyse
-from tests.bench.rows import row
+from tests.utils.bench_rows import row
 
 SEQUENTIAL = [2.0, 2.0, 2.0, 2.0, 2.0, 2.0]
 

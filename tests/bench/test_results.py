@@ -5,7 +5,7 @@ import pytest
 
 from nogil_bench.bench.results import Kind, StopReason, analyse, describe_stop, mismatched_outputs
 from nogil_bench.bench.stats import Verdict
-from tests.bench.rows import row
+from tests.utils.bench_rows import row
 
 SEQUENTIAL = [2.0, 2.4, 2.0, 3.0, 2.0, 2.2]
 # Each round's threads wall is the sequential one over 1.6, whatever the round's host speed.

@@ -3,10 +3,10 @@
 
 import sys
 import threading
-import time
 import uuid
 import warnings
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,18 @@ from nogil_bench.distributed.worker import GilEnabledError, check_gil_off
 from nogil_bench.jobs.models import Job
 from nogil_bench.main import create_app
 from nogil_bench.work.queue import claim_queued
-from tests.api.conftest import Headers, register_and_login
-from tests.api.test_jobs import PURE_PIPELINE, expected_png, synthetic_job
-from tests.redis_server import RedisServer, WorkerProcess
+from tests.utils.api import (
+    PURE_PIPELINE,
+    expected_png,
+    register_and_login,
+    synthetic_job,
+    wait_until_finished,
+)
+from tests.utils.redis_server import RedisServer, WorkerProcess
+from tests.utils.waiting import wait_until
+from tests.utils.workers import REFUSE_SHELL_MODULES
 
 WAIT_S = 90.0
-FINISHED = {"succeeded", "failed", "cancelled"}
 
 
 @pytest.fixture
@@ -70,16 +76,6 @@ def worker(broker_settings: Settings, tmp_path: Path, api: TestClient) -> Iterat
     assert process.stop() == 0, process.output()
 
 
-def wait_finished(client: TestClient, headers: Headers, path: str) -> dict[str, Any]:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        body: dict[str, Any] = client.get(f"/api/v1{path}", headers=headers).json()
-        if body["status"] in FINISHED:
-            return body
-        assert time.monotonic() < deadline, f"{path} still {body['status']}: {body}"
-        time.sleep(0.1)
-
-
 def synthetic_batch(count: int, workers: int = 1) -> dict[str, Any]:
     return {
         "source": {"width": 48, "height": 32, "seed": 7, "count": count},
@@ -100,8 +96,8 @@ def test_a_job_and_a_batch_run_on_a_celery_worker_with_the_outputs_a_local_run_g
     ).json()
     batch = api.post("/api/v1/batches", headers=alice, json=synthetic_batch(12)).json()
 
-    job = wait_finished(api, alice, f"/jobs/{job['id']}")
-    batch = wait_finished(api, alice, f"/batches/{batch['id']}")
+    job = wait_until_finished(api, f"/api/v1/jobs/{job['id']}", alice)
+    batch = wait_until_finished(api, f"/api/v1/batches/{batch['id']}", alice)
 
     assert (job["status"], job["worker"], job["attempts"]) == ("succeeded", "worker-1", 1)
     result = api.get(f"/api/v1/jobs/{job['id']}/result", headers=alice).content
@@ -128,6 +124,31 @@ def test_a_job_and_a_batch_run_on_a_celery_worker_with_the_outputs_a_local_run_g
     assert f"nogil_bench_gil_enabled {float(runtime.is_gil_enabled())}" in served
 
 
+def test_a_batch_on_a_celery_worker_reports_the_cpu_and_peak_memory_of_its_chunks_together(
+    api: TestClient, worker: WorkerProcess
+) -> None:
+    """A batch's figures mean what they mean on the embedded executor: the pool start-ups and
+    CPU time of all that ran it, here added up over its chunks, and the highest peak RSS."""
+    alice = register_and_login(api, "alice@example.com")
+    created = api.post("/api/v1/batches", headers=alice, json=synthetic_batch(8)).json()
+
+    batch = wait_until_finished(api, f"/api/v1/batches/{created['id']}", alice)
+
+    jobs = api.get(
+        "/api/v1/jobs", headers=alice, params={"batch_id": batch["id"], "limit": 100}
+    ).json()["data"]
+    chunks = {job["setup_s"]: job for job in jobs}.values()  # each job has its chunk's figures
+    assert batch["status"] == "succeeded", batch
+    assert len(chunks) == 2  # 8 jobs in chunks of 4 tasks per pool worker, of 1
+    aggregates = batch["aggregates"]
+    assert aggregates["setup_s"] == pytest.approx(sum(chunk["setup_s"] for chunk in chunks))
+    for figure in ("cpu_user_s", "cpu_system_s"):
+        assert aggregates[figure] == pytest.approx(sum(chunk[figure] for chunk in chunks))
+    assert aggregates["cpu_user_s"] + aggregates["cpu_system_s"] > 0
+    assert aggregates["peak_rss_bytes"] == max(chunk["peak_rss_bytes"] for chunk in chunks)
+    assert aggregates["peak_rss_bytes"] > 0
+
+
 def test_a_task_delivered_twice_runs_its_job_once(
     api: TestClient, broker_settings: Settings, tmp_path: Path
 ) -> None:
@@ -144,11 +165,12 @@ def test_a_task_delivered_twice_runs_its_job_once(
     process = worker_for(broker_settings, tmp_path / "worker", "worker-1")
     process.start()
     try:
-        finished = wait_finished(api, alice, f"/jobs/{job['id']}")
-        deadline = time.monotonic() + WAIT_S
-        while "no longer queued" not in process.output():
-            assert time.monotonic() < deadline, process.output()
-            time.sleep(0.1)
+        finished = wait_until_finished(api, f"/api/v1/jobs/{job['id']}", alice)
+        wait_until(
+            lambda: "no longer queued" in process.output(),
+            "the second delivery to be dropped as no longer queued",
+            timeout_s=WAIT_S,
+        )
     finally:
         assert process.stop() == 0
 
@@ -168,10 +190,8 @@ def test_the_dispatcher_hands_queued_work_to_the_broker_once_and_again_when_requ
         response = client.post("/api/v1/batches", headers=alice, json=synthetic_batch(10, 2))
         assert response.status_code == 202
         engine = make_engine(app_settings)
-        deadline = time.monotonic() + WAIT_S
-        while queue_length() < 2:  # 10 jobs in chunks of 2 workers x 4 tasks: 8 + 2
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        # 10 jobs in chunks of 2 workers x 4 tasks: 8 + 2.
+        wait_until(lambda: queue_length() >= 2, "two tasks in the broker", timeout_s=WAIT_S)
         celery = make_celery(app_settings)
 
         assert queue_length() == 2
@@ -199,7 +219,7 @@ def test_a_task_no_dispatcher_sends_is_dropped_with_why_and_the_worker_goes_on(
         celery.send_task(RUN_TASK, args=args, queue=EXECUTIONS_QUEUE)
     alice = register_and_login(api, "alice@example.com")
     job = api.post("/api/v1/jobs", headers=alice, json=synthetic_job()).json()
-    assert wait_finished(api, alice, f"/jobs/{job['id']}")["status"] == "succeeded"
+    assert wait_until_finished(api, f"/api/v1/jobs/{job['id']}", alice)["status"] == "succeeded"
     log = worker.output()
     assert "task dropped: no kind of work named 'report'" in log
     assert "task dropped: not a work id" in log
@@ -271,19 +291,6 @@ def test_celery_and_the_redis_client_keep_the_gil_off() -> None:
         assert not sys._is_gil_enabled()
 
 
-# A sitecustomize that makes importing Celery's shell-only dependencies fail.
-REFUSE_SHELL_MODULES = """
-import sys
-
-class RefuseShellModules:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in {"click_repl", "prompt_toolkit", "wcwidth"}:
-            raise ImportError(f"{name} is not in the production image")
-
-sys.meta_path.insert(0, RefuseShellModules())
-"""
-
-
 def test_the_worker_takes_celery_options_without_celerys_shell_modules(
     broker_settings: Settings, tmp_path: Path
 ) -> None:
@@ -313,12 +320,15 @@ def test_readiness_checks_the_broker_and_metrics_show_its_queue(
         client.post("/api/v1/batches", headers=alice, json=synthetic_batch(5, 1))  # 2 chunks
 
         ready = client.get("/health/ready")
-        deadline = time.monotonic() + WAIT_S
-        while 'nogil_bench_broker_queue_depth{queue="nogil-bench.executions"} 2.0' not in (
-            metrics := client.get("/metrics").text
-        ):
-            assert time.monotonic() < deadline, metrics
-            time.sleep(0.05)
+
+        def metrics_with_two_tasks() -> str:
+            text = client.get("/metrics").text
+            depth = 'nogil_bench_broker_queue_depth{queue="nogil-bench.executions"} 2.0'
+            return text if depth in text else ""
+
+        metrics = wait_until(
+            metrics_with_two_tasks, "/metrics to count two tasks in the broker", timeout_s=WAIT_S
+        )
 
     assert (ready.status_code, ready.json()["checks"]["broker"]) == (200, "ok")
     assert "nogil_bench_workers_running 0.0" in metrics
@@ -351,10 +361,11 @@ def test_sigterm_to_a_worker_puts_its_running_benchmark_back_and_another_worker_
         },
     ).json()
     path = f"/api/v1/benchmarks/{benchmark['id']}"
-    deadline = time.monotonic() + WAIT_S
-    while api.get(path, headers=alice).json()["status"] != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until(
+        lambda: api.get(path, headers=alice).json()["status"] == "running",
+        "the benchmark to run on the first worker",
+        timeout_s=WAIT_S,
+    )
 
     assert first.stop() == 0  # Celery's warm shutdown
     stopped = api.get(path, headers=alice).json()
@@ -363,7 +374,7 @@ def test_sigterm_to_a_worker_puts_its_running_benchmark_back_and_another_worker_
     second = worker_for(broker_settings, tmp_path / "second", "second")
     second.start()
     try:
-        finished = wait_finished(api, alice, path.removeprefix("/api/v1"))
+        finished = wait_until_finished(api, path, alice)
     finally:
         assert second.stop() == 0
     assert (finished["status"], finished["worker"], finished["attempts"]) == (
@@ -388,17 +399,22 @@ def test_work_a_restarted_broker_lost_is_handed_out_again_after_redispatch_secon
         ).json()
         engine = make_engine(paused)
         celery = make_celery(paused)
-        deadline = time.monotonic() + WAIT_S
-        while redis_server.client().llen(EXECUTIONS_QUEUE) != 1:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(
+            lambda: redis_server.client().llen(EXECUTIONS_QUEUE) == 1,
+            "the job's task in the broker",
+            timeout_s=WAIT_S,
+        )
         # The service's own dispatcher stops here: on a slow host its next pass could come
         # after REDISPATCH_SECONDS and hand the job out in the test's place.
         client.app.state.executor.stop(timeout_s=10)  # type: ignore[attr-defined]
 
         redis_server.client().flushall()  # Redis restarted without persistence
         assert dispatch_pending(engine, paused, celery) == 0  # too early to tell
-        time.sleep(0.6)
+        with writing(engine) as session:  # REDISPATCH_SECONDS pass
+            stored = session.get(Job, uuid.UUID(job["id"]))
+            assert stored is not None
+            assert stored.dispatched_at is not None
+            stored.dispatched_at -= timedelta(seconds=paused.REDISPATCH_SECONDS)
         assert dispatch_pending(engine, paused, celery) == 1
         assert redis_server.client().llen(EXECUTIONS_QUEUE) == 1
         with Session(engine) as session:

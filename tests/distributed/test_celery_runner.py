@@ -5,12 +5,16 @@ the queue are not what the run asks for."""
 import os
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 from unittest.mock import ANY
 
 import pytest
 import redis
+from celery.result import GroupResult
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -23,8 +27,16 @@ from nogil_bench.benchmarks.service import check_request
 from nogil_bench.core import runtime
 from nogil_bench.core.config import Settings, get_settings
 from nogil_bench.core.errors import InvalidInputError
-from nogil_bench.distributed import registry
-from nogil_bench.distributed.sealed import ForgedPayloadError, seal, unseal
+from nogil_bench.distributed import registry, sealed
+from nogil_bench.distributed.celery_app import MAP_TASK, TASK_QUEUES, make_celery
+from nogil_bench.distributed.sealed import (
+    ExpiredSealError,
+    ForgedPayloadError,
+    Label,
+    MisdirectedSealError,
+    seal,
+    unseal,
+)
 from nogil_bench.main import create_app
 from nogil_bench.runners import TaskFailedError, get_runner
 from nogil_bench.runners.celery import CeleryRunner, CeleryWorkersError
@@ -32,11 +44,11 @@ from nogil_bench.runners.sequential import SequentialRunner
 from nogil_bench.workloads.fib import fib
 from nogil_bench.workloads.images import ImageJob, SyntheticSource, output_digests, validate_steps
 from nogil_bench.workloads.model import Step
-from tests.api.conftest import register_and_login
-from tests.api.test_jobs import PURE_PIPELINE, expected_png
-from tests.distributed.test_celery import REFUSE_SHELL_MODULES, wait_finished
-from tests.live_server import NOGIL_BENCH
-from tests.redis_server import RedisServer, WorkerProcess
+from tests.utils.api import PURE_PIPELINE, expected_png, register_and_login, wait_until_finished
+from tests.utils.live_server import NOGIL_BENCH
+from tests.utils.redis_server import RedisServer, WorkerProcess
+from tests.utils.waiting import wait_until
+from tests.utils.workers import REFUSE_SHELL_MODULES
 
 SECRET = "celery-runner-tests-" + "s" * 32
 STEPS = validate_steps([Step("box_blur", {"radius": 1}), Step("sepia")])
@@ -177,17 +189,163 @@ class Tripwire:
         return tripwire, ()
 
 
-def test_a_payload_sealed_with_another_key_is_refused_before_it_is_unpickled() -> None:
-    sealed = seal(Tripwire(), b"someone else's key")
+KEY = b"the service's key"
+TASK = Label("task", "task-1", time.time() + 3600)
+
+
+@pytest.fixture
+def unpickled() -> list[str]:
+    """What the Tripwires unpickled in this test."""
+    UNPICKLED.clear()
+    return UNPICKLED
+
+
+def test_a_payload_sealed_with_another_key_is_refused_before_it_is_unpickled(
+    unpickled: list[str],
+) -> None:
+    forged = seal(Tripwire(), b"someone else's key", TASK)
 
     with pytest.raises(ForgedPayloadError, match="share NOGIL_BENCH_SECRET_KEY"):
-        unseal(sealed, b"the service's key")
-    altered = seal(Tripwire(), b"the service's key")[:-8] + "AAAAAAA="
+        unseal(forged, KEY, purpose="task", task_id="task-1")
+    altered = seal(Tripwire(), KEY, TASK)[:-8] + "AAAAAAA="
     with pytest.raises(ForgedPayloadError):
-        unseal(altered, b"the service's key")
-    assert UNPICKLED == []  # neither was unpickled
-    assert unseal(seal(Tripwire(), b"the service's key"), b"the service's key") == "tripped"
-    assert UNPICKLED == ["unpickled"]
+        unseal(altered, KEY, purpose="task", task_id="task-1")
+    assert unpickled == []  # neither was unpickled
+    opened = unseal(seal(Tripwire(), KEY, TASK), KEY, purpose="task", task_id="task-1")
+    assert opened == ("tripped", TASK)
+    assert unpickled == ["unpickled"]
+
+
+@pytest.mark.parametrize(
+    ("label", "refusal", "message"),
+    [
+        (
+            Label("reply", "task-1", TASK.expires_at),
+            MisdirectedSealError,
+            "a reply seal was offered as a task",
+        ),
+        (
+            Label("task", "task-2", TASK.expires_at),
+            MisdirectedSealError,
+            "a task sealed for task task-2 was offered for task task-1",
+        ),
+        (
+            Label("task", "task-1", time.time() - 5),
+            ExpiredSealError,
+            r"the task for task task-1 expired \d+\.\d s ago",
+        ),
+    ],
+    ids=["other-purpose", "other-task", "expired"],
+)
+def test_a_genuine_seal_for_another_purpose_task_or_past_its_deadline_is_refused_unopened(
+    label: Label, refusal: type[ForgedPayloadError], message: str, unpickled: list[str]
+) -> None:
+    with pytest.raises(refusal, match=message):
+        unseal(seal(Tripwire(), KEY, label), KEY, purpose="task", task_id="task-1")
+
+    assert unpickled == []
+
+
+@pytest.fixture
+def sent_and_replied(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[str]]:
+    """What the runner seals (its tasks) and the replies it receives, from here on."""
+    sent: list[str] = []
+    replied: list[str] = []
+    real_seal, real_join = sealed.seal, GroupResult.join
+
+    def recording_seal(*args: Any) -> str:
+        sent.append(real_seal(*args))
+        return sent[-1]
+
+    def recording_join(self: GroupResult, *args: Any, **kwargs: Any) -> list[Any]:
+        replies = real_join(self, *args, **kwargs)
+        replied.extend(replies)
+        return replies
+
+    monkeypatch.setattr(sealed, "seal", recording_seal)
+    monkeypatch.setattr(GroupResult, "join", recording_join)
+    return sent, replied
+
+
+def replay(monkeypatch: pytest.MonkeyPatch, replies: list[str]) -> None:
+    """From here on, the runner receives `replies` instead of what its tasks answer, as if
+    someone who can write to the broker put them there."""
+
+    def replaying_join(self: GroupResult, *args: Any, **kwargs: Any) -> list[Any]:
+        real_join(self, *args, **kwargs)
+        return replies
+
+    real_join = GroupResult.join
+    monkeypatch.setattr(GroupResult, "join", replaying_join)
+
+
+def test_a_reply_replayed_for_another_task_is_refused(
+    task_broker: str,
+    sent_and_replied: tuple[list[str], list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, replied = sent_and_replied
+    with get_runner("celery-threads")(2) as runner:
+        assert runner.map(fib, [10]) == [55]
+        replay(monkeypatch, replied)
+
+        with pytest.raises(ForgedPayloadError, match=r"a reply sealed for task \S+ was offered"):
+            runner.map(fib, [12])
+
+
+def test_a_task_seal_offered_as_its_own_reply_is_refused(
+    task_broker: str,
+    sent_and_replied: tuple[list[str], list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent, _ = sent_and_replied
+    replay(monkeypatch, sent)  # each task's payload comes back as its reply
+
+    with (
+        get_runner("celery-threads")(2) as runner,
+        pytest.raises(ForgedPayloadError, match="a task seal was offered as a reply"),
+    ):
+        runner.map(fib, [12])
+
+
+def test_a_reply_opened_after_its_runs_deadline_is_refused(
+    task_broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_join, timeout_s = GroupResult.join, get_settings().EXECUTION_TIMEOUT_SECONDS
+
+    def join_then_outlive_the_deadline(self: GroupResult, *args: Any, **kwargs: Any) -> Any:
+        replies = real_join(self, *args, **kwargs)
+        later = SimpleNamespace(time=lambda: time.time() + timeout_s + 1)
+        monkeypatch.setattr(sealed, "time", later, raising=False)
+        return replies
+
+    monkeypatch.setattr(GroupResult, "join", join_then_outlive_the_deadline)
+
+    with (
+        get_runner("celery-threads")(2) as runner,
+        pytest.raises(ForgedPayloadError, match=r"the reply for task \S+ expired"),
+    ):
+        runner.map(fib, [12])
+
+
+def test_a_task_replayed_under_another_task_id_is_refused_by_the_worker(
+    task_broker: str, sent_and_replied: tuple[list[str], list[str]]
+) -> None:
+    sent, _ = sent_and_replied
+    with get_runner("celery-threads")(2) as runner:
+        assert runner.map(fib, [10]) == [55]
+    app = make_celery(get_settings())
+    try:
+        replayed = app.send_task(
+            MAP_TASK, args=(sent[0],), queue=TASK_QUEUES["threads"], task_id=str(uuid.uuid4())
+        )
+        outcome = replayed.get(timeout=30, propagate=False)
+        replayed.forget()
+    finally:
+        app.close()
+
+    assert isinstance(outcome, ForgedPayloadError)
+    assert "a task sealed for task" in str(outcome)
 
 
 def test_a_task_that_kills_its_prefork_process_fails_instead_of_returning_to_the_queue(
@@ -215,7 +373,16 @@ def test_a_map_with_no_results_within_the_execution_timeout_is_refused_naming_it
             runner.map(time.sleep, [1.5, 1.5])
     finally:
         get_settings.cache_clear()
-    time.sleep(1.5)  # the sleeping tasks finish before the next test maps its own
+    # The sleeping tasks run on (a thread pool cannot revoke them): the next test's map waits
+    # for none of them.
+    app = make_celery(get_settings())
+    try:
+        wait_until(
+            lambda: not any((app.control.inspect(timeout=1).active() or {}).values()),
+            "the task workers to finish the timed-out tasks",
+        )
+    finally:
+        app.close()
 
 
 @pytest.mark.parametrize("option", ["-c8", "-Q", "--autoscale=4,1", "--hostname=other"])
@@ -341,7 +508,7 @@ def test_a_batch_on_a_celery_runner_runs_through_an_execution_worker_that_never_
                 for runner in ("celery-threads", "celery-prefork")
             }
             for runner, batch in batches.items():
-                finished = wait_finished(api, alice, f"/batches/{batch['id']}")
+                finished = wait_until_finished(api, f"/api/v1/batches/{batch['id']}", alice)
                 assert finished["status"] == "succeeded", (runner, finished)
                 jobs = api.get(
                     "/api/v1/jobs", headers=alice, params={"batch_id": batch["id"]}

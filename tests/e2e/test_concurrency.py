@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.api.test_jobs import PURE_PIPELINE, expected_png, png
-from tests.e2e.test_restarts import API, PASSWORD, SECRET_KEY, Client, sha256
-from tests.live_server import LiveServer
+from tests.utils.api import PURE_PIPELINE, expected_png, png
+from tests.utils.live_client import API, PASSWORD, SECRET_KEY, Client, sha256
+from tests.utils.live_server import LiveServer
 
 READ_BUDGET_S = 2.0
 LEASE_SECONDS = "2"

@@ -10,11 +10,10 @@ every job still ends with the right output.
   work of a dead boot.
 """
 
-import hashlib
 import signal
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,66 +21,9 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.api.test_jobs import PURE_PIPELINE, expected_png
-from tests.live_server import LiveServer
-
-API = "/api/v1"
-SECRET_KEY = "a-test-secret-that-outlives-restarts-0123456789"
-PASSWORD = "a fine password"
-POLL_TIMEOUT_S = 120.0
-
-type Headers = dict[str, str]
-
-
-class Client:
-    """One user's view of the live service, kept across its restarts (same port, same key)."""
-
-    def __init__(self, server: LiveServer) -> None:
-        self.server = server
-        email = "restarts@example.com"
-        credentials = {"email": email, "password": PASSWORD}
-        registered = httpx2.post(f"{server.url}{API}/auth/register", json=credentials)
-        assert registered.status_code == 201, registered.text
-        token = httpx2.post(
-            f"{server.url}{API}/auth/token", data={"username": email, "password": PASSWORD}
-        ).json()["access_token"]
-        self.headers: Headers = {"Authorization": f"Bearer {token}"}
-
-    def post(self, path: str, **kwargs: Any) -> httpx2.Response:
-        url = f"{self.server.url}{API}{path}"
-        return httpx2.post(url, headers=self.headers, timeout=30, **kwargs)
-
-    def get(self, path: str, **kwargs: Any) -> httpx2.Response:
-        url = f"{self.server.url}{API}{path}"
-        return httpx2.get(url, headers=self.headers, timeout=30, **kwargs)
-
-    def submit_batch(self, count: int, side: int, runner: str) -> str:
-        body = {
-            "source": {"count": count, "width": side, "height": side, "seed": 100},
-            "pipeline": PURE_PIPELINE,
-            "runner": runner,
-            "workers": 2,
-        }
-        response = self.post("/batches", json=body)
-        assert response.status_code == 202, response.text
-        batch_id: str = response.json()["id"]
-        return batch_id
-
-    def wait_for(
-        self, batch_id: str, condition: Callable[[dict[str, Any]], bool], what: str
-    ) -> dict[str, Any]:
-        """Polls the batch until `condition(batch)` holds."""
-        deadline = time.monotonic() + POLL_TIMEOUT_S
-        while True:
-            batch: dict[str, Any] = self.get(f"/batches/{batch_id}").json()
-            if condition(batch):
-                return batch
-            assert time.monotonic() < deadline, f"never {what}: {batch['progress']}"
-            time.sleep(0.02)
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+from tests.utils.api import PURE_PIPELINE, expected_png
+from tests.utils.live_client import SECRET_KEY, Client, sha256
+from tests.utils.live_server import LiveServer
 
 
 def chunk_running(batch: dict[str, Any]) -> bool:

@@ -13,9 +13,8 @@ from fastapi.testclient import TestClient
 
 from nogil_bench.core.config import Settings
 from nogil_bench.main import create_app
-from tests.api.conftest import register_and_login
-from tests.api.test_jobs import PURE_PIPELINE, expected_png
-from tests.redis_server import WorkerProcess
+from tests.utils.api import PURE_PIPELINE, expected_png, register_and_login
+from tests.utils.redis_server import WorkerProcess
 
 IMAGES = 40
 SIDE = 128  # ~0.1-0.3 s per image here: a chunk of 4 runs long enough to be killed mid-way
@@ -33,7 +32,6 @@ def cluster_settings(tmp_path: Path, postgres_url: str, broker_url: str) -> Sett
         FILE_STORE="database",
         LEASE_SECONDS=3.0,
         EXECUTOR_POLL_SECONDS=0.2,
-        BCRYPT_ROUNDS=4,
         _env_file=None,
     )
 

@@ -118,10 +118,15 @@ def test_interpreters_keep_working_after_refusing_work() -> None:
         assert runner.map(fib, [10]) == [55]
 
 
-def test_every_runner_class_satisfies_the_base_runner_protocol() -> None:
-    runners: list[type[BaseRunner]] = [RUNNERS[name] for name in LOCAL_RUNNERS]
+def test_only_subinterpreters_cannot_load_native_extensions() -> None:
+    native = {name: runner.runs_native_extensions for name, runner in RUNNERS.items()}
 
-    for runner_class in runners:
-        assert isinstance(runner_class.runs_native_extensions, bool)
-        with runner_class(1) as runner:
-            assert runner.workers == 1
+    assert native == {name: name != "interpreters" for name in RUNNERS}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_local_runner_opens_with_the_workers_it_was_given(name: str) -> None:
+    runner_class: type[BaseRunner] = RUNNERS[name]
+
+    with runner_class(2) as runner:
+        assert runner.workers == 2

@@ -16,7 +16,6 @@ from nogil_bench.runners import LOCAL_RUNNERS, RUNNERS, UnsupportedWorkError, ge
 from nogil_bench.workloads import images
 from nogil_bench.workloads.images import (
     OPERATIONS,
-    ImageJob,
     InvalidImageError,
     SyntheticSource,
     combine_digests,
@@ -28,16 +27,9 @@ from nogil_bench.workloads.images import (
     validate_steps,
 )
 from nogil_bench.workloads.model import InvalidStepError, OpKind, Step
+from tests.utils.images import NATIVE, PURE, jobs
 
-PURE = validate_steps([Step("box_blur", {"radius": 2}), Step("sepia"), Step("invert")])
-NATIVE = validate_steps(
-    [Step("gaussian_blur"), Step("sharpen"), Step("edge_detect"), Step("rotate"), Step("resize")]
-)
 MIXED = validate_steps([Step("grayscale"), Step("box_blur", {"radius": 1})])
-
-
-def jobs(steps: tuple[Step, ...], count: int = 5) -> list[ImageJob]:
-    return [ImageJob(SyntheticSource(40, 30, seed), steps) for seed in range(count)]
 
 
 def png_bytes(image: Image.Image, image_format: str = "PNG") -> bytes:
@@ -76,7 +68,7 @@ def test_native_and_mixed_jobs_give_identical_bytes_on_every_runner_that_loads_p
 CROSS_MODE_SCRIPT = """
 import json
 from nogil_bench.runners import LOCAL_RUNNERS, RUNNERS
-from tests.workloads.test_images import PURE, NATIVE, jobs
+from tests.utils.images import PURE, NATIVE, jobs
 from nogil_bench.workloads.images import digest, run_jobs
 
 def main():

@@ -9,12 +9,26 @@ from nogil_bench.auth.models import User
 from nogil_bench.auth.schemas import Token, UserCreate, UserPublic
 from nogil_bench.core.db import EngineDep
 from nogil_bench.core.deps import SettingsDep
-from nogil_bench.core.errors import NotAuthenticatedError
-from nogil_bench.core.openapi import BODY_ERRORS, UNAUTHENTICATED, error_response
+from nogil_bench.core.errors import ErrorPublic, NotAuthenticatedError
+from nogil_bench.core.openapi import BODY_ERRORS, UNAUTHENTICATED, Responses, error_response
 from nogil_bench.core.ratelimit import RateLimiter
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 users_router = APIRouter(prefix="/users", tags=["users"], responses=UNAUTHENTICATED)
+
+
+def rate_limited(description: str) -> Responses:
+    return {
+        429: {
+            "model": ErrorPublic,
+            "description": f"{description}; retry after `Retry-After` seconds",
+            "headers": {"Retry-After": {"required": True, "schema": {"type": "integer"}}},
+        }
+    }
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 @router.post(
@@ -22,9 +36,19 @@ users_router = APIRouter(prefix="/users", tags=["users"], responses=UNAUTHENTICA
     status_code=status.HTTP_201_CREATED,
     response_model=UserPublic,
     summary="Create an account",
-    responses={**error_response(409, "The email is taken"), **BODY_ERRORS},
+    responses={
+        **error_response(409, "The email is taken"),
+        **BODY_ERRORS,
+        **rate_limited("Too many accounts created from this address"),
+    },
 )
-def register(engine: EngineDep, settings: SettingsDep, user_create: UserCreate) -> User:
+def register(
+    request: Request, engine: EngineDep, settings: SettingsDep, user_create: UserCreate
+) -> User:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter.hit(
+        settings.REGISTER_RATE_LIMIT, "register-from", client_address(request), what="registrations"
+    )
     return service.create_user(engine=engine, user_create=user_create, settings=settings)
 
 
@@ -34,11 +58,7 @@ def register(engine: EngineDep, settings: SettingsDep, user_create: UserCreate) 
     responses={
         401: {**UNAUTHENTICATED[401], "description": "Wrong email or password"},
         **BODY_ERRORS,
-        429: {
-            "description": "Too many failed logins for this email, or attempts from this "
-            "address; retry after `Retry-After` seconds",
-            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-        },
+        **rate_limited("Too many failed logins for this email, or attempts from this address"),
     },
 )
 def login(
@@ -49,8 +69,9 @@ def login(
 ) -> Token:
     limiter: RateLimiter = request.app.state.rate_limiter
     email = service.normalize_email(form.username)
-    client = request.client.host if request.client else "unknown"
-    limiter.hit(settings.LOGIN_RATE_LIMIT, "login-from", client, what="login attempts")
+    limiter.hit(
+        settings.LOGIN_RATE_LIMIT, "login-from", client_address(request), what="login attempts"
+    )
     limiter.check(settings.LOGIN_FAILURE_LIMIT, "login-failed", email, what="failed logins")
     user = service.authenticate(
         engine=engine, email=form.username, password=form.password, settings=settings

@@ -31,10 +31,9 @@ def create_user(*, engine: Engine, user_create: UserCreate, settings: Settings) 
     email = normalize_email(user_create.email)
     if get_user_by_email(engine=engine, email=email) is not None:
         raise EmailTakenError(email)
-    # bcrypt takes a while on purpose: outside any transaction.
+    # Hashing takes a while on purpose: outside any transaction.
     user = User(
-        email=email,
-        hashed_password=security.hash_password(user_create.password, rounds=settings.BCRYPT_ROUNDS),
+        email=email, hashed_password=security.hash_password(user_create.password, settings=settings)
     )
     try:
         return write(engine, lambda session: add(session, user))
@@ -50,10 +49,15 @@ def add[T: SQLModel](session: Session, row: T) -> T:
 def authenticate(*, engine: Engine, email: str, password: str, settings: Settings) -> User | None:
     user = get_user_by_email(engine=engine, email=email)
     # Verified even when there is no user (against a dummy hash): equal time either way.
-    valid = security.verify_password(
-        password, user.hashed_password if user else None, rounds=settings.BCRYPT_ROUNDS
+    valid, new_hash = security.verify_password(
+        password, user.hashed_password if user else None, settings=settings
     )
-    return user if user is not None and valid else None
+    if user is None or not valid:
+        return None
+    if new_hash is not None:  # made by bcrypt or at another cost: replaced by today's hash
+        user.hashed_password = new_hash
+        write(engine, lambda session: session.merge(user))
+    return user
 
 
 def issue_token(*, user_id: uuid.UUID, settings: Settings) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from nogil_bench.workloads.model import Step
+from nogil_bench.workloads.model import Step, steps_from_json
 
 # Not a runner: K independent sequential processes, each with a K-th of the work, started
 # together. Nothing is shared, so no concurrency model can beat it on this host (the ceiling).
@@ -53,15 +53,12 @@ class Config:
 
 
 def image_set_from_json(document: Mapping[str, Any]) -> ImageSet:
-    pipeline = tuple(
-        Step(step["op"], dict(step.get("params", {}))) for step in document["pipeline"]
-    )
     return ImageSet(
         int(document["count"]),
         int(document["width"]),
         int(document["height"]),
         int(document["seed"]),
-        pipeline,
+        steps_from_json(document["pipeline"]),
     )
 
 

@@ -32,7 +32,6 @@ from nogil_bench.bench.supervisor import (
     Configuration,
     Finished,
     MeasurementError,
-    Ran,
     Ready,
     RunTimeoutError,
     WorkerFailedError,
@@ -143,8 +142,8 @@ class _Session:
         self.started = time.monotonic()
         self.configurations: list[Configuration] = []
         self.ready: list[Ready] = []
-        self.ran: list[list[Ran]] = [[] for _ in plan]
-        self.stolen: list[list[float | None]] = [[] for _ in plan]
+        self.runs: list[list[RunRecord]] = [[] for _ in plan]
+        self.digests: list[str] = ["" for _ in plan]  # each configuration's first run's
 
     @property
     def elapsed_s(self) -> float:
@@ -179,27 +178,25 @@ class _Session:
                     raise DeadlineExceededError(
                         f"the {self.deadline_s:g} s deadline passed before one round was done"
                     )
-                for runs in self.ran:
+                for runs in self.runs:
                     del runs[round_index:]  # a round some configurations missed pairs nothing
-                for shares in self.stolen:
-                    del shares[round_index:]
                 return False
-            before = read_cpu_jiffies()
-            run = self.configurations[index].run(self.run_timeout_s)
-            self.stolen[index].append(steal_share(before, read_cpu_jiffies()))
-            self.ran[index].append(run)
-            if run.digest != self.ran[index][0].digest:
+            run, digest = self.configurations[index].run(self.run_timeout_s)
+            if not self.runs[index]:
+                self.digests[index] = digest
+            elif digest != self.digests[index]:
                 raise WorkerFailedError(f"{self.plan[index].title}: outputs differ between runs")
+            self.runs[index].append(run)
         return True
 
     def rows(self, finished: Sequence[Finished | None] | None = None) -> list[Row]:
         return [
-            _row(item, ready, ran, stolen, done)
-            for item, ready, ran, stolen, done in zip(
+            _row(item, ready, runs, digest, done)
+            for item, ready, runs, digest, done in zip(
                 self.plan,
                 self.ready,
-                self.ran,
-                self.stolen,
+                self.runs,
+                self.digests,
                 finished or [None] * len(self.plan),
                 strict=True,
             )
@@ -220,8 +217,8 @@ class _Session:
 def _row(
     item: Planned,
     ready: Ready,
-    ran: Sequence[Ran],
-    stolen: Sequence[float | None],
+    runs: Sequence[RunRecord],
+    digest: str,
     finished: Finished | None = None,
 ) -> Row:
     config = item.config
@@ -235,21 +232,9 @@ def _row(
         setup_s=ready.setup_s,
         teardown_s=finished.teardown_s if finished else 0.0,
         peak_rss_bytes=finished.peak_rss_bytes if finished else 0,
-        output_digest=ran[0].digest if ran else "",
+        output_digest=digest,
         warmups_s=ready.warmups_s,
-        runs=[
-            RunRecord(
-                run.wall_s,
-                run.cpu_user_s,
-                run.cpu_system_s,
-                run.ctx_voluntary,
-                run.ctx_involuntary,
-                run.task_s_p50,
-                run.task_s_p95,
-                steal,
-            )
-            for run, steal in zip(ran, stolen, strict=True)
-        ],
+        runs=list(runs),
         environment=ready.environment,
     )
 

@@ -18,7 +18,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from nogil_bench.bench.config import Config
+from nogil_bench.bench.host import read_cpu_jiffies, steal_share
 from nogil_bench.bench.plan import SEQUENTIAL, Planned
+from nogil_bench.bench.results import RunRecord
 from nogil_bench.workloads.images import combine_digests
 
 STDERR_TAIL_CHARS = 4000
@@ -42,20 +44,6 @@ class Ready:
     setup_s: float
     warmups_s: list[float]
     environment: dict[str, object]
-
-
-@dataclass(frozen=True, slots=True)
-class Ran:
-    """One run as the worker(s) reported it."""
-
-    wall_s: float
-    cpu_user_s: float
-    cpu_system_s: float
-    ctx_voluntary: int
-    ctx_involuntary: int
-    task_s_p50: float
-    task_s_p95: float
-    digest: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,10 +175,14 @@ class Configuration:
             environment=replies[0]["environment"],
         )
 
-    def run(self, timeout_s: float | None) -> Ran:
+    def run(self, timeout_s: float | None) -> tuple[RunRecord, str]:
+        """One run, as the worker(s) reported it with the host's steal meanwhile, and the
+        digest of its outputs."""
+        host_before = read_cpu_jiffies()
         for worker in self.workers:
             worker.send("run")
         replies = [worker.receive("run", timeout_s) for worker in self.workers]
+        stolen = steal_share(host_before, read_cpu_jiffies())
         if len(replies) == 1:
             digest = replies[0]["digest"]
         else:
@@ -199,7 +191,7 @@ class Configuration:
             digest = combine_digests(
                 [bytes.fromhex(output_hash) for reply in replies for output_hash in reply["hashes"]]
             )
-        return Ran(
+        run = RunRecord(
             wall_s=max(reply["wall_s"] for reply in replies),
             cpu_user_s=sum(reply["cpu_user_s"] for reply in replies),
             cpu_system_s=sum(reply["cpu_system_s"] for reply in replies),
@@ -208,8 +200,9 @@ class Configuration:
             # Percentiles do not combine exactly: the parts' median p50 and their largest p95.
             task_s_p50=statistics.median(reply["task_s_p50"] for reply in replies),
             task_s_p95=max(reply["task_s_p95"] for reply in replies),
-            digest=digest,
+            steal_share=stolen,
         )
+        return run, digest
 
     def finish(self, timeout_s: float | None) -> Finished:
         replies = []

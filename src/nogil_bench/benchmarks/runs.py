@@ -2,18 +2,20 @@
 one `scripts/bench_gil.py` uses: every configuration in a fresh worker process of this
 interpreter, started with `-X gil=0` or `-X gil=1`, measured in paired, interleaved rounds."""
 
+import statistics
 import uuid
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from loguru import logger
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from nogil_bench.bench.config import CEILING, Config, ImageSet
+from nogil_bench.bench.document import to_json
 from nogil_bench.bench.harness import MeasurementStoppedError, measure_matrix
 from nogil_bench.bench.plan import Matrix, Planned, this_interpreter
-from nogil_bench.bench.results import Finding, Measurement, Row
-from nogil_bench.bench.stats import Comparison
+from nogil_bench.bench.results import Measurement
 from nogil_bench.benchmarks.models import Benchmark
 from nogil_bench.benchmarks.schemas import (
     BenchmarkComparison,
@@ -27,17 +29,21 @@ from nogil_bench.core.models import Status, utc_now
 from nogil_bench.runners import UnsupportedWorkError, get_runner
 from nogil_bench.runners.sequential import SequentialRunner
 from nogil_bench.workloads.images import check_runner_can_run
-from nogil_bench.workloads.model import Step
+from nogil_bench.workloads.model import Step, steps_from_json
 
 SEQUENTIAL = SequentialRunner.name
 # The workload's name in the engine's rows and titles: a benchmark measures one image set.
 WORKLOAD = "images"
 
 
+def spec_steps(spec: BenchmarkSpec) -> tuple[Step, ...]:
+    return steps_from_json(step.model_dump() for step in spec.pipeline)
+
+
 def plan(spec: BenchmarkSpec) -> list[Planned]:
     """The engine's plan for the benchmark: sequential, each runner that can run the pipeline
     at each worker count, and the host's ceiling, in each GIL mode asked for."""
-    steps = tuple(Step(step.op, dict(step.params)) for step in spec.pipeline)
+    steps = spec_steps(spec)
     images = ImageSet(spec.count, spec.width, spec.height, spec.seed, steps)
     return Matrix(
         interpreters=[this_interpreter()],
@@ -72,7 +78,7 @@ def measure(
 
 def unsupported(spec: BenchmarkSpec) -> list[BenchmarkEntry]:
     """Entries for the runners that cannot run the pipeline (Pillow in subinterpreters)."""
-    steps = tuple(Step(step.op, dict(step.params)) for step in spec.pipeline)
+    steps = spec_steps(spec)
     entries = []
     for runner in spec.runners:
         try:
@@ -89,77 +95,88 @@ def unsupported(spec: BenchmarkSpec) -> list[BenchmarkEntry]:
 
 
 def report(measurement: Measurement, spec: BenchmarkSpec) -> BenchmarkReport:
-    """What the API shows and stores: an entry per configuration, every comparison with its
-    verdict, and how the measurement went."""
-    baselines = {row.gil: row for row in measurement.rows if row.runner == SEQUENTIAL}
-    entries = [_entry(row, baselines[row.gil], spec.count) for row in measurement.rows]
+    """What the API shows and stores, read from the engine's own document of the measurement
+    (`bench.document`): an entry per configuration, every comparison with its verdict, and how
+    the measurement went."""
+    document = to_json(measurement)
+    rows = document["configurations"]
+    baselines = {row["gil"]: row for row in rows if row["runner"] == SEQUENTIAL}
+    entries = [_entry(row, baselines[row["gil"]], spec.count) for row in rows]
     return BenchmarkReport(
         results=entries + unsupported(spec),
-        comparisons=[_comparison(finding) for finding in measurement.findings],
-        rounds=measurement.rounds,
-        stop=measurement.stop.value,
-        stop_text=measurement.stop_text,
-        steal_share=measurement.steal_share,
-        duration_s=measurement.duration_s,
+        comparisons=[_comparison(comparison) for comparison in document["comparisons"]],
+        rounds=document["rounds"],
+        stop=document["stop"],
+        stop_text=document["stop_text"],
+        steal_share=document["steal_share"],
+        duration_s=document["duration_s"],
     )
 
 
-def _entry(row: Row, baseline: Row, images: int) -> BenchmarkEntry:
-    summary = row.summary
-    speedup = _interval(row.speedup)
-    ceiling = _interval(row.ceiling_share)
+def _entry(row: dict[str, Any], baseline: dict[str, Any], images: int) -> BenchmarkEntry:
+    """A configuration from the document: its own figures, the medians of its runs' figures."""
+
+    def median_of(figure: str) -> float:
+        return statistics.median(float(run[figure]) for run in row["runs"])
+
+    is_baseline = row is baseline
+    speedup, speedup_ci = _interval(row["speedup"])
+    ceiling_share, ceiling_share_ci = _interval(row["ceiling_share"])
     return BenchmarkEntry(
-        runner=row.runner,
-        workers=row.workers,
-        gil=row.gil,
+        runner=row["runner"],
+        workers=row["workers"],
+        gil=row["gil"],
         outcome="succeeded",
-        setup_s=row.setup_s,
-        wall_s=summary.median,
-        wall_s_stdev=summary.stdev,
-        noisy=summary.noisy,
-        runs_wall_s=row.wall_s,
-        warmups_s=row.warmups_s,
-        cpu_user_s=row.median_of(lambda run: run.cpu_user_s),
-        cpu_system_s=row.median_of(lambda run: run.cpu_system_s),
-        ctx_voluntary=round(row.median_of(lambda run: run.ctx_voluntary)),
-        ctx_involuntary=round(row.median_of(lambda run: run.ctx_involuntary)),
-        peak_rss_bytes=row.peak_rss_bytes,
-        throughput_images_per_s=images / summary.median,
-        latency_p50_s=row.median_of(lambda run: run.task_s_p50),
-        latency_p95_s=row.median_of(lambda run: run.task_s_p95),
-        steal_share=row.steal_share_median,
-        speedup=1.0 if row is baseline else speedup[0],
-        speedup_ci=speedup[1],
-        speedup_verdict=None if row.speedup is None else row.speedup.text,
-        efficiency=1.0 if row is baseline else row.efficiency,
-        karp_flatt=row.karp_flatt,
-        ceiling_share=ceiling[0],
-        ceiling_share_ci=ceiling[1],
-        outputs_match=row.output_digest == baseline.output_digest,
+        setup_s=row["setup_s"],
+        wall_s=row["wall_s_median"],
+        wall_s_stdev=row["wall_s_stdev"],
+        noisy=row["noisy"],
+        runs_wall_s=row["wall_s"],
+        warmups_s=row["warmups_s"],
+        cpu_user_s=median_of("cpu_user_s"),
+        cpu_system_s=median_of("cpu_system_s"),
+        ctx_voluntary=round(median_of("ctx_voluntary")),
+        ctx_involuntary=round(median_of("ctx_involuntary")),
+        peak_rss_bytes=row["peak_rss_bytes"],
+        throughput_images_per_s=images / row["wall_s_median"],
+        latency_p50_s=median_of("task_s_p50"),
+        latency_p95_s=median_of("task_s_p95"),
+        steal_share=row["steal_share_median"],
+        speedup=1.0 if is_baseline else speedup,
+        speedup_ci=speedup_ci,
+        speedup_verdict=None if row["speedup"] is None else row["speedup"]["text"],
+        efficiency=1.0 if is_baseline else row["efficiency"],
+        karp_flatt=row["karp_flatt"],
+        ceiling_share=ceiling_share,
+        ceiling_share_ci=ceiling_share_ci,
+        outputs_match=row["output_digest"] == baseline["output_digest"],
     )
 
 
-def _interval(comparison: Comparison | None) -> tuple[float | None, tuple[float, float] | None]:
+def _ci(comparison: dict[str, Any]) -> tuple[float, float] | None:
+    if comparison["ci_low"] is None or comparison["ci_high"] is None:
+        return None
+    return comparison["ci_low"], comparison["ci_high"]
+
+
+def _interval(
+    comparison: dict[str, Any] | None,
+) -> tuple[float | None, tuple[float, float] | None]:
     if comparison is None:
         return None, None
-    if comparison.ci_low is None or comparison.ci_high is None:
-        return comparison.ratio, None
-    return comparison.ratio, (comparison.ci_low, comparison.ci_high)
+    return comparison["ratio"], _ci(comparison)
 
 
-def _comparison(finding: Finding) -> BenchmarkComparison:
-    comparison = finding.comparison
+def _comparison(comparison: dict[str, Any]) -> BenchmarkComparison:
     return BenchmarkComparison(
-        kind=finding.kind.value,
-        baseline=comparison.baseline,
-        candidate=comparison.candidate,
-        pairs=comparison.n,
-        ratio=comparison.ratio,
-        ci=None
-        if comparison.ci_low is None or comparison.ci_high is None
-        else (comparison.ci_low, comparison.ci_high),
-        verdict=comparison.verdict.value,
-        text=comparison.text,
+        kind=comparison["kind"],
+        baseline=comparison["baseline"],
+        candidate=comparison["candidate"],
+        pairs=comparison["n"],
+        ratio=comparison["ratio"],
+        ci=_ci(comparison),
+        verdict=comparison["verdict"],
+        text=comparison["text"],
     )
 
 

@@ -3,7 +3,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from nogil_bench.bench.chart import ChartPoint, render_speedup_chart
 from nogil_bench.bench.config import CEILING
@@ -23,10 +23,9 @@ from nogil_bench.core.db import get_owned, newest_first, write
 from nogil_bench.core.errors import (
     ConflictError,
     InvalidInputError,
-    NotFoundError,
 )
 from nogil_bench.core.idempotency import Answer, Submission, fingerprint, submit_once
-from nogil_bench.core.models import Status, cancel_queued, check_queue_room
+from nogil_bench.core.models import cancel_or_delete, check_queue_room
 from nogil_bench.jobs import service as job_service
 from nogil_bench.jobs.schemas import StepIn
 from nogil_bench.runners import LOCAL_RUNNERS, get_runner
@@ -141,21 +140,10 @@ def list_benchmarks(
 def delete_benchmark(*, engine: Engine, benchmark: Benchmark) -> Benchmark | None:
     """Cancel a queued benchmark (returned, now cancelled), or delete a finished one (None).
     A benchmark has no files: its chart is drawn from its results when asked for."""
-
-    def cancel_or_delete(session: Session) -> Benchmark | None:
-        if cancel_queued(session, Benchmark, col(Benchmark.id) == benchmark.id):
-            return session.get(Benchmark, benchmark.id)
-        row = session.get(Benchmark, benchmark.id, with_for_update=True)
-        if row is None:
-            raise NotFoundError(f"no benchmark {benchmark.id}")
-        if row.status is Status.RUNNING:
-            raise ConflictError(
-                f"benchmark {benchmark.id} is running; it can be deleted once it finishes"
-            )
-        session.delete(row)
-        return None
-
-    return write(engine, cancel_or_delete)
+    return write(
+        engine,
+        lambda session: cancel_or_delete(session, Benchmark, benchmark.id, noun="benchmark"),
+    )
 
 
 def describe(benchmark: Benchmark) -> BenchmarkPublic:

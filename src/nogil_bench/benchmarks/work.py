@@ -3,12 +3,11 @@
 import uuid
 from typing import ClassVar
 
-from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from nogil_bench.benchmarks import runs
 from nogil_bench.benchmarks.models import Benchmark
-from nogil_bench.core.models import QueuedWork, Status, utc_now
+from nogil_bench.core.models import QueuedWork, fail_unfinished
 from nogil_bench.core.work import Context, WorkKind
 
 
@@ -29,8 +28,6 @@ class Benchmarks(WorkKind):
         session.exec(select(Benchmark.id).where(Benchmark.id == work_id).with_for_update()).all()
 
     def fail(self, session: Session, work_id: uuid.UUID, boot_id: uuid.UUID, error: str) -> None:
-        session.execute(
-            update(Benchmark)
-            .where(col(Benchmark.id) == work_id, col(Benchmark.boot_id) == boot_id)
-            .values(status=Status.FAILED, error=error, finished_at=utc_now())
+        fail_unfinished(
+            session, Benchmark, col(Benchmark.id) == work_id, boot_id=boot_id, error=error
         )

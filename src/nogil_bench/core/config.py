@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     SQLITE_BUSY_TIMEOUT_MS: int = Field(
         default=10_000, ge=0, description="How long a writer waits for the lock before failing."
     )
+    WRITE_LOCK_TIMEOUT_SECONDS: float = Field(
+        default=10,
+        gt=0,
+        description="How long a writer waits for its turn among this process's SQLite writers "
+        "before answering 503 with Retry-After.",
+    )
     WORKER_THREADS: int = Field(
         default=40,
         ge=1,
@@ -102,6 +108,10 @@ class Settings(BaseSettings):
     LOGIN_RATE_LIMIT: str = Field(
         default="60/minute", description="Login attempts per client address; above it, 429."
     )
+    REGISTER_RATE_LIMIT: str = Field(
+        default="10/minute;100/day",
+        description="Accounts created per client address; above it, 429.",
+    )
     IDEMPOTENCY_KEY_TTL_HOURS: int = Field(
         default=24, ge=1, description="How long an Idempotency-Key is remembered."
     )
@@ -113,8 +123,17 @@ class Settings(BaseSettings):
         "development (tokens then die with the process).",
     )
     ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=60, ge=1, le=60 * 24 * 30)
-    BCRYPT_ROUNDS: int = Field(
-        default=12, ge=4, le=16, description="bcrypt's cost; each step doubles the work."
+    # OWASP's minimum for Argon2id (19 MiB, 2 passes, 1 lane): each login or registration
+    # holds the memory while it hashes, on one of WORKER_THREADS.
+    ARGON2_TIME_COST: int = Field(
+        default=2, ge=1, le=10, description="Argon2id's passes over its memory, per hash."
+    )
+    ARGON2_MEMORY_KIB: int = Field(
+        default=19_456,
+        ge=8,
+        le=1024 * 1024,
+        description="Argon2id's memory per hash, in KiB. Changing a cost re-hashes each "
+        "password at its next login, as it does the bcrypt hashes of older accounts.",
     )
 
     # Jobs
@@ -124,6 +143,12 @@ class Settings(BaseSettings):
     )
     MAX_WORKERS: int = Field(default=8, ge=1, le=256, description="Largest pool a job may ask.")
     MAX_BATCH_IMAGES: int = Field(default=256, ge=1, description="Images per batch or benchmark.")
+    MAX_BATCH_REQUEST_BYTES: int = Field(
+        default=256 * MIB,
+        ge=1,
+        description="A whole POST /batches body, every image and the form around them; above "
+        "it, 413. At least MAX_UPLOAD_BYTES. Uploads are spooled to temporary files on disk.",
+    )
     MAX_SYNTHETIC_SIDE: int = Field(
         default=4096, ge=1, description="Widest and tallest synthetic image, in pixels."
     )
@@ -163,6 +188,21 @@ class Settings(BaseSettings):
         "many days after they finish; 0 keeps them all.",
     )
 
+    # Metrics
+    METRICS_TOKEN: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="When set, GET /metrics needs 'Authorization: Bearer <this token>' (401 "
+        "otherwise). Unset, /metrics answers anyone, as Prometheus usually scrapes on a private "
+        "network; in production the service warns at start.",
+    )
+    METRICS_CACHE_SECONDS: float = Field(
+        default=5,
+        ge=0,
+        description="How long the figures /metrics reads from the database (and broker) are "
+        "reused: scrapes within it run no query. 0 reads at every scrape.",
+    )
+
     # Distributed execution (Celery on Redis)
     BROKER_URL: str | None = Field(
         default=None,
@@ -192,7 +232,9 @@ class Settings(BaseSettings):
 
     _secret_generated: bool = PrivateAttr(default=False)
 
-    @field_validator("SUBMISSION_RATE_LIMIT", "LOGIN_FAILURE_LIMIT", "LOGIN_RATE_LIMIT")
+    @field_validator(
+        "SUBMISSION_RATE_LIMIT", "LOGIN_FAILURE_LIMIT", "LOGIN_RATE_LIMIT", "REGISTER_RATE_LIMIT"
+    )
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:
         try:
@@ -200,6 +242,16 @@ class Settings(BaseSettings):
         except ValueError as error:
             raise ValueError(f"not a rate limit such as '10/second;100/minute': {error}") from None
         return value
+
+    @model_validator(mode="after")
+    def _batch_request_holds_an_upload(self) -> Self:
+        if self.MAX_BATCH_REQUEST_BYTES < self.MAX_UPLOAD_BYTES:
+            raise ValueError(
+                f"NOGIL_BENCH_MAX_BATCH_REQUEST_BYTES ({self.MAX_BATCH_REQUEST_BYTES}) must be at "
+                f"least NOGIL_BENCH_MAX_UPLOAD_BYTES ({self.MAX_UPLOAD_BYTES}): a batch could not "
+                "hold one image of the size a job takes"
+            )
+        return self
 
     @model_validator(mode="after")
     def _require_real_secret_in_production(self) -> Self:

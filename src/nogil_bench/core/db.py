@@ -6,7 +6,8 @@ as it begins (`BEGIN IMMEDIATE` on SQLite, so it cannot fail half-way on a lock 
 that is retried with a bounded, jittered backoff when the database is busy (SQLite's lock,
 PostgreSQL's serialization failures and deadlocks). Within one process SQLite writers queue on a
 lock of their own rather than in SQLite's sleep-and-poll busy handler, which is fairer and
-wastes no sleep; the busy timeout still covers writers in other processes.
+wastes no sleep, for at most WRITE_LOCK_TIMEOUT_SECONDS (then 503); the busy timeout still
+covers writers in other processes.
 """
 
 import random
@@ -14,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from sqlite3 import Connection as SQLiteConnection
 from typing import Annotated, Any
 from weakref import WeakKeyDictionary
@@ -35,8 +36,9 @@ from nogil_bench.core.errors import (
 
 # An execution option that marks a write transaction (see `write`).
 _WRITE = "nogil_bench_write"
-# SQLite has one writer at a time: this process's writers take turns here first.
-_SQLITE_WRITE_LOCKS: WeakKeyDictionary[Engine, threading.Lock] = WeakKeyDictionary()
+# SQLite has one writer at a time: this process's writers take turns here first, each waiting
+# at most the given seconds.
+_SQLITE_WRITE_LOCKS: WeakKeyDictionary[Engine, tuple[threading.Lock, float]] = WeakKeyDictionary()
 # PostgreSQL SQLSTATEs worth retrying: serialization_failure, deadlock_detected.
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 WRITE_RETRY_FIRST_DELAY_S = 0.01
@@ -62,7 +64,7 @@ def make_engine(settings: Settings) -> Engine:
         **pool,
     )
     busy_timeout_ms = settings.SQLITE_BUSY_TIMEOUT_MS
-    _SQLITE_WRITE_LOCKS[engine] = threading.Lock()
+    _SQLITE_WRITE_LOCKS[engine] = (threading.Lock(), settings.WRITE_LOCK_TIMEOUT_SECONDS)
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: SQLiteConnection, _record: Any) -> None:
@@ -106,11 +108,27 @@ def is_busy(error: BaseException) -> bool:
 
 
 @contextmanager
+def _writers_turn(engine: Engine) -> Iterator[None]:
+    """This process's turn to write to a SQLite database (any time for other databases);
+    DatabaseBusyError when another writer keeps it past WRITE_LOCK_TIMEOUT_SECONDS."""
+    turn = _SQLITE_WRITE_LOCKS.get(engine)
+    if turn is None:
+        yield
+        return
+    lock, timeout_s = turn
+    if not lock.acquire(timeout=timeout_s):
+        raise DatabaseBusyError(f"no turn to write within {timeout_s:g} s")
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
 def writing(engine: Engine) -> Iterator[Session]:
     """One write transaction, committed at the end of the block (rolled back on an error).
     Objects stay readable after the commit: nothing is read again."""
-    lock: AbstractContextManager[Any] = _SQLITE_WRITE_LOCKS.get(engine) or nullcontext()
-    with lock, Session(engine, expire_on_commit=False) as session:
+    with _writers_turn(engine), Session(engine, expire_on_commit=False) as session:
         session.connection(execution_options={_WRITE: True})
         yield session
         session.commit()

@@ -2,36 +2,53 @@
 413 after at most `limit` bytes, never read whole into memory or onto disk."""
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nogil_bench.core.errors import PayloadTooLargeError
 
-DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class BodyLimit:
+    max_bytes: int
+    # What the limit is made of, named in the 413 so that a client knows what it ran into.
+    made_of: str = "the default for a body"
+
+    def refusal(self, size_bytes: int) -> str:
+        return (
+            f"the request body is {size_bytes} bytes or more, over this route's limit of "
+            f"{self.max_bytes} bytes ({self.max_bytes / MIB:.4g} MiB: {self.made_of})"
+        )
+
+
+DEFAULT_BODY_LIMIT = BodyLimit(MIB)
 
 
 class BodySizeLimitMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        limits: Mapping[tuple[str, str], int],
-        default_bytes: int = DEFAULT_BODY_LIMIT_BYTES,
+        limits: Mapping[tuple[str, str], BodyLimit],
+        default: BodyLimit = DEFAULT_BODY_LIMIT,
     ) -> None:
         self.app = app
         self.limits = limits
-        self.default_bytes = default_bytes
+        self.default = default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limits.get((scope["method"], scope["path"].rstrip("/")), self.default_bytes)
+        limit = self.limits.get((scope["method"], scope["path"].rstrip("/")), self.default)
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length", b"").decode()
-        if declared.isdigit() and int(declared) > limit:
+        if declared.isdigit() and int(declared) > limit.max_bytes:
             refusal = JSONResponse(
-                {"detail": _message(int(declared), limit)},
+                {"detail": limit.refusal(int(declared))},
                 status_code=413,
                 headers={"Connection": "close"},
             )
@@ -44,12 +61,8 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > limit:
-                    raise PayloadTooLargeError(_message(received, limit))
+                if received > limit.max_bytes:
+                    raise PayloadTooLargeError(limit.refusal(received))
             return message
 
         await self.app(scope, limited_receive, send)
-
-
-def _message(size_bytes: int, limit: int) -> str:
-    return f"the request body is {size_bytes} bytes or more, over this route's limit of {limit}"

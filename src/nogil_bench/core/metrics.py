@@ -2,10 +2,14 @@
 
 Counters and histograms live in one registry per process (they count what this process did);
 job states, queue depth and running jobs are read from the database at scrape time, so they
-are true even for work queued before a restart.
+are true even for work queued before a restart. Those reads are reused for
+METRICS_CACHE_SECONDS, so that scrapes, however many, cost the database a few queries every
+few seconds at most.
 """
 
+import threading
 from collections.abc import Callable, Iterator
+from time import monotonic
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -49,12 +53,29 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
 
 
 class StoreCollector(Collector):
-    """Jobs by state and runner, queue depth and running jobs, from the database; GIL state."""
+    """Jobs by state and runner, queue depth and running jobs, from the database (reused for
+    `cache_seconds`); the GIL's state, live."""
 
     def __init__(self) -> None:
         self.engine: Engine | None = None
-        # With a broker: its queues' depths (the dispatcher's), read at each scrape.
+        # With a broker: its queues' depths (the dispatcher's), read with the database.
         self.broker_queues: Callable[[], dict[str, int]] | None = None
+        self.cache_seconds = 0.0
+        self._lock = threading.Lock()
+        self._read_at = 0.0
+        self._read: list[Metric] | None = None
+
+    def configure(
+        self,
+        engine: Engine,
+        broker_queues: Callable[[], dict[str, int]] | None,
+        cache_seconds: float,
+    ) -> None:
+        """Reads from `engine` (and `broker_queues`) from now on, nothing cached."""
+        with self._lock:
+            self.engine, self.broker_queues = engine, broker_queues
+            self.cache_seconds = cache_seconds
+            self._read = None
 
     def collect(self) -> Iterator[Metric]:
         gil = GaugeMetricFamily(
@@ -62,8 +83,19 @@ class StoreCollector(Collector):
         )
         gil.add_metric([], 1.0 if runtime.is_gil_enabled() else 0.0)
         yield gil
-        if self.engine is None:
-            return
+        yield from self._store_metrics()
+
+    def _store_metrics(self) -> list[Metric]:
+        # One scrape reads at a time: the others wait for its figures instead of querying too.
+        with self._lock:
+            if self.engine is None:
+                return []
+            if self._read is None or monotonic() - self._read_at >= self.cache_seconds:
+                self._read = list(self._read_store(self.engine))
+                self._read_at = monotonic()
+            return self._read
+
+    def _read_store(self, engine: Engine) -> Iterator[Metric]:
         from nogil_bench.core.models import Status, utc_now  # noqa: PLC0415 - keeps it light
         from nogil_bench.jobs.models import Job  # noqa: PLC0415
 
@@ -72,7 +104,7 @@ class StoreCollector(Collector):
             "Jobs in the store, by state and runner.",
             labels=["state", "runner"],
         )
-        with Session(self.engine) as session:
+        with Session(engine) as session:
             rows = session.exec(
                 select(Job.status, Job.runner, func.count()).group_by(Job.status, Job.runner)
             ).all()
@@ -90,7 +122,7 @@ class StoreCollector(Collector):
             "nogil_bench_workers_running",
             "Processes (Celery workers, or this service) holding a live lease on running jobs.",
         )
-        with Session(self.engine) as session:
+        with Session(engine) as session:
             holding = session.exec(
                 select(func.count(func.distinct(Job.worker))).where(
                     Job.status == Status.RUNNING, col(Job.lease_expires_at) > utc_now()

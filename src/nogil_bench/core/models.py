@@ -1,15 +1,32 @@
 """Table pieces more than one domain uses: UTC timestamps, and the life cycle of queued work."""
 
 import uuid
+import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, DateTime, Dialect, Integer, func, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Dialect,
+    Integer,
+    and_,
+    func,
+    or_,
+    update,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from nogil_bench.core.errors import ServiceUnavailableError, TooManyRequestsError
+from nogil_bench.core.errors import (
+    ConflictError,
+    NotFoundError,
+    ServiceUnavailableError,
+    TooManyRequestsError,
+)
 
 
 def utc_now() -> datetime:
@@ -116,6 +133,63 @@ def cancel_queued(session: Session, table: type[QueuedWork], *where: ColumnEleme
     return result.rowcount
 
 
+def _nothing() -> None:
+    pass
+
+
+def cancel_or_delete[Work: QueuedWork](
+    session: Session,
+    table: type[Work],
+    work_id: uuid.UUID,
+    *,
+    noun: str,
+    before_delete: Callable[[], None] = _nothing,
+) -> Work | None:
+    """What deleting work means: a queued row is cancelled (returned, now cancelled), a finished
+    one deleted, after `before_delete()` (None); 404 when it is gone, 409 while it runs. The
+    cancel is one conditional UPDATE, so work claimed meanwhile is never marked cancelled. Not
+    committed."""
+    if cancel_queued(session, table, col(table.id) == work_id):
+        cancelled = session.get(table, work_id)
+        assert cancelled is not None
+        return cancelled
+    row = session.get(table, work_id, with_for_update=True)  # as it is now, under the write lock
+    if row is None:
+        raise NotFoundError(f"no {noun} {work_id}")
+    if row.status is Status.RUNNING:
+        raise ConflictError(f"{noun} {work_id} is running; it can be deleted once it finishes")
+    before_delete()
+    session.delete(row)
+    return None
+
+
+def fail_unfinished(
+    session: Session,
+    table: type[QueuedWork],
+    *where: ColumnElement[bool],
+    boot_id: uuid.UUID,
+    error: str,
+    queued_too: bool = False,
+) -> None:
+    """Fails `table`'s rows matching `where` that `boot_id` still runs (not those put back in
+    the queue or taken over meanwhile), and with `queued_too` those never started, with
+    `error`. Not committed."""
+    unfinished = and_(col(table.status) == Status.RUNNING, col(table.boot_id) == boot_id)
+    if queued_too:
+        unfinished = or_(unfinished, col(table.status) == Status.QUEUED)
+    session.execute(
+        update(table)
+        .where(unfinished, *where)
+        .values(status=Status.FAILED, error=error, finished_at=utc_now())
+    )
+
+
+def queue_lock_key(table: type[QueuedWork]) -> int:
+    """The PostgreSQL advisory lock key that submitters to `table` take turns on: a stable
+    number from the table's name."""
+    return zlib.crc32(f"nogil_bench.queue.{table.__tablename__}".encode())
+
+
 def check_queue_room(
     session: Session,
     table: type[QueuedWork],
@@ -129,7 +203,11 @@ def check_queue_room(
 ) -> None:
     """429 when `adding` more of the user's queued rows of `table` would pass `per_user`, 503
     when the service's would pass `in_all`; both with Retry-After. Run it in the transaction
-    that adds them."""
+    that adds them: on PostgreSQL it takes that table's queue lock until the transaction ends,
+    so that two submitters cannot both count the room one of them fills (SQLite's writers
+    take turns already)."""
+    if session.connection().dialect.name == "postgresql":
+        session.exec(select(func.pg_advisory_xact_lock(queue_lock_key(table))))
     retry = {"Retry-After": str(retry_after_s)}
     queued = select(func.count()).select_from(table).where(col(table.status) == Status.QUEUED)
     mine = session.exec(queued.where(col(getattr(table, "owner_id")) == owner_id)).one()  # noqa: B009

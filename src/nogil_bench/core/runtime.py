@@ -9,7 +9,8 @@ import sysconfig
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 
-# The runtime packages whose versions /health reports (and whose builds could re-enable the GIL).
+# The runtime packages whose versions /api/v1/health/details and benchmark results report (and
+# whose builds could re-enable the GIL).
 REPORTED_PACKAGES = (
     "nogil-bench",
     "fastapi",
@@ -20,6 +21,8 @@ REPORTED_PACKAGES = (
     "pillow",
     "pyjwt",
     "pwdlib",
+    "argon2-cffi",
+    "argon2-cffi-bindings",
     "bcrypt",
     "loguru",
     "psutil",

@@ -1,4 +1,5 @@
-"""Passwords (pwdlib + bcrypt) and access tokens (PyJWT, HS256)."""
+"""Passwords (pwdlib: Argon2id, and bcrypt for hashes made before it) and access tokens (PyJWT,
+HS256)."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -6,30 +7,60 @@ from functools import lru_cache
 
 import jwt
 from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
+
+from nogil_bench.core.config import Settings
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ("sub", "iat", "exp")
+# bcrypt reads at most 72 bytes (bcrypt 5 raises past them), so no bcrypt account has a longer one.
+BCRYPT_MAX_PASSWORD_BYTES = 72
+
+
+class LegacyBcryptHasher(BcryptHasher):
+    """Verifies the bcrypt hashes of accounts made before Argon2; never makes new ones."""
+
+    def verify(self, password: str | bytes, hash: str | bytes) -> bool:
+        encoded = password.encode() if isinstance(password, str) else password
+        if len(encoded) <= BCRYPT_MAX_PASSWORD_BYTES:
+            return super().verify(encoded, hash)
+        # Wrong by length, after a verification of the usual cost: the answer's time says nothing.
+        super().verify(encoded[:BCRYPT_MAX_PASSWORD_BYTES], hash)
+        return False
 
 
 @lru_cache
-def password_hasher(rounds: int) -> PasswordHash:
-    return PasswordHash((BcryptHasher(rounds=rounds),))
+def _password_hasher(argon2_time_cost: int, argon2_memory_kib: int) -> PasswordHash:
+    # The first hasher makes every new hash; verify_and_update replaces the others' on login.
+    argon2 = Argon2Hasher(time_cost=argon2_time_cost, memory_cost=argon2_memory_kib, parallelism=1)
+    return PasswordHash((argon2, LegacyBcryptHasher()))
+
+
+def password_hasher(settings: Settings) -> PasswordHash:
+    return _password_hasher(settings.ARGON2_TIME_COST, settings.ARGON2_MEMORY_KIB)
 
 
 @lru_cache
-def dummy_hash(rounds: int) -> str:
-    """A real hash to verify against when the account does not exist, so a wrong email costs
-    the same time as a wrong password and response times do not reveal who has an account."""
-    return password_hasher(rounds).hash("not-a-real-password")
+def _dummy_hash(hasher: PasswordHash) -> str:
+    return hasher.hash("not-a-real-password")
 
 
-def hash_password(password: str, *, rounds: int) -> str:
-    return password_hasher(rounds).hash(password)
+def hash_password(password: str, *, settings: Settings) -> str:
+    return password_hasher(settings).hash(password)
 
 
-def verify_password(password: str, password_hash: str | None, *, rounds: int) -> bool:
-    return password_hasher(rounds).verify(password, password_hash or dummy_hash(rounds))
+def verify_password(
+    password: str, password_hash: str | None, *, settings: Settings
+) -> tuple[bool, str | None]:
+    """Whether the password matches, and the hash to store instead when it was made by an older
+    hasher or cost. Without a hash (no such account) a dummy one is verified, so a wrong email
+    costs the same time as a wrong password and response times do not reveal who has an account."""
+    hasher = password_hasher(settings)
+    if password_hash is None:
+        hasher.verify(password, _dummy_hash(hasher))
+        return False, None
+    return hasher.verify_and_update(password, password_hash)
 
 
 def create_access_token(

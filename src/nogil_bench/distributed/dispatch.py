@@ -1,7 +1,7 @@
 """The service's side with a broker: hand queued work to Celery, in FIFO order.
 
 The dispatcher takes the executor's place (same thread, heartbeat, drain), but instead of
-running the oldest queued work it sends a task for it and marks it dispatched: what each kind
+running the oldest queued work it marks it dispatched and sends a task for it: what each kind
 of work hands out is its own (`WorkKind.deliveries`: a single job or a benchmark whole, a
 batch's queued jobs in chunks, so that the batch spreads over every worker). Rows stay `queued`
 until a worker claims them. Work put back in the queue (a dead worker's lease ran out, a warm
@@ -11,11 +11,11 @@ after it was sent (a broker restarted without its data).
 
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery import Celery
 from loguru import logger
-from sqlalchemy import Engine, or_
+from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, col, select
 
 from nogil_bench.core.config import Settings
@@ -26,9 +26,15 @@ from nogil_bench.distributed.celery_app import EXECUTIONS_QUEUE, RUN_TASK
 from nogil_bench.work.executor import Executor
 from nogil_bench.work.registry import WORK_KINDS
 
-# How long a probe (readiness, metrics) waits for the broker.
+# How long the service waits for the broker, in a probe (readiness, metrics) or a publish.
 BROKER_TIMEOUT_S = 2
-# Rows looked at per kind and pass: a pass holds their row locks while it publishes.
+# Redis connections that give up after BROKER_TIMEOUT_S, to connect or for each reply: by
+# default they wait forever on a broker that accepts connections but does not answer.
+BROKER_SOCKET_OPTIONS = {
+    "socket_timeout": BROKER_TIMEOUT_S,
+    "socket_connect_timeout": BROKER_TIMEOUT_S,
+}
+# Rows looked at, and marked, per kind and pass.
 DISPATCH_ROWS = 500
 
 
@@ -41,49 +47,107 @@ def task_args(delivery: Delivery) -> list[object]:
 
 
 def dispatch_pending(engine: Engine, settings: Settings, celery: Celery) -> int:
-    """Sends a task for every queued row not yet dispatched (or dispatched too long ago), in
-    FIFO order, and marks them; returns how many rows. Publishing happens inside the
-    transaction: if the broker is down nothing is marked, and the next pass tries again. A
-    failure after publishing leaves rows unmarked, so they go out twice: harmless, as a
-    worker runs only what is still queued."""
+    """Hands every queued row not yet dispatched (or dispatched too long ago) to the broker,
+    in FIFO order; returns how many rows went out.
 
-    def dispatch(session: Session) -> int:
-        now = utc_now()
-        stale = now - timedelta(seconds=settings.REDISPATCH_SECONDS)
-        pages: list[tuple[WorkKind, Sequence[QueuedWork]]] = []
-        for kind in WORK_KINDS.values():
-            table, conditions = kind.dispatched()
-            due = or_(col(table.dispatched_at).is_(None), col(table.dispatched_at) < stale)
-            found = session.exec(
-                select(table)
-                .where(col(table.status) == Status.QUEUED, due, *conditions)
-                .order_by(col(table.id))
-                .limit(DISPATCH_ROWS)
-                .with_for_update(skip_locked=True)
-            ).all()
-            pages.append((kind, found))
-        # A full page may leave rows older than another kind's newest: this pass hands out
-        # rows up to the earliest last row of a full page, so FIFO holds across passes.
-        horizon = min(
-            (found[-1].id for _, found in pages if len(found) == DISPATCH_ROWS), default=None
-        )
-        rows: list[QueuedWork] = []
-        deliveries: list[Delivery] = []
-        for kind, found in pages:
-            taken = [row for row in found if horizon is None or row.id <= horizon]
-            rows += taken
-            deliveries += kind.deliveries(taken)
-        for delivery in sorted(deliveries, key=lambda delivery: delivery.fifo_key):
-            celery.send_task(RUN_TASK, args=task_args(delivery), queue=EXECUTIONS_QUEUE)
-        for row in rows:
-            row.dispatched_at = now
-            session.add(row)
-        return len(rows)
-
-    dispatched = write(engine, dispatch)
+    The rows are marked dispatched in one short transaction, and their tasks published after
+    it commits: a slow or stopped broker then holds no lock a request needs, and a publish
+    gives up within a few BROKER_TIMEOUT_S (redis-py retries a command that timed out). When
+    a publish fails, the rows not yet sent lose their mark again, so the next pass sends them,
+    in order, once the broker answers; if even that cannot be written (or the process dies
+    between commit and publish), REDISPATCH_SECONDS sends them again. A row whose task went
+    out twice (a publish that timed out after the broker had it) runs once: a worker runs only
+    what is still queued."""
+    now = utc_now()
+    deliveries = write(engine, lambda session: mark_due(session, settings, now))
+    sent = publish(celery, deliveries)
+    if sent < len(deliveries):
+        unmark(engine, deliveries[sent:], now)
+    dispatched = sum(len(rows_of(delivery)) for delivery in deliveries[:sent])
     if dispatched:
         logger.info("dispatched {} queued rows to the broker", dispatched)
     return dispatched
+
+
+def mark_due(session: Session, settings: Settings, now: datetime) -> list[Delivery]:
+    """Marks the queued rows due for dispatch with `now`; returns their deliveries, oldest
+    first. Not committed."""
+    stale = now - timedelta(seconds=settings.REDISPATCH_SECONDS)
+    pages: list[tuple[WorkKind, Sequence[QueuedWork]]] = []
+    for kind in WORK_KINDS.values():
+        table, conditions = kind.dispatched()
+        due = or_(col(table.dispatched_at).is_(None), col(table.dispatched_at) < stale)
+        found = session.exec(
+            select(table)
+            .where(col(table.status) == Status.QUEUED, due, *conditions)
+            .order_by(col(table.id))
+            .limit(DISPATCH_ROWS)
+            .with_for_update(skip_locked=True)
+        ).all()
+        pages.append((kind, found))
+    # A full page may leave rows older than another kind's newest: this pass hands out
+    # rows up to the earliest last row of a full page, so FIFO holds across passes.
+    horizon = min((found[-1].id for _, found in pages if len(found) == DISPATCH_ROWS), default=None)
+    deliveries: list[Delivery] = []
+    for kind, found in pages:
+        taken = [row for row in found if horizon is None or row.id <= horizon]
+        for row in taken:
+            row.dispatched_at = now
+            session.add(row)
+        deliveries += kind.deliveries(taken)
+    return sorted(deliveries, key=lambda delivery: delivery.fifo_key)
+
+
+def publish(celery: Celery, deliveries: Sequence[Delivery]) -> int:
+    """Sends a task for each delivery, in order, until one fails; returns how many went."""
+    if not deliveries:
+        return 0
+    sent = 0
+    try:
+        with celery.connection_for_write(transport_options=BROKER_SOCKET_OPTIONS) as connection:
+            for delivery in deliveries:
+                # No retry: the next pass is the retry. No result: executions report through
+                # the database, and a result would subscribe this process to it, untimed.
+                celery.send_task(
+                    RUN_TASK,
+                    args=task_args(delivery),
+                    queue=EXECUTIONS_QUEUE,
+                    connection=connection,
+                    retry=False,
+                    ignore_result=True,
+                )
+                sent += 1
+    except Exception as error:  # any transport error: the rest wait for the next pass
+        logger.warning(
+            "the broker took {} of {} tasks, then failed: {!r}", sent, len(deliveries), error
+        )
+    return sent
+
+
+def unmark(engine: Engine, deliveries: Sequence[Delivery], marked_at: datetime) -> None:
+    """Makes the rows of deliveries that were marked at `marked_at` but never sent due again."""
+    by_table: dict[type[QueuedWork], list[uuid.UUID]] = {}
+    for delivery in deliveries:
+        table, _ = WORK_KINDS[delivery.kind].dispatched()
+        by_table.setdefault(table, []).extend(rows_of(delivery))
+
+    def clear(session: Session) -> None:
+        for table, ids in by_table.items():
+            session.execute(
+                update(table)
+                .where(col(table.id).in_(ids), col(table.dispatched_at) == marked_at)
+                .values(dispatched_at=None)
+            )
+
+    try:
+        write(engine, clear)
+    except Exception:  # the database is failing too: REDISPATCH_SECONDS sends them again
+        logger.exception("could not unmark {} undelivered tasks", len(deliveries))
+
+
+def rows_of(delivery: Delivery) -> tuple[uuid.UUID, ...]:
+    """The ids of the rows a delivery hands out (in its kind's dispatched table)."""
+    return delivery.part or (delivery.id,)
 
 
 class Dispatcher(Executor):
@@ -111,7 +175,7 @@ class Dispatcher(Executor):
 
     def queue_depths(self) -> dict[str, int]:
         """Tasks waiting in the broker (Redis keeps a queue as a list)."""
-        with self.celery.connection_for_read() as connection:
+        with self.celery.connection_for_read(transport_options=BROKER_SOCKET_OPTIONS) as connection:
             connection.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S)
             client = connection.default_channel.client  # type: ignore[attr-defined]
             return {EXECUTIONS_QUEUE: int(client.llen(EXECUTIONS_QUEUE))}

@@ -26,7 +26,7 @@ from nogil_bench.core.config import Settings, get_settings
 from nogil_bench.core.logging import configure_logging
 from nogil_bench.distributed import registry
 from nogil_bench.distributed.celery_app import MAP_TASK, TASK_QUEUES, make_celery
-from nogil_bench.distributed.sealed import seal, unseal
+from nogil_bench.distributed.sealed import Label, seal, unseal
 from nogil_bench.distributed.worker import (
     CELERY_LOG_LEVELS,
     GilEnabledError,
@@ -35,7 +35,8 @@ from nogil_bench.distributed.worker import (
 )
 
 POOLS = tuple(TASK_QUEUES)
-SEAL_KEY_LABEL = b"nogil-bench seal v1"
+# v2: seals carry a label (purpose, task id, deadline); v1 seals fail the signature check.
+SEAL_KEY_LABEL = b"nogil-bench seal v2"
 # Celery worker options that would make the worker differ from what it announces.
 OWN_LONG_OPTIONS = frozenset(
     {"--concurrency", "--pool", "--queues", "--hostname", "--autoscale", "--exclude-queues"}
@@ -73,14 +74,18 @@ def carriable_error(error: BaseException) -> BaseException:
 
 
 def map_one(task: Task[Any, Any], payload: str) -> str:
-    """Runs one sealed (function, task) pair; the sealed reply is (ok, value or error, where)."""
+    """Runs one sealed (function, task) pair sent as this very task, before its deadline; the
+    reply is (ok, value or error, where), sealed for this task with the same deadline."""
     key = signing_key(get_settings())
-    fn, item = unseal(payload, key)
+    task_id = task.request.id
+    assert task_id is not None, "Celery names every task it runs"
+    (fn, item), label = unseal(payload, key, purpose="task", task_id=task_id)
+    reply = Label("reply", task_id, label.expires_at)
     where = {"worker": task.request.hostname, "pid": os.getpid(), "gil": runtime.is_gil_enabled()}
     try:
-        return seal((True, fn(item), where), key)
+        return seal((True, fn(item), where), key, reply)
     except Exception as error:
-        return seal((False, carriable_error(error), where), key)
+        return seal((False, carriable_error(error), where), key, reply)
 
 
 def register_map_task(celery: Celery) -> None:

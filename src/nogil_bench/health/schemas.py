@@ -10,7 +10,13 @@ class Health(BaseModel):
     free_threaded: bool = Field(description="The build has the GIL compiled out (Py_GIL_DISABLED).")
     gil_enabled: bool = Field(description="The GIL is on right now (sys._is_gil_enabled()).")
     cpu_count: int = Field(description="CPUs this process may use.", examples=[2])
-    packages: dict[str, str] = Field(examples=[{"fastapi": "0.165.0", "pillow": "13.0.0"}])
+
+
+class HealthDetails(Health):
+    packages: dict[str, str] = Field(
+        description="Versions of the packages that serve requests and run the work.",
+        examples=[{"fastapi": "0.165.0", "pillow": "13.0.0"}],
+    )
 
 
 class Liveness(BaseModel):

@@ -49,7 +49,11 @@ router = APIRouter(tags=["jobs"], responses=UNAUTHENTICATED)
 
 SUBMIT_ERRORS: Responses = {
     **BODY_ERRORS,
-    **error_response(413, "An image over max_upload_bytes, or a body over the route's limit"),
+    **error_response(
+        413,
+        "An image over MAX_UPLOAD_BYTES, or a body over the route's limit: one image and 1 MiB "
+        "of form for a job, MAX_BATCH_REQUEST_BYTES in all for a batch",
+    ),
     **error_response(415, "Not JSON nor multipart, not an image, or not PNG / JPEG / WebP"),
     422: {
         "description": "A bad pipeline, runner, worker count, size or count; or an "

@@ -16,7 +16,7 @@ from nogil_bench.bench.measure import RunMeter
 from nogil_bench.core import metrics, runtime
 from nogil_bench.core.config import Settings
 from nogil_bench.core.db import write
-from nogil_bench.core.models import Status, utc_now
+from nogil_bench.core.models import Status, fail_unfinished, utc_now
 from nogil_bench.core.storage import get_store, output_key
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.runners import BaseRunner, get_runner
@@ -24,14 +24,14 @@ from nogil_bench.runners.base import warm_up
 from nogil_bench.runners.deadline import ExecutionTimeoutError, run_with_deadline
 from nogil_bench.runners.timing import Outcome
 from nogil_bench.workloads.images import ImageJob, SyntheticSource, run_jobs_captured
-from nogil_bench.workloads.model import Step
+from nogil_bench.workloads.model import steps_from_json
 
 TASKS_PER_WORKER_PER_CHUNK = 4
 
 
 def image_job(engine: Engine, settings: Settings, job: Job) -> ImageJob:
     """The job's work, its upload read whole from the file store."""
-    steps = tuple(Step(step["op"], step["params"]) for step in job.pipeline)
+    steps = steps_from_json(job.pipeline)
     if job.upload_path is not None:
         data = get_store(settings, engine).read(job.upload_path)
         return ImageJob(data, steps, max_pixels=settings.MAX_IMAGE_PIXELS)
@@ -80,6 +80,8 @@ def record_outcomes(
     boot_id: uuid.UUID,
     figures: dict[str, float] | None = None,
 ) -> None:
+    """The outcomes of those of `jobs` this process still runs, with `figures`, their run's,
+    when given: on each job, and for a chunk of a batch, counted towards the batch's."""
     gil_enabled = runtime.is_gil_enabled()
     store = get_store(settings, engine)
     # Outputs are stored before the transaction (nothing slow under the write lock), each
@@ -116,6 +118,8 @@ def record_outcomes(
                 row.output_bytes = len(outcome.value)
             session.add(row)
             recorded.add(job.id)
+        if figures and recorded and jobs[0].batch_id is not None:
+            count_chunk(session, jobs[0].batch_id, figures)
         return recorded
 
     try:
@@ -136,32 +140,40 @@ def record_outcomes(
             job_log.info("job succeeded in {:.3f} s", outcome.wall_s)
 
 
+# Added up over a batch's chunks; its wall time is first start to last finish instead.
+SUMMED_FIGURES = ("setup_s", "cpu_user_s", "cpu_system_s", "ctx_voluntary", "ctx_involuntary")
+
+
+def count_chunk(session: Session, batch_id: uuid.UUID, figures: dict[str, float]) -> None:
+    """With a broker: a chunk's run counts towards its batch's figures, which then mean what
+    the one pool of an embedded run measures: every pool start-up, CPU second and context
+    switch spent on the batch, and the highest peak RSS of a process (tree) that ran it."""
+    batch = session.get(Batch, batch_id, with_for_update=True)  # after its jobs: the lock order
+    if batch is None:
+        return
+    for name in SUMMED_FIGURES:
+        setattr(batch, name, (getattr(batch, name) or 0) + figures[name])
+    batch.peak_rss_bytes = max(batch.peak_rss_bytes or 0, int(figures["peak_rss_bytes"]))
+    session.add(batch)
+
+
 def fail_jobs(engine: Engine, jobs: Sequence[Job], boot_id: uuid.UUID, error: str) -> None:
     """Fails those of `jobs` this process still runs (not those put back in the queue or
     taken over meanwhile)."""
+    ids = [job.id for job in jobs]
     write(
         engine,
-        lambda session: session.execute(
-            update(Job)
-            .where(
-                col(Job.id).in_([job.id for job in jobs]),
-                col(Job.status) == Status.RUNNING,
-                col(Job.boot_id) == boot_id,
-            )
-            .values(status=Status.FAILED, error=error, finished_at=utc_now())
+        lambda session: fail_unfinished(
+            session, Job, col(Job.id).in_(ids), boot_id=boot_id, error=error
         ),
     )
 
 
-def fail_unstarted(engine: Engine, batch_id: uuid.UUID, error: str) -> None:
-    """The batch's still-queued jobs fail without a run (and without counting an attempt)."""
-    write(
-        engine,
-        lambda session: session.execute(
-            update(Job)
-            .where(col(Job.batch_id) == batch_id, col(Job.status) == Status.QUEUED)
-            .values(status=Status.FAILED, error=error, finished_at=utc_now())
-        ),
+def fail_batch_jobs(session: Session, batch_id: uuid.UUID, boot_id: uuid.UUID, error: str) -> None:
+    """Fails the batch's jobs that `boot_id` still runs and those never started (without a
+    run, so without counting an attempt). Not committed."""
+    fail_unfinished(
+        session, Job, col(Job.batch_id) == batch_id, boot_id=boot_id, error=error, queued_too=True
     )
 
 
@@ -272,7 +284,8 @@ def execute_batch(
         except Exception as failure:
             error = pool_failure(runner, failure)
             if not should_stop():  # when stopping, unstarted jobs wait for the next start
-                fail_unstarted(engine, batch.id, "not run: " + error)
+                not_run = "not run: " + error
+                write(engine, lambda session: fail_batch_jobs(session, batch.id, boot_id, not_run))
         meter.stop()
     figures = run_figures(meter, setup_s)
 

@@ -22,7 +22,7 @@ from nogil_bench.core.errors import (
     UnsupportedMediaTypeError,
 )
 from nogil_bench.core.idempotency import Answer, Submission, fingerprint, submit_once
-from nogil_bench.core.models import Status, cancel_queued, check_queue_room
+from nogil_bench.core.models import Status, cancel_or_delete, cancel_queued, check_queue_room
 from nogil_bench.core.storage import FileStore, get_store, upload_key
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.jobs.schemas import (
@@ -43,7 +43,7 @@ from nogil_bench.workloads.images import (
     decode_image,
     validate_steps,
 )
-from nogil_bench.workloads.model import InvalidStepError, Step
+from nogil_bench.workloads.model import InvalidStepError, Step, steps_from_json, steps_to_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ class ExecutionSpec:
     steps: tuple[Step, ...]
 
     def pipeline(self) -> list[dict[str, Any]]:
-        return [{"op": step.op, "params": dict(step.params)} for step in self.steps]
+        return steps_to_json(self.steps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +94,7 @@ def check_workers(workers: int, settings: Settings) -> int:
 
 def check_pipeline(pipeline: Sequence[StepIn]) -> tuple[Step, ...]:
     try:
-        return validate_steps([Step(step.op, step.params) for step in pipeline])
+        return validate_steps(steps_from_json(step.model_dump() for step in pipeline))
     except InvalidStepError as error:
         raise InvalidInputError(str(error)) from None
 
@@ -311,19 +311,7 @@ def result_size(job: Job, key: str, store: FileStore) -> int:
 
 def delete_job(*, engine: Engine, store: FileStore, job: Job) -> Job | None:
     """Cancel a queued job (returned, now cancelled), or delete a finished one (None)."""
-
-    def cancel_or_delete(session: Session) -> Job | None:
-        if cancel_queued(session, Job, col(Job.id) == job.id):
-            return session.get(Job, job.id, with_for_update=True)
-        row = session.get(Job, job.id, with_for_update=True)  # as it is now, under the write lock
-        if row is None:
-            raise NotFoundError(f"no job {job.id}")
-        if row.status is Status.RUNNING:
-            raise ConflictError(f"job {job.id} is running; it can be deleted once it finishes")
-        session.delete(row)
-        return None
-
-    cancelled = write(engine, cancel_or_delete)
+    cancelled = write(engine, lambda session: cancel_or_delete(session, Job, job.id, noun="job"))
     remove_files([cancelled or job], store)
     return cancelled
 
@@ -350,27 +338,28 @@ def delete_batch(*, engine: Engine, store: FileStore, batch: Batch) -> BatchPubl
     """Cancel a queued batch with its queued jobs (returned, now cancelled, as described in the
     same transaction), or delete a finished one with its jobs and their files (None)."""
 
-    def cancel_or_delete(session: Session) -> tuple[BatchPublic | None, list[Job]]:
-        if cancel_queued(session, Batch, col(Batch.id) == batch.id):
-            # Not claimed, so none of its jobs runs: the queued ones are cancelled with it.
-            queued = session.exec(
+    def cancel_or_delete_batch(session: Session) -> tuple[BatchPublic | None, list[Job]]:
+        jobs: list[Job] = []
+
+        def delete_jobs() -> None:
+            jobs.extend(session.exec(select(Job).where(Job.batch_id == batch.id)).all())
+            session.execute(delete(Job).where(col(Job.batch_id) == batch.id))
+
+        cancelled = cancel_or_delete(
+            session, Batch, batch.id, noun="batch", before_delete=delete_jobs
+        )
+        if cancelled is None:
+            return None, jobs
+        # Not claimed, so none of its jobs runs: the queued ones are cancelled with it.
+        jobs.extend(
+            session.exec(
                 select(Job).where(Job.batch_id == batch.id, Job.status == Status.QUEUED)
             ).all()
-            cancel_queued(session, Job, col(Job.batch_id) == batch.id)
-            cancelled = session.get(Batch, batch.id)
-            assert cancelled is not None
-            return describe_batch(session=session, batch=cancelled), list(queued)
-        row = session.get(Batch, batch.id, with_for_update=True)
-        if row is None:
-            raise NotFoundError(f"no batch {batch.id}")
-        if row.status is Status.RUNNING:
-            raise ConflictError(f"batch {batch.id} is running; it can be deleted once it finishes")
-        jobs = session.exec(select(Job).where(Job.batch_id == batch.id)).all()
-        session.execute(delete(Job).where(col(Job.batch_id) == batch.id))
-        session.delete(row)
-        return None, list(jobs)
+        )
+        cancel_queued(session, Job, col(Job.batch_id) == batch.id)
+        return describe_batch(session=session, batch=cancelled), jobs
 
-    cancelled, jobs = write(engine, cancel_or_delete)
+    cancelled, jobs = write(engine, cancel_or_delete_batch)
     remove_files(jobs, store)
     return cancelled
 

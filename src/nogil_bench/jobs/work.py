@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from itertools import batched
 from typing import ClassVar
 
-from sqlalchemy import ColumnElement, Engine, or_, update
+from sqlalchemy import ColumnElement, Engine
 from sqlmodel import Session, col, select
 
-from nogil_bench.core.models import QueuedWork, Status, utc_now
+from nogil_bench.core.models import QueuedWork, fail_unfinished
 from nogil_bench.core.work import Context, Delivery, WorkKind
 from nogil_bench.jobs import runs
 from nogil_bench.jobs.models import Batch, Job
@@ -26,23 +26,6 @@ def load[Row: (Job, Batch)](context: Context, table: type[Row], work_id: uuid.UU
         if row is not None:
             session.expunge(row)
         return row
-
-
-def fail_unfinished_jobs(
-    session: Session, owned: ColumnElement[bool], boot_id: uuid.UUID, error: str
-) -> None:
-    """Fails the `owned` jobs that never ran (queued) or that `boot_id` runs."""
-    session.execute(
-        update(Job)
-        .where(
-            owned,
-            or_(
-                col(Job.status) == Status.QUEUED,
-                (col(Job.status) == Status.RUNNING) & (col(Job.boot_id) == boot_id),
-            ),
-        )
-        .values(status=Status.FAILED, error=error, finished_at=utc_now())
-    )
 
 
 class SingleJobs(WorkKind):
@@ -65,7 +48,7 @@ class SingleJobs(WorkKind):
         session.exec(select(Job.id).where(Job.id == work_id).with_for_update()).all()
 
     def fail(self, session: Session, work_id: uuid.UUID, boot_id: uuid.UUID, error: str) -> None:
-        fail_unfinished_jobs(session, col(Job.id) == work_id, boot_id, error)
+        fail_unfinished(session, Job, col(Job.id) == work_id, boot_id=boot_id, error=error)
 
 
 class Batches(WorkKind):
@@ -93,12 +76,8 @@ class Batches(WorkKind):
         session.exec(select(Batch.id).where(Batch.id == work_id).with_for_update()).all()
 
     def fail(self, session: Session, work_id: uuid.UUID, boot_id: uuid.UUID, error: str) -> None:
-        fail_unfinished_jobs(session, col(Job.batch_id) == work_id, boot_id, error)
-        session.execute(
-            update(Batch)
-            .where(col(Batch.id) == work_id, col(Batch.boot_id) == boot_id)
-            .values(status=Status.FAILED, error=error, finished_at=utc_now())
-        )
+        runs.fail_batch_jobs(session, work_id, boot_id, error)
+        fail_unfinished(session, Batch, col(Batch.id) == work_id, boot_id=boot_id, error=error)
 
     def dispatched(self) -> tuple[type[QueuedWork], Sequence[ColumnElement[bool]]]:
         return Job, (col(Job.batch_id).is_not(None),)

@@ -11,6 +11,8 @@ runner checks both and says what it found. It reports the workers it saw (`descr
 Celery is imported when a run starts, not with the registry: only these runners need it.
 """
 
+import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -118,16 +120,25 @@ class CeleryRunner(PoolLifecycle):
         from celery.exceptions import TimeoutError as ResultTimeoutError  # noqa: PLC0415
 
         from nogil_bench.distributed.celery_app import MAP_TASK  # noqa: PLC0415
-        from nogil_bench.distributed.sealed import seal, unseal  # noqa: PLC0415
+        from nogil_bench.distributed.sealed import Label, seal, unseal  # noqa: PLC0415
 
         if self._app is None:
             raise RuntimeError(f"use the {self.name} runner inside a `with` block")
         if not tasks:
             return []
+        assert self._timeout_s is not None
         app, key = self._app, self._key
+        # Each seal names its task and expires with the run: a replayed one is refused.
+        deadline = time.time() + self._timeout_s
+        task_ids = [str(uuid.uuid4()) for _ in tasks]
         signatures = [
-            app.signature(MAP_TASK, args=(seal((fn, task), key),), queue=self.queue)
-            for task in tasks
+            app.signature(
+                MAP_TASK,
+                args=(seal((fn, task), key, Label("task", task_id, deadline)),),
+                queue=self.queue,
+                task_id=task_id,
+            )
+            for task, task_id in zip(tasks, task_ids, strict=True)
         ]
         running = cast("GroupResult", group(signatures, app=app).apply_async())
         self._running = running
@@ -155,7 +166,7 @@ class CeleryRunner(PoolLifecycle):
         for index, reply in enumerate(replies):
             if isinstance(reply, BaseException):  # the task itself failed (e.g. a forged seal)
                 raise TaskFailedError(self.name, index, tasks[index], reply) from reply
-            ok, value, where = unseal(reply, key)
+            ok, value, where = unseal(reply, key, purpose="reply", task_id=task_ids[index]).value
             self.ran_on.add((where["worker"], where["pid"]))
             if where["gil"] != gil_expected:
                 raise CeleryWorkersError(

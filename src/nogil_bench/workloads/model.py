@@ -1,8 +1,9 @@
 """The vocabulary of image jobs, free of Pillow so that subinterpreters can import it."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 type ParamValue = int | float
 
@@ -38,6 +39,17 @@ class Parameter:
 class Step:
     op: str
     params: Mapping[str, ParamValue] = field(default_factory=dict)
+
+
+def steps_from_json(pipeline: Iterable[Mapping[str, Any]]) -> tuple[Step, ...]:
+    """A pipeline as JSON holds it, `[{"op": "box_blur", "params": {"radius": 2}}, ...]`
+    (params optional), as steps; unchecked (`images.validate_steps` checks them)."""
+    return tuple(Step(step["op"], dict(step.get("params", {}))) for step in pipeline)
+
+
+def steps_to_json(steps: Iterable[Step]) -> list[dict[str, Any]]:
+    """Steps as JSON holds them: what `steps_from_json` reads back."""
+    return [{"op": step.op, "params": dict(step.params)} for step in steps]
 
 
 @dataclass(frozen=True, slots=True)

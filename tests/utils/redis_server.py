@@ -14,7 +14,7 @@ from pathlib import Path
 
 import redis
 
-from tests.live_server import NOGIL_BENCH, free_port
+from tests.utils.live_server import NOGIL_BENCH, free_port
 
 INSTALL_HINT = "install Debian's server with `apt-get install redis-server` (.ci/run does)"
 START_TIMEOUT_S = 15.0

@@ -46,7 +46,8 @@ class LiveServer:
         }
         self.env |= {
             "NOGIL_BENCH_DATA_DIR": str(workdir / "data"),
-            "NOGIL_BENCH_BCRYPT_ROUNDS": "4",
+            "NOGIL_BENCH_ARGON2_TIME_COST": "1",
+            "NOGIL_BENCH_ARGON2_MEMORY_KIB": "8",
             "NOGIL_BENCH_ENVIRONMENT": "development",
         }
         self.env |= {f"NOGIL_BENCH_{name}": value for name, value in settings.items()}

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import make_url
 
-from tests.live_server import free_port
+from tests.utils.live_server import free_port
 
 if TYPE_CHECKING:
     import psycopg
