@@ -83,9 +83,10 @@ schema = served_openapi()
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """The service's settings, the login limits out of reach: past them every login is a 429
-    (documented, so accepted) and the rest of the examples would try nothing."""
+    """The service's settings, the login and registration limits out of reach: past them every
+    attempt is a 429 (documented, so accepted) and the rest of the examples would try nothing."""
     settings.LOGIN_RATE_LIMIT = settings.LOGIN_FAILURE_LIMIT = "100000/minute"
+    settings.REGISTER_RATE_LIMIT = "100000/minute"
     return settings
 
 
