@@ -25,6 +25,7 @@ from nogil_bench.core.errors import install_error_handler
 from nogil_bench.core.limits import BodyLimit, BodySizeLimitMiddleware
 from nogil_bench.core.logging import configure_logging
 from nogil_bench.core.migrations import MigrationError, upgrade_database
+from nogil_bench.core.nul import NulCharacterMiddleware
 from nogil_bench.core.ratelimit import RateLimiter
 from nogil_bench.core.requests import RequestContextMiddleware
 from nogil_bench.health.router import details_router, metrics_router
@@ -127,6 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter()
     install_error_handler(app)
     install_docs(app)
+    # Inside the body limit, so it never sees more of a body than the route allows.
+    app.add_middleware(NulCharacterMiddleware)
     app.add_middleware(
         BodySizeLimitMiddleware,
         limits={

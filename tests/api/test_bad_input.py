@@ -10,6 +10,7 @@ from PIL import Image
 
 from nogil_bench.core.config import Settings
 from nogil_bench.core.deps import MAX_OFFSET
+from nogil_bench.core.nul import NUL_MESSAGE
 from tests.utils.api import BATCHES, BENCHMARKS, JOBS, Headers, png, synthetic_job
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
@@ -335,3 +336,146 @@ def test_a_wrong_method_is_405_and_allow_names_every_method_of_the_resource(
 
     assert response.status_code == 405
     assert response.headers["Allow"] == allowed
+
+
+BOUNDARY = "a-boundary"
+
+
+def multipart_upload(file_name: bytes) -> bytes:
+    """A job's multipart body, written out: httpx would percent-encode a NUL in a file name."""
+    return b"\r\n".join(
+        [
+            f"--{BOUNDARY}".encode(),
+            b'Content-Disposition: form-data; name="pipeline"',
+            b"",
+            b'[{"op": "invert"}]',
+            f"--{BOUNDARY}".encode(),
+            b'Content-Disposition: form-data; name="image"; filename="' + file_name + b'"',
+            b"Content-Type: image/png",
+            b"",
+            png(),
+            f"--{BOUNDARY}--".encode(),
+            b"",
+        ]
+    )
+
+
+# Where a NUL character (U+0000) can come in, each naming where it was: PostgreSQL's text cannot
+# hold one, so each of these was a 500 there (the first two found by a fuzz run).
+NUL_REQUESTS = [
+    pytest.param(
+        lambda client, headers: client.get(f"{JOBS}?runner=%F0%AA%91%A8%C3%AE%00", headers=headers),
+        ["query", "runner"],
+        id="query-parameter",
+    ),
+    pytest.param(
+        lambda client, headers: client.post(
+            "/api/v1/auth/token", data={"username": "alice@example.com\0", "password": "secret"}
+        ),
+        ["body", "username"],
+        id="urlencoded-form-field",
+    ),
+    pytest.param(
+        lambda client, headers: client.post(
+            "/api/v1/auth/token",
+            files={"username": (None, "alice@example.com\0"), "password": (None, "secret")},
+        ),
+        ["body", "username"],
+        id="multipart-form-field",
+    ),
+    pytest.param(
+        lambda client, headers: client.post(
+            "/api/v1/auth/register",
+            json={"email": "carol@example.com", "password": "a fine password\0"},
+        ),
+        ["body", "password"],
+        id="json-string",
+    ),
+    pytest.param(
+        lambda client, headers: client.post(
+            BENCHMARKS,
+            headers=headers,
+            json={
+                "source": {"count": 1, "width": 8, "height": 8},
+                "pipeline": [{"op": "invert"}],
+                "runners": ["threads\0"],
+            },
+        ),
+        ["body", "runners", 0],
+        id="json-string-in-a-list",
+    ),
+    pytest.param(
+        lambda client, headers: client.post(
+            JOBS,
+            headers=headers | {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+            content=multipart_upload(b"up\0load.png"),
+        ),
+        ["body", "image", "filename"],
+        id="multipart-file-name",
+    ),
+    pytest.param(
+        lambda client, headers: client.post(
+            JOBS, headers=headers | {"Idempotency-Key": "key\0"}, json=synthetic_job()
+        ),
+        ["header", "idempotency-key"],
+        id="stored-header",
+    ),
+]
+
+
+@pytest.mark.parametrize(("send", "location"), NUL_REQUESTS)
+def test_a_nul_character_anywhere_is_422_naming_where_on_every_store(
+    client: TestClient,
+    alice: Headers,
+    paused: Callable[[], None],
+    send: Callable[[TestClient, Headers], Any],
+    location: list[str | int],
+) -> None:
+    response = send(client, alice)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == [
+        {"type": "nul_character", "loc": location, "msg": NUL_MESSAGE}
+    ]
+
+
+def test_nul_bytes_in_an_uploaded_file_are_content_not_text(
+    client: TestClient, alice: Headers, paused: Callable[[], None]
+) -> None:
+    image = png()
+    assert b"\0" in image  # every PNG chunk's length field has some
+
+    response = upload(client, alice, image)
+
+    assert response.status_code == 202, response.text
+    job = f"{JOBS}/{response.json()['id']}"
+    client.delete(job, headers=alice)  # cancels the queued job
+    client.delete(job, headers=alice)  # removes the cancelled one
+
+
+def test_a_multipart_boundary_over_the_parsers_limit_is_a_4xx(
+    client: TestClient, alice: Headers
+) -> None:
+    boundary = "b" * 300  # python-multipart takes 256 at most
+
+    response = client.post(
+        JOBS,
+        headers=alice | {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=multipart_upload(b"upload.png").replace(BOUNDARY.encode(), boundary.encode()),
+    )
+
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"] == "Invalid multipart data."
+
+
+def test_a_json_body_nested_past_the_parsers_limit_is_422(
+    client: TestClient, alice: Headers
+) -> None:
+    depth = 100_000
+    body = b"[" * depth + b'"\\u0000"' + b"]" * depth
+
+    response = client.post(JOBS, headers=alice | {"Content-Type": "application/json"}, content=body)
+
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["detail"]
+    assert problem["type"] == "json_invalid"
