@@ -108,6 +108,8 @@ def check_scrape_token(
     summary="Prometheus metrics",
     response_class=Response,
     dependencies=[Depends(check_scrape_token)],
+    # The token is optional: without METRICS_TOKEN the route answers anyone (`{}` says so).
+    openapi_extra={"security": [{}]},
     responses={
         200: {"content": {CONTENT_TYPE_LATEST: {}}},
         401: {
