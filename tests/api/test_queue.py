@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from multiprocessing import forkserver
 
 import pytest
 from fastapi.testclient import TestClient
@@ -74,9 +75,17 @@ def priority_here(_: int) -> int:
     return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
+@pytest.fixture
+def fresh_forkserver() -> None:
+    """Pool processes fork from this process's one forkserver, which keeps the signal mask of
+    the thread that started it: another test (in the main thread) may have started it already.
+    The service starts it from the executor's thread only; so does this test, after a stop."""
+    forkserver._forkserver._stop()  # type: ignore[attr-defined]  # no public way to stop it
+
+
 @pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="no signal masks here")
 def test_a_process_pool_worker_cannot_be_interrupted_by_the_terminals_ctrl_c(
-    client: TestClient, alice: Headers, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, alice: Headers, monkeypatch: pytest.MonkeyPatch, fresh_forkserver: None
 ) -> None:
     seen: list[tuple[bool, bool]] = []
     real_run = run_jobs_captured
