@@ -58,6 +58,19 @@ def imports_at_load(module: Path) -> set[str]:
     return {name for name in found if name.startswith("nogil_bench.")}
 
 
+def imports_of(module: Path) -> set[str]:
+    """The package's modules `module` imports, when it loads or inside a function: an import
+    put off until a function runs is still an edge between folders, only one that the order
+    modules happen to load in hides."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(module.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+    return {name for name in found if name.startswith("nogil_bench.")}
+
+
 def folder_of(module: str) -> str:
     """`nogil_bench.jobs.runs` is in `jobs`; `nogil_bench.main` is its own."""
     return module.split(".")[1]
@@ -94,6 +107,18 @@ def test_no_folder_of_the_package_imports_back_one_that_imports_it() -> None:
         if back is not None:
             cycle = [source, *back]
             pytest.fail("; ".join(why[edge] for edge in pairwise(cycle)))
+
+
+def test_core_imports_no_domain_not_even_inside_a_function() -> None:
+    """core is what every folder stands on, so it names none of them: a domain hands core what
+    it needs (the tables alembic sees, the figures /metrics reads) instead."""
+    reaching_up = sorted(
+        f"{path.relative_to(PACKAGE)} imports {imported}"
+        for path in (PACKAGE / "core").rglob("*.py")
+        for imported in imports_of(path)
+        if folder_of(imported) != "core"
+    )
+    assert reaching_up == []
 
 
 def test_routes_need_only_the_queue_interface_not_the_executor() -> None:
