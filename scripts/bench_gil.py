@@ -32,7 +32,7 @@ from nogil_bench.benchmarks.service import check_request
 from nogil_bench.core.config import Settings
 from nogil_bench.core.errors import InvalidInputError
 from nogil_bench.core.runtime import cpu_count
-from nogil_bench.runners import LOCAL_RUNNERS, RUNNERS
+from nogil_bench.runners import local_runners, runners
 
 
 def at_least[N: (int, float)](minimum: N, kind: Callable[[str], N]) -> Callable[[str], N]:
@@ -89,7 +89,9 @@ def parse_args() -> argparse.Namespace:
     )
     image = modes.add_parser("image", parents=[common], help="image workloads x runners")
     image.add_argument("--workloads", nargs="+", choices=IMAGE_WORKLOADS, default=IMAGE_WORKLOADS)
-    image.add_argument("--runners", nargs="+", choices=list(RUNNERS), default=list(LOCAL_RUNNERS))
+    image.add_argument(
+        "--runners", nargs="+", choices=list(runners()), default=list(local_runners())
+    )
     image.add_argument(
         "--workers", type=at_least(1, int), nargs="+", help="default: 1 to 2x the CPUs"
     )

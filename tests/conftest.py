@@ -7,8 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from nogil_bench.core.config import Settings
-from nogil_bench.core.migrations import table_metadata, upgrade_database
+from nogil_bench.core.migrations import upgrade_database
 from nogil_bench.main import create_app
+from nogil_bench.tables import METADATA
 from tests.utils.postgres import (
     INSTALL_HINT,
     PostgresServer,
@@ -107,7 +108,7 @@ def postgres_database(postgres_server: PostgresServer) -> Iterator[ReusedDatabas
     """The tests' database, its schema made once by the migrations."""
     url = postgres_server.create_database("nogil_bench")
     upgrade_database(url)
-    database = ReusedDatabase(url, [table.name for table in table_metadata().sorted_tables])
+    database = ReusedDatabase(url, [table.name for table in METADATA.sorted_tables])
     yield database
     database.close()
 

@@ -22,12 +22,12 @@ from nogil_bench.core.migrations import (
     INITIAL_REVISION,
     current_revision,
     head_revision,
-    table_metadata,
     upgrade_database,
 )
 from nogil_bench.core.models import Status
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.main import create_app
+from nogil_bench.tables import METADATA
 from tests.utils.postgres import connect
 from tests.utils.waiting import wait_until
 
@@ -57,7 +57,7 @@ def schema_differences(url: str) -> list[Any]:
             context = MigrationContext.configure(
                 connection, opts={"compare_type": True, "compare_server_default": True}
             )
-            return list(compare_metadata(context, table_metadata()))
+            return list(compare_metadata(context, METADATA))
     finally:
         engine.dispose()
 

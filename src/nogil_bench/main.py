@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from anyio import to_thread
 from fastapi import APIRouter, FastAPI
@@ -30,6 +31,7 @@ from nogil_bench.core.ratelimit import RateLimiter
 from nogil_bench.core.requests import RequestContextMiddleware
 from nogil_bench.health.router import details_router, metrics_router
 from nogil_bench.health.router import router as health_router
+from nogil_bench.jobs import service as jobs_service
 from nogil_bench.jobs.router import router as jobs_router
 from nogil_bench.work.executor import Executor
 from nogil_bench.work.queue import recover_expired
@@ -98,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         executor = make_executor(engine, settings, boot_id)
         app.state.engine = engine
         metrics.STORE.configure(
-            engine,
+            partial(jobs_service.count_for_metrics, engine),
             executor.queue_depths if settings.distributed else None,
             settings.METRICS_CACHE_SECONDS,
         )

@@ -29,6 +29,7 @@ from nogil_bench.core.config import Settings, get_settings
 from nogil_bench.core.errors import InvalidInputError
 from nogil_bench.distributed import registry, sealed
 from nogil_bench.distributed.celery_app import MAP_TASK, TASK_QUEUES, make_celery
+from nogil_bench.distributed.runners import CeleryRunner, CeleryWorkersError
 from nogil_bench.distributed.sealed import (
     ExpiredSealError,
     ForgedPayloadError,
@@ -39,7 +40,6 @@ from nogil_bench.distributed.sealed import (
 )
 from nogil_bench.main import create_app
 from nogil_bench.runners import TaskFailedError, get_runner
-from nogil_bench.runners.celery import CeleryRunner, CeleryWorkersError
 from nogil_bench.runners.sequential import SequentialRunner
 from nogil_bench.workloads.fib import fib
 from nogil_bench.workloads.images import ImageJob, SyntheticSource, output_digests, validate_steps

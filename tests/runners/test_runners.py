@@ -1,35 +1,93 @@
 """Every runner: results in task order, loud failures naming the task, and its own pool."""
 
 import importlib
+import subprocess
 import sys
 import threading
+from importlib.metadata import EntryPoint, entry_points
 
 import pytest
 
+import nogil_bench.runners as registry
 from nogil_bench.runners import (
-    LOCAL_RUNNERS,
-    RUNNERS,
+    ENTRY_POINT_GROUP,
     BaseRunner,
     TaskFailedError,
     UnknownRunnerError,
     UnsupportedWorkError,
     get_runner,
+    local_runners,
+    runners,
 )
 from nogil_bench.runners.asyncio_threads import AsyncioRunner
 from nogil_bench.runners.processes import start_method
+from nogil_bench.runners.sequential import SequentialRunner
 from nogil_bench.workloads.fib import fib
 from nogil_bench.workloads.images import SyntheticSource, synthetic_image
 
 # The celery runners need a broker and task workers: tests/distributed/test_celery_runner.py.
-ALL = sorted(LOCAL_RUNNERS)
+ALL = sorted(local_runners())
 POOLED = [name for name in ALL if name != "sequential"]
 
 
 def test_the_registry_names_five_local_concurrency_models_and_two_celery_pools() -> None:
-    assert set(LOCAL_RUNNERS) == {"sequential", "threads", "processes", "asyncio", "interpreters"}
-    assert set(RUNNERS) == {*LOCAL_RUNNERS, "celery-threads", "celery-prefork"}
-    assert all(RUNNERS[name].name == name for name in RUNNERS)
-    assert all(RUNNERS[name].needs_broker == (name not in LOCAL_RUNNERS) for name in RUNNERS)
+    assert list(runners()) == [
+        "sequential",
+        "threads",
+        "processes",
+        "asyncio",
+        "interpreters",
+        "celery-threads",
+        "celery-prefork",
+    ]
+    assert local_runners() == ("sequential", "threads", "processes", "asyncio", "interpreters")
+    assert all(runner.name == name for name, runner in runners().items())
+    assert all(runners()[name].needs_broker == (name not in local_runners()) for name in runners())
+
+
+def test_every_runner_comes_from_the_entry_point_group_the_celery_ones_from_distributed() -> None:
+    registered = {point.name: point.module for point in entry_points(group=ENTRY_POINT_GROUP)}
+
+    assert registered == {name: runner.__module__ for name, runner in runners().items()}
+    assert registered["celery-threads"] == "nogil_bench.distributed.runners"
+
+
+class FiberRunner(SequentialRunner):
+    name = "fibers"
+    order = 3
+
+
+def test_a_runner_another_package_registers_is_listed_in_its_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plugin = EntryPoint("fibers", f"{__name__}:FiberRunner", ENTRY_POINT_GROUP)
+    installed = entry_points(group=ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [*installed, plugin])
+    monkeypatch.setattr(registry, "_registry", None)  # as in a process that has not listed them
+
+    assert get_runner("fibers") is FiberRunner
+    assert local_runners() == (
+        "sequential",
+        "threads",
+        "fibers",
+        "processes",
+        "asyncio",
+        "interpreters",
+    )
+
+
+def test_the_registry_loads_on_first_use_and_without_celery() -> None:
+    """Importing the package loads no runner (a runner's module may import it back), and
+    listing them imports Celery nowhere: only a celery runner's run needs it."""
+    script = (
+        "import sys; import nogil_bench.runners as registry; "
+        "print(registry._registry is None, 'nogil_bench.runners.threads' in sys.modules); "
+        "registry.runners(); print('celery' in sys.modules)"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert found == ["True", "False", "False"]
 
 
 def test_an_unknown_runner_is_refused_listing_the_valid_ones() -> None:
@@ -119,14 +177,14 @@ def test_interpreters_keep_working_after_refusing_work() -> None:
 
 
 def test_only_subinterpreters_cannot_load_native_extensions() -> None:
-    native = {name: runner.runs_native_extensions for name, runner in RUNNERS.items()}
+    native = {name: runner.runs_native_extensions for name, runner in runners().items()}
 
-    assert native == {name: name != "interpreters" for name in RUNNERS}
+    assert native == {name: name != "interpreters" for name in runners()}
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_every_local_runner_opens_with_the_workers_it_was_given(name: str) -> None:
-    runner_class: type[BaseRunner] = RUNNERS[name]
+    runner_class: type[BaseRunner] = runners()[name]
 
     with runner_class(2) as runner:
         assert runner.workers == 2

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from nogil_bench.runners import LOCAL_RUNNERS, RUNNERS, UnsupportedWorkError, get_runner
+from nogil_bench.runners import UnsupportedWorkError, get_runner, local_runners, runners
 from nogil_bench.workloads import images
 from nogil_bench.workloads.images import (
     OPERATIONS,
@@ -43,7 +43,7 @@ def sequential_digest(steps: tuple[Step, ...]) -> str:
         return digest(run_jobs(runner, jobs(steps)))
 
 
-@pytest.mark.parametrize("name", sorted(LOCAL_RUNNERS))
+@pytest.mark.parametrize("name", sorted(local_runners()))
 @pytest.mark.parametrize("workers", [1, 2, 4])
 def test_pure_python_jobs_give_identical_bytes_on_every_runner(name: str, workers: int) -> None:
     with get_runner(name)(workers) as runner:
@@ -53,7 +53,7 @@ def test_pure_python_jobs_give_identical_bytes_on_every_runner(name: str, worker
 
 
 @pytest.mark.parametrize(
-    "name", sorted(n for n in LOCAL_RUNNERS if RUNNERS[n].runs_native_extensions)
+    "name", sorted(n for n in local_runners() if runners()[n].runs_native_extensions)
 )
 @pytest.mark.parametrize("steps", [NATIVE, MIXED], ids=["native", "mixed"])
 def test_native_and_mixed_jobs_give_identical_bytes_on_every_runner_that_loads_pillow(
@@ -67,14 +67,14 @@ def test_native_and_mixed_jobs_give_identical_bytes_on_every_runner_that_loads_p
 
 CROSS_MODE_SCRIPT = """
 import json
-from nogil_bench.runners import LOCAL_RUNNERS, RUNNERS
+from nogil_bench.runners import local_runners, runners
 from tests.utils.images import PURE, NATIVE, jobs
 from nogil_bench.workloads.images import digest, run_jobs
 
 def main():
     found = {}
-    for name in LOCAL_RUNNERS:
-        runner_class = RUNNERS[name]
+    for name in local_runners():
+        runner_class = runners()[name]
         with runner_class(2) as runner:
             found[name + "/pure"] = digest(run_jobs(runner, jobs(PURE)))
             if runner_class.runs_native_extensions:
@@ -206,9 +206,9 @@ def test_the_digest_is_order_sensitive() -> None:
     assert digest([a, b]) != digest([b, a])
 
 
-@pytest.mark.parametrize("name", sorted(LOCAL_RUNNERS))
+@pytest.mark.parametrize("name", sorted(local_runners()))
 def test_streamed_digests_equal_the_digest_of_all_outputs_kept(name: str) -> None:
-    steps = PURE if not RUNNERS[name].runs_native_extensions else MIXED
+    steps = PURE if not runners()[name].runs_native_extensions else MIXED
     with get_runner(name)(2) as runner:
         task_seconds: list[float] = []
         streamed = combine_digests(output_digests(runner, jobs(steps), task_seconds))

@@ -34,7 +34,6 @@ from nogil_bench.bench.stats import percentile
 from nogil_bench.bench.workloads import build_workload
 from nogil_bench.runners import get_runner
 from nogil_bench.runners.base import warm_up
-from nogil_bench.runners.celery import CeleryRunner
 from nogil_bench.workloads.images import combine_digests
 
 RUN = "run"
@@ -57,10 +56,7 @@ class Session:
         warm_up(self.runner)
         setup_s = time.perf_counter() - started
         warmups_s = [self.run()["wall_s"] for _ in range(self.config.warmups)]
-        environment = describe_environment()
-        if isinstance(self.runner, CeleryRunner):
-            # Where the work ran: the task workers' queue, pool kind and concurrency.
-            environment["celery"] = self.runner.description
+        environment = describe_environment() | self.runner.environment()
         return {
             "event": "ready",
             "setup_s": setup_s,

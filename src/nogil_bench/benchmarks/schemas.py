@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field, Strict
 
 from nogil_bench.core.models import Status
 from nogil_bench.jobs.schemas import STRICT, StepIn, SyntheticSet, pipeline_field
-from nogil_bench.runners import LOCAL_RUNNERS
+from nogil_bench.runners import local_runners
 
 # 0 or 1; strict, so that JSON's false and true are not taken for them.
 type GilMode = Annotated[int, Strict(), Field(ge=0, le=1)]
@@ -25,7 +25,7 @@ class BenchmarkCreate(BaseModel):
         default=None,
         description="Runners to compare (default: every local one; the celery runners need a "
         "broker and one GIL mode). sequential always runs, as the baseline.",
-        examples=[list(LOCAL_RUNNERS)],
+        examples=[list(local_runners())],
     )
     workers: list[int] | None = Field(
         default=None,

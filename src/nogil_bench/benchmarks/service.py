@@ -28,7 +28,7 @@ from nogil_bench.core.idempotency import Answer, Submission, fingerprint, submit
 from nogil_bench.core.models import cancel_or_delete, check_queue_room
 from nogil_bench.jobs import service as job_service
 from nogil_bench.jobs.schemas import StepIn
-from nogil_bench.runners import LOCAL_RUNNERS, get_runner
+from nogil_bench.runners import get_runner, local_runners
 from nogil_bench.runners.sequential import SequentialRunner
 
 
@@ -39,7 +39,7 @@ def check_request(request: BenchmarkCreate, settings: Settings) -> BenchmarkSpec
         raise InvalidInputError("runners is empty; leave it out to compare every runner")
     if request.workers == []:
         raise InvalidInputError("workers is empty; leave it out for 1 and the CPU count")
-    runners = list(dict.fromkeys(request.runners or LOCAL_RUNNERS))
+    runners = list(dict.fromkeys(request.runners or local_runners()))
     workers = sorted(set(request.workers or {1, min(runtime.cpu_count(), settings.MAX_WORKERS)}))
     for runner in runners:
         job_service.check_runner(runner, settings)

@@ -9,15 +9,15 @@ few seconds at most.
 
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from time import monotonic
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, func
-from sqlmodel import Session, col, select
 
 from nogil_bench.core import runtime
+from nogil_bench.core.models import Status
 
 REQUEST_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 JOB_SECONDS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -52,12 +52,21 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     HTTP_REQUEST_SECONDS.labels(**labels).observe(seconds)
 
 
+@dataclass(frozen=True)
+class StoreCounts:
+    """What the database holds now, as the domain that owns the rows counts it."""
+
+    jobs: dict[tuple[Status, str], int]  # by state and runner
+    workers_running: int  # distinct workers holding a live lease on running jobs
+
+
 class StoreCollector(Collector):
     """Jobs by state and runner, queue depth and running jobs, from the database (reused for
     `cache_seconds`); the GIL's state, live."""
 
     def __init__(self) -> None:
-        self.engine: Engine | None = None
+        # Handed in at start-up by the app, so that core needs no domain's tables.
+        self.count_store: Callable[[], StoreCounts] | None = None
         # With a broker: its queues' depths (the dispatcher's), read with the database.
         self.broker_queues: Callable[[], dict[str, int]] | None = None
         self.cache_seconds = 0.0
@@ -67,13 +76,13 @@ class StoreCollector(Collector):
 
     def configure(
         self,
-        engine: Engine,
+        count_store: Callable[[], StoreCounts],
         broker_queues: Callable[[], dict[str, int]] | None,
         cache_seconds: float,
     ) -> None:
-        """Reads from `engine` (and `broker_queues`) from now on, nothing cached."""
+        """Reads with `count_store` (and `broker_queues`) from now on, nothing cached."""
         with self._lock:
-            self.engine, self.broker_queues = engine, broker_queues
+            self.count_store, self.broker_queues = count_store, broker_queues
             self.cache_seconds = cache_seconds
             self._read = None
 
@@ -88,27 +97,20 @@ class StoreCollector(Collector):
     def _store_metrics(self) -> list[Metric]:
         # One scrape reads at a time: the others wait for its figures instead of querying too.
         with self._lock:
-            if self.engine is None:
+            if self.count_store is None:
                 return []
             if self._read is None or monotonic() - self._read_at >= self.cache_seconds:
-                self._read = list(self._read_store(self.engine))
+                self._read = list(self._read_store(self.count_store()))
                 self._read_at = monotonic()
             return self._read
 
-    def _read_store(self, engine: Engine) -> Iterator[Metric]:
-        from nogil_bench.core.models import Status, utc_now  # noqa: PLC0415 - keeps it light
-        from nogil_bench.jobs.models import Job  # noqa: PLC0415
-
+    def _read_store(self, store: StoreCounts) -> Iterator[Metric]:
         jobs = GaugeMetricFamily(
             "nogil_bench_jobs",
             "Jobs in the store, by state and runner.",
             labels=["state", "runner"],
         )
-        with Session(engine) as session:
-            rows = session.exec(
-                select(Job.status, Job.runner, func.count()).group_by(Job.status, Job.runner)
-            ).all()
-        counts = {(Status(status), runner): count for status, runner, count in rows}
+        counts = store.jobs
         for (status, runner), count in sorted(counts.items()):
             jobs.add_metric([status.value, runner], count)
         yield jobs
@@ -122,13 +124,7 @@ class StoreCollector(Collector):
             "nogil_bench_workers_running",
             "Processes (Celery workers, or this service) holding a live lease on running jobs.",
         )
-        with Session(engine) as session:
-            holding = session.exec(
-                select(func.count(func.distinct(Job.worker))).where(
-                    Job.status == Status.RUNNING, col(Job.lease_expires_at) > utc_now()
-                )
-            ).one()
-        workers.add_metric([], holding)
+        workers.add_metric([], store.workers_running)
         yield workers
         if self.broker_queues is not None:
             depth = GaugeMetricFamily(

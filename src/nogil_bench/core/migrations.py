@@ -15,8 +15,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from loguru import logger
-from sqlalchemy import Connection, Engine, MetaData, create_engine, inspect, text
-from sqlmodel import SQLModel
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
 
 MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
 # The tables release 0.1.0 made with `SQLModel.metadata.create_all`, exactly.
@@ -28,18 +27,6 @@ UPGRADE_LOCK_KEY = 0x6E6F67696C  # "nogil"
 
 class MigrationError(RuntimeError):
     """The database cannot be upgraded as it is."""
-
-
-def table_metadata() -> MetaData:
-    """`SQLModel.metadata`, with every table model of the service registered on it."""
-    # Importing the models registers their tables.
-    from nogil_bench.auth import models as _auth_models  # noqa: F401, PLC0415
-    from nogil_bench.benchmarks import models as _benchmark_models  # noqa: F401, PLC0415
-    from nogil_bench.core import idempotency as _idempotency  # noqa: F401, PLC0415
-    from nogil_bench.core import storage as _storage  # noqa: F401, PLC0415
-    from nogil_bench.jobs import models as _job_models  # noqa: F401, PLC0415
-
-    return SQLModel.metadata
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -27,7 +27,7 @@ from nogil_bench.jobs.schemas import (
     JobCreate,
     StepIn,
 )
-from nogil_bench.runners import RUNNERS
+from nogil_bench.runners import runners
 
 DEFAULT_RUNNER = "threads"
 DEFAULT_WORKERS = 2
@@ -58,7 +58,7 @@ def form_schema(files_field: str, *, many: bool) -> dict[str, Any]:
                 "description": "The steps, as a JSON list.",
                 "example": json.dumps(PIPELINE_EXAMPLE),
             },
-            "runner": {"type": "string", "enum": list(RUNNERS), "default": DEFAULT_RUNNER},
+            "runner": {"type": "string", "enum": list(runners()), "default": DEFAULT_RUNNER},
             "workers": {"type": "integer", "default": DEFAULT_WORKERS},
         },
     }

@@ -5,7 +5,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from nogil_bench.core.models import Status
-from nogil_bench.runners import RUNNERS
+from nogil_bench.runners import runners
 
 MAX_PIPELINE_STEPS = 32
 # Seeds are stored in a signed 64-bit integer column.
@@ -28,7 +28,7 @@ def runner_field() -> Any:
     return Field(
         default="threads",
         description="The concurrency model that runs the work.",
-        json_schema_extra={"enum": list(RUNNERS)},
+        json_schema_extra={"enum": list(runners())},
     )
 
 

@@ -22,7 +22,14 @@ from nogil_bench.core.errors import (
     UnsupportedMediaTypeError,
 )
 from nogil_bench.core.idempotency import Answer, Submission, fingerprint, submit_once
-from nogil_bench.core.models import Status, cancel_or_delete, cancel_queued, check_queue_room
+from nogil_bench.core.metrics import StoreCounts
+from nogil_bench.core.models import (
+    Status,
+    cancel_or_delete,
+    cancel_queued,
+    check_queue_room,
+    utc_now,
+)
 from nogil_bench.core.storage import FileStore, get_store, upload_key
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.jobs.schemas import (
@@ -459,3 +466,17 @@ def batch_public(
         ran_on=shares,
         job_ids=job_ids,
     )
+
+
+def count_for_metrics(engine: Engine) -> StoreCounts:
+    """The figures /metrics reports from the jobs table (core's collector asks, by this)."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Job.status, Job.runner, func.count()).group_by(Job.status, Job.runner)
+        ).all()
+        holding = session.exec(
+            select(func.count(func.distinct(Job.worker))).where(
+                Job.status == Status.RUNNING, col(Job.lease_expires_at) > utc_now()
+            )
+        ).one()
+    return StoreCounts({(Status(status), runner): count for status, runner, count in rows}, holding)

@@ -17,13 +17,13 @@ from sqlalchemy.types import TypeDecorator
 
 from nogil_bench.core.config import get_settings
 from nogil_bench.core.db import make_engine
-from nogil_bench.core.migrations import table_metadata
+from nogil_bench.tables import METADATA
 
 config = context.config
 if config.config_file_name is not None:
     fileConfig(config.config_file_name)
 
-target_metadata = table_metadata()
+target_metadata = METADATA
 
 
 def render_item(kind: str, item: Any, autogen_context: AutogenContext) -> str | Literal[False]:

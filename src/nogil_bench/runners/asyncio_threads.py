@@ -9,6 +9,7 @@ class AsyncioRunner(PoolLifecycle):
     """An event loop fanning tasks out with asyncio.to_thread over a pool sized to `workers`."""
 
     name = "asyncio"
+    order = 4
 
     def __init__(self, workers: int) -> None:
         super().__init__(workers)

@@ -6,7 +6,7 @@ This module must stay importable inside a subinterpreter: no Pillow, nothing hea
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Executor, ProcessPoolExecutor, wait
 from types import TracebackType
-from typing import ClassVar, Protocol, Self
+from typing import Any, ClassVar, Protocol, Self
 
 MAX_TASK_REPR_CHARS = 80
 
@@ -34,6 +34,8 @@ class BaseRunner(Protocol):
     """A concurrency model: start a pool, map a picklable function over tasks, shut down."""
 
     name: ClassVar[str]
+    # Where it comes in the registry's lists (the API's enum, a benchmark's default runners).
+    order: ClassVar[int]
     # False where extension modules such as Pillow's cannot be loaded in the workers.
     runs_native_extensions: ClassVar[bool]
     # True where the tasks run on Celery task workers: the run needs NOGIL_BENCH_BROKER_URL.
@@ -59,6 +61,10 @@ class BaseRunner(Protocol):
         """Its tasks hang: leaving the `with` block stops what it can without waiting."""
         ...
 
+    def environment(self) -> dict[str, Any]:
+        """What a started runner adds to a measurement's environment: where the work ran."""
+        ...
+
 
 def _no_op(task: int) -> int:
     return task
@@ -80,6 +86,7 @@ class PoolLifecycle:
     """The context-manager half every runner shares: `with` starts the pool, leaving stops it."""
 
     name: ClassVar[str]
+    order: ClassVar[int]
     runs_native_extensions: ClassVar[bool] = True
     needs_broker: ClassVar[bool] = False
 
@@ -90,6 +97,10 @@ class PoolLifecycle:
     def abandon(self) -> None:
         """Its tasks hang (a deadline passed): leaving the `with` block must not wait for them."""
         self._abandoned = True
+
+    def environment(self) -> dict[str, Any]:
+        """Nothing to add: a local runner's work runs on the machine the environment describes."""
+        return {}
 
     def _stop_abandoned(self) -> None:
         """Stop what can be stopped without waiting; a hung thread is left to itself."""

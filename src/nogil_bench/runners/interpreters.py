@@ -12,6 +12,7 @@ class InterpreterRunner(ExecutorRunner):
     """
 
     name = "interpreters"
+    order = 5
     runs_native_extensions = False
 
     def _create_executor(self) -> Executor:

@@ -22,6 +22,7 @@ class ProcessRunner(ExecutorRunner):
     """A process pool: parallel under any GIL, paying for start-up and pickling."""
 
     name = "processes"
+    order = 3
 
     def _create_executor(self) -> Executor:
         context = multiprocessing.get_context(start_method())

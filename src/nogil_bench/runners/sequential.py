@@ -8,6 +8,7 @@ class SequentialRunner(PoolLifecycle):
     count so every runner is built the same way; one thread does all the work."""
 
     name = "sequential"
+    order = 1
 
     def __init__(self, workers: int = 1) -> None:
         super().__init__(workers)

@@ -8,7 +8,9 @@ SECRET_KEY), to their pool kind's queue and wait for the results through Redis. 
 queue must offer exactly that many slots, and they must run in the caller's GIL mode: the
 runner checks both and says what it found. It reports the workers it saw (`description`).
 
-Celery is imported when a run starts, not with the registry: only these runners need it.
+They register in the runner registry from here (entry points in pyproject.toml), so that
+`runners/` never imports `distributed/`. Celery is imported when a run starts, not when the
+registry loads them: only these runners need it.
 """
 
 import time
@@ -180,6 +182,10 @@ class CeleryRunner(PoolLifecycle):
             values.append(value)
         return values
 
+    def environment(self) -> dict[str, Any]:
+        """Where the work ran: the task workers' queue, pool kind and concurrency."""
+        return {"celery": self.description}
+
     def _stop(self) -> None:
         """Closes this run's Celery app: its broker connections and result subscriptions."""
         if self._app is not None:
@@ -198,6 +204,7 @@ class CeleryThreadsRunner(CeleryRunner):
     """Celery task workers with the thread pool: parallel inside one process with the GIL off."""
 
     name = "celery-threads"
+    order = 6
     pool = "threads"
 
 
@@ -206,4 +213,5 @@ class CeleryPreforkRunner(CeleryRunner):
     recommended for CPU-bound work under the GIL."""
 
     name = "celery-prefork"
+    order = 7
     pool = "prefork"
