@@ -27,7 +27,8 @@ typecheck:
 # run PYTEST_WORKERS at a time (pytest-xdist): most of their time is spent waiting on servers
 # and worker processes, not on the CPU.
 PYTEST_WORKERS ?= auto
-PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist worksteal
+# --durations=10: every run names its ten slowest tests, so a slow one is seen where it lands.
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist worksteal --durations=10
 
 pytest:
 	$(VENV_BIN)/pytest $(PYTEST_PARALLEL)

@@ -3,6 +3,7 @@ data directory, on one PostgreSQL database and one Redis; uploads and outputs li
 database (FILE_STORE=database), as they must when workers share no disk."""
 
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -64,23 +65,30 @@ def test_a_batch_spreads_over_two_workers_and_survives_kill_9_of_one_exactly_onc
     ]
     try:
         alice = register_and_login(api, "alice@example.com")
-        batch = api.post(
-            "/api/v1/batches",
-            headers=alice,
-            json={
-                "source": {"width": SIDE, "height": SIDE, "seed": 11, "count": IMAGES},
-                "pipeline": PURE_PIPELINE,
-                "runner": "threads",
-                "workers": 1,  # chunks of 4 jobs: 10 tasks for two workers
-            },
-        ).json()
-        path = f"/api/v1/batches/{batch['id']}"
+
+        def submit_batch() -> dict[str, Any]:
+            submitted: dict[str, Any] = api.post(
+                "/api/v1/batches",
+                headers=alice,
+                json={
+                    "source": {"width": SIDE, "height": SIDE, "seed": 11, "count": IMAGES},
+                    "pipeline": PURE_PIPELINE,
+                    "runner": "threads",
+                    "workers": 1,  # chunks of 4 jobs: 10 tasks for two workers
+                },
+            ).json()
+            return submitted
+
+        batch = submit_batch()
 
         def batch_jobs() -> list[dict[str, Any]]:
             found: list[dict[str, Any]] = api.get(
                 "/api/v1/jobs", headers=alice, params={"batch_id": batch["id"], "limit": 100}
             ).json()["data"]
             return found
+
+        def statuses(jobs: list[dict[str, Any]]) -> Counter[tuple[str, str | None]]:
+            return Counter((job["status"], job["worker"]) for job in jobs)
 
         def on(worker: str, status: str, jobs: list[dict[str, Any]]) -> set[str]:
             return {job["id"] for job in jobs if (job["worker"], job["status"]) == (worker, status)}
@@ -97,9 +105,15 @@ def test_a_batch_spreads_over_two_workers_and_survives_kill_9_of_one_exactly_onc
                 if stranded := on("worker-b", "running", batch_jobs()):
                     break
                 workers[1].thaw()
-            assert time.monotonic() < deadline, "worker-b was never caught mid-chunk"
+            assert time.monotonic() < deadline, (
+                f"worker-b was never caught mid-chunk: {sorted(statuses(jobs).items())}"
+            )
+            if not statuses(jobs).keys() & {("queued", None), ("running", "worker-b")}:
+                # On a loaded host the batch can end before worker-b is caught: another one.
+                batch = submit_batch()
             time.sleep(0.02)
         workers[1].kill()
+        path = f"/api/v1/batches/{batch['id']}"
         # What it was running stays running (its lease runs out only in LEASE_SECONDS).
         assert on("worker-b", "running", batch_jobs()) == stranded
 
