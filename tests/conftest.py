@@ -23,15 +23,17 @@ from tests.utils.redis_server import RedisServer, find_redis_server
 # The database-backed tests run on each store the service supports.
 DATABASES = ["sqlite", "postgresql"]
 
-# What can behave differently with the GIL on: the runners, the measurement engine, the
-# workloads, the service's work path and what reports the GIL's state. `make test`'s second pass
-# (PYTHON_GIL=1) runs these only (`-m gil_sensitive`); the rest is the same code either way.
+# What can behave differently with the GIL on: what runs the work in this process (the runners,
+# the workloads, the service's jobs and queue on them, the Celery runners), the engine's own
+# loop (measure, plan) and what reports the GIL's state. The engine's workers get their GIL mode
+# from `-X gil=N` whatever this process has, and its statistics, charts and documents are plain
+# functions: they run once. `make test`'s second pass (PYTHON_GIL=1) runs `-m gil_sensitive`.
 GIL_SENSITIVE = (
     "tests/runners/",
-    "tests/bench/",
     "tests/workloads/",
+    "tests/bench/test_measure.py",
+    "tests/bench/test_plan.py",
     "tests/api/test_jobs.py",
-    "tests/api/test_benchmarks.py",
     "tests/api/test_queue.py",
     "tests/distributed/test_celery_runner.py",
     "tests/e2e/test_concurrency.py",
