@@ -154,6 +154,8 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 # - the Redis client's commands for server modules (RediSearch, JSON, TimeSeries, Bloom,
 #   vector sets: 1.0 MB): redis-py imports them only when those methods are called; kombu
 #   uses only core commands.
+# - cffi's Python package and pycparser (1.4 MB): they generate and compile bindings;
+#   argon2-cffi's compiled bindings need only the _cffi_backend extension at run time.
 RUN cd /opt/venv/lib/python3.14t/site-packages \
     && rm -rf click_repl click_repl-*.dist-info prompt_toolkit prompt_toolkit-*.dist-info \
        wcwidth wcwidth-*.dist-info \
@@ -172,6 +174,7 @@ RUN cd /opt/venv/lib/python3.14t/site-packages \
     done) \
     && rm -rf redis/commands/search redis/commands/json redis/commands/timeseries \
        redis/commands/bf redis/commands/vectorset \
+    && rm -rf cffi cffi-*.dist-info pycparser pycparser-*.dist-info \
     && du -sh /opt/venv
 
 # ---------------------------------------------------------------------------------------------
