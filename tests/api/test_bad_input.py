@@ -1,6 +1,7 @@
 """Bad input gets a clear 4xx naming the problem, and leaves no row and no file behind."""
 
 import io
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,15 @@ from PIL import Image
 from nogil_bench.core.config import Settings
 from nogil_bench.core.deps import MAX_OFFSET
 from nogil_bench.core.nul import NUL_MESSAGE
-from tests.utils.api import BATCHES, BENCHMARKS, JOBS, Headers, png, synthetic_job
+from tests.utils.api import (
+    BATCHES,
+    BENCHMARKS,
+    JOBS,
+    Headers,
+    png,
+    synthetic_job,
+    wait_until_finished,
+)
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
@@ -420,6 +429,34 @@ NUL_REQUESTS = [
         ["header", "idempotency-key"],
         id="stored-header",
     ),
+    pytest.param(
+        # The first Content-Type is the one the app reads the body by.
+        lambda client, headers: client.post(
+            "/api/v1/auth/token",
+            headers=[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Content-Type", "text/plain"),
+            ],
+            content=b"username=alice%40example.com%00&password=secret",
+        ),
+        ["body", "username"],
+        id="form-under-a-second-content-type",
+    ),
+    pytest.param(
+        lambda client, headers: client.post(
+            BENCHMARKS,
+            headers=headers | {"Content-Type": "application/json"},
+            content=json.dumps(
+                {
+                    "source": {"count": 1, "width": 8, "height": 8},
+                    "pipeline": [{"op": "invert"}],
+                    "runners": ["threads\0"],
+                }
+            ).encode("utf-16"),
+        ),
+        ["body", "runners", 0],
+        id="utf-16-json-string",
+    ),
 ]
 
 
@@ -437,6 +474,25 @@ def test_a_nul_character_anywhere_is_422_naming_where_on_every_store(
     assert response.json()["detail"] == [
         {"type": "nul_character", "loc": location, "msg": NUL_MESSAGE}
     ]
+
+
+def test_a_nul_in_the_body_of_a_download_request_never_cuts_the_download(
+    client: TestClient, alice: Headers
+) -> None:
+    job = client.post(JOBS, headers=alice, json=synthetic_job()).json()
+    done = wait_until_finished(client, f"{JOBS}/{job['id']}", alice)
+
+    # A GET's body is no route's input: the streamed answer's disconnect listener reads it.
+    response = client.request(
+        "GET",
+        done["result_url"],
+        headers=alice | {"Content-Type": "application/json"},
+        content=b'{"note": "\\u0000"}',
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.content == client.get(done["result_url"], headers=alice).content
+    assert client.delete(f"{JOBS}/{job['id']}", headers=alice).status_code == 204
 
 
 def test_nul_bytes_in_an_uploaded_file_are_content_not_text(

@@ -9,8 +9,9 @@ field, or `[..., field, "filename"]` for an uploaded file's name).
 
 Where it looks, as bytes, so nothing is parsed twice on the way through:
 - the path, the query string (raw or %00) and every header (raw): before the app runs;
-- the body as the app reads it: a JSON text (a \\u0000 escape is its only way to hold a NUL),
-  a url-encoded form (raw or %00), a multipart form's field names, text fields and file names,
+- the body of a POST, PUT or PATCH as the app reads it, until the answer starts: a JSON text
+  (in UTF-8 a \\u0000 escape is its only way to hold a NUL), a url-encoded form (raw or %00),
+  a multipart form's field names, text fields and file names,
   but not a file's content, which may hold any byte. The body is never held longer than the app
   holds it; a JSON or url-encoded one is parsed again only when it does contain a NUL, to name
   the field. A NUL found in the body is raised from `receive` as an HTTPException: FastAPI's body
@@ -29,6 +30,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 NUL_MESSAGE = "Text must not contain a NUL character (U+0000)"
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 type Location = list[str | int]
 
 
@@ -50,14 +52,23 @@ class NulCharacterMiddleware:
             refusal = JSONResponse({"detail": problem(location)}, status_code=422)
             await refusal(scope, receive, send)
             return
-        body_check = _body_check(dict(scope["headers"]).get(b"content-type", b""))
+        # The first Content-Type, as Starlette reads it; only methods whose routes read a body.
+        content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+        body_check = _body_check(content_type) if scope["method"] in BODY_METHODS else None
         if body_check is None:
             await self.app(scope, receive, send)
             return
+        responding = False
+
+        async def noting_send(message: Message) -> None:
+            nonlocal responding
+            responding = responding or message["type"] == "http.response.start"
+            await send(message)
 
         async def checked_receive() -> Message:
             message = await receive()
-            if message["type"] == "http.request":
+            # Once the answer has started, a receive is a disconnect listener's: never a 422.
+            if message["type"] == "http.request" and not responding:
                 location = body_check.feed(
                     message.get("body", b""), more=message.get("more_body", False)
                 )
@@ -65,7 +76,7 @@ class NulCharacterMiddleware:
                     raise HTTPException(422, detail=problem(["body", *location]))
             return message
 
-        await self.app(scope, checked_receive, send)
+        await self.app(scope, checked_receive, noting_send)
 
 
 def _in_request_line_or_headers(scope: Scope) -> Location | None:
@@ -123,7 +134,9 @@ class _WholeBodyCheck:
         if self.form:
             name = _form_field_with_nul(body)
             return None if name is None else [name]
-        if b"\\u0000" not in body:
+        # UTF-8 JSON holds a NUL only as \u0000; UTF-16 and UTF-32, which json.loads detects too,
+        # hold NUL bytes in every text, so those are parsed whenever they come.
+        if b"\\u0000" not in body and b"\0" not in body:
             return None
         try:
             document = json.loads(body)
