@@ -104,3 +104,23 @@ def test_a_whole_batch_limit_below_one_upload_is_refused_naming_both() -> None:
         match=r"MAX_BATCH_REQUEST_BYTES \(1048576\) must be at least NOGIL_BENCH_MAX_UPLOAD_BYTES",
     ):
         Settings(MAX_UPLOAD_BYTES=2 * MIB, MAX_BATCH_REQUEST_BYTES=MIB, _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("route", "content_type"),
+    [
+        ("/api/v1/auth/register", "application/json"),
+        ("/api/v1/auth/token", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_a_chunked_body_over_a_json_or_form_routes_limit_is_413_too(
+    client: TestClient, route: str, content_type: str
+) -> None:
+    def chunks() -> Iterator[bytes]:  # 32 KiB, past the 16 KiB these routes take
+        for _ in range(32):
+            yield b"x" * 1024
+
+    response = client.post(route, headers={"Content-Type": content_type}, content=chunks())
+
+    assert response.status_code == 413, response.text
+    assert "over this route's limit of 16384 bytes" in response.json()["detail"]

@@ -4,10 +4,9 @@
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from fastapi import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from nogil_bench.core.errors import PayloadTooLargeError
 
 MIB = 1024 * 1024
 
@@ -62,7 +61,9 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit.max_bytes:
-                    raise PayloadTooLargeError(limit.refusal(received))
+                    # An HTTPException, which FastAPI's and Starlette's body parsers pass on as it
+                    # is: any other error there becomes a 400 "cannot read the body".
+                    raise HTTPException(413, detail=limit.refusal(received))
             return message
 
         await self.app(scope, limited_receive, send)
