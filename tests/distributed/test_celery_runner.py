@@ -28,6 +28,7 @@ from nogil_bench.core import runtime
 from nogil_bench.core.config import Settings, get_settings
 from nogil_bench.core.errors import InvalidInputError
 from nogil_bench.distributed import registry, sealed
+from nogil_bench.distributed import runners as celery_runners
 from nogil_bench.distributed.celery_app import MAP_TASK, TASK_QUEUES, make_celery
 from nogil_bench.distributed.runners import CeleryRunner, CeleryWorkersError
 from nogil_bench.distributed.sealed import (
@@ -246,6 +247,20 @@ def test_a_genuine_seal_for_another_purpose_task_or_past_its_deadline_is_refused
     assert unpickled == []
 
 
+def test_a_reply_received_before_its_deadline_opens_after_it() -> None:
+    # A map's replies are all in when its wait ends; opening them one by one takes time.
+    label = Label("reply", "task-1", time.time() - 1)
+    sealed_reply = seal(42, KEY, label)
+
+    opened = unseal(
+        sealed_reply, KEY, purpose="reply", task_id="task-1", received_at=label.expires_at - 0.5
+    )
+
+    assert opened.value == 42
+    with pytest.raises(ExpiredSealError):
+        unseal(sealed_reply, KEY, purpose="reply", task_id="task-1")
+
+
 @pytest.fixture
 def sent_and_replied(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[str]]:
     """What the runner seals (its tasks) and the replies it receives, from here on."""
@@ -308,7 +323,7 @@ def test_a_task_seal_offered_as_its_own_reply_is_refused(
         runner.map(fib, [12])
 
 
-def test_a_reply_opened_after_its_runs_deadline_is_refused(
+def test_a_reply_received_after_its_runs_deadline_is_refused(
     task_broker: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_join, timeout_s = GroupResult.join, get_settings().EXECUTION_TIMEOUT_SECONDS
@@ -317,6 +332,7 @@ def test_a_reply_opened_after_its_runs_deadline_is_refused(
         replies = real_join(self, *args, **kwargs)
         later = SimpleNamespace(time=lambda: time.time() + timeout_s + 1)
         monkeypatch.setattr(sealed, "time", later, raising=False)
+        monkeypatch.setattr(celery_runners, "time", later, raising=False)
         return replies
 
     monkeypatch.setattr(GroupResult, "join", join_then_outlive_the_deadline)

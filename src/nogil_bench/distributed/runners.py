@@ -149,9 +149,14 @@ class CeleryRunner(PoolLifecycle):
             # waits half a second per poll, measured, which would be charged to every map.
             # Safe inside a task of `nogil-bench worker`: these tasks go to their own queue,
             # which that worker does not consume, so it never waits for itself.
+            # One deadline for the whole map: the wait is what is left of it after sending.
             replies = running.join(
-                timeout=self._timeout_s, propagate=False, disable_sync_subtasks=False
+                timeout=max(0.0, deadline - time.time()),
+                propagate=False,
+                disable_sync_subtasks=False,
             )
+            # Every reply was in by now; unsealing them one by one takes time of its own.
+            received_at = time.time()
         except ResultTimeoutError:
             running.revoke()
             raise CeleryWorkersError(
@@ -168,7 +173,10 @@ class CeleryRunner(PoolLifecycle):
         for index, reply in enumerate(replies):
             if isinstance(reply, BaseException):  # the task itself failed (e.g. a forged seal)
                 raise TaskFailedError(self.name, index, tasks[index], reply) from reply
-            ok, value, where = unseal(reply, key, purpose="reply", task_id=task_ids[index]).value
+            opened = unseal(
+                reply, key, purpose="reply", task_id=task_ids[index], received_at=received_at
+            )
+            ok, value, where = opened.value
             self.ran_on.add((where["worker"], where["pid"]))
             if where["gil"] != gil_expected:
                 raise CeleryWorkersError(

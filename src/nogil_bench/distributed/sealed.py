@@ -71,10 +71,13 @@ def seal(value: object, key: bytes, label: Label) -> str:
     return base64.b64encode(hmac.digest(key, signed, DIGEST) + signed).decode("ascii")
 
 
-def unseal(text: str, key: bytes, *, purpose: Purpose, task_id: str) -> Opened:
+def unseal(
+    text: str, key: bytes, *, purpose: Purpose, task_id: str, received_at: float | None = None
+) -> Opened:
     """The value `seal` was given, with its label; before unpickling, ForgedPayloadError if it
     was not sealed with `key`, or a subclass if it was sealed for another purpose or task than
-    `purpose` and `task_id` (MisdirectedSealError) or its deadline has passed (ExpiredSealError)."""
+    `purpose` and `task_id` (MisdirectedSealError) or its deadline had passed when it was
+    received (`received_at`, default now: ExpiredSealError)."""
     try:
         raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (ValueError, UnicodeEncodeError) as error:
@@ -98,7 +101,7 @@ def unseal(text: str, key: bytes, *, purpose: Purpose, task_id: str) -> Opened:
             f"a {purpose} sealed for task {label.task_id} was offered for task {task_id}: "
             "refused as a replay"
         )
-    if (late_s := time.time() - label.expires_at) > 0:
+    if (late_s := (received_at or time.time()) - label.expires_at) > 0:
         raise ExpiredSealError(
             f"the {purpose} for task {task_id} expired {late_s:.1f} s ago (its run's deadline, "
             "EXECUTION_TIMEOUT_SECONDS after it was sent): refused as a replay or a late answer"
