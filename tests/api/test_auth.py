@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 import pytest
@@ -11,9 +12,11 @@ from pwdlib.hashers.bcrypt import BcryptHasher
 from pydantic import SecretStr, ValidationError
 from sqlmodel import Session, select
 
+from nogil_bench.auth import service as auth_service
 from nogil_bench.auth.models import User
 from nogil_bench.core import security
 from nogil_bench.core.config import Settings
+from nogil_bench.core.db import DatabaseBusyError
 from nogil_bench.main import create_app
 from tests.utils.api import Headers, register_and_login
 
@@ -192,6 +195,26 @@ def test_an_account_from_the_bcrypt_days_logs_in_and_is_rehashed_with_argon2(
     assert client.post(TOKEN, data=form).status_code == 200
     wrong = client.post(TOKEN, data=form | {"password": "difference engines"})
     assert wrong.status_code == 401
+
+
+def test_a_login_whose_rehash_meets_a_busy_database_stands_and_rehashes_later(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.post(REGISTER, json={"email": "ada@example.com", "password": "difference engine"})
+    store_a_bcrypt_hash(client, "ada@example.com", "difference engine")
+    form = {"username": "ada@example.com", "password": "difference engine"}
+
+    def busy(*args: Any, **kwargs: Any) -> None:
+        raise DatabaseBusyError("database is locked")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(auth_service, "write", busy)
+        login = client.post(TOKEN, data=form)
+
+    assert login.status_code == 200, login.text
+    assert stored_hash(client, "ada@example.com").startswith("$2b$")
+    assert client.post(TOKEN, data=form).status_code == 200
+    assert stored_hash(client, "ada@example.com").startswith("$argon2id$")
 
 
 def test_a_failed_login_keeps_the_bcrypt_hash(client: TestClient) -> None:

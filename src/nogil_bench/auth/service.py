@@ -1,16 +1,17 @@
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import Engine
+from loguru import logger
+from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel, col, select
 
 from nogil_bench.auth.models import User
 from nogil_bench.auth.schemas import UserCreate
 from nogil_bench.core import security
 from nogil_bench.core.config import Settings
 from nogil_bench.core.db import write
-from nogil_bench.core.errors import ConflictError
+from nogil_bench.core.errors import ConflictError, ServiceUnavailableError
 
 
 class EmailTakenError(ConflictError):
@@ -55,9 +56,28 @@ def authenticate(*, engine: Engine, email: str, password: str, settings: Setting
     if user is None or not valid:
         return None
     if new_hash is not None:  # made by bcrypt or at another cost: replaced by today's hash
-        user.hashed_password = new_hash
-        write(engine, lambda session: session.merge(user))
+        rehash(engine=engine, user=user, new_hash=new_hash)
     return user
+
+
+def rehash(*, engine: Engine, user: User, new_hash: str) -> None:
+    """Stores `new_hash` in place of the hash `user` was verified against, unless it changed
+    meanwhile. A busy database only postpones it to a later login: the login stands."""
+    old_hash = user.hashed_password
+
+    def replace(session: Session) -> None:
+        session.execute(
+            update(User)
+            .where(col(User.id) == user.id, col(User.hashed_password) == old_hash)
+            .values(hashed_password=new_hash)
+        )
+
+    try:
+        write(engine, replace)
+    except ServiceUnavailableError as error:
+        logger.warning("the re-hash of user {} waits for a later login: {}", user.id, error)
+        return
+    user.hashed_password = new_hash
 
 
 def issue_token(*, user_id: uuid.UUID, settings: Settings) -> str:
