@@ -4,9 +4,10 @@ import importlib
 import subprocess
 import sys
 import threading
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint, EntryPoints, entry_points
 
 import pytest
+from loguru import logger
 
 import nogil_bench.runners as registry
 from nogil_bench.runners import (
@@ -22,6 +23,7 @@ from nogil_bench.runners import (
 from nogil_bench.runners.asyncio_threads import AsyncioRunner
 from nogil_bench.runners.processes import start_method
 from nogil_bench.runners.sequential import SequentialRunner
+from nogil_bench.runners.threads import ThreadRunner
 from nogil_bench.workloads.fib import fib
 from nogil_bench.workloads.images import SyntheticSource, synthetic_image
 
@@ -74,6 +76,31 @@ def test_a_runner_another_package_registers_is_listed_in_its_order(
         "asyncio",
         "interpreters",
     )
+
+
+def test_a_plugin_that_fails_to_load_or_takes_a_built_in_name_leaves_the_rest_as_they_are(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broken = EntryPoint("broken", "no_such_module_anywhere:Runner", ENTRY_POINT_GROUP)
+    impostor = EntryPoint("threads", f"{__name__}:FiberRunner", ENTRY_POINT_GROUP)
+    installed = entry_points(group=ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [broken, impostor, *installed])
+    monkeypatch.setattr(registry, "_registry", None)
+    warnings: list[str] = []
+    sink = logger.add(lambda message: warnings.append(message.record["message"]), level="WARNING")
+    try:
+        listed = runners()
+    finally:
+        logger.remove(sink)
+
+    assert list(listed) == [point.name for point in sorted_by_order(installed)]
+    assert listed["threads"] is ThreadRunner
+    assert any("'broken'" in warning and "failed to load" in warning for warning in warnings)
+    assert any("'threads'" in warning and "is ignored" in warning for warning in warnings)
+
+
+def sorted_by_order(points: EntryPoints) -> list[EntryPoint]:
+    return sorted(points, key=lambda point: (point.load().order, point.name))
 
 
 def test_the_registry_loads_on_first_use_and_without_celery() -> None:

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from importlib.metadata import entry_points
 from types import MappingProxyType
 
+from loguru import logger
+
 from nogil_bench.runners.base import BaseRunner, TaskFailedError, UnsupportedWorkError
 
 ENTRY_POINT_GROUP = "nogil_bench.runners"
@@ -29,12 +31,37 @@ def runners() -> Mapping[str, type[BaseRunner]]:
         return registry
     with _loading:
         if _registry is None:
-            found = {point.name: point.load() for point in entry_points(group=ENTRY_POINT_GROUP)}
+            found = _load_entry_points()
             # By the runners' own order: installers list entry points in no order of ours.
             _registry = MappingProxyType(
                 dict(sorted(found.items(), key=lambda item: (item[1].order, item[0])))
             )
         return _registry
+
+
+def _load_entry_points() -> dict[str, type[BaseRunner]]:
+    """Each runner of the group by name. One that fails to load is left out with a warning (the
+    service and every other runner still work); a name taken already, built-ins first, keeps
+    its first runner: another package cannot replace `threads` by registering it again."""
+    points = sorted(
+        entry_points(group=ENTRY_POINT_GROUP),
+        key=lambda point: not point.module.startswith("nogil_bench."),
+    )
+    found: dict[str, type[BaseRunner]] = {}
+    for point in points:
+        if point.name in found:
+            logger.warning(
+                "runner {!r} from {} is ignored: {} has that name",
+                point.name,
+                point.value,
+                found[point.name].__qualname__,
+            )
+            continue
+        try:
+            found[point.name] = point.load()
+        except Exception as error:  # a plugin's bug: any import error leaves that runner out
+            logger.warning("runner {!r} ({}) failed to load: {!r}", point.name, point.value, error)
+    return found
 
 
 def local_runners() -> tuple[str, ...]:
