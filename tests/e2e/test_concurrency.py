@@ -9,7 +9,7 @@ import re
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import pytest
 from tests.utils.api import PURE_PIPELINE, expected_png, png
 from tests.utils.live_client import API, PASSWORD, SECRET_KEY, Client, sha256
 from tests.utils.live_server import LiveServer
+from tests.utils.waiting import wait_until
 
 READ_BUDGET_S = 2.0
 LEASE_SECONDS = "2"
@@ -135,7 +136,11 @@ def test_two_processes_share_the_queue_and_survive_a_kill_9_of_one(
             (status, boot) == ("running", first_boot) for status, _, boot in rows(database).values()
         )
 
-    wait_for(first_is_mid_job, f"the first process ({first_boot}) running a job")
+    wait_until(
+        first_is_mid_job,
+        f"the first process ({first_boot}) running a job",
+        timeout_s=POLL_TIMEOUT_S,
+    )
     first.kill()
     left_running = {
         job_id
@@ -144,9 +149,10 @@ def test_two_processes_share_the_queue_and_survive_a_kill_9_of_one(
     }
     assert left_running, "the kill landed mid-job"
 
-    wait_for(
+    wait_until(
         lambda: all(status == "succeeded" for status, _, _ in rows(database).values()),
         "every job succeeded",
+        timeout_s=POLL_TIMEOUT_S,
     )
     final = rows(database)
     assert len(final) == count
@@ -171,10 +177,3 @@ def test_two_processes_share_the_queue_and_survive_a_kill_9_of_one(
             f"{second.url}{API}/jobs/{job['id']}/result", headers=client.headers, timeout=30
         )
         assert sha256(output.content) == sha256(png_bytes), f"job {job['id']}: wrong output"
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + POLL_TIMEOUT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"never {what}"
-        time.sleep(0.02)

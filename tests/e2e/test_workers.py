@@ -14,14 +14,13 @@ from fastapi.testclient import TestClient
 
 from nogil_bench.core.config import Settings
 from nogil_bench.main import create_app
-from tests.utils.api import PURE_PIPELINE, expected_png, register_and_login
+from tests.utils.api import PURE_PIPELINE, expected_png, register_and_login, wait_until_finished
 from tests.utils.redis_server import WorkerProcess
 
 IMAGES = 40
 SIDE = 128  # ~0.1-0.3 s per image here: a chunk of 4 runs long enough to be killed mid-way
 WAIT_S = 180.0
 SETTLE_S = 0.3
-FINISHED = {"succeeded", "failed"}
 
 
 @pytest.fixture
@@ -117,12 +116,7 @@ def test_a_batch_spreads_over_two_workers_and_survives_kill_9_of_one_exactly_onc
         # What it was running stays running (its lease runs out only in LEASE_SECONDS).
         assert on("worker-b", "running", batch_jobs()) == stranded
 
-        while (body := api.get(path, headers=alice).json())["status"] not in {
-            "succeeded",
-            "failed",
-        }:
-            assert time.monotonic() < deadline, body
-            time.sleep(0.2)
+        body = wait_until_finished(api, path, alice)
     finally:
         for worker in workers:
             worker.stop()
