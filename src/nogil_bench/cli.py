@@ -15,6 +15,12 @@ from nogil_bench.core import runtime
 from nogil_bench.core.config import get_settings
 
 HEALTHCHECK_TIMEOUT_S = 5.0
+# Handed whole to nogil_bench.benchmarks.cli, which has their options.
+MEASURING = {
+    "measure": "measure workloads or your own function on every runner, GIL off and on",
+    "compare": "calibration: how far a second measurement's --json agrees with a first",
+    "report": "re-render a measurement's --json document without measuring",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="restart when the source changes (development: on a stop, the socket closes "
         "first, then running work drains; no 503 phase)",
     )
+    for name, summary in MEASURING.items():
+        commands.add_parser(name, help=f"{summary} (nogil-bench {name} --help)", add_help=False)
     check = commands.add_parser(
         "healthcheck",
         help="exit 0 when the service's liveness probe answers 200, else 1 (for HEALTHCHECK)",
@@ -151,8 +159,14 @@ def _exit_zero(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments and arguments[0] in MEASURING:
+        # Imported here: the measuring CLI loads the engine, the service needs none of it.
+        from nogil_bench.benchmarks.cli import main as measuring_main  # noqa: PLC0415
+
+        sys.exit(measuring_main(arguments))
     runtime.watch_gil_reenablers()  # before any third-party import can turn the GIL on
-    args, extra = build_parser().parse_known_args(argv)
+    args, extra = build_parser().parse_known_args(arguments)
     if extra and args.command not in {"worker", "task-worker"}:
         build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "task-worker":

@@ -10,6 +10,8 @@ import pytest
 from loguru import logger
 
 import nogil_bench.runners as registry
+from nogil_bench import plugins
+from nogil_bench.plugins import Registry
 from nogil_bench.runners import (
     ENTRY_POINT_GROUP,
     BaseRunner,
@@ -54,6 +56,11 @@ def test_every_runner_comes_from_the_entry_point_group_the_celery_ones_from_dist
     assert registered["celery-threads"] == "nogil_bench.distributed.runners"
 
 
+def fresh[T](loaded: Registry[T]) -> Registry[T]:
+    """The same registry as a process that has not listed its group yet."""
+    return Registry(loaded.group, loaded.kind, sort_key=loaded.sort_key)
+
+
 class FiberRunner(SequentialRunner):
     name = "fibers"
     order = 3
@@ -64,8 +71,9 @@ def test_a_runner_another_package_registers_is_listed_in_its_order(
 ) -> None:
     plugin = EntryPoint("fibers", f"{__name__}:FiberRunner", ENTRY_POINT_GROUP)
     installed = entry_points(group=ENTRY_POINT_GROUP)
-    monkeypatch.setattr(registry, "entry_points", lambda group: [*installed, plugin])
-    monkeypatch.setattr(registry, "_registry", None)  # as in a process that has not listed them
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [*installed, plugin])
+    # As in a process that has not listed them yet.
+    monkeypatch.setattr(registry, "RUNNERS", fresh(registry.RUNNERS))
 
     assert get_runner("fibers") is FiberRunner
     assert local_runners() == (
@@ -84,8 +92,8 @@ def test_a_plugin_that_fails_to_load_or_takes_a_built_in_name_leaves_the_rest_as
     broken = EntryPoint("broken", "no_such_module_anywhere:Runner", ENTRY_POINT_GROUP)
     impostor = EntryPoint("threads", f"{__name__}:FiberRunner", ENTRY_POINT_GROUP)
     installed = entry_points(group=ENTRY_POINT_GROUP)
-    monkeypatch.setattr(registry, "entry_points", lambda group: [broken, impostor, *installed])
-    monkeypatch.setattr(registry, "_registry", None)
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [broken, impostor, *installed])
+    monkeypatch.setattr(registry, "RUNNERS", fresh(registry.RUNNERS))
     warnings: list[str] = []
     sink = logger.add(lambda message: warnings.append(message.record["message"]), level="WARNING")
     try:
@@ -108,7 +116,7 @@ def test_the_registry_loads_on_first_use_and_without_celery() -> None:
     listing them imports Celery nowhere: only a celery runner's run needs it."""
     script = (
         "import sys; import nogil_bench.runners as registry; "
-        "print(registry._registry is None, 'nogil_bench.runners.threads' in sys.modules); "
+        "print(registry.RUNNERS._loaded is None, 'nogil_bench.runners.threads' in sys.modules); "
         "registry.runners(); print('celery' in sys.modules)"
     )
     found = subprocess.run(

@@ -14,11 +14,11 @@ from PIL import Image
 
 from nogil_bench.runners import UnsupportedWorkError, get_runner, local_runners, runners
 from nogil_bench.workloads import images
+from nogil_bench.workloads.digest import combine_digests
 from nogil_bench.workloads.images import (
     OPERATIONS,
     InvalidImageError,
     SyntheticSource,
-    combine_digests,
     decode_image,
     digest,
     output_digests,

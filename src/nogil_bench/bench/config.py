@@ -4,10 +4,8 @@ It crosses into the worker process as one JSON line, so it is plain data.
 """
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
-
-from nogil_bench.workloads.model import Step, steps_from_json
 
 # Not a runner: K independent sequential processes, each with a K-th of the work, started
 # together. Nothing is shared, so no concurrency model can beat it on this host (the ceiling).
@@ -15,27 +13,29 @@ CEILING = "ceiling"
 
 
 @dataclass(frozen=True, slots=True)
-class ImageSet:
-    """A custom set of synthetic images (the API's benchmarks): `count` images of width x
-    height, seeded seed, seed + 1, ..., each through the pipeline."""
+class FunctionTarget:
+    """A function of the user's, named on the command line (never by a request to the
+    service): `package.module:function` or `path/to/file.py:function`, called once per task.
+    The tasks are what `tasks` (a reference of the same form, to a callable taking no
+    arguments) returns, or the indices 0 .. count - 1."""
 
-    count: int
-    width: int
-    height: int
-    seed: int
-    pipeline: tuple[Step, ...]
+    function: str
+    tasks: str | None = None
+    count: int | None = None
+    # Folders put first on the worker processes' PYTHONPATH (so every process and
+    # subinterpreter they start finds the modules): a file's folder, or the caller's directory.
+    path: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    workload: str  # a named workload, or the label of `images`
+    workload: str  # an installed workload's name, or a user function's reference
     runner: str
     workers: int
     warmups: int = 1
-    quick: bool = False
-    fib_n: int = 30
-    fib_tasks: int = 4
-    images: ImageSet | None = None
+    # The installed workload's parameters, as JSON holds them (workloads.registry.parse_params).
+    params: Mapping[str, Any] = field(default_factory=dict)
+    function: FunctionTarget | None = None
     # One process of a ceiling: the part-th (from 0) of `parts` contiguous shares of the work.
     part: int = 0
     parts: int = 1
@@ -45,21 +45,13 @@ class Config:
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> Config:
-        images = document.get("images")
+        function = document.get("function")
         return cls(
-            **{key: value for key, value in document.items() if key != "images"},
-            images=None if images is None else image_set_from_json(images),
+            **{key: value for key, value in document.items() if key != "function"},
+            function=None
+            if function is None
+            else FunctionTarget(**{**function, "path": tuple(function.get("path", ()))}),
         )
-
-
-def image_set_from_json(document: Mapping[str, Any]) -> ImageSet:
-    return ImageSet(
-        int(document["count"]),
-        int(document["width"]),
-        int(document["height"]),
-        int(document["seed"]),
-        steps_from_json(document["pipeline"]),
-    )
 
 
 def share(count: int, part: int, parts: int) -> range:

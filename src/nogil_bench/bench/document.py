@@ -7,7 +7,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from nogil_bench.bench.results import Measurement, Row, RunRecord, StopReason, analyse
+from nogil_bench.bench.results import (
+    Measurement,
+    Row,
+    RunRecord,
+    StopReason,
+    Unsupported,
+    analyse,
+)
 from nogil_bench.bench.stats import Comparison
 from nogil_bench.core.files import write_atomically
 
@@ -31,6 +38,7 @@ def to_json(measurement: Measurement) -> dict[str, Any]:
         "steal_share": measurement.steal_share,
         "duration_s": measurement.duration_s,
         "configurations": [row_to_json(row) for row in measurement.rows],
+        "unsupported": [asdict(unsupported) for unsupported in measurement.unsupported],
         "comparisons": [
             {"kind": finding.kind.value, "workload": finding.workload}
             | comparison_to_json(finding.comparison)
@@ -56,6 +64,7 @@ def row_to_json(row: Row) -> dict[str, Any]:
         "wall_s_iqr": summary.iqr,
         "wall_s_mad": summary.mad,
         "noisy": summary.noisy,
+        "gil_enabled_by": row.gil_enabled_by,
         "steal_share_median": row.steal_share_median,
         "speedup": None if row.speedup is None else comparison_to_json(row.speedup),
         "ceiling_share": None
@@ -98,6 +107,8 @@ def from_json(document: dict[str, Any]) -> Measurement:
         steal_share=document["steal_share"],
         duration_s=document["duration_s"],
         environment=document["environment"],
+        # Documents from before runners were checked list none.
+        unsupported=[Unsupported(**found) for found in document.get("unsupported", [])],
     )
 
 

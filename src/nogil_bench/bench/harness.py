@@ -1,16 +1,18 @@
 """The engine: each planned configuration in its own fresh worker process, measured in rounds
 that interleave them all, until every comparison's CI is narrow enough or a bound is hit.
 
-    images = ImageSet(count=64, width=512, height=512, seed=0, pipeline=steps)
-    plan = Matrix(
-        interpreters=[this_interpreter()],  # sys.executable, started with -X gil=0 and 1
+    matrix = Matrix(
+        interpreters=[this_interpreter()],  # sys.executable, with the GIL off and on
         gil_modes=[0, 1],
-        workloads=["custom"],  # with `images` set, the workload's name is only its label
+        # An installed workload with its parameters (workloads.registry), or a user's function
+        # (Config(..., function=FunctionTarget("mypkg.parse:parse_one", count=100))).
+        workloads=[Config("fib", "sequential", 1, params={"n": 27, "tasks": 8})],
         runners=["threads", "processes"],  # sequential, the baseline, is always planned
         worker_counts=[1, 2],
-        template=Config("custom", "sequential", 1, images=images),
-    ).plan()
-    measurement = measure_matrix(plan, min_rounds=6, max_rounds=12, should_stop=stop.is_set)
+    )
+    matrix, unsupported = check_runners(matrix)  # who cannot run it, asked in a worker
+    measurement = measure_matrix(matrix.plan(), min_rounds=6, max_rounds=12)
+    measurement = replace(measurement, unsupported=unsupported)  # for the report
     for row in measurement.rows:
         print(row.title, row.speedup and row.speedup.text)
 
@@ -22,12 +24,21 @@ side, so both sides of each per-round ratio share the host's moment; see plan.ro
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from nogil_bench.bench import stats
 from nogil_bench.bench.environment import describe_environment
 from nogil_bench.bench.host import read_cpu_jiffies, steal_share
-from nogil_bench.bench.plan import Planned, round_order
-from nogil_bench.bench.results import Finding, Measurement, Row, RunRecord, StopReason, analyse
+from nogil_bench.bench.plan import Matrix, Planned, round_order
+from nogil_bench.bench.results import (
+    Finding,
+    Measurement,
+    Row,
+    RunRecord,
+    StopReason,
+    Unsupported,
+    analyse,
+)
 from nogil_bench.bench.supervisor import (
     Configuration,
     Finished,
@@ -35,15 +46,17 @@ from nogil_bench.bench.supervisor import (
     Ready,
     RunTimeoutError,
     WorkerFailedError,
+    probe,
 )
-from nogil_bench.bench.workloads import build_workload
 
 __all__ = [
     "DeadlineExceededError",
     "MeasurementError",
     "MeasurementStoppedError",
     "RunTimeoutError",
+    "Unsupported",
     "WorkerFailedError",
+    "check_runners",
     "measure_matrix",
 ]
 
@@ -54,6 +67,26 @@ class MeasurementStoppedError(MeasurementError):
 
 class DeadlineExceededError(MeasurementError):
     """The deadline passed before a single round was complete: there is nothing to report."""
+
+
+def check_runners(
+    matrix: Matrix, *, timeout_s: float | None = None
+) -> tuple[Matrix, list[Unsupported]]:
+    """The matrix without the runners that cannot run its work, and why each cannot: for each
+    interpreter and workload, one fresh worker process builds the work (importing it there,
+    never here) and asks every runner (bench.worker.probe). A workload that cannot even be
+    built fails as a WorkerFailedError naming it, before any measuring."""
+    unsupported: dict[tuple[str, str, str], str] = {}
+    found: list[Unsupported] = []
+    wanted = list(dict.fromkeys(matrix.runners))
+    for interpreter in matrix.interpreters:
+        gil = min(interpreter.gil_modes(matrix.gil_modes))
+        for config in matrix.workloads:
+            checked = probe(interpreter, gil, config, wanted, timeout_s)
+            for runner, reason in checked.unsupported.items():
+                unsupported[interpreter.path, config.workload, runner] = reason
+                found.append(Unsupported(config.workload, runner, interpreter.label, reason))
+    return replace(matrix, unsupported=unsupported), found
 
 
 def _never() -> bool:
@@ -121,7 +154,7 @@ def measure_matrix(
         stop=stop,
         steal_share=steal_share(host_before, host_after),
         duration_s=session.elapsed_s,
-        environment=describe_environment() | {"workloads": _descriptions(plan)},
+        environment=describe_environment() | {"workloads": session.descriptions()},
     )
 
 
@@ -202,6 +235,13 @@ class _Session:
             )
         ]
 
+    def descriptions(self) -> dict[str, str]:
+        """Each workload's description, as its worker processes built it."""
+        return {
+            item.config.workload: ready.description
+            for item, ready in zip(self.plan, self.ready, strict=True)
+        }
+
     def finish(self) -> list[Row]:
         """Each worker told to stop (end of input), its teardown and peak memory collected."""
         finished = [
@@ -250,7 +290,3 @@ def _round_line(
         f"[round {rounds:>2}/{max_rounds}] {elapsed_s:>5.0f} s: {widest}, "
         f"{within} of {len(widths)} comparisons within ±{target_ci:.0%}"
     )
-
-
-def _descriptions(plan: Sequence[Planned]) -> dict[str, str]:
-    return {item.config.workload: build_workload(item.config).description for item in plan}

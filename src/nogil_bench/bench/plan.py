@@ -4,13 +4,11 @@ ceiling beside them, and the order each round runs them in."""
 import json
 import subprocess
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from nogil_bench.bench.config import CEILING, Config
-from nogil_bench.bench.workloads import build_workload, image_set_of
 from nogil_bench.core import runtime
-from nogil_bench.runners import get_runner
 from nogil_bench.runners.sequential import SequentialRunner
 
 SEQUENTIAL = SequentialRunner.name
@@ -31,8 +29,13 @@ class Interpreter:
         return list(wanted) if self.free_threaded else [1]
 
     def command(self, gil: int) -> list[str]:
-        """How to start nogil_bench's worker on this interpreter in the given GIL mode."""
-        switch = ["-X", f"gil={gil}"] if self.free_threaded else []
+        """How to start nogil_bench's worker on this interpreter in the given GIL mode.
+
+        GIL=0 is the free-threaded build's default, not `-X gil=0`: forced off, the GIL stays
+        off even for an extension that has not declared it safe without it, which is not how
+        the work would run in production. As the default, such an import turns it back on,
+        and the worker reports which module did (GIL_ENABLED_BY in bench.worker)."""
+        switch = ["-X", "gil=1"] if self.free_threaded and gil else []
         return [self.path, *switch, "-m", "nogil_bench.bench.worker"]
 
 
@@ -77,26 +80,30 @@ class Planned:
 
 @dataclass(frozen=True, slots=True)
 class Matrix:
-    """What to measure: every combination, less those that cannot run or would repeat, and for
-    image work the host's ceiling at each worker count above one."""
+    """What to measure: every combination, less those that cannot run or would repeat, and the
+    host's ceiling at each worker count above one.
+
+    Each of `workloads` is a configuration template (its workload, parameters or function, and
+    warmups); the plan sets its runner and workers."""
 
     interpreters: Sequence[Interpreter]
     gil_modes: Sequence[int]
-    workloads: Sequence[str]
+    workloads: Sequence[Config]
     runners: Sequence[str]
     worker_counts: Sequence[int]
-    template: Config
     ceiling: bool = True
+    # (interpreter path, workload, runner) -> why that runner cannot run that work there
+    # (harness.check_runners): left out of the plan, and reported as unsupported.
+    unsupported: Mapping[tuple[str, str, str], str] = field(default_factory=dict)
 
     def plan(self) -> list[Planned]:
         planned: list[Planned] = []
         runners = [SEQUENTIAL, *(r for r in self.runners if r != SEQUENTIAL)]
         for interpreter in self.interpreters:
             for gil in interpreter.gil_modes(self.gil_modes):
-                for workload in self.workloads:
-                    base = replace(self.template, workload=workload)
+                for base in self.workloads:
                     for runner in runners:
-                        if not can_run(runner, base):
+                        if (interpreter.path, base.workload, runner) in self.unsupported:
                             continue
                         # Sequential once: its worker count changes nothing.
                         for workers in [1] if runner == SEQUENTIAL else self.worker_counts:
@@ -108,9 +115,7 @@ class Matrix:
     def _ceilings(
         self, interpreter: Interpreter, gil: int, base: Config, planned: Sequence[Planned]
     ) -> list[Planned]:
-        # fib has no ceiling: its K tasks cannot be shared evenly by any K, and the fib table
-        # is the classic threads-vs-sequential one.
-        if not self.ceiling or image_set_of(base) is None:
+        if not self.ceiling:
             return []
         parallel = {
             item.config.workers
@@ -125,14 +130,6 @@ class Matrix:
             for workers in sorted(parallel)
             if workers > 1
         ]
-
-
-def can_run(runner: str, config: Config) -> bool:
-    """False where the runner's workers cannot load what the work needs (Pillow in
-    subinterpreters); a ceiling's processes run anything."""
-    if runner == CEILING:
-        return True
-    return get_runner(runner).runs_native_extensions or not build_workload(config).needs_native
 
 
 def round_order(planned: Sequence[Planned], round_index: int) -> list[int]:

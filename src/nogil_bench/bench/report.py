@@ -11,7 +11,14 @@ from nogil_bench.bench.calibration import (
     calibrate,
     matched,
 )
-from nogil_bench.bench.results import Finding, Kind, Measurement, Row
+from nogil_bench.bench.results import (
+    Finding,
+    Kind,
+    Measurement,
+    Row,
+    differing_rows,
+    mismatched_outputs,
+)
 from nogil_bench.bench.stats import NOISY_STDEV_RATIO, Comparison
 
 MIB = 1024 * 1024
@@ -51,11 +58,14 @@ def markdown(measurement: Measurement) -> str:
     descriptions = measurement.environment.get("workloads", {})
     assert isinstance(descriptions, dict)
     lines = [summary(measurement), ""]
+    lines += gil_enabled_by_imports(measurement)
     for workload, group in groupby(measurement.rows, key=lambda row: row.workload):
         lines += [f"### {workload}: {descriptions.get(workload, '')}", "", HEADER]
         lines.append(_separator(HEADER))
         lines += [table_row(row) for row in group]
         lines.append("")
+    lines += not_measured(measurement)
+    lines += outputs_that_differ(measurement)
     lines += celery_workers(measurement)
     lines += comparison_tables(measurement)
     noisy = sum(row.noisy for row in measurement.rows)
@@ -65,6 +75,60 @@ def markdown(measurement: Measurement) -> str:
             f"{NOISY_STDEV_RATIO:.0%} of the median: treat their figures as rough."
         )
     return "\n".join(lines)
+
+
+def gil_cell(row: Row) -> str:
+    """The GIL mode asked for, and what it was where an import turned the GIL back on."""
+    return str(row.gil) if row.gil_enabled_by is None else f"{row.gil}, but on ⚠"
+
+
+def gil_enabled_by_imports(measurement: Measurement) -> list[str]:
+    """Per interpreter, the GIL=0 rows that ran with the GIL on, and the imports to blame."""
+    lines = []
+    for row in measurement.rows:
+        if (modules := row.gil_enabled_by) is None:
+            continue
+        blamed = (
+            f"module {', '.join(map(repr, modules))} re-enabled it"
+            if modules
+            else "it was on (no import said why)"
+        )
+        lines.append(
+            f"⚠ {row.workload} on {row.python}: GIL=0 was requested but {blamed}, so its "
+            "GIL=0 rows ran with the GIL on: they are not GIL-off figures. An extension "
+            "declares free-threading support with Py_mod_gil; forcing the GIL off anyway is "
+            "PYTHON_GIL=0, at your own risk."
+        )
+    return [*dict.fromkeys(lines), ""] if lines else []
+
+
+def not_measured(measurement: Measurement) -> list[str]:
+    """The runners left out because they cannot run the work, each with why."""
+    if not measurement.unsupported:
+        return []
+    return [
+        "Not measured: these runners cannot run the work.",
+        "",
+        *(
+            f"- {found.workload}, {found.runner} ({found.python}): {found.reason}"
+            for found in measurement.unsupported
+        ),
+        "",
+    ]
+
+
+def outputs_that_differ(measurement: Measurement) -> list[str]:
+    """Configurations whose results differ from the baseline's: the function is
+    non-deterministic, or not thread-safe."""
+    lines = []
+    for workload in mismatched_outputs(measurement.rows):
+        titles = ", ".join(row.title for row in differing_rows(measurement.rows, workload))
+        lines += [
+            f"⚠ {workload}: results differ between configurations (non-deterministic, or not "
+            f"thread-safe): {titles} differ from the first configuration's.",
+            "",
+        ]
+    return lines
 
 
 def celery_workers(measurement: Measurement) -> list[str]:
@@ -108,7 +172,7 @@ def table_row(row: Row) -> str:
     verdict = "" if row.speedup is None else row.speedup.text
     cpu_s = row.median_of(lambda run: run.cpu_user_s + run.cpu_system_s)
     return (
-        f"| {row.python} | {row.gil} | {row.runner} | {row.workers} | {stats.median:.4f} "
+        f"| {row.python} | {gil_cell(row)} | {row.runner} | {row.workers} | {stats.median:.4f} "
         f"| {stats.stdev_ratio:.1%}{flag} | {ratio_cell(row.speedup)} | {verdict} "
         f"| {share_cell(row.ceiling_share)} | {_pct(row.steal_share_median)} "
         f"| {row.setup_s:.3f} | {cpu_s:.3f} | {row.peak_rss_bytes / MIB:.0f} |"

@@ -55,6 +55,15 @@ class Row:
         return f"{self.workload} {self.runner} w={self.workers} GIL={self.gil} ({self.python})"
 
     @property
+    def gil_enabled_by(self) -> list[str] | None:
+        """GIL=0 was asked for, but the GIL was on once the work was imported: the modules that
+        turned it on (empty when none said so), else None."""
+        if self.gil != 0 or not self.environment.get("gil_enabled"):
+            return None
+        modules = self.environment.get("gil_enabled_by")
+        return [str(module) for module in modules] if isinstance(modules, list) else []
+
+    @property
     def wall_s(self) -> list[float]:
         return [run.wall_s for run in self.runs]
 
@@ -112,6 +121,17 @@ class StopReason(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Unsupported:
+    """A runner left out of the measurement, on one interpreter, because it cannot run the
+    work: the reason says why (its check ran in a worker process, before measuring)."""
+
+    workload: str
+    runner: str
+    python: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Measurement:
     """Everything one measurement found; what the report, the JSON document and the API show."""
 
@@ -126,6 +146,7 @@ class Measurement:
     steal_share: float | None
     duration_s: float
     environment: dict[str, object] = field(default_factory=dict)
+    unsupported: list[Unsupported] = field(default_factory=list)
 
     @property
     def stop_text(self) -> str:
@@ -224,8 +245,16 @@ def _free_threaded(row: Row) -> bool:
 
 
 def mismatched_outputs(rows: Sequence[Row]) -> list[str]:
-    """Workloads whose output differed between any two configurations (it never should)."""
+    """Workloads whose output differed between any two configurations: a function that is
+    non-deterministic, or not thread-safe."""
     digests: dict[str, set[str]] = {}
     for row in rows:
         digests.setdefault(row.workload, set()).add(row.output_digest)
     return [workload for workload, found in digests.items() if len(found) > 1]
+
+
+def differing_rows(rows: Sequence[Row], workload: str) -> list[Row]:
+    """The configurations of a workload whose outputs differ from its first row's (sequential's,
+    the baseline, where it ran)."""
+    of_workload = [row for row in rows if row.workload == workload]
+    return [row for row in of_workload if row.output_digest != of_workload[0].output_digest]

@@ -19,9 +19,9 @@ from typing import Any
 
 from nogil_bench.bench.config import Config
 from nogil_bench.bench.host import read_cpu_jiffies, steal_share
-from nogil_bench.bench.plan import SEQUENTIAL, Planned
+from nogil_bench.bench.plan import SEQUENTIAL, Interpreter, Planned
 from nogil_bench.bench.results import RunRecord
-from nogil_bench.workloads.images import combine_digests
+from nogil_bench.workloads.digest import combine_digests
 
 STDERR_TAIL_CHARS = 4000
 READ_CHUNK_BYTES = 65536
@@ -41,6 +41,7 @@ class RunTimeoutError(MeasurementError):
 
 @dataclass(frozen=True, slots=True)
 class Ready:
+    description: str
     setup_s: float
     warmups_s: list[float]
     environment: dict[str, object]
@@ -55,11 +56,17 @@ class Finished:
 class WorkerProcess:
     """One `python -m nogil_bench.bench.worker` and its end of the line protocol."""
 
-    def __init__(self, title: str, command: list[str]) -> None:
+    def __init__(self, title: str, command: list[str], config: Config) -> None:
         self.title = title
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 -- closed in kill()
         # The GIL mode is the -X option's; a PYTHON_GIL in this environment must not muddle it.
         env = {name: value for name, value in os.environ.items() if name != "PYTHON_GIL"}
+        if config.function is not None and config.function.path:
+            # On PYTHONPATH, not only this process's sys.path: the processes and
+            # subinterpreters the runners start must import the user's modules too.
+            env["PYTHONPATH"] = os.pathsep.join(
+                [*config.function.path, *filter(None, [env.get("PYTHONPATH")])]
+            )
         self._process = subprocess.Popen(  # noqa: S603 -- an interpreter the user chose, our module
             command,
             stdin=subprocess.PIPE,
@@ -154,7 +161,7 @@ class Configuration:
         self.workers: list[WorkerProcess] = []
         try:
             for config in self.configs:
-                self.workers.append(WorkerProcess(_title(item, config), command))
+                self.workers.append(WorkerProcess(_title(item, config), command, config))
         except BaseException:
             self.kill()
             raise
@@ -168,6 +175,7 @@ class Configuration:
             worker.send(json.dumps(config.to_json()))
         replies = [worker.receive("ready", timeout_s) for worker in self.workers]
         return Ready(
+            description=replies[0]["description"],
             setup_s=max(reply["setup_s"] for reply in replies),
             warmups_s=[
                 max(walls) for walls in zip(*(r["warmups_s"] for r in replies), strict=True)
@@ -218,6 +226,38 @@ class Configuration:
     def kill(self) -> None:
         for worker in self.workers:
             worker.kill()
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """What one worker process found before measuring: the runners that cannot run the work
+    (with why), and whether importing it turned the GIL on, and by which modules."""
+
+    unsupported: dict[str, str]
+    gil_enabled: bool
+    gil_enabled_by: list[str]
+    description: str
+
+
+def probe(
+    interpreter: Interpreter, gil: int, config: Config, runners: list[str], timeout_s: float | None
+) -> Probe:
+    """Builds the work in a fresh worker process of the interpreter, in the GIL mode, and asks
+    each runner whether it can run it: the user's code is imported there, never here."""
+    title = f"{config.workload} checks ({interpreter.label}, GIL={gil})"
+    worker = WorkerProcess(title, interpreter.command(gil), config)
+    try:
+        worker.receive("started", timeout_s)
+        worker.send(json.dumps({"probe": runners, "config": config.to_json()}))
+        reply = worker.receive("probed", timeout_s)
+    finally:
+        worker.kill()
+    return Probe(
+        unsupported=reply["unsupported"],
+        gil_enabled=reply["gil_enabled"],
+        gil_enabled_by=reply["gil_enabled_by"],
+        description=reply["description"],
+    )
 
 
 def _title(item: Planned, config: Config) -> str:

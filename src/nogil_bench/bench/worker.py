@@ -5,6 +5,8 @@
 A line protocol on stdin and stdout, one JSON document per line:
 
     (once imported)         out: {"event": "started"}
+    in: {"probe": [names]}  out: {"event": "probed", "unsupported": {runner: reason},
+                                  "gil_enabled", "gil_enabled_by", "description"}; then exits
     in: the Config          out: {"event": "ready", "setup_s", "warmups_s", "environment"}
     in: "run"               out: {"event": "run", "wall_s", "cpu_user_s", ..., "digest"}
     in: end of input        out: {"event": "done", "teardown_s", "peak_rss_bytes"}
@@ -23,6 +25,8 @@ import os
 import sys
 import time
 import traceback
+import warnings
+from collections.abc import Sequence
 from typing import IO, Any
 
 import psutil
@@ -31,12 +35,53 @@ from nogil_bench.bench.config import Config
 from nogil_bench.bench.environment import describe_environment
 from nogil_bench.bench.measure import peak_rss_bytes, usage_between, usage_by_pid
 from nogil_bench.bench.stats import percentile
-from nogil_bench.bench.workloads import build_workload
+from nogil_bench.bench.target import TargetError
+from nogil_bench.bench.workloads import build_work, tasks_of
+from nogil_bench.core import runtime
 from nogil_bench.runners import get_runner
-from nogil_bench.runners.base import warm_up
-from nogil_bench.workloads.images import combine_digests
+from nogil_bench.runners.base import TaskFailedError, warm_up
+from nogil_bench.workloads.digest import combine_digests
+from nogil_bench.workloads.plugin import Work
+from nogil_bench.workloads.registry import InvalidParamsError, UnknownWorkloadError
 
 RUN = "run"
+GIL_ENABLED_BY = runtime.GIL_WARNING  # CPython's warning naming the module that turned it on
+
+
+def build_watching_the_gil(config: Config) -> tuple[Work, list[str]]:
+    """The configuration's work, built (its modules imported, its tasks made), and the modules
+    whose import turned the GIL back on: the interpreter warns once for each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        work = build_work(config)
+    enabled_by = [
+        found.group(1)
+        for warning in caught
+        if (found := GIL_ENABLED_BY.search(str(warning.message))) is not None
+    ]
+    for warning in caught:  # the rest as they would have been shown
+        if not GIL_ENABLED_BY.search(str(warning.message)):
+            warnings.showwarning(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    return work, enabled_by
+
+
+def probe(config: Config, runner_names: Sequence[str]) -> dict[str, Any]:
+    """Which runners cannot run the work, and why; whether importing it enabled the GIL."""
+    work, enabled_by = build_watching_the_gil(config)
+    unsupported = {
+        name: reason
+        for name in runner_names
+        if (reason := work.unsupported_reason(get_runner(name))) is not None
+    }
+    return {
+        "event": "probed",
+        "unsupported": unsupported,
+        "gil_enabled": runtime.is_gil_enabled(),
+        "gil_enabled_by": enabled_by,
+        "description": work.description,
+    }
 
 
 class Session:
@@ -44,7 +89,8 @@ class Session:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.workload = build_workload(config)
+        self.work, self.gil_enabled_by = build_watching_the_gil(config)
+        self.tasks = tasks_of(self.work, config)
         self.runner = get_runner(config.runner)(config.workers)
         self.process = psutil.Process()
         self.digest: str | None = None
@@ -56,9 +102,14 @@ class Session:
         warm_up(self.runner)
         setup_s = time.perf_counter() - started
         warmups_s = [self.run()["wall_s"] for _ in range(self.config.warmups)]
-        environment = describe_environment() | self.runner.environment()
+        environment = (
+            describe_environment()
+            | self.runner.environment()
+            | {"gil_enabled_by": self.gil_enabled_by}
+        )
         return {
             "event": "ready",
+            "description": self.work.description,
             "setup_s": setup_s,
             "warmups_s": warmups_s,
             "environment": environment,
@@ -68,12 +119,16 @@ class Session:
         task_seconds: list[float] = []
         before = usage_by_pid(self.process)
         started = time.perf_counter()
-        hashes = self.workload.run(self.runner, task_seconds)
+        hashes = self.work.run(self.runner, self.tasks, task_seconds)
         wall_s = time.perf_counter() - started
         used = usage_between(before, usage_by_pid(self.process))
         digest = combine_digests(hashes)
         if self.digest is not None and digest != self.digest:
-            raise RuntimeError(f"{self.config}: outputs differ between runs of one configuration")
+            raise RuntimeError(
+                f"{self.config.workload} on {self.config.runner}: results differ between runs of "
+                "one configuration, so they cannot be compared across runners: is the function "
+                "non-deterministic (random, time, iteration order)?"
+            )
         self.digest = digest
         result: dict[str, Any] = {
             "event": RUN,
@@ -115,7 +170,11 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
     line = requests.readline()
     if not line:
         return  # the harness gave up before sending a configuration
-    session = Session(Config.from_json(json.loads(line)))
+    request = json.loads(line)
+    if "probe" in request:
+        reply(probe(Config.from_json(request["config"]), request["probe"]))
+        return
+    session = Session(Config.from_json(request))
     try:
         reply(session.start())
         while line := requests.readline():
@@ -128,14 +187,25 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
     reply(session.finish())
 
 
+def describe_failure(error: Exception) -> str:
+    """What the harness shows: for the user's mistakes (a bad reference, parameters, a task
+    that raised) the message, with the task's own traceback; for the engine's, its traceback."""
+    if isinstance(error, TaskFailedError):
+        task_trace = "".join(traceback.format_exception(error.error)).rstrip()
+        return f"{error}\n\nThe task's traceback:\n{task_trace}"
+    if isinstance(error, (TargetError, InvalidParamsError, UnknownWorkloadError)):
+        return str(error)
+    return traceback.format_exc()
+
+
 def main() -> int:
     # The protocol gets its own copy of stdout; anything printed by the work goes to stderr.
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     try:
         serve(sys.stdin, replies)
-    except Exception:
-        replies.write(json.dumps({"event": "error", "message": traceback.format_exc()}) + "\n")
+    except Exception as error:
+        replies.write(json.dumps({"event": "error", "message": describe_failure(error)}) + "\n")
         replies.flush()
         return 1
     return 0

@@ -5,17 +5,18 @@ interpreter, started with `-X gil=0` or `-X gil=1`, measured in paired, interlea
 import statistics
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from loguru import logger
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from nogil_bench.bench.config import CEILING, Config, ImageSet
+from nogil_bench.bench.config import CEILING, Config
 from nogil_bench.bench.document import to_json
-from nogil_bench.bench.harness import MeasurementStoppedError, measure_matrix
+from nogil_bench.bench.harness import MeasurementStoppedError, check_runners, measure_matrix
 from nogil_bench.bench.plan import Matrix, Planned, this_interpreter
-from nogil_bench.bench.results import Measurement
+from nogil_bench.bench.results import Measurement, Unsupported
 from nogil_bench.benchmarks.models import Benchmark
 from nogil_bench.benchmarks.schemas import (
     BenchmarkComparison,
@@ -26,33 +27,39 @@ from nogil_bench.benchmarks.schemas import (
 from nogil_bench.core import runtime
 from nogil_bench.core.db import write
 from nogil_bench.core.models import Status, utc_now
-from nogil_bench.runners import UnsupportedWorkError, get_runner
 from nogil_bench.runners.sequential import SequentialRunner
-from nogil_bench.workloads.images import check_runner_can_run
-from nogil_bench.workloads.model import Step, steps_from_json
 
 SEQUENTIAL = SequentialRunner.name
 # The workload's name in the engine's rows and titles: a benchmark measures one image set.
 WORKLOAD = "images"
 
 
-def spec_steps(spec: BenchmarkSpec) -> tuple[Step, ...]:
-    return steps_from_json(step.model_dump() for step in spec.pipeline)
-
-
-def plan(spec: BenchmarkSpec) -> list[Planned]:
-    """The engine's plan for the benchmark: sequential, each runner that can run the pipeline
-    at each worker count, and the host's ceiling, in each GIL mode asked for."""
-    steps = spec_steps(spec)
-    images = ImageSet(spec.count, spec.width, spec.height, spec.seed, steps)
+def plan_matrix(spec: BenchmarkSpec) -> Matrix:
+    """The engine's matrix for the benchmark: sequential, each runner at each worker count,
+    and the host's ceiling, in each GIL mode asked for, on the synthetic image set."""
+    params = {
+        "count": spec.count,
+        "width": spec.width,
+        "height": spec.height,
+        "seed": spec.seed,
+        "pipeline": [step.model_dump() for step in spec.pipeline],
+    }
     return Matrix(
         interpreters=[this_interpreter()],
         gil_modes=spec.gil,
-        workloads=[WORKLOAD],
+        workloads=[Config(WORKLOAD, SEQUENTIAL, 1, warmups=spec.warmups, params=params)],
         runners=spec.runners,
         worker_counts=spec.workers,
-        template=Config(WORKLOAD, SEQUENTIAL, 1, warmups=spec.warmups, images=images),
-    ).plan()
+    )
+
+
+def plan(
+    spec: BenchmarkSpec, *, timeout_s: float | None = None
+) -> tuple[list[Planned], list[Unsupported]]:
+    """The configurations to measure, less the runners that cannot run the work (asked in a
+    worker process, harness.check_runners), which are reported with why."""
+    matrix, unsupported = check_runners(plan_matrix(spec), timeout_s=timeout_s)
+    return matrix.plan(), unsupported
 
 
 def measure(
@@ -61,10 +68,11 @@ def measure(
     should_stop: Callable[[], bool],
     *,
     timeout_s: float,
+    unsupported: Sequence[Unsupported] = (),
 ) -> Measurement:
     """The engine, bounded by the execution time limit: past it, the rounds done so far are
     reported (DEADLINE), or it fails when not one round was done."""
-    return measure_matrix(
+    measurement = measure_matrix(
         planned,
         min_rounds=spec.repeats,
         max_rounds=spec.max_repeats,
@@ -74,24 +82,19 @@ def measure(
         run_timeout_s=timeout_s,
         progress=logger.debug,
     )
+    return replace(measurement, unsupported=list(unsupported))
 
 
-def unsupported(spec: BenchmarkSpec) -> list[BenchmarkEntry]:
-    """Entries for the runners that cannot run the pipeline (Pillow in subinterpreters)."""
-    steps = spec_steps(spec)
-    entries = []
-    for runner in spec.runners:
-        try:
-            check_runner_can_run(get_runner(runner), steps)
-        except UnsupportedWorkError as error:
-            entries += [
-                BenchmarkEntry(
-                    runner=runner, workers=workers, gil=gil, outcome="unsupported", error=str(error)
-                )
-                for gil in spec.gil
-                for workers in spec.workers
-            ]
-    return entries
+def unsupported_entries(measurement: Measurement, spec: BenchmarkSpec) -> list[BenchmarkEntry]:
+    """An entry per worker count and GIL mode for each runner that cannot run the work."""
+    return [
+        BenchmarkEntry(
+            runner=found.runner, workers=workers, gil=gil, outcome="unsupported", error=found.reason
+        )
+        for found in measurement.unsupported
+        for gil in spec.gil
+        for workers in spec.workers
+    ]
 
 
 def report(measurement: Measurement, spec: BenchmarkSpec) -> BenchmarkReport:
@@ -103,7 +106,7 @@ def report(measurement: Measurement, spec: BenchmarkSpec) -> BenchmarkReport:
     baselines = {row["gil"]: row for row in rows if row["runner"] == SEQUENTIAL}
     entries = [_entry(row, baselines[row["gil"]], spec.count) for row in rows]
     return BenchmarkReport(
-        results=entries + unsupported(spec),
+        results=entries + unsupported_entries(measurement, spec),
         comparisons=[_comparison(comparison) for comparison in document["comparisons"]],
         rounds=document["rounds"],
         stop=document["stop"],
@@ -193,7 +196,7 @@ def execute(
         benchmark = session.get(Benchmark, benchmark_id)
         assert benchmark is not None
         spec = BenchmarkSpec.model_validate(benchmark.spec)
-    planned = plan(spec)
+    planned, unsupported = plan(spec, timeout_s=timeout_s)
     logger.info(
         "benchmark {}: {} configurations ({} with the ceiling), {} to {} rounds",
         benchmark_id,
@@ -203,7 +206,9 @@ def execute(
         spec.max_repeats,
     )
     try:
-        measurement = measure(planned, spec, should_stop, timeout_s=timeout_s)
+        measurement = measure(
+            planned, spec, should_stop, timeout_s=timeout_s, unsupported=unsupported
+        )
     except MeasurementStoppedError:
         _requeue(engine, benchmark_id, boot_id)
         return

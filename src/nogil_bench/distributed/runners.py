@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from nogil_bench.core import runtime
-from nogil_bench.runners.base import PoolLifecycle, TaskFailedError
+from nogil_bench.runners.base import PoolLifecycle, TaskFailedError, pickling_problem
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -52,6 +52,11 @@ class CeleryRunner(PoolLifecycle):
         from nogil_bench.distributed.celery_app import TASK_QUEUES  # noqa: PLC0415
 
         return TASK_QUEUES[self.pool]
+
+    @classmethod
+    def unsupported_reason(cls, fn: Callable[[Any], object], tasks: Sequence[object]) -> str | None:
+        """Tasks travel pickled; whether the task workers can import fn's module is theirs."""
+        return pickling_problem(fn, tasks)
 
     def _start(self) -> None:
         from nogil_bench.core.config import get_settings  # noqa: PLC0415

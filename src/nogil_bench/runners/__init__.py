@@ -6,62 +6,22 @@ the registry lists that group and imports no runner by hand, so `runners/` needs
 the packages that add runners (the Celery ones live in `distributed/`).
 """
 
-import threading
 from collections.abc import Mapping
-from importlib.metadata import entry_points
-from types import MappingProxyType
 
-from loguru import logger
-
+from nogil_bench.plugins import Registry
 from nogil_bench.runners.base import BaseRunner, TaskFailedError, UnsupportedWorkError
 
 ENTRY_POINT_GROUP = "nogil_bench.runners"
 
-# Reentrant: a runner module that asked for the registry while loading fails loudly, not hangs.
-_loading = threading.RLock()
-_registry: Mapping[str, type[BaseRunner]] | None = None
+# By the runners' own order: installers list entry points in no order of ours.
+RUNNERS = Registry[type[BaseRunner]](
+    ENTRY_POINT_GROUP, "runner", sort_key=lambda name, runner: (runner.order, name)
+)
 
 
 def runners() -> Mapping[str, type[BaseRunner]]:
-    """Every installed runner by name, in their `order`. Loaded on first use,
-    not when this package is imported: loading an entry point imports its module, which may
-    import this package back."""
-    global _registry  # noqa: PLW0603 - the one cache, filled once
-    if (registry := _registry) is not None:
-        return registry
-    with _loading:
-        if _registry is None:
-            found = _load_entry_points()
-            # By the runners' own order: installers list entry points in no order of ours.
-            _registry = MappingProxyType(
-                dict(sorted(found.items(), key=lambda item: (item[1].order, item[0])))
-            )
-        return _registry
-
-
-def _load_entry_points() -> dict[str, type[BaseRunner]]:
-    """Each runner of the group by name. One that fails to load is left out with a warning (the
-    service and every other runner still work); a name taken already, built-ins first, keeps
-    its first runner: another package cannot replace `threads` by registering it again."""
-    points = sorted(
-        entry_points(group=ENTRY_POINT_GROUP),
-        key=lambda point: not point.module.startswith("nogil_bench."),
-    )
-    found: dict[str, type[BaseRunner]] = {}
-    for point in points:
-        if point.name in found:
-            logger.warning(
-                "runner {!r} from {} is ignored: {} has that name",
-                point.name,
-                point.value,
-                found[point.name].__qualname__,
-            )
-            continue
-        try:
-            found[point.name] = point.load()
-        except Exception as error:  # a plugin's bug: any import error leaves that runner out
-            logger.warning("runner {!r} ({}) failed to load: {!r}", point.name, point.value, error)
-    return found
+    """Every installed runner by name, in their `order`; loaded on first use (plugins.Registry)."""
+    return RUNNERS.all()
 
 
 def local_runners() -> tuple[str, ...]:
@@ -83,6 +43,7 @@ def get_runner(name: str) -> type[BaseRunner]:
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "RUNNERS",
     "BaseRunner",
     "TaskFailedError",
     "UnknownRunnerError",

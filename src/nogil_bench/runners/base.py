@@ -3,6 +3,7 @@
 This module must stay importable inside a subinterpreter: no Pillow, nothing heavy.
 """
 
+import pickle
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Executor, ProcessPoolExecutor, wait
 from types import TracebackType
@@ -65,6 +66,33 @@ class BaseRunner(Protocol):
         """What a started runner adds to a measurement's environment: where the work ran."""
         ...
 
+    @classmethod
+    def unsupported_reason(cls, fn: Callable[[Any], object], tasks: Sequence[object]) -> str | None:
+        """Why this runner cannot run fn over these tasks (e.g. "the function is not picklable
+        (a lambda)"), or None when it can: asked before measuring, in the process that would."""
+        ...
+
+
+def pickling_problem(fn: Callable[[Any], object], tasks: Sequence[object]) -> str | None:
+    """Why fn or a task cannot be sent to another process or interpreter (by pickle), or None."""
+    try:
+        pickle.dumps(fn)
+    except Exception as error:  # pickle raises PicklingError, TypeError, AttributeError...
+        qualname = getattr(fn, "__qualname__", "")
+        if getattr(fn, "__name__", "") == "<lambda>":
+            what = "a lambda"
+        elif "<locals>" in qualname:
+            what = "defined inside another function"
+        else:
+            what = f"{type(error).__name__}: {error}"
+        return f"the function is not picklable ({what}); define it at a module's top level"
+    for index, task in enumerate(tasks):
+        try:
+            pickle.dumps(task)
+        except Exception as error:
+            return f"task {index} is not picklable ({type(error).__name__}: {error})"
+    return None
+
 
 def _no_op(task: int) -> int:
     return task
@@ -101,6 +129,11 @@ class PoolLifecycle:
     def environment(self) -> dict[str, Any]:
         """Nothing to add: a local runner's work runs on the machine the environment describes."""
         return {}
+
+    @classmethod
+    def unsupported_reason(cls, fn: Callable[[Any], object], tasks: Sequence[object]) -> str | None:
+        """A runner whose workers share this process runs anything this process can."""
+        return None
 
     def _stop_abandoned(self) -> None:
         """Stop what can be stopped without waiting; a hung thread is left to itself."""

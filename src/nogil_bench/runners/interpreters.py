@@ -1,7 +1,14 @@
+import pickle
+import re
+from collections.abc import Callable, Sequence
+from concurrent import interpreters
 from concurrent.futures import Executor, InterpreterPoolExecutor
-from concurrent.interpreters import NotShareableError
+from concurrent.interpreters import ExecutionFailed, NotShareableError
+from typing import Any
 
-from nogil_bench.runners.base import ExecutorRunner, UnsupportedWorkError
+from nogil_bench.runners.base import ExecutorRunner, UnsupportedWorkError, pickling_problem
+
+REFUSED_MODULE = re.compile(r"module (\S+) does not support loading in subinterpreters")
 
 
 class InterpreterRunner(ExecutorRunner):
@@ -14,6 +21,26 @@ class InterpreterRunner(ExecutorRunner):
     name = "interpreters"
     order = 5
     runs_native_extensions = False
+
+    @classmethod
+    def unsupported_reason(cls, fn: Callable[[Any], object], tasks: Sequence[object]) -> str | None:
+        """Pickling, then what a worker interpreter does first: unpickle the function and a
+        task, importing their modules, which an extension without subinterpreter support
+        refuses."""
+        if (problem := pickling_problem(fn, tasks)) is not None:
+            return problem
+        interpreter = interpreters.create()
+        try:
+            interpreter.prepare_main(payload=pickle.dumps((fn, tasks[:1])))
+            interpreter.exec("import pickle; pickle.loads(payload)")
+        except ExecutionFailed as failed:
+            message = failed.excinfo.msg or ""
+            if refused := REFUSED_MODULE.search(message):
+                return f"module {refused.group(1)!r} does not support subinterpreters"
+            return f"a subinterpreter cannot load the work ({failed.excinfo.formatted})"
+        finally:
+            interpreter.close()
+        return None
 
     def _create_executor(self) -> Executor:
         return InterpreterPoolExecutor(max_workers=self.workers)

@@ -1,8 +1,10 @@
 import multiprocessing
 import signal
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
+from typing import Any
 
-from nogil_bench.runners.base import ExecutorRunner
+from nogil_bench.runners.base import ExecutorRunner, pickling_problem
 
 
 def start_method() -> str:
@@ -23,6 +25,10 @@ class ProcessRunner(ExecutorRunner):
 
     name = "processes"
     order = 3
+
+    @classmethod
+    def unsupported_reason(cls, fn: Callable[[Any], object], tasks: Sequence[object]) -> str | None:
+        return pickling_problem(fn, tasks)
 
     def _create_executor(self) -> Executor:
         context = multiprocessing.get_context(start_method())

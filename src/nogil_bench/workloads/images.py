@@ -11,6 +11,7 @@ from PIL import Image, UnidentifiedImageError
 
 from nogil_bench.runners import BaseRunner, UnsupportedWorkError
 from nogil_bench.runners.timing import CapturedCall, Outcome, TimedCall
+from nogil_bench.workloads.digest import combine_digests
 from nogil_bench.workloads.model import InvalidStepError, Operation, OpKind, Pixels, Step
 from nogil_bench.workloads.native import NATIVE_OPERATIONS
 from nogil_bench.workloads.pure import PURE_OPERATIONS, PixelTask, run_pure_steps
@@ -244,11 +245,3 @@ def pixel_tasks(runner: BaseRunner, jobs: Sequence[ImageJob]) -> list[PixelTask]
 def digest(outputs: Sequence[bytes]) -> str:
     """One SHA-256 over all outputs, in order: equal digests mean byte-identical results."""
     return combine_digests([hashlib.sha256(output).digest() for output in outputs])
-
-
-def combine_digests(hashes: Sequence[bytes]) -> str:
-    """digest() from the outputs' own SHA-256s, in order, for outputs already hashed and gone."""
-    combined = hashlib.sha256()
-    for output_hash in hashes:
-        combined.update(output_hash)
-    return combined.hexdigest()

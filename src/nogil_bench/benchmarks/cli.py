@@ -1,0 +1,390 @@
+"""`nogil-bench measure`: any workload, or a function of your own, on every concurrency model,
+with the GIL off and on, by the one engine (`nogil_bench.bench`).
+
+    nogil-bench measure mypkg.parse:parse_one --tasks mypkg.parse:sample_inputs
+    nogil-bench measure path/to/file.py:step --count 64
+    nogil-bench measure fib --param n=30 --runners threads --workers 4
+    nogil-bench measure pure-python native small-batch --quick --json a.json --chart a.svg
+    nogil-bench measure --request body.json      # a POST /api/v1/benchmarks body
+    nogil-bench compare a.json b.json            # calibration: does b land inside a's CIs
+    nogil-bench report a.json --chart a.svg      # re-render without measuring
+
+Every configuration runs in its own fresh worker process, kept alive while rounds interleave
+all configurations; speedups are medians of per-round ratios with exact 95% CIs, and every
+comparison gets a verdict. Runners that cannot run the work are left out, each with why.
+"""
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from nogil_bench.bench.chart import ChartPoint, draw_speedup_chart
+from nogil_bench.bench.config import CEILING, Config
+from nogil_bench.bench.document import DocumentFormatError, load_document, write_document
+from nogil_bench.bench.harness import MeasurementError, check_runners, measure_matrix
+from nogil_bench.bench.plan import SEQUENTIAL, Matrix, probe_interpreter
+from nogil_bench.bench.pyperf_export import PyperfBenchmark, pyperf_suite
+from nogil_bench.bench.report import compare, markdown
+from nogil_bench.bench.results import Measurement, Row, mismatched_outputs
+from nogil_bench.bench.target import TargetError, make_target
+from nogil_bench.benchmarks.runs import plan_matrix
+from nogil_bench.benchmarks.schemas import BenchmarkCreate, BenchmarkSpec
+from nogil_bench.benchmarks.service import check_request
+from nogil_bench.core.config import Settings
+from nogil_bench.core.errors import InvalidInputError
+from nogil_bench.core.runtime import cpu_count
+from nogil_bench.runners import local_runners, runners
+from nogil_bench.workloads.registry import (
+    InvalidParamsError,
+    UnknownWorkloadError,
+    params_to_json,
+    parse_params,
+    workloads,
+)
+
+
+class UsageError(Exception):
+    """What the command line asked for cannot be measured; the message says why (exit 2)."""
+
+
+def at_least[N: (int, float)](minimum: N, kind: Callable[[str], N]) -> Callable[[str], N]:
+    def parse(text: str) -> N:
+        value = kind(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def param(text: str) -> tuple[str, Any]:
+    """`name=value`, the value read as JSON where it is JSON (30, true, [1, 2]), else a string."""
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=VALUE")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nogil-bench",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join((__doc__ or "").splitlines()[2:]),
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    measure = commands.add_parser(
+        "measure",
+        help="measure workloads or your own function on the runners, GIL off and on",
+        description="Measure an installed workload (nogil-bench measure --list) or a function "
+        "of yours, named as package.module:function or path/to/file.py:function.",
+    )
+    measure.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TARGET",
+        help="installed workloads by name, or one package.module:function or "
+        "path/to/file.py:function (then --tasks or --count)",
+    )
+    measure.add_argument("--list", action="store_true", help="list the installed workloads")
+    measure.add_argument(
+        "--tasks",
+        metavar="REF",
+        help="module:callable or file.py:callable returning the task arguments, one per call",
+    )
+    measure.add_argument(
+        "--count",
+        type=at_least(1, int),
+        help="call the function N times, with the task's index (0 .. N-1)",
+    )
+    measure.add_argument(
+        "--param",
+        type=param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a parameter of the installed workload (repeatable)",
+    )
+    measure.add_argument(
+        "--request",
+        type=Path,
+        metavar="BODY.json",
+        help="measure a POST /api/v1/benchmarks body as the service would (its repeats and "
+        "GIL modes unless given here)",
+    )
+    measure.add_argument("--quick", action="store_true", help="small sizes, fewer rounds")
+    measure.add_argument(
+        "--runners",
+        nargs="+",
+        choices=list(runners()),
+        help=f"default: {' '.join(local_runners())}; sequential, the baseline, always runs",
+    )
+    measure.add_argument(
+        "--workers", type=at_least(1, int), nargs="+", help="default: 1 to 2x the CPUs"
+    )
+    measure.add_argument(
+        "--repeats",
+        type=at_least(1, int),
+        help="rounds at least (default: 10, quick: 6; CIs need 6)",
+    )
+    measure.add_argument(
+        "--max-repeats",
+        type=at_least(1, int),
+        help="rounds at most, if the CIs stay wide (default: 30, quick: 12)",
+    )
+    measure.add_argument(
+        "--target-ci",
+        type=at_least(0.0, float),
+        help="stop once every CI's half-width is within this share of its ratio (default 0.05)",
+    )
+    measure.add_argument("--warmups", type=at_least(0, int), help="discarded runs (default: 1)")
+    measure.add_argument(
+        "--gil", type=int, nargs="+", choices=[0, 1], help="GIL modes (default: 0 and 1)"
+    )
+    measure.add_argument(
+        "--python",
+        action="append",
+        metavar="PATH",
+        help="interpreter to measure (repeatable; default: this one). It must import "
+        "nogil_bench, e.g. the .venv-gil/bin/python that `scripts/bootstrap.sh --gil` makes",
+    )
+    add_outputs(measure)
+    comparison = commands.add_parser(
+        "compare", help="calibration: how far a second --json document agrees with a first"
+    )
+    comparison.add_argument("first", type=Path)
+    comparison.add_argument("second", type=Path)
+    report = commands.add_parser(
+        "report", help="re-render a --json document's tables (and --chart) without measuring"
+    )
+    report.add_argument("document", type=Path)
+    add_outputs(report, json_document=False)
+    return parser
+
+
+def add_outputs(parser: argparse.ArgumentParser, *, json_document: bool = True) -> None:
+    if json_document:
+        parser.add_argument("--json", type=Path, metavar="PATH", help="write the result document")
+    parser.add_argument("--chart", type=Path, metavar="PATH", help="draw speedups (.svg, .png)")
+    parser.add_argument(
+        "--pyperf-json", type=Path, metavar="PATH", help="write the runs as a pyperf suite"
+    )
+
+
+def rounds_from(args: argparse.Namespace) -> None:
+    """The rounds' options after defaults (a --request body's own unless given here)."""
+    if args.request is not None:
+        spec = spec_of_request(args.request)
+        args.spec = spec.model_copy(
+            update={
+                "gil": args.gil or spec.gil,
+                "repeats": args.repeats or spec.repeats,
+                "max_repeats": args.max_repeats or spec.max_repeats,
+                "warmups": spec.warmups if args.warmups is None else args.warmups,
+                "target_ci": args.target_ci or spec.target_ci,
+            }
+        )
+        args.repeats, args.max_repeats = args.spec.repeats, args.spec.max_repeats
+        args.target_ci = args.spec.target_ci
+        return
+    args.gil = args.gil or [0, 1]
+    args.warmups = 1 if args.warmups is None else args.warmups
+    args.target_ci = args.target_ci or 0.05
+    args.repeats = args.repeats or (6 if args.quick else 10)
+    args.max_repeats = args.max_repeats or (12 if args.quick else 30)
+    if args.max_repeats < args.repeats:
+        raise UsageError(f"--max-repeats {args.max_repeats} is below --repeats {args.repeats}")
+
+
+def spec_of_request(path: Path) -> BenchmarkSpec:
+    """The body checked as POST /api/v1/benchmarks checks it (422 there, exit 2 here)."""
+    try:
+        body = BenchmarkCreate.model_validate_json(path.read_bytes())
+        return check_request(body, Settings())
+    except (OSError, ValueError, InvalidInputError) as error:
+        raise UsageError(f"{path}: {error}") from None
+
+
+def workload_configs(args: argparse.Namespace) -> list[Config]:
+    """What TARGET names, checked here without importing a user's code: installed workloads
+    with their parameters, or one function with its tasks."""
+    if not args.targets:
+        raise UsageError("name a workload (--list shows them), a function, or --request")
+    functions = [target for target in args.targets if ":" in target]
+    if functions:
+        if len(args.targets) > 1:
+            raise UsageError("a function is measured on its own: give one TARGET")
+        if args.param:
+            raise UsageError("--param sets an installed workload's parameters, not a function's")
+        function = make_target(functions[0], tasks=args.tasks, count=args.count, cwd=Path.cwd())
+        return [Config(function.function, SEQUENTIAL, 1, warmups=args.warmups, function=function)]
+    if args.tasks is not None or args.count is not None:
+        raise UsageError("--tasks and --count go with a function (module:function), not a name")
+    if args.param and len(args.targets) > 1:
+        raise UsageError("--param applies to one workload: give one TARGET")
+    configs = []
+    for name in dict.fromkeys(args.targets):
+        params = parse_params(name, dict(args.param), quick=args.quick)
+        configs.append(
+            Config(name, SEQUENTIAL, 1, warmups=args.warmups, params=params_to_json(name, params))
+        )
+    return configs
+
+
+def matrix_for(args: argparse.Namespace) -> Matrix:
+    if args.request is not None:
+        return plan_matrix(args.spec)
+    interpreters = [probe_interpreter(path) for path in args.python or [sys.executable]]
+    cpus = cpu_count()
+    workers = args.workers or ([1, cpus] if args.quick else list(range(1, 2 * cpus + 1)))
+    return Matrix(
+        interpreters=interpreters,
+        gil_modes=args.gil,
+        workloads=workload_configs(args),
+        runners=args.runners or list(local_runners()),
+        worker_counts=workers,
+    )
+
+
+def list_workloads() -> str:
+    lines = []
+    for name, workload in workloads().items():
+        lines.append(f"{name}: {workload.description}")
+        defaults = parse_params(name, {})
+        lines.append(f"    parameters: {json.dumps(params_to_json(name, defaults))}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "compare":
+            print(compare(load_document(args.first), load_document(args.second)))
+            return 0
+        if args.command == "report":
+            return publish(load_document(args.document), args)
+        if args.list:
+            print(list_workloads())
+            return 0
+        rounds_from(args)
+        matrix = matrix_for(args)
+    except (
+        UsageError,
+        TargetError,
+        InvalidParamsError,
+        UnknownWorkloadError,
+        DocumentFormatError,
+    ) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return measure(matrix, args)
+
+
+def measure(matrix: Matrix, args: argparse.Namespace) -> int:
+    try:
+        matrix, unsupported = check_runners(matrix)
+        for found in unsupported:
+            print(f"not measured: {found.runner} ({found.python}): {found.reason}", file=sys.stderr)
+        planned = matrix.plan()
+        print(
+            f"measuring {len(planned)} configurations, each in its own worker process, in "
+            f"{args.repeats} to {args.max_repeats} rounds",
+            file=sys.stderr,
+        )
+        measurement = measure_matrix(
+            planned,
+            min_rounds=args.repeats,
+            max_rounds=args.max_repeats,
+            target_ci=args.target_ci,
+        )
+    except MeasurementError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return publish(replace(measurement, unsupported=unsupported), args)
+
+
+def publish(measurement: Measurement, args: argparse.Namespace) -> int:
+    """The Markdown tables on stdout, then the --json document, --chart and --pyperf-json;
+    exit 1 when results differed between configurations."""
+    print(markdown(measurement))
+    if getattr(args, "json", None):
+        write_document(args.json, measurement)
+    if args.chart:
+        draw_chart(measurement, args.chart)
+    if args.pyperf_json:
+        write_pyperf(measurement, args.pyperf_json)
+    if mismatched_outputs(measurement.rows):
+        return 1
+    print("\nEvery configuration of a workload produced the same results.")
+    return 0
+
+
+def series_name(row: Row, several_pythons: bool) -> str:
+    return f"{row.runner} GIL={row.gil}" + (f" {row.python}" if several_pythons else "")
+
+
+def chart_point(row: Row, several_pythons: bool) -> ChartPoint:
+    assert row.speedup is not None
+    return ChartPoint(
+        panel=row.workload,
+        series=series_name(row, several_pythons),
+        workers=row.workers,
+        speedup=row.speedup.ratio,
+        low=row.speedup.ci_low,
+        high=row.speedup.ci_high,
+    )
+
+
+def draw_chart(measurement: Measurement, path: Path) -> None:
+    """Speedups with their CIs as whiskers, and the host's ceiling as a line per panel."""
+    several_pythons = len({row.python for row in measurement.rows}) > 1
+    measured = [row for row in measurement.rows if row.speedup is not None]
+    points = [chart_point(row, several_pythons) for row in measured if row.runner != CEILING]
+    title = f"Speedup over sequential, {measurement.environment['cpu_count']} CPUs"
+    draw_speedup_chart(points, path, title=title, ceilings=ceiling_points(measured))
+
+
+def ceiling_points(rows: list[Row]) -> list[ChartPoint]:
+    """One ceiling per panel and worker count, as the chart draws it: the host's, measured in
+    each GIL mode and interpreter alike, so the first interpreter's lowest GIL mode stands for
+    them. One worker is sequential itself, where the ceiling is 1x by definition."""
+    if not rows:
+        return []
+    chosen: dict[tuple[str, int], Row] = {}
+    for row in sorted(rows, key=lambda row: row.gil):
+        if row.runner == CEILING and row.python == rows[0].python:
+            chosen.setdefault((row.workload, row.workers), row)
+    starts = {
+        ChartPoint(panel=workload, series=CEILING, workers=1, speedup=1.0) for workload, _ in chosen
+    }
+    return sorted(starts, key=lambda point: point.panel) + [
+        chart_point(row, several_pythons=False) for row in chosen.values()
+    ]
+
+
+def write_pyperf(measurement: Measurement, path: Path) -> None:
+    """Every configuration's rounds as a pyperf benchmark, for pyperf's own tools."""
+    benchmarks = [
+        PyperfBenchmark(
+            name=row.title,
+            values=row.wall_s,
+            warmups=row.warmups_s,
+            metadata={
+                "workload": row.workload,
+                "runner": row.runner,
+                "workers": row.workers,
+                "gil": row.gil,
+                "python": row.python,
+                "python_executable": row.python_path,
+            },
+        )
+        for row in measurement.rows
+    ]
+    path.write_text(json.dumps(pyperf_suite(benchmarks), indent=2) + "\n")
