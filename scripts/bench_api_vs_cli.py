@@ -1,11 +1,12 @@
-"""One workload through POST /api/v1/benchmarks and through bench_gil.py: do the two agree?
+"""One workload through POST /api/v1/benchmarks and through `nogil-bench measure --request`:
+do the two agree?
 
     .venv/bin/python scripts/bench_api_vs_cli.py BODY.json
     .venv/bin/python scripts/bench_api_vs_cli.py BODY.json --url http://127.0.0.1:8000
 
 BODY.json is a POST /api/v1/benchmarks body. The script posts it to a live service (one it
 starts, with a temporary data directory, unless --url names one) and waits for the result,
-then measures the same body with `scripts/bench_gil.py request BODY.json` (the CLI, one after
+then measures the same body with `nogil-bench measure --request BODY.json` (the CLI, one after
 the other, never at once). For every configuration both measured it prints the two speedups
 with their 95% CIs and whether the intervals overlap; the exit status is 1 unless all do.
 """
@@ -79,10 +80,12 @@ def api_speedups(found: dict[str, Any]) -> dict[Key, Interval]:
 def through_cli(body_path: Path) -> dict[Key, Interval]:
     with tempfile.TemporaryDirectory() as scratch:
         document = Path(scratch) / "cli.json"
-        script = Path(__file__).with_name("bench_gil.py")
         started = time.monotonic()
-        subprocess.run(  # noqa: S603 - this repository's own script
-            [sys.executable, str(script), "request", str(body_path), "--json", str(document)],
+        subprocess.run(  # noqa: S603 - this package's own command
+            [
+                *[sys.executable, "-m", "nogil_bench.cli"],
+                *["measure", "--request", str(body_path), "--json", str(document)],
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
         )

@@ -47,6 +47,7 @@ from nogil_bench.bench.stats import compare, median_interval, paired_ratios
 from nogil_bench.core import runtime
 from nogil_bench.core.config import get_settings
 from nogil_bench.runners import BaseRunner, get_runner
+from nogil_bench.workloads.registry import params_to_json, parse_params
 
 sys.path.insert(0, str(Path(__file__).parent))
 from live_server import Worker, redis_server
@@ -189,10 +190,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         for worker in workers.values():
             stack.callback(worker.stop)
 
-        template = Config("pure-python", "sequential", 1, quick=args.quick)
-        plan = Matrix(
-            [this_interpreter()], [args.gil], WORKLOADS, RUNNERS, [WORKERS], template
-        ).plan()
+        templates = [
+            Config(
+                name,
+                "sequential",
+                1,
+                params=params_to_json(name, parse_params(name, {}, quick=args.quick)),
+            )
+            for name in WORKLOADS
+        ]
+        plan = Matrix([this_interpreter()], [args.gil], templates, RUNNERS, [WORKERS]).plan()
         measurement = measure_matrix(
             plan, min_rounds=args.rounds, max_rounds=args.rounds, target_ci=0.0
         )

@@ -211,3 +211,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             reload=True,
             reload_dirs=[str(Path(__file__).parent)],
         )
+
+
+if __name__ == "__main__":
+    main()

@@ -7,13 +7,13 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
 from nogil_bench.bench import harness
-from nogil_bench.bench.chart import ChartPoint
-from nogil_bench.bench.config import Config, ImageSet
+from nogil_bench.bench.config import Config
 from nogil_bench.bench.harness import (
     DeadlineExceededError,
     MeasurementStoppedError,
@@ -25,19 +25,25 @@ from nogil_bench.bench.results import StopReason
 from nogil_bench.bench.stats import Verdict
 from nogil_bench.runners import get_runner
 from nogil_bench.workloads.images import ImageJob, SyntheticSource, digest, run_jobs
-from nogil_bench.workloads.model import Step
+from nogil_bench.workloads.model import steps_from_json
 
-BENCH_GIL = Path(__file__).parents[2] / "scripts" / "bench_gil.py"
+NOGIL_BENCH = [sys.executable, "-m", "nogil_bench.cli"]
 WORKER = [sys.executable, "-m", "nogil_bench.bench.worker"]
-FIB = Config("fib", "sequential", 1, warmups=0, fib_n=12, fib_tasks=2)
-IMAGES = ImageSet(3, 16, 12, 5, (Step("box_blur", {"radius": 1}), Step("invert")))
+FIB = Config("fib", "sequential", 1, warmups=0, params={"n": 12, "tasks": 2})
+PIPELINE: list[dict[str, Any]] = [{"op": "box_blur", "params": {"radius": 1}}, {"op": "invert"}]
+IMAGES = Config(
+    "images",
+    "sequential",
+    1,
+    warmups=0,
+    params={"count": 3, "width": 16, "height": 12, "seed": 5, "pipeline": PIPELINE},
+)
 
 
 def plan(
     template: Config = FIB, *, runners: list[str], workers: list[int], gil: list[int]
 ) -> list[Planned]:
-    matrix = Matrix([this_interpreter()], gil, [template.workload], runners, workers, template)
-    return matrix.plan()
+    return Matrix([this_interpreter()], gil, [template], runners, workers).plan()
 
 
 def quiet(line: str) -> None:
@@ -78,13 +84,13 @@ def test_measuring_stops_at_the_minimum_once_every_ci_is_narrow_enough() -> None
 
 
 def test_the_ceiling_runs_its_parts_together_and_gives_the_same_bytes_as_one_process() -> None:
-    custom = Config("custom", "sequential", 1, warmups=0, images=IMAGES)
-    jobs = [ImageJob(SyntheticSource(16, 12, seed), tuple(IMAGES.pipeline)) for seed in range(5, 8)]
+    steps = steps_from_json(PIPELINE)
+    jobs = [ImageJob(SyntheticSource(16, 12, seed), steps) for seed in range(5, 8)]
     with get_runner("sequential")(1) as runner:
         expected = digest(run_jobs(runner, jobs))
 
     measurement = measure_matrix(
-        plan(custom, runners=["threads"], workers=[2], gil=[0]),
+        plan(IMAGES, runners=["threads"], workers=[2], gil=[0]),
         min_rounds=1,
         max_rounds=1,
         progress=quiet,
@@ -141,11 +147,12 @@ def test_should_stop_ends_the_measurement_and_kills_every_process_it_started(
 def test_a_failing_worker_is_named_with_its_error_and_nothing_is_left_running(
     no_process_left_behind: Callable[[str], None],
 ) -> None:
-    broken = Config("custom", "sequential", 1, images=replace(IMAGES, pipeline=(Step("melt"),)))
+    melt = {**IMAGES.params, "pipeline": [{"op": "melt"}]}
+    broken = replace(IMAGES, params=melt)
     items = plan(runners=["processes"], workers=[2], gil=[0])  # started, then the broken one
     items.append(replace(items[0], config=broken))
 
-    with pytest.raises(WorkerFailedError, match=r"(?s)custom sequential w=1 GIL=0.*melt"):
+    with pytest.raises(WorkerFailedError, match=r"(?s)images sequential w=1 GIL=0.*melt"):
         measure_matrix(items, min_rounds=1, max_rounds=1, progress=no_process_left_behind)
 
 
@@ -176,7 +183,9 @@ def test_a_deadline_ends_the_measurement_dropping_the_unfinished_round(
     def should_stop() -> bool:
         nonlocal asked
         asked += 1
-        if asked == 6:  # 2 setups, round 1's 2 runs, round 2's first run: then time is up
+        # 3 setups (sequential, threads, the ceiling), round 1's 3 runs, round 2's first run:
+        # then time is up.
+        if asked == 8:
             clock.now_s = 100.0
         return False
 
@@ -191,7 +200,7 @@ def test_a_deadline_ends_the_measurement_dropping_the_unfinished_round(
 
     assert measurement.stop is StopReason.DEADLINE
     assert measurement.rounds == 1
-    assert [len(row.runs) for row in measurement.rows] == [1, 1]  # still paired
+    assert [len(row.runs) for row in measurement.rows] == [1, 1, 1]  # still paired
     assert measurement.stop_text.startswith("stopped by the deadline after 1 round,")
 
 
@@ -229,16 +238,14 @@ def test_the_worker_answers_an_unknown_request_with_an_error_and_exits() -> None
     assert "unknown request 'walk'" in str(replies[-1]["message"])
 
 
-def run_bench_gil(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, BENCH_GIL, *args], capture_output=True, text=True, check=False
-    )
+def nogil_bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*NOGIL_BENCH, *args], capture_output=True, text=True, check=False)
 
 
 def measured_document(tmp_path: Path, *extra: str) -> tuple[Path, str]:
     document = tmp_path / "result.json"
-    completed = run_bench_gil(
-        "image", "--quick", "--workloads", "small-batch", "--runners", "threads",
+    completed = nogil_bench(
+        "measure", "small-batch", "--quick", "--runners", "threads",
         "--workers", "2", "--repeats", "2", "--max-repeats", "2", "--warmups", "0",
         "--json", str(document), *extra,
     )  # fmt: skip
@@ -246,7 +253,7 @@ def measured_document(tmp_path: Path, *extra: str) -> tuple[Path, str]:
     return document, completed.stdout
 
 
-def test_bench_gil_writes_the_documented_json_and_re_renders_and_compares_it(
+def test_measure_writes_the_documented_json_and_re_renders_and_compares_it(
     tmp_path: Path,
 ) -> None:
     document, output = measured_document(tmp_path)
@@ -260,18 +267,16 @@ def test_bench_gil_writes_the_documented_json_and_re_renders_and_compares_it(
     }  # fmt: skip
     assert all(len(c["wall_s"]) == 2 for c in saved["configurations"])
     assert "| 3.14.7t | 0 | threads | 2 |" in output
-    assert "byte-identical output" in output
+    assert "Every configuration of a workload produced the same results." in output
     assert "stopped at the bound of 2 rounds" in output
 
-    report = run_bench_gil("report", str(document))
+    report = nogil_bench("report", str(document))
     assert report.stdout.splitlines()[1:] == output.splitlines()[1:]  # all but the timings line
-    calibration = run_bench_gil("compare", str(document), str(document)).stdout
+    calibration = nogil_bench("compare", str(document), str(document)).stdout
     assert "B's speedup inside A's 95% CI: 0 of 4 configurations" in calibration  # no CI yet
 
 
-def test_bench_gil_draws_speedups_with_their_cis_and_the_ceiling(tmp_path: Path) -> None:
-    if "low" not in ChartPoint.__dataclass_fields__:
-        pytest.skip("CI whiskers and the ceiling line come with the chart branch")
+def test_measure_draws_speedups_with_their_cis_and_the_ceiling(tmp_path: Path) -> None:
     chart = tmp_path / "speedup.svg"
 
     # Six rounds: the fewest with a CI to draw.
@@ -283,8 +288,7 @@ def test_bench_gil_draws_speedups_with_their_cis_and_the_ceiling(tmp_path: Path)
     assert 'class="whisker"' in svg
 
 
-def test_bench_gil_exports_the_rounds_as_a_pyperf_suite(tmp_path: Path) -> None:
-    pytest.importorskip("nogil_bench.bench.pyperf_export")
+def test_measure_exports_the_rounds_as_a_pyperf_suite(tmp_path: Path) -> None:
     suite = tmp_path / "suite.json"
 
     measured_document(tmp_path, "--pyperf-json", str(suite))
@@ -298,14 +302,14 @@ def test_a_document_of_the_previous_engine_is_refused(tmp_path: Path) -> None:
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"environment": {}, "results": []}))
 
-    completed = run_bench_gil("report", str(old))
+    completed = nogil_bench("report", str(old))
 
     assert completed.returncode == 2
     assert "previous engine" in completed.stderr
 
 
 def test_max_repeats_below_repeats_is_refused() -> None:
-    completed = run_bench_gil("fib", "--repeats", "8", "--max-repeats", "6")
+    completed = nogil_bench("measure", "fib", "--repeats", "8", "--max-repeats", "6")
 
     assert completed.returncode == 2
     assert "--max-repeats 6 is below --repeats 8" in completed.stderr

@@ -5,19 +5,18 @@ from dataclasses import replace
 
 import pytest
 
-from nogil_bench.bench.config import CEILING, Config, ImageSet, share
-from nogil_bench.bench.plan import Interpreter, Matrix, Planned, can_run, round_order
-from nogil_bench.workloads.model import Step
+from nogil_bench.bench.config import CEILING, Config, FunctionTarget, share
+from nogil_bench.bench.plan import Interpreter, Matrix, Planned, round_order
 
 FREE_THREADED = Interpreter("/opt/python3.14t", "3.14.7", free_threaded=True)
 DEFAULT_BUILD = Interpreter("/opt/python3.14", "3.14.7", free_threaded=False)
-IMAGES = ImageSet(4, 16, 12, 7, (Step("box_blur", {"radius": 1}), Step("invert")))
 
 
 def matrix(
     *interpreters: Interpreter, workloads: list[str], runners: list[str], workers: list[int]
 ) -> Matrix:
-    return Matrix(list(interpreters), [0, 1], workloads, runners, workers, Config("fib", "x", 1))
+    templates = [Config(workload, "sequential", 1) for workload in workloads]
+    return Matrix(list(interpreters), [0, 1], templates, runners, workers)
 
 
 def titles(planned: list[Planned]) -> list[str]:
@@ -31,13 +30,15 @@ def test_sequential_runs_once_per_workload_and_gil_mode() -> None:
         "fib sequential w=1 GIL=0 (3.14.7t)",
         "fib threads w=1 GIL=0 (3.14.7t)",
         "fib threads w=2 GIL=0 (3.14.7t)",
+        "fib ceiling w=2 GIL=0 (3.14.7t)",
         "fib sequential w=1 GIL=1 (3.14.7t)",
         "fib threads w=1 GIL=1 (3.14.7t)",
         "fib threads w=2 GIL=1 (3.14.7t)",
+        "fib ceiling w=2 GIL=1 (3.14.7t)",
     ]
 
 
-def test_image_workloads_get_the_hosts_ceiling_at_each_worker_count_above_one() -> None:
+def test_every_workload_gets_the_hosts_ceiling_at_each_worker_count_above_one() -> None:
     planned = matrix(
         FREE_THREADED, workloads=["pure-python"], runners=["threads"], workers=[1, 2, 4]
     ).plan()
@@ -52,19 +53,26 @@ def test_image_workloads_get_the_hosts_ceiling_at_each_worker_count_above_one() 
     assert all(item.config.runner == CEILING for item in ceilings)
 
 
-def test_fib_and_a_ceiling_free_matrix_have_no_ceiling() -> None:
-    fib = matrix(FREE_THREADED, workloads=["fib"], runners=["threads"], workers=[2]).plan()
-    images = replace(
+def test_a_ceiling_free_matrix_has_no_ceiling() -> None:
+    planned = replace(
         matrix(FREE_THREADED, workloads=["native"], runners=["threads"], workers=[2]),
         ceiling=False,
     ).plan()
 
-    assert not any(item.is_ceiling for item in fib + images)
+    assert not any(item.is_ceiling for item in planned)
 
 
-def test_subinterpreters_are_not_planned_for_native_work() -> None:
-    planned = matrix(
-        FREE_THREADED, workloads=["native", "pure-python"], runners=["interpreters"], workers=[1]
+def test_a_runner_found_unable_to_run_a_workload_is_left_out_for_that_workload_only() -> None:
+    """harness.check_runners fills `unsupported`: per interpreter, workload and runner."""
+    planned = replace(
+        matrix(
+            FREE_THREADED,
+            workloads=["native", "pure-python"],
+            runners=["interpreters"],
+            workers=[1],
+        ),
+        ceiling=False,
+        unsupported={(FREE_THREADED.path, "native", "interpreters"): "Pillow"},
     ).plan()
 
     assert {(item.config.workload, item.config.runner) for item in planned} == {
@@ -72,16 +80,6 @@ def test_subinterpreters_are_not_planned_for_native_work() -> None:
         ("pure-python", "sequential"),
         ("pure-python", "interpreters"),
     }
-
-
-def test_a_custom_image_set_decides_by_its_pipeline_what_can_run_it() -> None:
-    pure = Config("custom", "sequential", 1, images=IMAGES)
-    native = replace(pure, images=replace(IMAGES, pipeline=(Step("grayscale"),)))
-
-    assert can_run("interpreters", pure) is True
-    assert can_run("interpreters", native) is False
-    assert can_run("threads", native) is True
-    assert can_run(CEILING, native) is True
 
 
 def test_a_default_build_is_measured_with_its_gil_only() -> None:
@@ -116,18 +114,28 @@ def test_a_round_puts_compared_configurations_side_by_side_and_every_other_round
     assert [planned[index].title for index in round_order(planned, 2)] == first
 
 
-def test_the_worker_command_sets_the_gil_mode_where_the_build_has_one() -> None:
-    assert FREE_THREADED.command(0) == [
-        "/opt/python3.14t", "-X", "gil=0", "-m", "nogil_bench.bench.worker"
+def test_the_worker_command_turns_the_gil_on_where_asked_and_leaves_gil0_to_the_build() -> None:
+    """GIL=0 is the free-threaded build's default, not -X gil=0, which would keep the GIL off
+    even for an extension that has not declared it safe without it."""
+    assert FREE_THREADED.command(0) == ["/opt/python3.14t", "-m", "nogil_bench.bench.worker"]
+    assert FREE_THREADED.command(1) == [
+        "/opt/python3.14t", "-X", "gil=1", "-m", "nogil_bench.bench.worker"
     ]  # fmt: skip
     assert DEFAULT_BUILD.command(1) == ["/opt/python3.14", "-m", "nogil_bench.bench.worker"]
 
 
 def test_a_config_crosses_into_the_worker_as_json_and_back_unchanged() -> None:
-    config = Config("custom", "threads", 2, warmups=0, images=IMAGES, part=1, parts=2)
+    images = Config("images", "threads", 2, warmups=0, params={"count": 4}, part=1, parts=2)
+    function = Config(
+        "work.py:step",
+        "threads",
+        2,
+        function=FunctionTarget("work.py:step", count=8, path=("/home/user/bench",)),
+    )
 
-    assert Config.from_json(config.to_json()) == config
-    assert Config.from_json(Config("fib", "threads", 4).to_json()).images is None
+    assert Config.from_json(images.to_json()) == images
+    assert Config.from_json(function.to_json()) == function
+    assert Config.from_json(Config("fib", "threads", 4).to_json()).function is None
 
 
 @pytest.mark.parametrize(

@@ -459,10 +459,11 @@ def test_a_task_worker_refuses_to_start_without_the_shared_secret_key(
 def test_the_engine_measures_celery_pools_beside_local_threads_and_says_where_they_ran(
     task_broker: str,
 ) -> None:
-    template = Config("fib", "sequential", 1, warmups=0, fib_n=14, fib_tasks=4)
+    template = Config("fib", "sequential", 1, warmups=0, params={"n": 14, "tasks": 4})
     gil = int(runtime.is_gil_enabled())
     runners = ["threads", "celery-threads", "celery-prefork"]
-    plan = Matrix([this_interpreter()], [gil], ["fib"], runners, [2], template).plan()
+    matrix = Matrix([this_interpreter()], [gil], [template], runners, [2], ceiling=False)
+    plan = matrix.plan()
 
     measurement = measure_matrix(
         plan, min_rounds=2, max_rounds=2, target_ci=0.0, progress=lambda line: None

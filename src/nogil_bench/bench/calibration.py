@@ -1,4 +1,4 @@
-"""How well one measurement predicts the next: the figures `bench_gil.py compare a.json b.json`
+"""How well one measurement predicts the next: the figures `nogil-bench compare a.json b.json`
 prints for two back-to-back runs of the same command."""
 
 import statistics

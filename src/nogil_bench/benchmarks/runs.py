@@ -1,5 +1,5 @@
 """Running a claimed benchmark through the measurement engine (`nogil_bench.bench`), the same
-one `scripts/bench_gil.py` uses: every configuration in a fresh worker process of this
+one `nogil-bench measure` uses: every configuration in a fresh worker process of this
 interpreter, started with `-X gil=0` or `-X gil=1`, measured in paired, interleaved rounds."""
 
 import statistics
