@@ -1,6 +1,6 @@
 """One benchmark configuration, alive in its own fresh process for the whole measurement.
 
-    python -X gil=N -m nogil_bench.bench.worker
+    python [-X gil=1] -m nogil_bench.bench.worker
 
 A line protocol on stdin and stdout, one JSON document per line:
 
