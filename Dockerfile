@@ -98,6 +98,8 @@ FROM deps AS test
 RUN apt-get update \
     && apt-get install -y --no-install-recommends make \
     && rm -rf /var/lib/apt/lists/*
+# The example workloads are a dev dependency installed from this folder (editable).
+COPY examples/ examples/
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=secret,id=ca-certificates \
     if [ -s /run/secrets/ca-certificates ]; then export SSL_CERT_FILE=/run/secrets/ca-certificates; fi \

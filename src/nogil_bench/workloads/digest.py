@@ -12,9 +12,10 @@ _SCALARS = (int, float, complex, bool, type(None))
 
 
 def digest_of(value: object) -> bytes:
-    """The SHA-256 of a result, equal for equal results in any process: sets and frozensets
-    are digested in a sorted order, since their iteration order follows string hashing, which
-    each process seeds differently. Other objects are digested by their pickle."""
+    """The SHA-256 of a result, equal for equal results in any process: sets, frozensets and
+    dicts are digested in a sorted order, since their order may follow string hashing, which
+    each process seeds differently (a dict built from a set is ordered as the set was). Other
+    objects are digested by their pickle."""
     digest = hashlib.sha256()
     _feed(digest, value)
     return digest.digest()
@@ -37,9 +38,8 @@ def _feed(digest: hashlib._Hash, value: object) -> None:
                 _feed(digest, item)
         case dict():
             digest.update(b"d%d:" % len(value))
-            for key, item in value.items():
-                _feed(digest, key)
-                _feed(digest, item)
+            for pair_digest in sorted(digest_of(pair) for pair in value.items()):
+                digest.update(pair_digest)
         case set() | frozenset():
             digest.update(b"S%d:" % len(value))
             for item_digest in sorted(digest_of(item) for item in value):
