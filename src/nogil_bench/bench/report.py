@@ -96,8 +96,8 @@ def gil_enabled_by_imports(measurement: Measurement) -> list[str]:
         lines.append(
             f"⚠ {row.workload} on {row.python}: GIL=0 was requested but {blamed}, so its "
             "GIL=0 rows ran with the GIL on: they are not GIL-off figures. An extension "
-            "declares free-threading support with Py_mod_gil; forcing the GIL off anyway is "
-            "PYTHON_GIL=0, at your own risk."
+            "declares that it is safe without the GIL with Py_mod_gil (its free-threaded "
+            "wheel does); until that module does, it runs your code with the GIL on."
         )
     return [*dict.fromkeys(lines), ""] if lines else []
 

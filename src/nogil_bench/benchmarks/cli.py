@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nogil_bench.bench.chart import ChartPoint, draw_speedup_chart
 from nogil_bench.bench.config import CEILING, Config
@@ -31,13 +31,12 @@ from nogil_bench.bench.pyperf_export import PyperfBenchmark, pyperf_suite
 from nogil_bench.bench.report import compare, markdown
 from nogil_bench.bench.results import Measurement, Row, mismatched_outputs
 from nogil_bench.bench.target import TargetError, make_target
-from nogil_bench.benchmarks.runs import plan_matrix
-from nogil_bench.benchmarks.schemas import BenchmarkCreate, BenchmarkSpec
-from nogil_bench.benchmarks.service import check_request
-from nogil_bench.core.config import Settings
-from nogil_bench.core.errors import InvalidInputError
 from nogil_bench.core.runtime import cpu_count
 from nogil_bench.runners import local_runners, runners
+
+if TYPE_CHECKING:
+    from nogil_bench.benchmarks.schemas import BenchmarkSpec
+
 from nogil_bench.workloads.registry import (
     InvalidParamsError,
     UnknownWorkloadError,
@@ -205,6 +204,13 @@ def rounds_from(args: argparse.Namespace) -> None:
 
 def spec_of_request(path: Path) -> BenchmarkSpec:
     """The body checked as POST /api/v1/benchmarks checks it (422 there, exit 2 here)."""
+    # Imported here, as are the service's modules below: only --request needs the service's
+    # schemas and database models, whose imports take seconds of every other command's start.
+    from nogil_bench.benchmarks.schemas import BenchmarkCreate  # noqa: PLC0415
+    from nogil_bench.benchmarks.service import check_request  # noqa: PLC0415
+    from nogil_bench.core.config import Settings  # noqa: PLC0415
+    from nogil_bench.core.errors import InvalidInputError  # noqa: PLC0415
+
     try:
         body = BenchmarkCreate.model_validate_json(path.read_bytes())
         return check_request(body, Settings())
@@ -240,6 +246,8 @@ def workload_configs(args: argparse.Namespace) -> list[Config]:
 
 def matrix_for(args: argparse.Namespace) -> Matrix:
     if args.request is not None:
+        from nogil_bench.benchmarks.runs import plan_matrix  # noqa: PLC0415
+
         return plan_matrix(args.spec)
     interpreters = [probe_interpreter(path) for path in args.python or [sys.executable]]
     cpus = cpu_count()
