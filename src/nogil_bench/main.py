@@ -18,6 +18,7 @@ from nogil_bench.auth import schemas as auth_schemas
 from nogil_bench.auth.router import router as auth_router
 from nogil_bench.auth.router import users_router
 from nogil_bench.benchmarks.router import router as benchmarks_router
+from nogil_bench.benchmarks.router import workloads_router
 from nogil_bench.core import metrics, runtime
 from nogil_bench.core.config import Settings, get_settings
 from nogil_bench.core.db import DatabaseUnavailableError, make_engine, wait_for_database
@@ -154,7 +155,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last, so outermost: even a refused body gets a request id and an access line.
     app.add_middleware(RequestContextMiddleware, slow_request_ms=settings.SLOW_REQUEST_MS)
     api = APIRouter(prefix=API_PREFIX)
-    for router in (auth_router, users_router, jobs_router, benchmarks_router, details_router):
+    for router in (
+        auth_router,
+        users_router,
+        jobs_router,
+        benchmarks_router,
+        workloads_router,
+        details_router,
+    ):
         api.include_router(router)
     app.include_router(health_router)
     app.include_router(metrics_router)

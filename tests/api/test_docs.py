@@ -21,6 +21,7 @@ ROUTES = {
     ("get", "/api/v1/benchmarks"),
     ("get", "/api/v1/benchmarks/{benchmark_id}"),
     ("get", "/api/v1/benchmarks/{benchmark_id}/chart"),
+    ("get", "/api/v1/workloads"),
 }
 
 

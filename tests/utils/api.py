@@ -18,6 +18,7 @@ type Headers = dict[str, str]
 JOBS = "/api/v1/jobs"
 BATCHES = "/api/v1/batches"
 BENCHMARKS = "/api/v1/benchmarks"
+WORKLOADS = "/api/v1/workloads"
 FINISHED = {"succeeded", "failed", "cancelled"}
 WAIT_TIMEOUT_S = 90.0
 PURE_PIPELINE: list[dict[str, Any]] = [{"op": "box_blur", "params": {"radius": 1}}, {"op": "sepia"}]
@@ -88,6 +89,20 @@ def benchmark(**overrides: Any) -> dict[str, Any]:
         "pipeline": [{"op": "box_blur", "params": {"radius": 1}}],
         "runners": ["threads", "asyncio", "interpreters"],
         "workers": [1, 2],
+    } | overrides
+
+
+def workload_benchmark(**overrides: Any) -> dict[str, Any]:
+    """An installed workload by name, measured in seconds: fib(15) x 4 tasks, one GIL mode,
+    the fewest rounds with a CI, no warm-up."""
+    return {
+        "workload": {"name": "fib", "params": {"n": 15, "tasks": 4}},
+        "runners": ["threads", "asyncio", "processes"],
+        "workers": [1, 2],
+        "gil": [0],
+        "repeats": 6,
+        "max_repeats": 6,
+        "warmups": 0,
     } | overrides
 
 

@@ -1,14 +1,19 @@
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from nogil_bench.auth.dependencies import CurrentUser
 from nogil_bench.benchmarks import service
 from nogil_bench.benchmarks.models import Benchmark
-from nogil_bench.benchmarks.schemas import BenchmarkCreate, BenchmarkPublic, BenchmarksPublic
+from nogil_bench.benchmarks.schemas import (
+    BenchmarkCreate,
+    BenchmarkPublic,
+    BenchmarksPublic,
+    WorkloadPublic,
+)
 from nogil_bench.core.db import EngineDep
 from nogil_bench.core.deps import Limit, Offset, SettingsDep
 from nogil_bench.core.idempotency import IdempotencyKeyHeader, normalize_key
@@ -16,8 +21,36 @@ from nogil_bench.core.openapi import BODY_ERRORS, NOT_FOUND, UNAUTHENTICATED, er
 from nogil_bench.jobs.dependencies import OVERLOAD_RESPONSES, Submitter, WorkQueueDep
 
 router = APIRouter(prefix="/benchmarks", tags=["benchmarks"], responses=UNAUTHENTICATED)
+# What a benchmark may measure by name; beside the benchmarks, which are what uses it.
+workloads_router = APIRouter(prefix="/workloads", tags=["benchmarks"], responses=UNAUTHENTICATED)
 
 CHART_MEDIA_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
+BODY_EXAMPLES = {
+    "images": {
+        "summary": "Synthetic images through a pipeline",
+        "value": {
+            "source": {"count": 16, "width": 128, "height": 128},
+            "pipeline": [{"op": "box_blur", "params": {"radius": 2}}, {"op": "sepia"}],
+            "runners": ["threads", "processes"],
+            "workers": [1, 2],
+        },
+    },
+    "workload": {
+        "summary": "An installed workload (GET /api/v1/workloads)",
+        "value": {
+            "workload": {"name": "fib", "params": {"n": 25, "tasks": 8}},
+            "runners": ["threads", "processes"],
+            "workers": [1, 2],
+        },
+    },
+}
+
+
+@workloads_router.get(
+    "", summary="The installed workloads a benchmark may name, with their parameters' schemas"
+)
+def list_workloads(_: CurrentUser) -> list[WorkloadPublic]:
+    return service.list_workloads()
 
 
 def valid_benchmark(benchmark_id: uuid.UUID, engine: EngineDep, user: CurrentUser) -> Benchmark:
@@ -32,19 +65,20 @@ OwnedBenchmark = Annotated[Benchmark, Depends(valid_benchmark)]
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=BenchmarkPublic,
-    summary="Queue one workload through several runners in both GIL modes, measured in paired "
-    "rounds and compared with 95% CIs and verdicts",
+    summary="Queue synthetic images or an installed workload through several runners in both "
+    "GIL modes, measured in paired rounds and compared with 95% CIs and verdicts",
     responses={
         **BODY_ERRORS,
         422: {
-            "description": "A bad pipeline, runner, worker count, size or count; or an "
-            "Idempotency-Key already used for a different request"
+            "description": "Both or neither of source + pipeline and workload; a bad pipeline, "
+            "runner, worker count, size or count; a workload that is not installed, or a bad "
+            "parameter of it; or an Idempotency-Key already used for a different request"
         },
         **OVERLOAD_RESPONSES,
     },
 )
 def create_benchmark(
-    body: BenchmarkCreate,
+    body: Annotated[BenchmarkCreate, Body(openapi_examples=BODY_EXAMPLES)],
     request: Request,
     queue: WorkQueueDep,
     user: Submitter,

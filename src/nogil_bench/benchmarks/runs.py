@@ -1,6 +1,7 @@
 """Running a claimed benchmark through the measurement engine (`nogil_bench.bench`), the same
 one `nogil-bench measure` uses: every configuration in a fresh worker process of this
-interpreter, started with `-X gil=0` or `-X gil=1`, measured in paired, interleaved rounds."""
+interpreter, started with the GIL off (the build's default) or `-X gil=1`, measured in paired,
+interleaved rounds."""
 
 import statistics
 import uuid
@@ -30,27 +31,35 @@ from nogil_bench.core.models import Status, utc_now
 from nogil_bench.runners.sequential import SequentialRunner
 
 SEQUENTIAL = SequentialRunner.name
-# The workload's name in the engine's rows and titles: a benchmark measures one image set.
-WORKLOAD = "images"
+# The installed workload that a benchmark of `source` and `pipeline` measures.
+IMAGES = "images"
 
 
 def plan_matrix(spec: BenchmarkSpec) -> Matrix:
     """The engine's matrix for the benchmark: sequential, each runner at each worker count,
-    and the host's ceiling, in each GIL mode asked for, on the synthetic image set."""
-    params = {
+    and the host's ceiling, in each GIL mode asked for, on its installed workload (by name:
+    the engine's workers look it up in the registry too)."""
+    workload, params = workload_of(spec)
+    return Matrix(
+        interpreters=[this_interpreter()],
+        gil_modes=spec.gil,
+        workloads=[Config(workload, SEQUENTIAL, 1, warmups=spec.warmups, params=params)],
+        runners=spec.runners,
+        worker_counts=spec.workers,
+    )
+
+
+def workload_of(spec: BenchmarkSpec) -> tuple[str, dict[str, Any]]:
+    """The installed workload and its parameters: the one named, or the synthetic images."""
+    if spec.workload is not None:
+        return spec.workload, spec.params
+    return IMAGES, {
         "count": spec.count,
         "width": spec.width,
         "height": spec.height,
         "seed": spec.seed,
-        "pipeline": [step.model_dump() for step in spec.pipeline],
+        "pipeline": [step.model_dump() for step in spec.pipeline or []],
     }
-    return Matrix(
-        interpreters=[this_interpreter()],
-        gil_modes=spec.gil,
-        workloads=[Config(WORKLOAD, SEQUENTIAL, 1, warmups=spec.warmups, params=params)],
-        runners=spec.runners,
-        worker_counts=spec.workers,
-    )
 
 
 def plan(
@@ -104,7 +113,9 @@ def report(measurement: Measurement, spec: BenchmarkSpec) -> BenchmarkReport:
     document = to_json(measurement)
     rows = document["configurations"]
     baselines = {row["gil"]: row for row in rows if row["runner"] == SEQUENTIAL}
-    entries = [_entry(row, baselines[row["gil"]], spec.count) for row in rows]
+    # Images per second only where the tasks are known to be images; see BenchmarkEntry.
+    images = spec.count if spec.workload is None else None
+    entries = [_entry(row, baselines[row["gil"]], images) for row in rows]
     return BenchmarkReport(
         results=entries + unsupported_entries(measurement, spec),
         comparisons=[_comparison(comparison) for comparison in document["comparisons"]],
@@ -116,7 +127,7 @@ def report(measurement: Measurement, spec: BenchmarkSpec) -> BenchmarkReport:
     )
 
 
-def _entry(row: dict[str, Any], baseline: dict[str, Any], images: int) -> BenchmarkEntry:
+def _entry(row: dict[str, Any], baseline: dict[str, Any], images: int | None) -> BenchmarkEntry:
     """A configuration from the document: its own figures, the medians of its runs' figures."""
 
     def median_of(figure: str) -> float:
@@ -141,7 +152,7 @@ def _entry(row: dict[str, Any], baseline: dict[str, Any], images: int) -> Benchm
         ctx_voluntary=round(median_of("ctx_voluntary")),
         ctx_involuntary=round(median_of("ctx_involuntary")),
         peak_rss_bytes=row["peak_rss_bytes"],
-        throughput_images_per_s=images / row["wall_s_median"],
+        throughput_images_per_s=None if images is None else images / row["wall_s_median"],
         latency_p50_s=median_of("task_s_p50"),
         latency_p95_s=median_of("task_s_p95"),
         steal_share=row["steal_share_median"],

@@ -1,11 +1,17 @@
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, Strict
 
 from nogil_bench.core.models import Status
-from nogil_bench.jobs.schemas import STRICT, StepIn, SyntheticSet, pipeline_field
+from nogil_bench.jobs.schemas import (
+    MAX_PIPELINE_STEPS,
+    PIPELINE_EXAMPLE,
+    STRICT,
+    StepIn,
+    SyntheticSet,
+)
 from nogil_bench.runners import local_runners
 
 # 0 or 1; strict, so that JSON's false and true are not taken for them.
@@ -14,13 +20,49 @@ MIN_REPEATS = 6  # the fewest pairs with an exact 95% CI for their median
 DEFAULT_REPEATS = 6
 MAX_REPEATS = 50
 MAX_WARMUPS = 5
+MAX_WORKLOAD_NAME_LENGTH = 100
+
+
+class WorkloadIn(BaseModel):
+    """An installed workload, by its registered name only: the service imports no module that a
+    request names."""
+
+    model_config = STRICT
+
+    name: str = Field(
+        min_length=1,
+        max_length=MAX_WORKLOAD_NAME_LENGTH,
+        description="An installed workload's name, from GET /api/v1/workloads.",
+        examples=["fib"],
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Parameters over the workload's defaults; GET /api/v1/workloads gives their "
+        "JSON schema.",
+        examples=[{"n": 25, "tasks": 8}],
+    )
 
 
 class BenchmarkCreate(BaseModel):
+    """What to measure: synthetic images through a pipeline (`source` and `pipeline`), or an
+    installed workload (`workload`), never both; then how."""
+
     model_config = STRICT
 
-    source: SyntheticSet
-    pipeline: list[StepIn] = pipeline_field()
+    source: SyntheticSet | None = Field(
+        default=None, description="Synthetic images to measure, with `pipeline`."
+    )
+    pipeline: Annotated[list[StepIn], Field(min_length=1, max_length=MAX_PIPELINE_STEPS)] | None = (
+        Field(
+            default=None,
+            description="The steps each image goes through, with `source`.",
+            examples=[PIPELINE_EXAMPLE],
+        )
+    )
+    workload: WorkloadIn | None = Field(
+        default=None,
+        description="An installed workload to measure instead of `source` and `pipeline`.",
+    )
     runners: list[str] | None = Field(
         default=None,
         description="Runners to compare (default: every local one; the celery runners need a "
@@ -35,7 +77,8 @@ class BenchmarkCreate(BaseModel):
     gil: list[GilMode] | None = Field(
         default=None,
         description="GIL modes to measure each configuration in, each in fresh worker processes "
-        "started with -X gil=N (default: both on a free-threaded build; 1 on a default build).",
+        "started with the GIL off (the build's default) or -X gil=1 (default: both on a "
+        "free-threaded build; 1 on a default build).",
         examples=[[0, 1]],
     )
     repeats: int = Field(
@@ -66,7 +109,7 @@ class BenchmarkCreate(BaseModel):
 class BenchmarkEntry(BaseModel):
     runner: str = Field(
         description="A runner, or 'ceiling': the host's own parallel limit, as K independent "
-        "sequential processes started together, each with a K-th of the images."
+        "sequential processes started together, each with a K-th of the tasks."
     )
     workers: int
     gil: int | None = Field(
@@ -77,7 +120,7 @@ class BenchmarkEntry(BaseModel):
     error: str | None = None
     setup_s: float | None = Field(default=None, description="Pool start-up, not in wall_s.")
     wall_s: float | None = Field(
-        default=None, description="All images, pool already started: the median of the runs."
+        default=None, description="All tasks, pool already started: the median of the runs."
     )
     wall_s_stdev: float | None = None
     noisy: bool | None = Field(
@@ -95,7 +138,11 @@ class BenchmarkEntry(BaseModel):
     ctx_voluntary: int | None = None
     ctx_involuntary: int | None = None
     peak_rss_bytes: int | None = None
-    throughput_images_per_s: float | None = None
+    throughput_images_per_s: float | None = Field(
+        default=None,
+        description="Images per second at the median wall time, for a benchmark of `source` "
+        "and `pipeline`; None for an installed workload, whose tasks need not be images.",
+    )
     latency_p50_s: float | None = None
     latency_p95_s: float | None = None
     speedup: float | None = Field(
@@ -150,13 +197,22 @@ class BenchmarkReport(BaseModel):
 
 
 class BenchmarkSpec(BaseModel):
-    """What will run, after defaults: stored with the benchmark."""
+    """What will run, after defaults: stored with the benchmark. Synthetic images (count, width,
+    height, seed, pipeline), or an installed workload (workload, params), the other side None."""
 
-    count: int
-    width: int
-    height: int
-    seed: int
-    pipeline: list[StepIn]
+    count: int | None = None
+    width: int | None = None
+    height: int | None = None
+    seed: int | None = None
+    pipeline: list[StepIn] | None = None
+    # Benchmarks stored before installed workloads could be measured are all images.
+    workload: str | None = Field(
+        default=None, description="The installed workload's name; None for images."
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The workload's parameters, defaults filled in; empty for images.",
+    )
     runners: list[str]
     workers: list[int]
     # Benchmarks stored before GIL modes and rounds were measured read with these defaults.
@@ -195,3 +251,22 @@ class BenchmarkPublic(BaseModel):
 class BenchmarksPublic(BaseModel):
     data: list[BenchmarkPublic]
     count: int
+
+
+class WorkloadPublic(BaseModel):
+    """An installed workload: what `workload` in POST /api/v1/benchmarks may name."""
+
+    name: str = Field(examples=["fib"])
+    description: str
+    params_schema: dict[str, Any] = Field(
+        description="The JSON schema of its parameters (`workload.params`).",
+        examples=[
+            {
+                "type": "object",
+                "properties": {"n": {"type": "integer", "default": 32, "maximum": 40}},
+            }
+        ],
+    )
+    defaults: dict[str, Any] = Field(
+        description="Its parameters when a benchmark sets none.", examples=[{"n": 32, "tasks": 4}]
+    )

@@ -1,3 +1,4 @@
+import json
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -16,6 +17,8 @@ from nogil_bench.benchmarks.schemas import (
     BenchmarkEntry,
     BenchmarkPublic,
     BenchmarkSpec,
+    WorkloadIn,
+    WorkloadPublic,
 )
 from nogil_bench.core import runtime
 from nogil_bench.core.config import Settings
@@ -27,14 +30,22 @@ from nogil_bench.core.errors import (
 from nogil_bench.core.idempotency import Answer, Submission, fingerprint, submit_once
 from nogil_bench.core.models import cancel_or_delete, check_queue_room
 from nogil_bench.jobs import service as job_service
-from nogil_bench.jobs.schemas import StepIn
+from nogil_bench.jobs.schemas import StepIn, SyntheticSource
 from nogil_bench.runners import get_runner, local_runners
 from nogil_bench.runners.sequential import SequentialRunner
+from nogil_bench.workloads.builtin import ImageParams
+from nogil_bench.workloads.registry import (
+    InvalidParamsError,
+    UnknownWorkloadError,
+    params_schema,
+    params_to_json,
+    parse_params,
+    workloads,
+)
 
 
 def check_request(request: BenchmarkCreate, settings: Settings) -> BenchmarkSpec:
-    job_service.check_batch_size(request.source.count, settings)
-    job_service.synthetic_size(request.source, settings)
+    work = check_work(request, settings)
     if request.runners == []:
         raise InvalidInputError("runners is empty; leave it out to compare every runner")
     if request.workers == []:
@@ -45,8 +56,6 @@ def check_request(request: BenchmarkCreate, settings: Settings) -> BenchmarkSpec
         job_service.check_runner(runner, settings)
     for count in workers:
         job_service.check_workers(count, settings)
-    # Native steps are allowed even for interpreters: that runner's entries say "unsupported".
-    steps = job_service.check_pipeline(request.pipeline)
     if SequentialRunner.name not in runners:
         runners.insert(0, SequentialRunner.name)
     if request.gil == []:
@@ -76,11 +85,7 @@ def check_request(request: BenchmarkCreate, settings: Settings) -> BenchmarkSpec
     if max_repeats < request.repeats:
         raise InvalidInputError(f"max_repeats ({max_repeats}) is below repeats ({request.repeats})")
     return BenchmarkSpec(
-        count=request.source.count,
-        width=request.source.width,
-        height=request.source.height,
-        seed=request.source.seed,
-        pipeline=[StepIn(op=step.op, params=dict(step.params)) for step in steps],
+        **work,
         runners=runners,
         workers=workers,
         gil=gil,
@@ -89,6 +94,66 @@ def check_request(request: BenchmarkCreate, settings: Settings) -> BenchmarkSpec
         warmups=request.warmups,
         target_ci=request.target_ci,
     )
+
+
+def check_work(request: BenchmarkCreate, settings: Settings) -> dict[str, Any]:
+    """The spec's fields for what is measured: synthetic images through a pipeline, or an
+    installed workload; exactly one of the two."""
+    images = request.source is not None or request.pipeline is not None
+    if request.workload is not None:
+        if images:
+            raise InvalidInputError(
+                "give either source and pipeline (synthetic images) or workload (an installed "
+                "workload), not both"
+            )
+        return check_workload(request.workload, settings)
+    if request.source is None or request.pipeline is None:
+        if not images:
+            raise InvalidInputError(
+                "nothing to measure: give source and pipeline (synthetic images), or workload "
+                "(an installed workload: GET /api/v1/workloads)"
+            )
+        missing = "pipeline" if request.pipeline is None else "source"
+        raise InvalidInputError(f"{missing} is missing: synthetic images need source and pipeline")
+    job_service.check_batch_size(request.source.count, settings)
+    job_service.synthetic_size(request.source, settings)
+    # Native steps are allowed even for interpreters: that runner's entries say "unsupported".
+    steps = job_service.check_pipeline(request.pipeline)
+    return {
+        "count": request.source.count,
+        "width": request.source.width,
+        "height": request.source.height,
+        "seed": request.source.seed,
+        "pipeline": [StepIn(op=step.op, params=dict(step.params)) for step in steps],
+    }
+
+
+def check_workload(workload: WorkloadIn, settings: Settings) -> dict[str, Any]:
+    """The workload by its registered name, with its parameters resolved: a name is looked up
+    among the installed workloads, never imported, so "os:system" is merely unknown."""
+    try:
+        params = parse_params(workload.name, workload.params, strict=True)
+    except (UnknownWorkloadError, InvalidParamsError) as error:
+        raise InvalidInputError(str(error)) from None
+    if isinstance(params, ImageParams):
+        # The service's limits on images hold however the images are asked for.
+        job_service.check_batch_size(params.count, settings)
+        job_service.synthetic_size(
+            SyntheticSource(width=params.width, height=params.height), settings
+        )
+    return {"workload": workload.name, "params": params_to_json(workload.name, params)}
+
+
+def list_workloads() -> list[WorkloadPublic]:
+    return [
+        WorkloadPublic(
+            name=name,
+            description=workload.description,
+            params_schema=params_schema(name),
+            defaults=params_to_json(name, parse_params(name, {})),
+        )
+        for name, workload in workloads().items()
+    ]
 
 
 def submit(
@@ -199,22 +264,24 @@ def chart(benchmark: Benchmark, chart_format: str) -> bytes:
         (ceilings if entry.runner == CEILING else points).append(point)
     if not points:
         raise ConflictError(f"benchmark {benchmark.id} has no speedups to draw")
-    spec = BenchmarkSpec.model_validate(benchmark.spec)
-    title = (
-        f"{spec.count} x {spec.width}x{spec.height}, "
-        f"{' + '.join(step.op for step in spec.pipeline)}: speedup, 95% CI"
-    )
+    title = f"{what_is_measured(BenchmarkSpec.model_validate(benchmark.spec))}: speedup, 95% CI"
     return render_speedup_chart(points, chart_format, title=title, ceilings=ceilings)
+
+
+def what_is_measured(spec: BenchmarkSpec) -> str:
+    """What the benchmark measures, in a few words: "fib n=15 tasks=4", or the images."""
+    if spec.workload is not None:
+        params = " ".join(f"{name}={json.dumps(value)}" for name, value in spec.params.items())
+        return f"{spec.workload} {params}".rstrip()
+    ops = " + ".join(step.op for step in spec.pipeline or [])
+    return f"{spec.count} x {spec.width}x{spec.height}, {ops}"
 
 
 def pyperf_document(benchmark: Benchmark) -> dict[str, Any]:
     """The benchmark as a pyperf suite: a benchmark per configuration, its rounds as values,
     so that `python -m pyperf stats` and `compare_to` read it."""
     entries = finished_entries(benchmark)
-    spec = BenchmarkSpec.model_validate(benchmark.spec)
-    workload = (
-        f"{spec.count}x{spec.width}x{spec.height} {'+'.join(step.op for step in spec.pipeline)}"
-    )
+    workload = what_is_measured(BenchmarkSpec.model_validate(benchmark.spec))
     return pyperf_suite(
         [
             PyperfBenchmark(

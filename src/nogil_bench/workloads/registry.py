@@ -3,6 +3,7 @@ its entry point in `nogil_bench.workloads` (see workloads.plugin). The service r
 by name: no request names a module to import."""
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,9 +48,12 @@ def _adapter(params: type[Any]) -> TypeAdapter[Any]:
     return adapter
 
 
-def parse_params(name: str, raw: Mapping[str, Any], *, quick: bool = False) -> Any:
+def parse_params(
+    name: str, raw: Mapping[str, Any], *, quick: bool = False, strict: bool = False
+) -> Any:
     """The workload's parameters from JSON-like values: its defaults, then its quick ones when
-    `quick`, then `raw`. InvalidParamsError names an unknown parameter or a bad value."""
+    `quick`, then `raw`. InvalidParamsError names an unknown parameter or a bad value. `strict`
+    takes JSON's types only, as the API reads bodies: `true` or `"8"` is not a number."""
     workload = get_workload(name)
     known = {field.name for field in dataclasses.fields(workload.params)}
     if unknown := sorted(set(raw) - known):
@@ -58,8 +62,12 @@ def parse_params(name: str, raw: Mapping[str, Any], *, quick: bool = False) -> A
             f"its parameters: {', '.join(sorted(known)) or 'none'}"
         )
     merged = {**(workload.quick if quick else {}), **raw}
+    adapter = _adapter(workload.params)
     try:
-        return _adapter(workload.params).validate_python(merged)
+        if strict:
+            # From JSON text: in strict mode a list is a tuple and an object a dataclass there.
+            return adapter.validate_json(json.dumps(merged), strict=True)
+        return adapter.validate_python(merged)
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(map(str, problem['loc'])) or 'params'}: {problem['msg']}"
