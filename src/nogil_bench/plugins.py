@@ -28,11 +28,18 @@ class Registry[T]:
     """
 
     def __init__(
-        self, group: str, kind: str, *, sort_key: Callable[[str, T], Any] | None = None
+        self,
+        group: str,
+        kind: str,
+        *,
+        sort_key: Callable[[str, T], Any] | None = None,
+        check: Callable[[T], None] | None = None,
     ) -> None:
         self.group = group
         self.kind = kind
         self.sort_key = sort_key
+        # Raises when a loaded object is not one of this kind (say why): it is left out too.
+        self.check = check
         # Reentrant: a plugin module that asks for the registry while loading fails loudly
         # (a KeyError on an empty listing) instead of hanging.
         self._loading = threading.RLock()
@@ -66,9 +73,13 @@ class Registry[T]:
                 )
                 continue
             try:
-                found[point.name] = point.load()
-            except Exception as error:  # a plugin's bug: any import error leaves it out
+                loaded = point.load()
+                if self.check is not None:
+                    self.check(loaded)
+            except Exception as error:  # a plugin's bug: any error leaves that one out
                 logger.warning(
                     "{} {!r} ({}) failed to load: {!r}", self.kind, point.name, point.value, error
                 )
+                continue
+            found[point.name] = loaded
         return found

@@ -12,7 +12,19 @@ from pydantic import TypeAdapter, ValidationError
 from nogil_bench.plugins import Registry
 from nogil_bench.workloads.plugin import ENTRY_POINT_GROUP, Workload
 
-WORKLOADS = Registry[Workload](ENTRY_POINT_GROUP, "workload")
+
+def check_workload(workload: Workload) -> None:
+    """What every consumer of a workload relies on, checked once when it loads: parameters in a
+    dataclass with a JSON schema, whose defaults and quick values are valid."""
+    if not dataclasses.is_dataclass(workload.params):
+        raise TypeError(f"its params must be a dataclass, not {workload.params!r}")
+    adapter = _adapter(workload.params)
+    adapter.json_schema()
+    adapter.validate_python({})
+    adapter.validate_python(dict(workload.quick))
+
+
+WORKLOADS = Registry[Workload](ENTRY_POINT_GROUP, "workload", check=check_workload)
 
 
 def workloads() -> Mapping[str, Workload]:
