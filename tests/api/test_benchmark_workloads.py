@@ -21,7 +21,9 @@ from tests.utils.api import (
 )
 
 BUILT_IN_WORKLOADS = ["fib", "images", "native", "pure-python", "small-batch"]
-INSTALLED = f"installed workloads: {', '.join(BUILT_IN_WORKLOADS)}"
+# Built-ins first, then every other package's: the examples are installed in a checkout.
+PLUGINS = ["examples-contended", "examples-hash", "examples-pure"]
+INSTALLED = f"installed workloads: {', '.join(BUILT_IN_WORKLOADS + PLUGINS)}"
 
 
 def test_the_installed_workloads_are_listed_with_their_parameters_schemas_and_defaults(
@@ -31,7 +33,8 @@ def test_the_installed_workloads_are_listed_with_their_parameters_schemas_and_de
 
     assert response.status_code == 200
     listed = {workload["name"]: workload for workload in response.json()}
-    assert list(listed) == BUILT_IN_WORKLOADS
+    assert list(listed) == BUILT_IN_WORKLOADS + PLUGINS
+    assert listed["examples-hash"]["defaults"] == {"tasks": 16, "mebibytes": 32}
     fib = listed["fib"]
     assert "fib(n)" in fib["description"]
     assert fib["defaults"] == {"n": 32, "tasks": 4}
