@@ -45,26 +45,18 @@ from nogil_bench.workloads.plugin import Work
 from nogil_bench.workloads.registry import InvalidParamsError, UnknownWorkloadError
 
 RUN = "run"
-GIL_ENABLED_BY = runtime.GIL_WARNING  # CPython's warning naming the module that turned it on
 
 
 def build_watching_the_gil(config: Config) -> tuple[Work, list[str]]:
     """The configuration's work, built (its modules imported, its tasks made), and the modules
-    whose import turned the GIL back on: the interpreter warns once for each."""
-    with warnings.catch_warnings(record=True) as caught:
+    whose import turned the GIL back on: runtime's watch records each one CPython warns about,
+    every warning shown while building, whatever the filters say elsewhere."""
+    with warnings.catch_warnings():
         warnings.simplefilter("always", RuntimeWarning)
+        runtime.watch_gil_reenablers()
+        seen = len(runtime.gil_reenabled_by())
         work = build_work(config)
-    enabled_by = [
-        found.group(1)
-        for warning in caught
-        if (found := GIL_ENABLED_BY.search(str(warning.message))) is not None
-    ]
-    for warning in caught:  # the rest as they would have been shown
-        if not GIL_ENABLED_BY.search(str(warning.message)):
-            warnings.showwarning(
-                warning.message, warning.category, warning.filename, warning.lineno
-            )
-    return work, enabled_by
+    return work, runtime.gil_reenabled_by()[seen:]
 
 
 def probe(config: Config, runner_names: Sequence[str]) -> dict[str, Any]:
