@@ -42,7 +42,7 @@ from nogil_bench.bench.document import from_json, to_json
 from nogil_bench.bench.harness import measure_matrix
 from nogil_bench.bench.plan import Matrix, this_interpreter
 from nogil_bench.bench.report import markdown
-from nogil_bench.bench.results import Measurement
+from nogil_bench.bench.results import Design, Measurement
 from nogil_bench.bench.stats import compare, median_interval, paired_ratios
 from nogil_bench.core import runtime
 from nogil_bench.core.config import get_settings
@@ -200,9 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in WORKLOADS
         ]
         plan = Matrix([this_interpreter()], [args.gil], templates, RUNNERS, [WORKERS]).plan()
-        measurement = measure_matrix(
-            plan, min_rounds=args.rounds, max_rounds=args.rounds, target_ci=0.0
-        )
+        # The rounds in two blocks of fresh processes: the fewest with an interval.
+        blocks = Design(2, 2, block_rounds=max(1, args.rounds // 2), target_ci=0.0)
+        measurement = measure_matrix(plan, blocks)
         overheads = task_overheads(args.rounds, args.map_tasks)
         results |= {
             "measurement": to_json(measurement),

@@ -25,11 +25,11 @@ def test_a_benchmark_measures_every_configuration_in_both_gil_modes_in_paired_ro
     done = wait_until_finished(client, response.headers["Location"], alice)
     assert done["status"] == "succeeded", done["error"]
     spec = done["spec"]
-    assert (spec["runners"], spec["gil"], spec["repeats"], spec["max_repeats"]) == (
+    assert (spec["runners"], spec["gil"], spec["repeats"], spec["block_rounds"]) == (
         ["sequential", "threads"],
         [0, 1],
-        6,
-        12,
+        4,
+        2,
     )
     configurations = {
         (entry["runner"], entry["workers"], entry["gil"]) for entry in done["results"]
@@ -39,7 +39,8 @@ def test_a_benchmark_measures_every_configuration_in_both_gil_modes_in_paired_ro
         for gil in (0, 1)
         for runner, workers in [("sequential", 1), ("threads", 1), ("threads", 2), ("ceiling", 2)]
     }
-    assert 6 <= done["rounds"] <= 12
+    # Two blocks of two rounds, each block in fresh worker processes.
+    assert (done["blocks"], done["rounds"]) == (2, 4)
     assert done["stop"]
     by_key = {(entry["runner"], entry["workers"], entry["gil"]): entry for entry in done["results"]}
     for entry in done["results"]:
@@ -53,12 +54,13 @@ def test_a_benchmark_measures_every_configuration_in_both_gil_modes_in_paired_ro
         if entry["runner"] == "sequential":
             assert (entry["speedup"], entry["speedup_ci"]) == (1.0, None)
             continue
-        # The speedup is the median of per-round ratios against sequential in the same mode.
+        # The speedup is the geometric mean of per-round ratios against sequential in the same
+        # mode (each block's rounds weigh alike, and the blocks are of one size).
         baseline = by_key[("sequential", 1, entry["gil"])]["runs_wall_s"]
         ratios = [b / c for b, c in zip(baseline, entry["runs_wall_s"], strict=True)]
-        assert entry["speedup"] == pytest.approx(statistics.median(ratios))
+        assert entry["speedup"] == pytest.approx(statistics.geometric_mean(ratios))
         low, high = entry["speedup_ci"]
-        assert min(ratios) <= low <= entry["speedup"] <= high <= max(ratios)
+        assert low <= entry["speedup"] <= high
         assert entry["speedup_verdict"].startswith(("faster by", "slower by", "no significant"))
         assert entry["efficiency"] == pytest.approx(entry["speedup"] / entry["workers"])
         if entry["runner"] == "threads" and entry["workers"] == 2:
@@ -66,8 +68,8 @@ def test_a_benchmark_measures_every_configuration_in_both_gil_modes_in_paired_ro
     kinds = {comparison["kind"] for comparison in done["comparisons"]}
     assert {"vs sequential", "GIL=0 vs GIL=1", "share of ceiling"} <= kinds
     for comparison in done["comparisons"]:
-        assert comparison["pairs"] == done["rounds"]
-        # The verdict is what the CI says: above 1 faster, below 1 slower, else no difference.
+        assert (comparison["pairs"], comparison["blocks"]) == (done["rounds"], done["blocks"])
+        # The verdict is what the interval says: above 1 faster, below 1 slower, else no difference.
         low, high = comparison["ci"]
         expected = "faster" if low > 1 else "slower" if high < 1 else "no significant difference"
         assert comparison["verdict"] == expected, comparison
@@ -174,6 +176,7 @@ def test_the_defaults_compare_every_runner_at_one_and_all_cpus(
         12,
         1,
     )
+    assert spec["block_rounds"] == 3  # 2 to 4 blocks of fresh processes
 
 
 @pytest.mark.parametrize(
@@ -187,6 +190,11 @@ def test_the_defaults_compare_every_runner_at_one_and_all_cpus(
         ({"source": {"count": 10_000, "width": 8, "height": 8}}, "at most 256 images"),
         ({"gil": []}, "gil is empty"),
         ({"repeats": 10, "max_repeats": 8}, "max_repeats (8) is below repeats (10)"),
+        (
+            {"repeats": 6, "max_repeats": 6, "block_rounds": 6},
+            "block_rounds (6) leaves fewer than 2 blocks in repeats (6): an interval needs 2 "
+            "blocks of fresh processes; ask for block_rounds below repeats",
+        ),
         (
             {"runners": ["celery-threads"], "gil": [0]},
             "the celery-threads runner maps tasks over Celery task workers, and this service "

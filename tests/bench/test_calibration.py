@@ -15,7 +15,7 @@ from nogil_bench.bench.document import (
     write_document,
 )
 from nogil_bench.bench.report import compare, markdown
-from nogil_bench.bench.results import Measurement, Row, StopReason, analyse
+from nogil_bench.bench.results import Design, Kind, Measurement, Row, StopReason, analyse
 from tests.utils.bench_rows import row
 
 SEQUENTIAL = [2.0, 2.0, 2.0, 2.0, 2.0, 2.0]
@@ -26,9 +26,8 @@ def measurement(rows: list[Row], stop: StopReason = StopReason.BOUND) -> Measure
         rows=rows,
         findings=analyse(rows),
         rounds=len(rows[0].runs),
-        min_rounds=6,
-        max_rounds=12,
-        target_ci=0.05,
+        blocks=rows[0].blocks,
+        design=Design(min_blocks=2, max_blocks=4, block_rounds=3),
         stop=stop,
         steal_share=0.004,
         duration_s=95.0,
@@ -52,48 +51,65 @@ def run(threads_speedups: list[float], processes_speedups: list[float]) -> Measu
 A = run([1.5, 1.55, 1.6, 1.6, 1.65, 1.7], [0.9, 0.95, 1.0, 1.0, 1.05, 1.1])
 
 
-def test_b_inside_as_ci_and_agreeing_verdicts_meet_the_targets() -> None:
+def test_b_inside_as_intervals_and_agreeing_verdicts_meet_the_targets_in_every_kind() -> None:
     b = run([1.58, 1.6, 1.62, 1.62, 1.63, 1.64], [0.97, 0.98, 1.0, 1.01, 1.02, 1.03])
 
     result = calibrate(A.findings, b.findings)
 
-    # Speedups: threads and processes at GIL=0, threads at GIL=1.
-    assert (result.speedups, result.inside_ci) == (3, 3)
-    # Verdicts: those three, and GIL=0 vs GIL=1 for sequential and threads.
-    assert (result.verdicts, result.verdicts_agree) == (5, 5)
+    # Speedups: threads and processes at GIL=0, threads at GIL=1; GIL=0 vs GIL=1 for
+    # sequential and threads; processes vs threads.
+    by_kind = {found.kind: (found.comparisons, found.inside, found.agree) for found in result.kinds}
+    assert by_kind == {
+        Kind.SPEEDUP: (3, 3, 3),
+        Kind.GIL: (2, 2, 2),
+        Kind.RUNNER: (1, 1, 1),
+    }
+    assert (result.total.comparisons, result.total.opposite) == (6, 0)
     assert result.met is True
-    # threads: (1.7 - 1.5) / 1.6 = 12.5%; processes 20%; threads at GIL=1 12.5%.
-    assert result.median_width_first == pytest.approx(0.125)
+    assert result.total.median_width_first == pytest.approx(0.185, abs=0.001)
 
 
-def test_a_speedup_outside_the_first_ci_and_a_changed_verdict_are_counted() -> None:
+def test_a_ratio_outside_the_first_interval_and_a_changed_verdict_are_counted_by_kind() -> None:
     b = run([1.6, 1.62, 1.65, 1.66, 1.68, 1.7], [1.1, 1.12, 1.15, 1.15, 1.16, 1.2])
 
     result = calibrate(A.findings, b.findings)
 
-    # processes: 1.15x lies outside A's [0.90, 1.10], and "faster" is not "no difference".
-    assert (result.inside_ci, result.verdicts_agree) == (2, 4)
-    assert result.inside_share == pytest.approx(2 / 3)
+    # processes: 1.15x lies outside A's [0.90, 1.11], and "faster" is not "no difference";
+    # against threads, 0.69x lies outside A's [0.57, 0.68].
+    speedups, _, runners = result.kinds
+    assert (speedups.inside, speedups.agree, runners.inside) == (2, 2, 0)
+    assert result.total.inside_share == pytest.approx(4 / 6)
+    assert result.total.opposite == 0
     assert result.met is False
 
 
-def test_compare_prints_both_shares_against_their_targets_and_the_ci_widths() -> None:
+def test_faster_in_one_run_and_slower_in_the_other_is_an_opposite_verdict() -> None:
+    # Processes as fast as threads were in A, and threads as slow as processes were.
+    b = run([1.0, 1.0, 1.0, 1.0, 1.0, 1.0], [1.6, 1.6, 1.6, 1.6, 1.6, 1.6])
+
+    result = calibrate(A.findings, b.findings)
+
+    assert result.total.opposite == 1  # processes vs threads: slower in A, faster in B
+    assert result.met is False
+
+
+def test_compare_prints_each_kinds_calibration_against_its_targets() -> None:
     b = run([1.6, 1.62, 1.65, 1.66, 1.68, 1.7], [1.1, 1.12, 1.15, 1.15, 1.16, 1.2])
 
     output = compare(A, b)
 
+    assert "| vs sequential | 2 of 3 (67%) | 2 of 3 (67%) | 0 | 18.9% |" in output
+    assert "| vs threads | 0 of 1 (0%) | 1 of 1 (100%) | 0 | 18.1% |" in output
+    assert "| **all** | 4 of 6 (67%) | 5 of 6 (83%) | 0 | 18.5% |" in output
     assert (
-        "B's speedup inside A's 95% CI: 2 of 3 configurations (67%; target >= 90%: **not met**)"
-        in output
+        "Targets: B inside A's interval >= 90% in every kind (lowest: 0%, **not met**); "
+        "verdicts agree >= 95% (83%, **not met**); 0 opposite (0, met); median width <= 30% "
+        "(A 18.5%, met). **Not calibrated** on this host." in output
     )
+    assert "Between the runs: a standard deviation of 4.7% of a log ratio beyond" in output
     assert (
-        "Verdicts that agree (vs sequential, GIL=0 vs GIL=1): 4 of 5 "
-        "(80%; target >= 95%: **not met**)" in output
-    )
-    assert "Median relative CI width of the speedups, (high - low) / median: A 12.5%, B" in output
-    assert (
-        "| pure-python processes w=2 GIL=0 (3.14.7t) | 1.00x [0.90, 1.10] | 1.15x | **no** |"
-        in output
+        "| vs threads: pure-python processes w=2 GIL=0 (3.14.7t) vs pure-python threads w=2 "
+        "GIL=0 (3.14.7t) | 0.62x [0.57, 0.68] | 0.69x | **no** |" in output
     )
     assert "- vs sequential: pure-python processes w=2 GIL=0 (3.14.7t)" in output  # fmt: skip
 
@@ -107,11 +123,15 @@ def test_the_report_gives_speedups_with_ci_ceiling_share_verdicts_and_steal() ->
 
     output = markdown(measurement(rows))
 
-    assert output.startswith("6 rounds (minimum 6, bound 12) in 95 s; stopped at the bound")
+    assert output.startswith(
+        "2 blocks of fresh worker processes, 3 rounds in each (minimum 2 blocks, bound 4), "
+        "6 rounds in 95 s; stopped at the bound of 2 blocks of 6 rounds"
+    )
+    assert "between fresh processes (pooled, 3 degrees of freedom)" in output
     assert "Host CPU steal during the rounds: 0.4%" in output
     assert "### pure-python: 8 images 96x96" in output
     threads = next(line for line in output.splitlines() if "| threads | 2 |" in line)
-    assert "| 1.62x [1.55, 1.70] | faster by 62% [55%, 70%] |" in threads
+    assert "| 1.62x [1.50, 1.76] | faster by 62% [50%, 76%] |" in threads
     assert "| 87% [" in threads  # 1.62 / 1.87 of the ceiling
     assert "| 1.0% |" in threads  # steal
 
@@ -139,6 +159,8 @@ def test_the_document_keeps_every_round_and_re_derives_the_comparisons(tmp_path:
 
     threads = saved["configurations"][1]
     assert threads["wall_s"] == A.rows[1].wall_s  # round by round, aligned with every row
+    assert threads["blocks"] == [0, 0, 0, 1, 1, 1]  # and the block each round ran in
+    assert (saved["rounds"], saved["blocks"], saved["design"]["block_rounds"]) == (6, 2, 3)
     assert threads["speedup"]["verdict"] == "faster"
     assert {c["kind"] for c in saved["comparisons"]} == {
         "vs sequential",
@@ -154,3 +176,8 @@ def test_the_document_keeps_every_round_and_re_derives_the_comparisons(tmp_path:
 def test_a_document_of_the_previous_engine_is_refused_saying_so() -> None:
     with pytest.raises(DocumentFormatError, match="previous engine"):
         from_json({"environment": {}, "results": []})
+
+
+def test_a_document_from_before_blocks_is_refused_saying_why() -> None:
+    with pytest.raises(DocumentFormatError, match=r"before blocks .* measure again"):
+        from_json({"format": 2, "configurations": []})

@@ -242,7 +242,7 @@ def test_intervals_are_named_in_the_legend(tmp_path: Path) -> None:
     svg = draw_svg(tmp_path, with_intervals(sample_points()))
 
     assert len(polylines(svg, "legend-ci")) == 1
-    assert "95% confidence interval" in {text.text for text in svg.iter(f"{SVG}text")}
+    assert "95% interval: where a rerun lands" in {text.text for text in svg.iter(f"{SVG}text")}
 
 
 def test_the_y_axis_reaches_the_highest_whisker(tmp_path: Path) -> None:

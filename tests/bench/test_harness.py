@@ -21,7 +21,7 @@ from nogil_bench.bench.harness import (
     measure_matrix,
 )
 from nogil_bench.bench.plan import Matrix, Planned, this_interpreter
-from nogil_bench.bench.results import StopReason
+from nogil_bench.bench.results import Design, StopReason
 from nogil_bench.bench.stats import Verdict
 from nogil_bench.runners import get_runner
 from nogil_bench.workloads.images import ImageJob, SyntheticSource, digest, run_jobs
@@ -40,6 +40,9 @@ IMAGES = Config(
 )
 
 
+ONE_ROUND = Design(min_blocks=1, max_blocks=1, block_rounds=1)
+
+
 def plan(
     template: Config = FIB, *, runners: list[str], workers: list[int], gil: list[int]
 ) -> list[Planned]:
@@ -50,34 +53,52 @@ def quiet(line: str) -> None:
     """Progress lines are not the test's business."""
 
 
-def test_rounds_pair_every_configuration_and_stop_at_the_bound() -> None:
+def worker_pids() -> set[int]:
+    return {
+        process.pid
+        for process in psutil.Process().children()
+        if "nogil_bench.bench.worker" in " ".join(process.cmdline())
+    }
+
+
+def test_each_block_starts_fresh_processes_whose_rounds_pair_every_configuration() -> None:
+    pids_by_block: list[set[int]] = []
+
+    def note(line: str) -> None:
+        # The first block's setup lines, then a line once each later block is set up.
+        if line.startswith(("[setup   1/", "[block 2] ")):
+            pids_by_block.append(worker_pids())
+
     measurement = measure_matrix(
         plan(runners=["threads"], workers=[2], gil=[0, 1]),
-        min_rounds=2,
-        max_rounds=3,
-        target_ci=0.0,
-        progress=quiet,
+        Design(min_blocks=1, max_blocks=2, block_rounds=2, target_ci=0.0),
+        progress=note,
     )
 
     assert measurement.stop is StopReason.BOUND
-    assert measurement.rounds == 3
-    assert all(len(row.runs) == 3 for row in measurement.rows)
+    assert (measurement.blocks, measurement.rounds) == (2, 4)
+    assert all(row.block_of_runs == [0, 0, 1, 1] for row in measurement.rows)
+    first, second = pids_by_block
+    assert len(first) == len(second) == 8  # sequential, threads, the ceiling's 2; GIL 0 and 1
+    assert first.isdisjoint(second)  # the second block's processes are new ones
     # Each configuration ran in a fresh interpreter with the GIL mode it claims.
     assert all(row.environment["gil_enabled"] is bool(row.gil) for row in measurement.rows)
     assert len({row.output_digest for row in measurement.rows}) == 1
-    assert measurement.stop_text.startswith("stopped at the bound of 3 rounds")
+    assert measurement.stop_text.startswith("stopped at the bound of 2 blocks of 4 rounds")
 
 
-def test_measuring_stops_at_the_minimum_once_every_ci_is_narrow_enough() -> None:
+def test_measuring_stops_at_the_minimum_blocks_once_every_interval_is_narrow_enough() -> None:
     measurement = measure_matrix(
         plan(runners=["threads"], workers=[2], gil=[0]),
-        min_rounds=6,
-        max_rounds=9,
-        target_ci=100.0,  # any CI will do
+        Design(min_blocks=2, max_blocks=4, block_rounds=2, target_ci=100.0),  # any will do
         progress=quiet,
     )
 
-    assert (measurement.stop, measurement.rounds) == (StopReason.CONVERGED, 6)
+    assert (measurement.stop, measurement.blocks, measurement.rounds) == (
+        StopReason.CONVERGED,
+        2,
+        4,
+    )
     threads = measurement.rows[1]
     assert threads.speedup is not None
     assert threads.speedup.verdict is not Verdict.UNKNOWN
@@ -90,10 +111,7 @@ def test_the_ceiling_runs_its_parts_together_and_gives_the_same_bytes_as_one_pro
         expected = digest(run_jobs(runner, jobs))
 
     measurement = measure_matrix(
-        plan(IMAGES, runners=["threads"], workers=[2], gil=[0]),
-        min_rounds=1,
-        max_rounds=1,
-        progress=quiet,
+        plan(IMAGES, runners=["threads"], workers=[2], gil=[0]), ONE_ROUND, progress=quiet
     )
 
     assert [row.runner for row in measurement.rows] == ["sequential", "threads", "ceiling"]
@@ -137,8 +155,7 @@ def test_should_stop_ends_the_measurement_and_kills_every_process_it_started(
     with pytest.raises(MeasurementStoppedError, match="stopped on request"):
         measure_matrix(
             plan(runners=["processes"], workers=[2], gil=[0, 1]),
-            min_rounds=1,
-            max_rounds=1,
+            ONE_ROUND,
             should_stop=should_stop,
             progress=no_process_left_behind,
         )
@@ -153,7 +170,7 @@ def test_a_failing_worker_is_named_with_its_error_and_nothing_is_left_running(
     items.append(replace(items[0], config=broken))
 
     with pytest.raises(WorkerFailedError, match=r"(?s)images sequential w=1 GIL=0.*melt"):
-        measure_matrix(items, min_rounds=1, max_rounds=1, progress=no_process_left_behind)
+        measure_matrix(items, ONE_ROUND, progress=no_process_left_behind)
 
 
 def test_a_deadline_that_leaves_no_time_for_a_round_is_an_error() -> None:
@@ -191,8 +208,7 @@ def test_a_deadline_ends_the_measurement_dropping_the_unfinished_round(
 
     measurement = measure_matrix(
         plan(runners=["threads"], workers=[2], gil=[0]),
-        min_rounds=3,
-        max_rounds=5,
+        Design(min_blocks=2, max_blocks=3, block_rounds=3),
         deadline_s=50.0,
         should_stop=should_stop,
         progress=quiet,
@@ -201,12 +217,19 @@ def test_a_deadline_ends_the_measurement_dropping_the_unfinished_round(
     assert measurement.stop is StopReason.DEADLINE
     assert measurement.rounds == 1
     assert [len(row.runs) for row in measurement.rows] == [1, 1, 1]  # still paired
-    assert measurement.stop_text.startswith("stopped by the deadline after 1 round,")
+    assert measurement.stop_text.startswith("stopped by the deadline after 1 block of 1 round,")
 
 
 def test_bounds_that_cannot_be_met_are_refused() -> None:
-    with pytest.raises(ValueError, match="min_rounds <= max_rounds"):
-        measure_matrix(plan(runners=[], workers=[1], gil=[0]), min_rounds=5, max_rounds=4)
+    with pytest.raises(ValueError, match="min_blocks <= max_blocks"):
+        Design(min_blocks=5, max_blocks=4)
+    with pytest.raises(ValueError, match="at least one round per block"):
+        Design(block_rounds=0)
+
+
+def test_rounds_asked_for_become_whole_blocks() -> None:
+    assert Design.of_rounds(10, 30, 5, 0.05) == Design(2, 6, 5, 0.05)
+    assert Design.of_rounds(6, 7, 3, 0.05) == Design(2, 3, 3, 0.05)  # 7 rounds: a third block
 
 
 def talk_to_worker(*requests: str) -> tuple[list[dict[str, object]], int]:
@@ -246,7 +269,8 @@ def measured_document(tmp_path: Path, *extra: str) -> tuple[Path, str]:
     document = tmp_path / "result.json"
     completed = nogil_bench(
         "measure", "small-batch", "--quick", "--runners", "threads",
-        "--workers", "2", "--repeats", "2", "--max-repeats", "2", "--warmups", "0",
+        "--workers", "2", "--repeats", "2", "--max-repeats", "2", "--block-rounds", "1",
+        "--warmups", "0",
         "--json", str(document), *extra,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
@@ -260,7 +284,7 @@ def test_measure_writes_the_documented_json_and_re_renders_and_compares_it(
 
     saved = json.loads(document.read_text())
     assert saved["environment"]["free_threaded"] is True
-    assert saved["rounds"] == 2
+    assert (saved["rounds"], saved["blocks"]) == (2, 2)
     assert {(c["runner"], c["gil"]) for c in saved["configurations"]} == {
         ("sequential", 0), ("threads", 0), ("ceiling", 0),
         ("sequential", 1), ("threads", 1), ("ceiling", 1),
@@ -268,19 +292,23 @@ def test_measure_writes_the_documented_json_and_re_renders_and_compares_it(
     assert all(len(c["wall_s"]) == 2 for c in saved["configurations"])
     assert "| 3.14.7t | 0 | threads | 2 |" in output
     assert "Every configuration of a workload produced the same results." in output
-    assert "stopped at the bound of 2 rounds" in output
+    assert "stopped at the bound of 2 blocks of 2 rounds" in output
 
     report = nogil_bench("report", str(document))
     assert report.stdout.splitlines()[1:] == output.splitlines()[1:]  # all but the timings line
     calibration = nogil_bench("compare", str(document), str(document)).stdout
-    assert "B's speedup inside A's 95% CI: 0 of 4 configurations" in calibration  # no CI yet
+    # One round per block: no round-to-round variance, so no interval yet, so none inside.
+    assert "| vs sequential | 0 of 4 (0%) | 4 of 4 (100%) | 0 |" in calibration
 
 
 def test_measure_draws_speedups_with_their_cis_and_the_ceiling(tmp_path: Path) -> None:
     chart = tmp_path / "speedup.svg"
 
-    # Six rounds: the fewest with a CI to draw.
-    measured_document(tmp_path, "--chart", str(chart), "--repeats", "6", "--max-repeats", "6")
+    # Two blocks of two rounds: the fewest with an interval to draw.
+    measured_document(
+        tmp_path, "--chart", str(chart), "--repeats", "4", "--max-repeats", "4",
+        "--block-rounds", "2",
+    )  # fmt: skip
 
     svg = chart.read_text()
     assert svg.startswith("<svg")
@@ -295,7 +323,10 @@ def test_measure_exports_the_rounds_as_a_pyperf_suite(tmp_path: Path) -> None:
 
     benchmarks = json.loads(suite.read_text())["benchmarks"]
     assert len(benchmarks) == 6  # sequential, threads and the ceiling, in both GIL modes
-    assert all(len(benchmark["runs"][0]["values"]) == 2 for benchmark in benchmarks)
+    # A pyperf run per block of fresh processes, each with its one round.
+    assert all(
+        [len(run["values"]) for run in benchmark["runs"]] == [1, 1] for benchmark in benchmarks
+    )
 
 
 def test_a_document_of_the_previous_engine_is_refused(tmp_path: Path) -> None:
@@ -313,3 +344,21 @@ def test_max_repeats_below_repeats_is_refused() -> None:
 
     assert completed.returncode == 2
     assert "--max-repeats 6 is below --repeats 8" in completed.stderr
+
+
+def test_repeat_check_measures_twice_and_prints_how_far_the_rerun_agrees() -> None:
+    completed = nogil_bench(
+        "measure", "fib", "--param", "n=12", "--param", "tasks=2", "--runners", "threads",
+        "--workers", "2", "--gil", "0", "--repeats", "4", "--max-repeats", "4",
+        "--block-rounds", "2", "--warmups", "0", "--repeat-check",
+    )  # fmt: skip
+
+    assert completed.returncode == 0, completed.stderr
+    report, check = completed.stdout.split("## Repeat check: the same measurement again")
+    assert "| 3.14.7t | 0 | threads | 2 |" in report  # the first run's report, as usual
+    # Threads and the ceiling against sequential, threads against the ceiling: three.
+    assert "| **all** | " in check
+    assert " of 3 (" in check
+    assert "Targets: B inside A's interval >= 90% in every kind" in check
+    assert "Between the runs:" in check
+    assert completed.stderr.count("[block  2/2]") == 2  # two measurements of two blocks

@@ -40,10 +40,25 @@ def test_pyperf_loads_the_written_suite_with_the_same_names_values_and_warmups(
     for expected in (THREADS, SEQUENTIAL):
         benchmark = suite.get_benchmark(expected.name)
         assert benchmark.get_values() == tuple(expected.values)
-        (run,) = benchmark.get_runs()  # one persistent worker per configuration: one run
+        (run,) = benchmark.get_runs()  # no blocks named: all in one process, one run
         assert run.warmups == tuple((1, warmup) for warmup in expected.warmups)
         assert benchmark.get_unit() == "second"
         assert benchmark.get_metadata() | HOST == benchmark.get_metadata()
+
+
+def test_each_block_of_fresh_processes_is_a_pyperf_run_the_first_with_the_warmups(
+    tmp_path: Path,
+) -> None:
+    blocked = PyperfBenchmark(
+        "fib threads x2", [1.0, 1.1, 1.2, 1.3], [1.5], {"runner": "threads"}, blocks=[0, 0, 1, 1]
+    )
+    path = tmp_path / "suite.json"
+
+    write_pyperf_suite(path, [blocked])
+
+    first, second = pyperf.BenchmarkSuite.load(str(path)).get_benchmark(blocked.name).get_runs()
+    assert (first.values, second.values) == ((1.0, 1.1), (1.2, 1.3))
+    assert (first.warmups, second.warmups) == (((1, 1.5),), ())
 
 
 def test_a_benchmarks_own_metadata_wins_over_the_suites(tmp_path: Path) -> None:

@@ -127,17 +127,21 @@ def test_steal_is_the_median_over_the_rows_runs_where_the_host_reports_it() -> N
     assert row("threads", 2, THREADS, steal=None).steal_share_median is None
 
 
-def test_the_stop_reason_is_stated_with_the_widest_ci() -> None:
+def test_the_stop_reason_is_stated_with_the_widest_interval() -> None:
     rows = [row("sequential", 1, SEQUENTIAL), row("threads", 2, [1.0, 1.1, 1.2, 1.3, 1.4, 1.5])]
     findings = analyse(rows)
 
-    bound = describe_stop(StopReason.BOUND, findings, 12, 0.05)
-    converged = describe_stop(StopReason.CONVERGED, findings, 7, 0.5)
+    bound = describe_stop(StopReason.BOUND, findings, 4, 12, 0.05)
+    converged = describe_stop(StopReason.CONVERGED, findings, 1, 3, 0.5)
 
-    assert bound.startswith("stopped at the bound of 12 rounds: CIs wider than the ±5% target")
+    assert bound.startswith(
+        "stopped at the bound of 4 blocks of 12 rounds: intervals wider than the ±5% target"
+    )
     assert "widest ±" in bound
-    assert converged.startswith("stopped after 7 rounds: every CI within the ±50% target")
-    assert "deadline" in describe_stop(StopReason.DEADLINE, findings, 3, 0.05)
+    assert converged.startswith(
+        "stopped after 1 block of 3 rounds: every interval within the ±50% target"
+    )
+    assert "deadline" in describe_stop(StopReason.DEADLINE, findings, 1, 3, 0.05)
 
 
 def test_outputs_that_differ_between_configurations_are_reported() -> None:

@@ -22,6 +22,7 @@ from nogil_bench.bench.config import Config
 from nogil_bench.bench.harness import measure_matrix
 from nogil_bench.bench.plan import Matrix, this_interpreter
 from nogil_bench.bench.report import markdown
+from nogil_bench.bench.results import Design
 from nogil_bench.benchmarks.schemas import BenchmarkCreate
 from nogil_bench.benchmarks.service import check_request
 from nogil_bench.core import runtime
@@ -466,7 +467,7 @@ def test_the_engine_measures_celery_pools_beside_local_threads_and_says_where_th
     plan = matrix.plan()
 
     measurement = measure_matrix(
-        plan, min_rounds=2, max_rounds=2, target_ci=0.0, progress=lambda line: None
+        plan, Design(min_blocks=1, max_blocks=1, block_rounds=2), progress=lambda line: None
     )
 
     rows = {row.runner: row for row in measurement.rows}

@@ -84,24 +84,29 @@ def synthetic_job(**overrides: Any) -> dict[str, Any]:
 
 
 def benchmark(**overrides: Any) -> dict[str, Any]:
+    """Small images, in the fewest rounds with an interval (two blocks of two)."""
     return {
         "source": {"count": 4, "width": 24, "height": 16, "seed": 3},
         "pipeline": [{"op": "box_blur", "params": {"radius": 1}}],
         "runners": ["threads", "asyncio", "interpreters"],
         "workers": [1, 2],
+        "repeats": 4,
+        "max_repeats": 4,
+        "block_rounds": 2,
     } | overrides
 
 
 def workload_benchmark(**overrides: Any) -> dict[str, Any]:
     """An installed workload by name, measured in seconds: fib(15) x 4 tasks, one GIL mode,
-    the fewest rounds with a CI, no warm-up."""
+    the fewest rounds with an interval (two blocks of two), no warm-up."""
     return {
         "workload": {"name": "fib", "params": {"n": 15, "tasks": 4}},
         "runners": ["threads", "asyncio", "processes"],
         "workers": [1, 2],
         "gil": [0],
-        "repeats": 6,
-        "max_repeats": 6,
+        "repeats": 4,
+        "max_repeats": 4,
+        "block_rounds": 2,
         "warmups": 0,
     } | overrides
 

@@ -7,8 +7,12 @@ from pathlib import Path
 
 from tests.utils.live_server import NOGIL_BENCH
 
-# The smallest measurement that still has CIs (they need 6 rounds): seconds, not minutes.
-ROUNDS = ("--repeats", "6", "--max-repeats", "6", "--warmups", "0", "--workers", "2")
+# The smallest measurement that still has intervals (two blocks of fresh processes, two rounds
+# in each): seconds, not minutes.
+ROUNDS = (
+    "--repeats", "4", "--max-repeats", "4", "--block-rounds", "2", "--warmups", "0",
+    "--workers", "2",
+)  # fmt: skip
 TINY = (*ROUNDS, "--gil", "0")
 MEASURE_TIMEOUT_S = 300.0
 ROWS_HEADER = "| python | GIL | runner |"

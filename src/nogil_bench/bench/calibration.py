@@ -1,43 +1,67 @@
 """How well one measurement predicts the next: the figures `nogil-bench compare a.json b.json`
-prints for two back-to-back runs of the same command."""
+(and `measure --repeat-check`) print for two back-to-back runs of the same command, per kind
+of comparison."""
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nogil_bench.bench.results import Finding, Kind
+from nogil_bench.bench.stats import Verdict
 
-# The engine is calibrated when B's speedups fall inside A's 95% CIs this often...
-INSIDE_CI_TARGET = 0.90
-# ...and A and B reach the same verdict this often.
+# The engine is calibrated when B's ratios fall inside A's intervals this often, in every kind
+# of comparison...
+INSIDE_TARGET = 0.90
+# ...A and B reach the same verdict this often, over all comparisons...
 VERDICTS_AGREE_TARGET = 0.95
-# The verdicts that must agree: the speedups and the GIL comparisons.
-VERDICT_KINDS = (Kind.SPEEDUP, Kind.GIL)
+# ...and no comparison is faster in one run and slower in the other.
+OPPOSITE_TARGET = 0
+# The median interval's width, (high - low) / ratio, at most: an interval too wide to decide
+# anything holds every rerun and says nothing.
+WIDTH_TARGET = 0.30
 
 type Key = tuple[Kind, str, str]
 
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
-    speedups: int  # configurations with a speedup in both runs
-    inside_ci: int  # of those, how many of B's speedups lie inside A's 95% CI
-    verdicts: int  # comparisons of VERDICT_KINDS made in both runs
-    verdicts_agree: int
-    # The median of (CI high - CI low) / median ratio over the speedups, per run.
+    """One kind of comparison (or all of them, kind None) over two runs."""
+
+    kind: Kind | None
+    comparisons: int  # made in both runs
+    inside: int  # of those, how many of B's ratios lie inside A's interval
+    agree: int  # the same verdict in both
+    opposite: int  # faster in one run, slower in the other
     median_width_first: float | None
     median_width_second: float | None
 
     @property
     def inside_share(self) -> float:
-        return self.inside_ci / self.speedups if self.speedups else 0.0
+        return self.inside / self.comparisons if self.comparisons else 0.0
 
     @property
     def agree_share(self) -> float:
-        return self.verdicts_agree / self.verdicts if self.verdicts else 0.0
+        return self.agree / self.comparisons if self.comparisons else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RepeatCheck:
+    """Per kind and over all, and what changed between the runs beyond what the intervals
+    expected (None when the first run's intervals account for it all)."""
+
+    kinds: list[Calibration]
+    total: Calibration
+    between_runs_sd: float | None
 
     @property
     def met(self) -> bool:
-        return self.inside_share >= INSIDE_CI_TARGET and self.agree_share >= VERDICTS_AGREE_TARGET
+        return (
+            all(kind.inside_share >= INSIDE_TARGET for kind in self.kinds)
+            and self.total.agree_share >= VERDICTS_AGREE_TARGET
+            and self.total.opposite <= OPPOSITE_TARGET
+            and (self.total.median_width_first or 0.0) <= WIDTH_TARGET
+        )
 
 
 def key(finding: Finding) -> Key:
@@ -50,19 +74,31 @@ def matched(first: Sequence[Finding], second: Sequence[Finding]) -> list[tuple[F
     return [(finding, later[key(finding)]) for finding in first if key(finding) in later]
 
 
-def calibrate(first: Sequence[Finding], second: Sequence[Finding]) -> Calibration:
-    """A speedup without a CI in the first run (too few rounds) counts as not inside it."""
+def calibrate(first: Sequence[Finding], second: Sequence[Finding]) -> RepeatCheck:
+    """A comparison without an interval in the first run counts as not inside it."""
     pairs = matched(first, second)
-    speedups = [(a, b) for a, b in pairs if a.kind is Kind.SPEEDUP]
-    verdicts = [(a, b) for a, b in pairs if a.kind in VERDICT_KINDS]
+    kinds = [
+        calibration(kind, [(a, b) for a, b in pairs if a.kind is kind])
+        for kind in Kind
+        if any(a.kind is kind for a, _ in pairs)
+    ]
+    return RepeatCheck(kinds, calibration(None, pairs), between_runs_sd(pairs))
+
+
+def calibration(kind: Kind | None, pairs: Sequence[tuple[Finding, Finding]]) -> Calibration:
     return Calibration(
-        speedups=len(speedups),
-        inside_ci=sum(a.comparison.contains(b.comparison.ratio) for a, b in speedups),
-        verdicts=len(verdicts),
-        verdicts_agree=sum(a.comparison.verdict == b.comparison.verdict for a, b in verdicts),
-        median_width_first=median_width([a for a, _ in speedups]),
-        median_width_second=median_width([b for _, b in speedups]),
+        kind=kind,
+        comparisons=len(pairs),
+        inside=sum(a.comparison.contains(b.comparison.ratio) for a, b in pairs),
+        agree=sum(a.comparison.verdict == b.comparison.verdict for a, b in pairs),
+        opposite=sum(opposite(a, b) for a, b in pairs),
+        median_width_first=median_width([a for a, _ in pairs]),
+        median_width_second=median_width([b for _, b in pairs]),
     )
+
+
+def opposite(a: Finding, b: Finding) -> bool:
+    return {a.comparison.verdict, b.comparison.verdict} == {Verdict.FASTER, Verdict.SLOWER}
 
 
 def median_width(findings: Sequence[Finding]) -> float | None:
@@ -72,3 +108,21 @@ def median_width(findings: Sequence[Finding]) -> float | None:
         if c.ci_low is not None and c.ci_high is not None
     ]
     return statistics.median(widths) if widths else None
+
+
+def between_runs_sd(pairs: Sequence[tuple[Finding, Finding]]) -> float | None:
+    """What changes between runs minutes apart beyond rounds and blocks, as a standard deviation
+    of a log ratio: the mean squared difference of the two runs' log ratios, less the variance
+    the two runs' own levels put into it, halved (each run draws it once). None when the
+    levels account for it all, or no comparison has them."""
+    differences = []
+    expected = []
+    for a, b in pairs:
+        if a.levels is None or b.levels is None or a.spread is None or b.spread is None:
+            continue
+        differences.append((a.levels.mean - b.levels.mean) ** 2)
+        expected.append(a.spread.variance + b.spread.variance)
+    if not differences:
+        return None
+    extra = (statistics.fmean(differences) - statistics.fmean(expected)) / 2
+    return math.sqrt(extra) if extra > 0 else None

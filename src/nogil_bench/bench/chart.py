@@ -32,7 +32,7 @@ BAND_OPACITY = 0.15  # light enough that overlapping bands leave every line read
 IDEAL_COLOUR, CEILING_COLOUR, CI_LEGEND_COLOUR = "#999999", "#555555", "#333333"
 IDEAL_LABEL = "ideal (linear)"
 CEILING_LABEL = "host ceiling (K independent processes)"
-CI_LABEL = "95% confidence interval"
+CI_LABEL = "95% interval: where a rerun lands"
 # Roughly a sans-serif glyph's average advance; only sizes the legend column.
 CHAR_WIDTH_PER_FONT_PX = 0.62
 PNG_SUPERSAMPLING = 2  # drawn at twice the size then downscaled, since ImageDraw does not antialias

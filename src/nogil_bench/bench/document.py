@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nogil_bench.bench.results import (
+    Design,
     Measurement,
     Row,
     RunRecord,
@@ -18,7 +19,9 @@ from nogil_bench.bench.results import (
 from nogil_bench.bench.stats import Comparison
 from nogil_bench.core.files import write_atomically
 
-FORMAT = 2  # 1: the previous engine's (fresh processes in sequence, no rounds)
+# 1: configurations in sequence, no rounds; 2: rounds in one process per configuration, no
+# blocks; 3: blocks of fresh processes, each run labelled with its block.
+FORMAT = 3
 
 
 class DocumentFormatError(ValueError):
@@ -30,9 +33,9 @@ def to_json(measurement: Measurement) -> dict[str, Any]:
         "format": FORMAT,
         "environment": measurement.environment,
         "rounds": measurement.rounds,
-        "min_rounds": measurement.min_rounds,
-        "max_rounds": measurement.max_rounds,
-        "target_ci": measurement.target_ci,
+        "blocks": measurement.blocks,
+        "design": asdict(measurement.design),
+        "variance": asdict(measurement.variance),
         "stop": measurement.stop.value,
         "stop_text": measurement.stop_text,
         "steal_share": measurement.steal_share,
@@ -59,6 +62,7 @@ def row_to_json(row: Row) -> dict[str, Any]:
         "python_path": row.python_path,
         # The i-th value of every configuration was measured in round i.
         "wall_s": row.wall_s,
+        "blocks": row.block_of_runs,
         "wall_s_median": summary.median,
         "wall_s_stdev": summary.stdev,
         "wall_s_iqr": summary.iqr,
@@ -94,15 +98,20 @@ def from_json(document: dict[str, Any]) -> Measurement:
                 "written by the previous engine (configurations in sequence, no paired rounds): "
                 "its figures cannot be re-derived; measure again"
             )
+        if document.get("format") == 2:
+            raise DocumentFormatError(
+                "written by the engine before blocks (one process per configuration): what "
+                "changes between processes was not measured, so its intervals cannot be "
+                "re-derived; measure again"
+            )
         raise DocumentFormatError(f"not a format-{FORMAT} benchmark document")
     rows = [row_from_json(row) for row in document["configurations"]]
     return Measurement(
         rows=rows,
         findings=analyse(rows),
         rounds=document["rounds"],
-        min_rounds=document["min_rounds"],
-        max_rounds=document["max_rounds"],
-        target_ci=document["target_ci"],
+        blocks=document["blocks"],
+        design=Design(**document["design"]),
         stop=StopReason(document["stop"]),
         steal_share=document["steal_share"],
         duration_s=document["duration_s"],

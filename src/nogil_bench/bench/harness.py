@@ -1,5 +1,6 @@
-"""The engine: each planned configuration in its own fresh worker process, measured in rounds
-that interleave them all, until every comparison's CI is narrow enough or a bound is hit.
+"""The engine: blocks of fresh worker processes, one per planned configuration, each block
+measured in rounds that interleave them all, until every comparison's interval is narrow
+enough or a bound is hit.
 
     matrix = Matrix(
         interpreters=[this_interpreter()],  # sys.executable, with the GIL off and on
@@ -11,14 +12,17 @@ that interleave them all, until every comparison's CI is narrow enough or a boun
         worker_counts=[1, 2],
     )
     matrix, unsupported = check_runners(matrix)  # who cannot run it, asked in a worker
-    measurement = measure_matrix(matrix.plan(), min_rounds=6, max_rounds=12)
+    # 2 to 4 blocks of fresh processes, 5 rounds in each (Design.of_rounds counts in rounds).
+    measurement = measure_matrix(matrix.plan(), Design(min_blocks=2, max_blocks=4, block_rounds=5))
     measurement = replace(measurement, unsupported=unsupported)  # for the report
     for row in measurement.rows:
         print(row.title, row.speedup and row.speedup.text)
 
-All workers are started (and set up one at a time, so that setup is timed on a quiet host)
-before the first round. Each round then runs every configuration once, those compared side by
-side, so both sides of each per-round ratio share the host's moment; see plan.round_order.
+In each block, all workers are started (and in the first block set up one at a time, so that
+setup is timed on a quiet host) before the block's first round. Each round then runs every
+configuration once, those compared side by side, so both sides of each per-round ratio share
+the host's moment; see plan.round_order. Intervals are computed over blocks as well as rounds
+(stats.rerun_interval): what one process draws once is redrawn by the next block.
 """
 
 import sys
@@ -31,6 +35,7 @@ from nogil_bench.bench.environment import describe_environment
 from nogil_bench.bench.host import read_cpu_jiffies, steal_share
 from nogil_bench.bench.plan import Matrix, Planned, round_order
 from nogil_bench.bench.results import (
+    Design,
     Finding,
     Measurement,
     Row,
@@ -51,6 +56,7 @@ from nogil_bench.bench.supervisor import (
 
 __all__ = [
     "DeadlineExceededError",
+    "Design",
     "MeasurementError",
     "MeasurementStoppedError",
     "RunTimeoutError",
@@ -89,6 +95,9 @@ def check_runners(
     return replace(matrix, unsupported=unsupported), found
 
 
+DEFAULT_DESIGN = Design()
+
+
 def _never() -> bool:
     return False
 
@@ -99,67 +108,78 @@ def _to_stderr(line: str) -> None:
 
 def measure_matrix(
     plan: Sequence[Planned],
+    design: Design = DEFAULT_DESIGN,
     *,
-    min_rounds: int = 10,
-    max_rounds: int = 30,
-    target_ci: float = 0.05,
     should_stop: Callable[[], bool] = _never,
     deadline_s: float | None = None,
     run_timeout_s: float | None = None,
     progress: Callable[[str], None] = _to_stderr,
 ) -> Measurement:
-    """Measures every planned configuration, paired round by round, and compares them.
+    """Measures every planned configuration in blocks, paired round by round, and compares them.
 
-    Rounds continue past `min_rounds` until every comparison's 95% CI has a half-width within
-    `target_ci` of its ratio, or until `max_rounds` (StopReason.BOUND). `deadline_s` (seconds
-    from the call) ends the measurement early, dropping an unfinished round
-    (StopReason.DEADLINE); with no round finished, DeadlineExceededError. `run_timeout_s` bounds
-    one setup or run of one configuration (RunTimeoutError). should_stop() is asked before each
-    setup and each run: once true, MeasurementStoppedError. A failing worker raises
-    WorkerFailedError naming the configuration, with its error. Whichever way it ends, every
-    worker process (and anything a worker started) is killed before this returns or raises.
+    A block starts a fresh worker process for every configuration, sets each up and warms it,
+    runs `block_rounds` rounds (each configuration once per round, compared ones side by side),
+    and stops them all. Whatever a process draws once (memory layout, allocator state, its
+    core) is redrawn each block, so intervals computed over blocks (stats.rerun_interval) hold
+    what a rerun changes, not only what changes round to round inside one process.
+
+    Blocks continue past `design.min_blocks` until every comparison's interval has a half-width
+    within `design.target_ci` of its ratio, or until `design.max_blocks` (StopReason.BOUND).
+    `deadline_s` (seconds from the call) ends the measurement early, dropping an unfinished
+    round (StopReason.DEADLINE); with no round finished, DeadlineExceededError.
+    `run_timeout_s` bounds one setup or run of one configuration (RunTimeoutError).
+    should_stop() is asked before each setup and each run: once true, MeasurementStoppedError.
+    A failing worker raises WorkerFailedError naming the configuration, with its error.
+    Whichever way it ends, every worker process (and anything a worker started) is killed
+    before this returns or raises.
     """
     if not plan:
         raise ValueError("nothing planned to measure")
-    if not 1 <= min_rounds <= max_rounds:
-        raise ValueError(f"need 1 <= min_rounds <= max_rounds, got {min_rounds}, {max_rounds}")
-    session = _Session(plan, should_stop, deadline_s, run_timeout_s)
-    try:
-        session.start(progress)
-        host_before = read_cpu_jiffies()
-        stop = StopReason.BOUND
-        for round_index in range(max_rounds):
-            if not session.run_round(round_index):
-                stop = StopReason.DEADLINE
-                break
-            findings = analyse(session.rows())
-            progress(
-                _round_line(round_index + 1, max_rounds, findings, target_ci, session.elapsed_s)
+    measured = _Measured(plan)
+    started = time.monotonic()
+    host_before = read_cpu_jiffies()
+    stop = StopReason.BOUND
+    for block in range(design.max_blocks):
+        if block and deadline_s is not None and time.monotonic() - started > deadline_s:
+            stop = StopReason.DEADLINE
+            break
+        session = _Session(plan, should_stop, deadline_s, run_timeout_s, started, block)
+        try:
+            # The first block sets up one configuration at a time, so that each setup is timed
+            # on a quiet host; later blocks set up all at once, their setups not reported.
+            session.start(progress, one_at_a_time=block == 0)
+            complete = all(
+                session.run_round(block * design.block_rounds + index)
+                for index in range(design.block_rounds)
             )
-            comparisons = [finding.comparison for finding in findings]
-            if round_index + 1 >= min_rounds and stats.converged(comparisons, target_ci):
-                stop = StopReason.CONVERGED
-                break
-        host_after = read_cpu_jiffies()
-        rows = session.finish()
-    finally:
-        session.kill()
+            measured.add(session, session.finish())
+        finally:
+            session.kill()
+        findings = analyse(measured.rows())
+        progress(_block_line(block + 1, design, findings, time.monotonic() - started))
+        if not complete:
+            stop = StopReason.DEADLINE
+            break
+        comparisons = [finding.comparison for finding in findings]
+        if block + 1 >= design.min_blocks and stats.converged(comparisons, design.target_ci):
+            stop = StopReason.CONVERGED
+            break
+    rows = measured.rows()
     return Measurement(
         rows=rows,
         findings=analyse(rows),
         rounds=len(rows[0].runs),
-        min_rounds=min_rounds,
-        max_rounds=max_rounds,
-        target_ci=target_ci,
+        blocks=rows[0].blocks,
+        design=design,
         stop=stop,
-        steal_share=steal_share(host_before, host_after),
-        duration_s=session.elapsed_s,
-        environment=describe_environment() | {"workloads": session.descriptions()},
+        steal_share=steal_share(host_before, read_cpu_jiffies()),
+        duration_s=time.monotonic() - started,
+        environment=describe_environment() | {"workloads": measured.descriptions},
     )
 
 
 class _Session:
-    """One measurement's worker processes and what they have reported so far."""
+    """One block's worker processes and what they have reported so far."""
 
     def __init__(
         self,
@@ -167,12 +187,15 @@ class _Session:
         should_stop: Callable[[], bool],
         deadline_s: float | None,
         run_timeout_s: float | None,
+        started: float,
+        block: int,
     ) -> None:
         self.plan = plan
         self.should_stop = should_stop
         self.deadline_s = deadline_s
         self.run_timeout_s = run_timeout_s
-        self.started = time.monotonic()
+        self.started = started
+        self.block = block
         self.configurations: list[Configuration] = []
         self.ready: list[Ready] = []
         self.runs: list[list[RunRecord]] = [[] for _ in plan]
@@ -186,13 +209,20 @@ class _Session:
         if self.should_stop():
             raise MeasurementStoppedError("measurement stopped on request; nothing was kept")
 
-    def start(self, progress: Callable[[str], None]) -> None:
-        """Every worker process at once (they import in parallel), then each one's setup in
-        turn, so that a pool's start-up is timed while the others wait."""
+    def start(self, progress: Callable[[str], None], *, one_at_a_time: bool) -> None:
+        """Every worker process at once (they import in parallel), then each one's setup: in
+        turn, so that a pool's start-up is timed while the others wait, or all together."""
         for item in self.plan:
             self.configurations.append(Configuration(item))
         for configuration in self.configurations:
             configuration.wait_started(self.run_timeout_s)
+        if not one_at_a_time:
+            self.check_stop()
+            for configuration in self.configurations:
+                configuration.send_config()
+            self.ready = [c.wait_ready(self.run_timeout_s) for c in self.configurations]
+            progress(f"[block {self.block + 1}] {len(self.plan)} configurations set up")
+            return
         for number, configuration in enumerate(self.configurations, 1):
             self.check_stop()
             self.ready.append(configuration.set_up(self.run_timeout_s))
@@ -211,47 +241,63 @@ class _Session:
                     raise DeadlineExceededError(
                         f"the {self.deadline_s:g} s deadline passed before one round was done"
                     )
+                done = min(len(runs) for runs in self.runs)
                 for runs in self.runs:
-                    del runs[round_index:]  # a round some configurations missed pairs nothing
+                    del runs[done:]  # a round some configurations missed pairs nothing
                 return False
             run, digest = self.configurations[index].run(self.run_timeout_s)
             if not self.runs[index]:
                 self.digests[index] = digest
             elif digest != self.digests[index]:
                 raise WorkerFailedError(f"{self.plan[index].title}: outputs differ between runs")
-            self.runs[index].append(run)
+            self.runs[index].append(replace(run, block=self.block))
         return True
 
-    def rows(self, finished: Sequence[Finished | None] | None = None) -> list[Row]:
-        return [
-            _row(item, ready, runs, digest, done)
-            for item, ready, runs, digest, done in zip(
-                self.plan,
-                self.ready,
-                self.runs,
-                self.digests,
-                finished or [None] * len(self.plan),
-                strict=True,
-            )
-        ]
-
-    def descriptions(self) -> dict[str, str]:
-        """Each workload's description, as its worker processes built it."""
-        return {
-            item.config.workload: ready.description
-            for item, ready in zip(self.plan, self.ready, strict=True)
-        }
-
-    def finish(self) -> list[Row]:
+    def finish(self) -> list[Finished]:
         """Each worker told to stop (end of input), its teardown and peak memory collected."""
-        finished = [
-            configuration.finish(self.run_timeout_s) for configuration in self.configurations
-        ]
-        return self.rows(finished)
+        return [configuration.finish(self.run_timeout_s) for configuration in self.configurations]
 
     def kill(self) -> None:
         for configuration in self.configurations:
             configuration.kill()
+
+
+class _Measured:
+    """Every block's runs, per configuration, and what the first block's setup reported."""
+
+    def __init__(self, plan: Sequence[Planned]) -> None:
+        self.plan = plan
+        self.first: list[Ready] = []
+        self.runs: list[list[RunRecord]] = [[] for _ in plan]
+        self.digests: list[str] = ["" for _ in plan]
+        self.finished: list[Finished] = []
+        self.descriptions: dict[str, str] = {}
+
+    def add(self, session: _Session, finished: list[Finished]) -> None:
+        if not self.first:
+            self.first = session.ready
+            self.digests = session.digests
+            self.descriptions = {
+                item.config.workload: ready.description
+                for item, ready in zip(self.plan, session.ready, strict=True)
+            }
+        for index, item in enumerate(self.plan):
+            if session.runs[index] and session.digests[index] != self.digests[index]:
+                raise WorkerFailedError(f"{item.title}: outputs differ between blocks")
+            self.runs[index] += session.runs[index]
+        # The last block's teardown, and the highest peak of any block's process.
+        self.finished = [
+            replace(now, peak_rss_bytes=max(now.peak_rss_bytes, before.peak_rss_bytes))
+            for now, before in zip(finished, self.finished or finished, strict=True)
+        ]
+
+    def rows(self) -> list[Row]:
+        return [
+            _row(item, ready, runs, digest, done)
+            for item, ready, runs, digest, done in zip(
+                self.plan, self.first, self.runs, self.digests, self.finished, strict=True
+            )
+        ]
 
 
 def _row(
@@ -279,14 +325,17 @@ def _row(
     )
 
 
-def _round_line(
-    rounds: int, max_rounds: int, findings: Sequence[Finding], target_ci: float, elapsed_s: float
-) -> str:
+def _block_line(blocks: int, design: Design, findings: Sequence[Finding], elapsed_s: float) -> str:
+    target_ci = design.target_ci
     widths = [finding.comparison.relative_half_width for finding in findings]
     known = [width for width in widths if width is not None]
     within = sum(width <= target_ci for width in known)
-    widest = f"widest CI ±{max(known):.1%}" if known else "no CIs yet (6 rounds needed)"
+    widest = (
+        f"widest interval ±{max(known):.1%}"
+        if known
+        else f"no intervals yet ({stats.MIN_CI_BLOCKS} blocks needed)"
+    )
     return (
-        f"[round {rounds:>2}/{max_rounds}] {elapsed_s:>5.0f} s: {widest}, "
+        f"[block {blocks:>2}/{design.max_blocks}] {elapsed_s:>5.0f} s: {widest}, "
         f"{within} of {len(widths)} comparisons within ±{target_ci:.0%}"
     )

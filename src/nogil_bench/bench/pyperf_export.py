@@ -32,8 +32,9 @@ NO_METADATA: Mapping[str, MetadataValue] = MappingProxyType({})
 class PyperfBenchmark:
     """One configuration's measurements, in wall seconds.
 
-    `values` are the measured rounds; `warmups` the rounds run first and discarded (possibly
-    none), kept because pyperf reports them apart. `metadata` describes the configuration (runner,
+    `values` are the measured rounds, `blocks[i]` the block (fresh worker process) that measured
+    values[i] (None: all in one); `warmups` the rounds run first and discarded (possibly none),
+    kept because pyperf reports them apart. `metadata` describes the configuration (runner,
     workers, GIL...); pyperf checks the types of the keys it knows, such as `loops` (an int >= 1).
     """
 
@@ -41,6 +42,7 @@ class PyperfBenchmark:
     values: Sequence[float]
     warmups: Sequence[float]
     metadata: Mapping[str, MetadataValue]
+    blocks: Sequence[int] | None = None
 
 
 def pyperf_suite(
@@ -52,9 +54,9 @@ def pyperf_suite(
 
     `metadata` applies to every benchmark (host, interpreter, date...); a benchmark's own metadata
     wins over it. pyperf's model is one run per fresh process, its values the measurements taken in
-    that process; our engine measures several rounds in one persistent worker per configuration,
-    so each benchmark becomes a single run holding all of its rounds and warmups. pyperf's spread
-    then describes rounds within one process, not the variation between processes.
+    that process; so is the engine's: each block of fresh worker processes becomes a pyperf run
+    holding that block's rounds, the first run also holding the warmups (the engine reports the
+    first block's). pyperf's spread then describes rounds and processes, as its own does.
     """
     document: dict[str, Any] = json.loads(_suite_json(benchmarks, metadata))
     return document
@@ -97,15 +99,27 @@ def _benchmark(
     if not benchmark.values:
         raise ValueError(f"benchmark {benchmark.name!r} has no measured values")
     metadata = {**suite_metadata, **benchmark.metadata, "name": benchmark.name, "unit": UNIT}
-    try:
-        run = pyperf.Run(
-            list(benchmark.values),
-            # Each warmup is one round of the workload: one loop, in pyperf's terms.
-            warmups=[(1, warmup) for warmup in benchmark.warmups],
-            metadata=metadata,
-            # The caller's metadata describes the measuring host; this process may be another.
-            collect_metadata=False,
+    labels = benchmark.blocks if benchmark.blocks is not None else [0] * len(benchmark.values)
+    if len(labels) != len(benchmark.values):
+        raise ValueError(
+            f"benchmark {benchmark.name!r}: {len(labels)} block labels for "
+            f"{len(benchmark.values)} values"
         )
+    by_block: dict[int, list[float]] = {}
+    for value, block in zip(benchmark.values, labels, strict=True):
+        by_block.setdefault(block, []).append(value)
+    try:
+        runs = [
+            pyperf.Run(
+                values,
+                # Each warmup is one round of the workload: one loop, in pyperf's terms.
+                warmups=[(1, warmup) for warmup in benchmark.warmups] if index == 0 else None,
+                metadata=metadata,
+                # The caller's metadata describes the measuring host; this process may be another.
+                collect_metadata=False,
+            )
+            for index, values in enumerate(by_block.values())
+        ]
     except ValueError as error:
         raise ValueError(f"benchmark {benchmark.name!r}: {error}") from error
-    return pyperf.Benchmark([run])
+    return pyperf.Benchmark(runs)

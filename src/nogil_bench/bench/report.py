@@ -5,9 +5,11 @@ from collections.abc import Sequence
 from itertools import groupby
 
 from nogil_bench.bench.calibration import (
-    INSIDE_CI_TARGET,
-    VERDICT_KINDS,
+    INSIDE_TARGET,
+    OPPOSITE_TARGET,
     VERDICTS_AGREE_TARGET,
+    WIDTH_TARGET,
+    RepeatCheck,
     calibrate,
     matched,
 )
@@ -23,8 +25,8 @@ from nogil_bench.bench.stats import NOISY_STDEV_RATIO, Comparison
 
 MIB = 1024 * 1024
 HEADER = (
-    "| python | GIL | runner | workers | wall median s | ± stdev | speedup [95% CI] "
-    "| vs sequential | % of ceiling [95% CI] | steal | setup s | CPU s | peak RSS MiB |"
+    "| python | GIL | runner | workers | wall median s | ± stdev | speedup [95% interval] "
+    "| vs sequential | % of ceiling [95% interval] | steal | setup s | CPU s | peak RSS MiB |"
 )
 
 
@@ -41,7 +43,7 @@ def ratio_cell(comparison: Comparison | None) -> str:
     if comparison is None:
         return ""
     if comparison.ci_low is None or comparison.ci_high is None:
-        return f"{comparison.ratio:.2f}x (no CI)"
+        return f"{comparison.ratio:.2f}x (no interval)"
     return f"{comparison.ratio:.2f}x [{comparison.ci_low:.2f}, {comparison.ci_high:.2f}]"
 
 
@@ -50,7 +52,7 @@ def share_cell(comparison: Comparison | None) -> str:
     if comparison is None:
         return ""
     if comparison.ci_low is None or comparison.ci_high is None:
-        return f"{comparison.ratio:.0%} (no CI)"
+        return f"{comparison.ratio:.0%} (no interval)"
     return f"{comparison.ratio:.0%} [{comparison.ci_low:.0%}, {comparison.ci_high:.0%}]"
 
 
@@ -157,12 +159,20 @@ def celery_workers(measurement: Measurement) -> list[str]:
 
 
 def summary(measurement: Measurement) -> str:
+    design = measurement.design
+    variance = measurement.variance
     return (
-        f"{measurement.rounds} rounds (minimum {measurement.min_rounds}, bound "
-        f"{measurement.max_rounds}) in {measurement.duration_s:.0f} s; "
+        f"{measurement.blocks} blocks of fresh worker processes, {design.block_rounds} rounds "
+        f"in each (minimum {design.min_blocks} blocks, bound {design.max_blocks}), "
+        f"{measurement.rounds} rounds in {measurement.duration_s:.0f} s; "
         f"{measurement.stop_text}. Host CPU steal during the rounds: "
-        f"{_pct(measurement.steal_share)}. Speedups are medians of per-round ratios, with exact "
-        "95% CIs for the median (binomial order statistics)."
+        f"{_pct(measurement.steal_share)}. Ratios are geometric means of per-round ratios; each "
+        "interval is where a rerun's ratio lands 95% of the time, from the variance inside a "
+        "block of processes and between blocks (a verdict needs the whole interval on one side "
+        f"of 1x). Standard deviation of a log ratio: {_pct(variance.within_sd)} from round to "
+        f"round in one process (median over {variance.comparisons} comparisons), "
+        f"{_pct(variance.between_sd)} between fresh processes (pooled, "
+        f"{variance.between_df} degrees of freedom)."
     )
 
 
@@ -206,38 +216,71 @@ def comparison_tables(measurement: Measurement) -> list[str]:
 
 
 def compare(first: Measurement, second: Measurement) -> str:
-    """The calibration of two back-to-back measurements: does B land inside A's CIs, do their
-    verdicts agree, and how wide are the CIs."""
+    """The calibration of two back-to-back measurements, per kind of comparison: does B land
+    inside A's intervals, do their verdicts agree, does any flip, and how wide are they."""
     pairs = matched(first.findings, second.findings)
-    header = "| configuration | A speedup [95% CI] | B speedup | inside A's CI | A says | B says |"
+    header = (
+        "| comparison | A ratio [95% rerun interval] | B ratio | inside A's | A says | B says |"
+    )
     lines = [header, _separator(header)]
     for a, b in pairs:
-        if a.kind is not Kind.SPEEDUP:
-            continue
         inside = "yes" if a.comparison.contains(b.comparison.ratio) else "**no**"
         lines.append(
-            f"| {a.comparison.candidate} | {ratio_cell(a.comparison)} "
-            f"| {b.comparison.ratio:.2f}x | {inside} | {a.comparison.verdict} "
-            f"| {b.comparison.verdict} |"
+            f"| {a.kind}: {a.comparison.candidate} vs {a.comparison.baseline} "
+            f"| {ratio_cell(a.comparison)} | {b.comparison.ratio:.2f}x | {inside} "
+            f"| {a.comparison.verdict} | {b.comparison.verdict} |"
         )
     disagreements = _disagreements(pairs)
     if disagreements:
         lines += ["", "Verdicts that differ:", *disagreements]
-    result = calibrate(first.findings, second.findings)
-    lines += [
+    return "\n".join(
+        [
+            *lines,
+            "",
+            *calibration_table(calibrate(first.findings, second.findings)),
+            "",
+            f"A: {first.stop_text}; B: {second.stop_text}",
+        ]
+    )
+
+
+def calibration_table(check: RepeatCheck) -> list[str]:
+    """Per kind and in all: B inside A's intervals, verdicts that agree, opposite verdicts and
+    the intervals' median widths, each against its target."""
+    header = (
+        "| kind of comparison | B inside A's interval | verdicts agree | opposite "
+        "| median width A | median width B |"
+    )
+    lines = [header, _separator(header)]
+    for found in [*check.kinds, check.total]:
+        name = "**all**" if found.kind is None else str(found.kind)
+        lines.append(
+            f"| {name} | {found.inside} of {found.comparisons} ({found.inside_share:.0%}) "
+            f"| {found.agree} of {found.comparisons} ({found.agree_share:.0%}) "
+            f"| {found.opposite} | {_pct(found.median_width_first)} "
+            f"| {_pct(found.median_width_second)} |"
+        )
+    total = check.total
+    worst = min(check.kinds, key=lambda found: found.inside_share, default=total)
+    beyond = (
+        "none beyond what the intervals expected"
+        if check.between_runs_sd is None
+        else f"a standard deviation of {_pct(check.between_runs_sd)} of a log ratio beyond what "
+        "the intervals expected"
+    )
+    return [
+        *lines,
         "",
-        f"B's speedup inside A's 95% CI: {result.inside_ci} of {result.speedups} configurations "
-        f"({result.inside_share:.0%}; target >= {INSIDE_CI_TARGET:.0%}: "
-        f"{_met(result.inside_share >= INSIDE_CI_TARGET)})",
-        f"Verdicts that agree (vs sequential, GIL=0 vs GIL=1): {result.verdicts_agree} of "
-        f"{result.verdicts} ({result.agree_share:.0%}; target >= {VERDICTS_AGREE_TARGET:.0%}: "
-        f"{_met(result.agree_share >= VERDICTS_AGREE_TARGET)})",
-        f"Median relative CI width of the speedups, (high - low) / median: "
-        f"A {_pct(result.median_width_first)}, B {_pct(result.median_width_second)}",
-        f"A: {first.rounds} rounds, {first.stop_text}; B: {second.rounds} rounds, "
-        f"{second.stop_text}",
+        f"Targets: B inside A's interval >= {INSIDE_TARGET:.0%} in every kind (lowest: "
+        f"{worst.inside_share:.0%}, {_met(worst.inside_share >= INSIDE_TARGET)}); verdicts "
+        f"agree >= {VERDICTS_AGREE_TARGET:.0%} ({total.agree_share:.0%}, "
+        f"{_met(total.agree_share >= VERDICTS_AGREE_TARGET)}); {OPPOSITE_TARGET} opposite "
+        f"({total.opposite}, {_met(total.opposite <= OPPOSITE_TARGET)}); median width <= "
+        f"{WIDTH_TARGET:.0%} (A {_pct(total.median_width_first)}, "
+        f"{_met((total.median_width_first or 0.0) <= WIDTH_TARGET)}). "
+        f"{'Calibrated' if check.met else '**Not calibrated**'} on this host.",
+        f"Between the runs: {beyond}.",
     ]
-    return "\n".join(lines)
 
 
 def _disagreements(pairs: Sequence[tuple[Finding, Finding]]) -> list[str]:
@@ -245,7 +288,7 @@ def _disagreements(pairs: Sequence[tuple[Finding, Finding]]) -> list[str]:
         f"- {a.kind}: {a.comparison.candidate} vs {a.comparison.baseline}: "
         f"A {a.comparison.text}; B {b.comparison.text}"
         for a, b in pairs
-        if a.kind in VERDICT_KINDS and a.comparison.verdict != b.comparison.verdict
+        if a.comparison.verdict != b.comparison.verdict
     ]
 
 

@@ -1,6 +1,7 @@
 """What a measurement found: a row per configuration with every round's run, the paired
 comparisons between rows with their verdicts, and why measuring stopped."""
 
+import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,12 +28,16 @@ class RunRecord:
     task_s_p50: float
     task_s_p95: float
     steal_share: float | None
+    # The block (fresh set of worker processes) that measured it: 0, 1, ...
+    block: int = 0
 
 
 @dataclass(slots=True)
 class Row:
     """One configuration: its identity, its runs (the i-th measured in round i, like every
-    other row's i-th), and its comparisons against sequential and against the ceiling."""
+    other row's i-th, each in its block of fresh processes), and its comparisons against
+    sequential and against the ceiling. Setup and warmups are the first block's, timed one
+    configuration at a time."""
 
     workload: str
     runner: str
@@ -66,6 +71,14 @@ class Row:
     @property
     def wall_s(self) -> list[float]:
         return [run.wall_s for run in self.runs]
+
+    @property
+    def block_of_runs(self) -> list[int]:
+        return [run.block for run in self.runs]
+
+    @property
+    def blocks(self) -> int:
+        return len(set(self.block_of_runs))
 
     @property
     def summary(self) -> stats.Summary:
@@ -112,6 +125,10 @@ class Finding:
     kind: Kind
     workload: str
     comparison: Comparison
+    # The log ratios by level, and the variance of their mean (None without an interval):
+    # what calibration compares between runs.
+    levels: stats.Levels | None = None
+    spread: stats.MeanVariance | None = None
 
 
 class StopReason(StrEnum):
@@ -132,15 +149,51 @@ class Unsupported:
 
 
 @dataclass(frozen=True, slots=True)
+class Design:
+    """How much a measurement measures: blocks of fresh worker processes, `block_rounds` rounds
+    in each; at least `min_blocks`, then more until every interval is within `target_ci` of
+    its ratio (half-width), or `max_blocks`."""
+
+    min_blocks: int = 2
+    max_blocks: int = 6
+    block_rounds: int = 5
+    target_ci: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_blocks <= self.max_blocks:
+            raise ValueError(
+                f"need 1 <= min_blocks <= max_blocks, got {self.min_blocks}, {self.max_blocks}"
+            )
+        if self.block_rounds < 1:
+            raise ValueError(f"need at least one round per block, got {self.block_rounds}")
+
+    @classmethod
+    def of_rounds(
+        cls, min_rounds: int, max_rounds: int, block_rounds: int, target_ci: float
+    ) -> Design:
+        """Rounds at least and at most, as whole blocks of `block_rounds` (rounded up)."""
+        return cls(
+            min_blocks=blocks_for(min_rounds, block_rounds),
+            max_blocks=blocks_for(max_rounds, block_rounds),
+            block_rounds=block_rounds,
+            target_ci=target_ci,
+        )
+
+
+def blocks_for(rounds: int, block_rounds: int) -> int:
+    """The blocks that hold at least `rounds` rounds of `block_rounds` each."""
+    return max(1, math.ceil(rounds / block_rounds))
+
+
+@dataclass(frozen=True, slots=True)
 class Measurement:
     """Everything one measurement found; what the report, the JSON document and the API show."""
 
     rows: list[Row]
     findings: list[Finding]
     rounds: int
-    min_rounds: int
-    max_rounds: int
-    target_ci: float
+    blocks: int
+    design: Design
     stop: StopReason
     # Stolen CPU time as a share of all of it, over the whole of the rounds; None off Linux.
     steal_share: float | None
@@ -150,40 +203,47 @@ class Measurement:
 
     @property
     def stop_text(self) -> str:
-        return describe_stop(self.stop, self.findings, self.rounds, self.target_ci)
+        return describe_stop(
+            self.stop, self.findings, self.blocks, self.rounds, self.design.target_ci
+        )
+
+    @property
+    def variance(self) -> Variance:
+        return variance_of(self.rows)
 
     def of_kind(self, kind: Kind) -> list[Finding]:
         return [finding for finding in self.findings if finding.kind == kind]
 
 
 def describe_stop(
-    stop: StopReason, findings: Sequence[Finding], rounds: int, target_ci: float
+    stop: StopReason, findings: Sequence[Finding], blocks: int, rounds: int, target_ci: float
 ) -> str:
     widths = [finding.comparison.relative_half_width for finding in findings]
     known = [width for width in widths if width is not None]
-    widest = f"widest ±{max(known):.1%}" if known else "no CI yet"
+    widest = f"widest ±{max(known):.1%}" if known else "no interval yet"
+    done = f"{_count(blocks, 'block')} of {_count(rounds, 'round')}"
     unknown = len(widths) - len(known)
     missing = f", {unknown} comparisons without one" if unknown else ""
     match stop:
         case StopReason.CONVERGED:
             return (
-                f"stopped after {_rounds(rounds)}: every CI within the ±{target_ci:.0%} target "
+                f"stopped after {done}: every interval within the ±{target_ci:.0%} target "
                 f"({widest})"
             )
         case StopReason.BOUND:
             return (
-                f"stopped at the bound of {_rounds(rounds)}: CIs wider than the ±{target_ci:.0%} "
-                f"target ({widest}{missing})"
+                f"stopped at the bound of {done}: intervals wider than the "
+                f"±{target_ci:.0%} target ({widest}{missing})"
             )
         case StopReason.DEADLINE:
             return (
-                f"stopped by the deadline after {_rounds(rounds)}, before every CI was within "
+                f"stopped by the deadline after {done}, before every interval was within "
                 f"the ±{target_ci:.0%} target ({widest}{missing})"
             )
 
 
-def _rounds(count: int) -> str:
-    return f"{count} round" + ("" if count == 1 else "s")
+def _count(count: int, what: str) -> str:
+    return f"{count} {what}" + ("" if count == 1 else "s")
 
 
 def analyse(rows: Sequence[Row]) -> list[Finding]:
@@ -192,15 +252,50 @@ def analyse(rows: Sequence[Row]) -> list[Finding]:
     findings: list[Finding] = []
     for row in rows:
         row.speedup = row.ceiling_share = None
-    for kind, baseline, candidate in pairs(rows):
-        ratios = stats.paired_ratios(baseline.wall_s, candidate.wall_s)
-        comparison = stats.compare(baseline.title, candidate.title, ratios)
-        findings.append(Finding(kind, candidate.workload, comparison))
+    found = pairs(rows)
+    all_levels = [levels_of(baseline, candidate) for _, baseline, candidate in found]
+    pooled = stats.pool_between(all_levels)
+    for (kind, baseline, candidate), of_pair in zip(found, all_levels, strict=True):
+        comparison = stats.compare_blocks(baseline.title, candidate.title, of_pair, pooled)
+        spread = stats.mean_variance(of_pair, pooled)
+        findings.append(Finding(kind, candidate.workload, comparison, of_pair, spread))
         if kind is Kind.SPEEDUP:
             candidate.speedup = comparison
         elif kind is Kind.CEILING:
             candidate.ceiling_share = comparison
     return findings
+
+
+def levels_of(baseline: Row, candidate: Row) -> stats.Levels:
+    """The per-round ratios of two rows, by block: each round of a block ran both, side by side."""
+    if baseline.block_of_runs != candidate.block_of_runs:
+        raise ValueError(f"{candidate.title} and {baseline.title} ran in different rounds")
+    ratios = stats.paired_ratios(baseline.wall_s, candidate.wall_s)
+    return stats.levels(ratios, baseline.block_of_runs)
+
+
+@dataclass(frozen=True, slots=True)
+class Variance:
+    """Where the variance of the comparisons' log ratios lives, in one measurement: the median
+    over comparisons of the round-to-round standard deviation inside a block of processes, and
+    the between-blocks standard deviation pooled over the comparisons (None with one block)."""
+
+    within_sd: float | None
+    between_sd: float | None
+    between_df: int
+    comparisons: int
+
+
+def variance_of(rows: Sequence[Row]) -> Variance:
+    all_levels = [levels_of(baseline, candidate) for _, baseline, candidate in pairs(rows)]
+    withins = [math.sqrt(found.within) for found in all_levels if found.within_df]
+    pooled = stats.pool_between(all_levels)
+    return Variance(
+        within_sd=statistics.median(withins) if withins else None,
+        between_sd=pooled.sd if pooled else None,
+        between_df=pooled.df if pooled else 0,
+        comparisons=len(all_levels),
+    )
 
 
 def pairs(rows: Sequence[Row]) -> list[tuple[Kind, Row, Row]]:

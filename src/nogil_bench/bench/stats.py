@@ -1,4 +1,14 @@
-"""pyperf-style summaries, paired comparisons with an exact confidence interval, and verdicts.
+"""pyperf-style summaries, paired comparisons with confidence intervals, and verdicts.
+
+Two intervals, for two kinds of data:
+- independent pairs (scripts that time separate runs): the exact binomial interval for the
+  median of their ratios (median_interval, compare);
+- the engine's blocks (compare_blocks): rounds measured in one set of worker processes share
+  whatever that set of processes drew (memory layout, allocator state, cores), so they are not
+  independent of each other. The unit is the block, a fresh set of processes: each block's
+  geometric-mean ratio is one value, and the interval is Student's t over those values' logs
+  (Kalibera and Jones, "Rigorous Benchmarking in Reasonable Time", 2013: the variance of the
+  top level's means carries every level's variance below it).
 
 Pure functions on numbers: no clocks, no processes, so every figure here can be checked with
 fixed data.
@@ -16,6 +26,8 @@ NOISY_STDEV_RATIO = 0.10
 CONFIDENCE = 0.95
 # The smallest sample whose min..max has 95% coverage for the median: 1 - 2 / 2**6 = 96.9%.
 MIN_CI_SAMPLES = 6
+# The fewest blocks with an interval: with one, what changes between processes is unmeasured.
+MIN_CI_BLOCKS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +141,185 @@ def paired_ratios(baseline_s: Sequence[float], candidate_s: Sequence[float]) -> 
     ]
 
 
+def student_t_within(t: float, df: int) -> float:
+    """P(|T| <= t) for Student's t with `df` degrees of freedom, exactly, by the finite series
+    for integer df (Abramowitz and Stegun 26.7.3 and 26.7.4)."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be at least 1, got {df}")
+    if t <= 0:
+        return 0.0
+    theta = math.atan(t / math.sqrt(df))
+    cos2 = math.cos(theta) ** 2
+    if df % 2:  # odd: 2/pi (theta + sin cos (1 + 2/3 cos^2 + 2*4/(3*5) cos^4 + ...))
+        term, total = 1.0, 1.0 if df > 1 else 0.0
+        for k in range(1, (df - 3) // 2 + 1):
+            term *= 2 * k / (2 * k + 1) * cos2
+            total += term
+        return 2 / math.pi * (theta + math.sin(theta) * math.cos(theta) * total)
+    term = total = 1.0  # even: sin (1 + 1/2 cos^2 + 1*3/(2*4) cos^4 + ...)
+    for k in range(1, (df - 2) // 2 + 1):
+        term *= (2 * k - 1) / (2 * k) * cos2
+        total += term
+    return math.sin(theta) * total
+
+
+def t_quantile(confidence: float, df: int) -> float:
+    """The t such that P(|T| <= t) = confidence (two-sided), by bisection on the exact CDF."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    low, high = 0.0, 1.0
+    while student_t_within(high, df) < confidence:
+        high *= 2
+    for _ in range(100):
+        middle = (low + high) / 2
+        if student_t_within(middle, df) < confidence:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+@dataclass(frozen=True, slots=True)
+class Levels:
+    """One comparison's log ratios (log(baseline time / candidate time)) by level: rounds
+    inside a block of processes, and blocks (fresh sets of processes)."""
+
+    mean: float  # the mean of the blocks' means: the log of the reported ratio
+    blocks: int
+    rounds: int
+    mean_inverse_rounds: float  # the mean over blocks of 1 / (its rounds)
+    # The pooled variance of rounds about their block's mean, and its degrees of freedom
+    # (rounds - blocks): what changes from round to round in one set of processes.
+    within: float
+    within_df: int
+    # The variance of the block means less what the rounds' own variance puts into them: this
+    # comparison's estimate of what changes between fresh sets of processes (negative when
+    # the rounds' noise explains it all; None with one block). Pooled, see pool_between.
+    between: float | None
+
+    @property
+    def between_df(self) -> int:
+        return self.blocks - 1
+
+
+def levels(ratios: Sequence[float], blocks: Sequence[int]) -> Levels:
+    """`blocks[i]` names the block (fresh set of processes) that measured ratios[i]."""
+    if len(ratios) != len(blocks):
+        raise ValueError(f"{len(ratios)} ratios but {len(blocks)} block labels")
+    if not ratios:
+        raise ValueError("no ratios")
+    by_block: dict[int, list[float]] = {}
+    for ratio, block in zip(ratios, blocks, strict=True):
+        by_block.setdefault(block, []).append(math.log(ratio))
+    means = [statistics.fmean(values) for values in by_block.values()]
+    squares = sum(
+        (value - mean) ** 2
+        for values, mean in zip(by_block.values(), means, strict=True)
+        for value in values
+    )
+    within_df = len(ratios) - len(means)
+    within = squares / within_df if within_df else 0.0
+    mean_inverse_rounds = statistics.fmean(1 / len(values) for values in by_block.values())
+    between = statistics.variance(means) - within * mean_inverse_rounds if len(means) > 1 else None
+    return Levels(
+        mean=statistics.fmean(means),
+        blocks=len(means),
+        rounds=len(ratios),
+        mean_inverse_rounds=mean_inverse_rounds,
+        within=within,
+        within_df=within_df,
+        between=between,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Between:
+    """The between-blocks variance pooled over a measurement's comparisons, with its degrees of
+    freedom: one comparison with two blocks has a single degree of freedom, fifty have fifty."""
+
+    variance: float
+    df: int
+
+    @property
+    def sd(self) -> float:
+        return math.sqrt(self.variance)
+
+
+def pool_between(all_levels: Sequence[Levels]) -> Between | None:
+    """The mean over comparisons of their own between-blocks estimates, each taken as zero
+    where negative. With two or three blocks, one comparison's own estimate has a degree of
+    freedom or two: far too few to build its interval on (t with 1 degree of freedom is 12.7),
+    so every comparison of a measurement shares the pool. Clipping each at zero leans the pool
+    wide on purpose, so that a comparison noisier across processes than the others is less
+    often under-covered (the simulations in tests/bench/test_stats.py show both).
+
+    None when no comparison has two blocks: what changes between processes is unknown."""
+    known = [found.between for found in all_levels if found.between is not None]
+    if not known:
+        return None
+    dfs = sum(found.between_df for found in all_levels if found.between is not None)
+    return Between(statistics.fmean(max(0.0, between) for between in known), dfs)
+
+
+@dataclass(frozen=True, slots=True)
+class RerunInterval:
+    """Where the ratio of a rerun of the same measurement lands, 95% of the time."""
+
+    ratio: float
+    low: float
+    high: float
+    df: int
+
+
+@dataclass(frozen=True, slots=True)
+class MeanVariance:
+    """The variance of a comparison's mean log ratio, summed over the levels, with its
+    Welch-Satterthwaite degrees of freedom (rounded down, at least 1)."""
+
+    variance: float
+    df: int
+
+
+def mean_variance(found: Levels, pooled: Between | None) -> MeanVariance | None:
+    """Var(mean) summing the levels (Kalibera and Jones 2013): the rounds' variance over the
+    rounds, and the measurement's pooled between-blocks variance over the blocks; degrees of
+    freedom by Welch and Satterthwaite.
+
+    None with fewer than MIN_CI_BLOCKS blocks, or no round-to-round degrees of freedom."""
+    if found.blocks < MIN_CI_BLOCKS or found.within_df < 1 or pooled is None:
+        return None
+    rounds_part = found.within * found.mean_inverse_rounds / found.blocks
+    blocks_part = pooled.variance / found.blocks
+    variance = rounds_part + blocks_part
+    if variance == 0:
+        return MeanVariance(0.0, found.within_df)
+    df = variance**2 / (
+        rounds_part**2 / found.within_df + (blocks_part**2 / pooled.df if pooled.df else 0.0)
+    )
+    return MeanVariance(variance, max(1, math.floor(df)))
+
+
+def rerun_interval(
+    found: Levels, pooled: Between | None, confidence: float = CONFIDENCE
+) -> RerunInterval | None:
+    """The prediction interval for a rerun's ratio: exp(mean +- t * sqrt(2 Var(mean))), with
+    Var(mean) from mean_variance. A rerun has its own error, as large as this run's, hence the
+    2: a 95% CI of the true ratio would hold a rerun's ratio only about 83% of the time (and
+    this interval holds the true ratio more than 95% of the time)."""
+    spread = mean_variance(found, pooled)
+    if spread is None:
+        return None
+    half = t_quantile(confidence, spread.df) * math.sqrt(2 * spread.variance)
+    return RerunInterval(
+        math.exp(found.mean), math.exp(found.mean - half), math.exp(found.mean + half), spread.df
+    )
+
+
 class Verdict(StrEnum):
     FASTER = "faster"
     SLOWER = "slower"
     NO_DIFFERENCE = "no significant difference"
-    # Fewer than MIN_CI_SAMPLES pairs: no interval, so no claim either way.
+    # Fewer than MIN_CI_SAMPLES pairs (MIN_CI_BLOCKS blocks): no interval, so no claim.
     UNKNOWN = "unknown"
 
 
@@ -151,6 +337,9 @@ class Comparison:
     coverage: float | None
     verdict: Verdict
     text: str
+    # Fresh sets of worker processes the pairs came from (compare_blocks); None for
+    # independent pairs (compare).
+    blocks: int | None = None
 
     @property
     def relative_half_width(self) -> float | None:
@@ -197,6 +386,43 @@ def compare(baseline: str, candidate: str, ratios: Sequence[float]) -> Compariso
         interval.coverage,
         verdict,
         describe(verdict, ratio, interval.low, interval.high),
+    )
+
+
+def compare_blocks(
+    baseline: str, candidate: str, found: Levels, pooled: Between | None
+) -> Comparison:
+    """A verdict from one comparison's levels (levels()) and the measurement's pooled
+    between-blocks variance (pool_between()): the geometric mean ratio and its rerun interval
+    (rerun_interval). Faster only when a rerun would land above 1x too, 95% of the time."""
+    interval = rerun_interval(found, pooled)
+    if interval is None:
+        ratio = math.exp(found.mean)
+        return Comparison(
+            baseline,
+            candidate,
+            found.rounds,
+            ratio,
+            None,
+            None,
+            None,
+            Verdict.UNKNOWN,
+            f"{ratio:.2f}x, no interval from {found.blocks} block(s) of "
+            f"{found.rounds} rounds (needs {MIN_CI_BLOCKS} blocks and 2 rounds in one)",
+            blocks=found.blocks,
+        )
+    verdict = verdict_of(interval.low, interval.high)
+    return Comparison(
+        baseline,
+        candidate,
+        found.rounds,
+        interval.ratio,
+        interval.low,
+        interval.high,
+        CONFIDENCE,
+        verdict,
+        describe(verdict, interval.ratio, interval.low, interval.high),
+        blocks=found.blocks,
     )
 
 

@@ -171,8 +171,15 @@ class Configuration:
             worker.receive("started", timeout_s)
 
     def set_up(self, timeout_s: float | None) -> Ready:
+        self.send_config()
+        return self.wait_ready(timeout_s)
+
+    def send_config(self) -> None:
+        """Asks the worker(s) to build the work, start the runner and warm up."""
         for worker, config in zip(self.workers, self.configs, strict=True):
             worker.send(json.dumps(config.to_json()))
+
+    def wait_ready(self, timeout_s: float | None) -> Ready:
         replies = [worker.receive("ready", timeout_s) for worker in self.workers]
         return Ready(
             description=replies[0]["description"],

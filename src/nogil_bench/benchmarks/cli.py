@@ -5,13 +5,16 @@ with the GIL off and on, by the one engine (`nogil_bench.bench`).
     nogil-bench measure path/to/file.py:step --count 64
     nogil-bench measure fib --param n=30 --runners threads --workers 4
     nogil-bench measure pure-python native small-batch --quick --json a.json --chart a.svg
+    nogil-bench measure fib --quick --repeat-check  # twice: does the rerun land inside?
     nogil-bench measure --request body.json      # a POST /api/v1/benchmarks body
-    nogil-bench compare a.json b.json            # calibration: does b land inside a's CIs
+    nogil-bench compare a.json b.json            # calibration: does b land inside a's intervals
     nogil-bench report a.json --chart a.svg      # re-render without measuring
 
-Every configuration runs in its own fresh worker process, kept alive while rounds interleave
-all configurations; speedups are medians of per-round ratios with exact 95% CIs, and every
-comparison gets a verdict. Runners that cannot run the work are left out, each with why.
+Measuring goes in blocks: each block starts a fresh worker process for every configuration and
+runs rounds that interleave them all. Ratios are geometric means of per-round ratios, each with
+the interval a rerun lands in 95% of the time (from the variance inside a block and between
+blocks), and every comparison gets a verdict. Runners that cannot run the work are left out,
+each with why.
 """
 
 import argparse
@@ -22,14 +25,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nogil_bench.bench.calibration import calibrate
 from nogil_bench.bench.chart import ChartPoint, draw_speedup_chart
 from nogil_bench.bench.config import CEILING, Config
 from nogil_bench.bench.document import DocumentFormatError, load_document, write_document
 from nogil_bench.bench.harness import MeasurementError, check_runners, measure_matrix
 from nogil_bench.bench.plan import SEQUENTIAL, Matrix, probe_interpreter
 from nogil_bench.bench.pyperf_export import PyperfBenchmark, pyperf_suite
-from nogil_bench.bench.report import compare, markdown
-from nogil_bench.bench.results import Measurement, Row, mismatched_outputs
+from nogil_bench.bench.report import calibration_table, compare, markdown
+from nogil_bench.bench.results import Design, Measurement, Row, mismatched_outputs
 from nogil_bench.bench.target import TargetError, make_target
 from nogil_bench.core.runtime import cpu_count
 from nogil_bench.runners import local_runners, runners
@@ -44,6 +48,13 @@ from nogil_bench.workloads.registry import (
     parse_params,
     workloads,
 )
+
+# Rounds at least and at most, in blocks of BLOCK_ROUNDS: two blocks of fresh processes is the
+# fewest with an interval, and what --quick measures (about 5 minutes for three workloads here).
+BLOCK_ROUNDS = 5
+DEFAULT_REPEATS = 10
+DEFAULT_MAX_REPEATS = 30
+QUICK_REPEATS = 10
 
 
 class UsageError(Exception):
@@ -131,17 +142,31 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument(
         "--repeats",
         type=at_least(1, int),
-        help="rounds at least (default: 10, quick: 6; CIs need 6)",
+        help=f"rounds at least, in whole blocks (default: {DEFAULT_REPEATS}, quick: "
+        f"{QUICK_REPEATS}; intervals need 2 blocks)",
     )
     measure.add_argument(
         "--max-repeats",
         type=at_least(1, int),
-        help="rounds at most, if the CIs stay wide (default: 30, quick: 12)",
+        help=f"rounds at most, if the intervals stay wide (default: {DEFAULT_MAX_REPEATS}, "
+        f"quick: {QUICK_REPEATS})",
+    )
+    measure.add_argument(
+        "--block-rounds",
+        type=at_least(1, int),
+        help=f"rounds in each block of fresh worker processes (default: {BLOCK_ROUNDS})",
     )
     measure.add_argument(
         "--target-ci",
         type=at_least(0.0, float),
-        help="stop once every CI's half-width is within this share of its ratio (default 0.05)",
+        help="stop once every interval's half-width is within this share of its ratio "
+        "(default 0.05)",
+    )
+    measure.add_argument(
+        "--repeat-check",
+        action="store_true",
+        help="measure twice, back to back, and show how far the second run lands inside the "
+        "first's intervals, per kind of comparison: the precision this host allows",
     )
     measure.add_argument("--warmups", type=at_least(0, int), help="discarded runs (default: 1)")
     measure.add_argument(
@@ -186,20 +211,36 @@ def rounds_from(args: argparse.Namespace) -> None:
                 "gil": args.gil or spec.gil,
                 "repeats": args.repeats or spec.repeats,
                 "max_repeats": args.max_repeats or spec.max_repeats,
+                "block_rounds": args.block_rounds or spec.block_rounds,
                 "warmups": spec.warmups if args.warmups is None else args.warmups,
                 "target_ci": args.target_ci or spec.target_ci,
             }
         )
-        args.repeats, args.max_repeats = args.spec.repeats, args.spec.max_repeats
-        args.target_ci = args.spec.target_ci
+        try:
+            args.design = args.spec.design()
+        except ValueError as error:
+            raise UsageError(f"{args.request}: {error}") from None
         return
     args.gil = args.gil or [0, 1]
     args.warmups = 1 if args.warmups is None else args.warmups
-    args.target_ci = args.target_ci or 0.05
-    args.repeats = args.repeats or (6 if args.quick else 10)
-    args.max_repeats = args.max_repeats or (12 if args.quick else 30)
-    if args.max_repeats < args.repeats:
-        raise UsageError(f"--max-repeats {args.max_repeats} is below --repeats {args.repeats}")
+    repeats = args.repeats or (QUICK_REPEATS if args.quick else DEFAULT_REPEATS)
+    max_repeats = args.max_repeats or (
+        max(QUICK_REPEATS, repeats) if args.quick else max(DEFAULT_MAX_REPEATS, repeats)
+    )
+    if max_repeats < repeats:
+        raise UsageError(f"--max-repeats {max_repeats} is below --repeats {repeats}")
+    args.design = Design.of_rounds(
+        repeats, max_repeats, args.block_rounds or BLOCK_ROUNDS, args.target_ci or 0.05
+    )
+
+
+def describe_design(design: Design) -> str:
+    blocks = (
+        f"{design.min_blocks}"
+        if design.min_blocks == design.max_blocks
+        else f"{design.min_blocks} to {design.max_blocks}"
+    )
+    return f"in {blocks} blocks of {design.block_rounds} rounds"
 
 
 def spec_of_request(path: Path) -> BenchmarkSpec:
@@ -302,20 +343,21 @@ def measure(matrix: Matrix, args: argparse.Namespace) -> int:
             print(f"not measured: {found.runner} ({found.python}): {found.reason}", file=sys.stderr)
         planned = matrix.plan()
         print(
-            f"measuring {len(planned)} configurations, each in its own worker process, in "
-            f"{args.repeats} to {args.max_repeats} rounds",
+            f"measuring {len(planned)} configurations, each in a fresh worker process per block, "
+            f"{describe_design(args.design)}",
             file=sys.stderr,
         )
-        measurement = measure_matrix(
-            planned,
-            min_rounds=args.repeats,
-            max_rounds=args.max_repeats,
-            target_ci=args.target_ci,
-        )
+        measurement = measure_matrix(planned, args.design)
+        rerun = measure_matrix(planned, args.design) if args.repeat_check else None
     except MeasurementError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    return publish(replace(measurement, unsupported=unsupported), args)
+    status = publish(replace(measurement, unsupported=unsupported), args)
+    if rerun is not None:
+        print("\n## Repeat check: the same measurement again, right after\n")
+        print("\n".join(calibration_table(calibrate(measurement.findings, rerun.findings))))
+        print(f"\nFirst run: {measurement.stop_text}; second run: {rerun.stop_text}")
+    return status
 
 
 def publish(measurement: Measurement, args: argparse.Namespace) -> int:
@@ -384,6 +426,7 @@ def write_pyperf(measurement: Measurement, path: Path) -> None:
             name=row.title,
             values=row.wall_s,
             warmups=row.warmups_s,
+            blocks=row.block_of_runs,
             metadata={
                 "workload": row.workload,
                 "runner": row.runner,

@@ -83,9 +83,7 @@ def measure(
     reported (DEADLINE), or it fails when not one round was done."""
     measurement = measure_matrix(
         planned,
-        min_rounds=spec.repeats,
-        max_rounds=spec.max_repeats,
-        target_ci=spec.target_ci,
+        spec.design(),
         should_stop=should_stop,
         deadline_s=timeout_s,
         run_timeout_s=timeout_s,
@@ -120,6 +118,7 @@ def report(measurement: Measurement, spec: BenchmarkSpec) -> BenchmarkReport:
         results=entries + unsupported_entries(measurement, spec),
         comparisons=[_comparison(comparison) for comparison in document["comparisons"]],
         rounds=document["rounds"],
+        blocks=document["blocks"],
         stop=document["stop"],
         stop_text=document["stop_text"],
         steal_share=document["steal_share"],
@@ -146,6 +145,7 @@ def _entry(row: dict[str, Any], baseline: dict[str, Any], images: int | None) ->
         wall_s_stdev=row["wall_s_stdev"],
         noisy=row["noisy"],
         runs_wall_s=row["wall_s"],
+        runs_block=row["blocks"],
         warmups_s=row["warmups_s"],
         cpu_user_s=median_of("cpu_user_s"),
         cpu_system_s=median_of("cpu_system_s"),
@@ -187,6 +187,7 @@ def _comparison(comparison: dict[str, Any]) -> BenchmarkComparison:
         baseline=comparison["baseline"],
         candidate=comparison["candidate"],
         pairs=comparison["n"],
+        blocks=comparison["blocks"],
         ratio=comparison["ratio"],
         ci=_ci(comparison),
         verdict=comparison["verdict"],
@@ -209,12 +210,13 @@ def execute(
         spec = BenchmarkSpec.model_validate(benchmark.spec)
     planned, unsupported = plan(spec, timeout_s=timeout_s)
     logger.info(
-        "benchmark {}: {} configurations ({} with the ceiling), {} to {} rounds",
+        "benchmark {}: {} configurations ({} with the ceiling), {} to {} blocks of {} rounds",
         benchmark_id,
         len(planned),
         sum(item.config.runner == CEILING for item in planned),
-        spec.repeats,
-        spec.max_repeats,
+        spec.design().min_blocks,
+        spec.design().max_blocks,
+        spec.block_rounds,
     )
     try:
         measurement = measure(

@@ -4,6 +4,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, Strict
 
+from nogil_bench.bench.results import Design
 from nogil_bench.core.models import Status
 from nogil_bench.jobs.schemas import (
     MAX_PIPELINE_STEPS,
@@ -16,8 +17,9 @@ from nogil_bench.runners import local_runners
 
 # 0 or 1; strict, so that JSON's false and true are not taken for them.
 type GilMode = Annotated[int, Strict(), Field(ge=0, le=1)]
-MIN_REPEATS = 6  # the fewest pairs with an exact 95% CI for their median
+MIN_REPEATS = 4  # two blocks of two rounds: the fewest with an interval
 DEFAULT_REPEATS = 6
+DEFAULT_BLOCK_ROUNDS = 3
 MAX_REPEATS = 50
 MAX_WARMUPS = 5
 MAX_WORKLOAD_NAME_LENGTH = 100
@@ -85,8 +87,8 @@ class BenchmarkCreate(BaseModel):
         default=DEFAULT_REPEATS,
         ge=MIN_REPEATS,
         le=MAX_REPEATS,
-        description="Rounds measured at least; every configuration runs once per round. "
-        f"A 95% CI for a median needs {MIN_REPEATS}.",
+        description="Rounds measured at least, in whole blocks of `block_rounds`; every "
+        "configuration runs once per round. An interval needs two blocks.",
     )
     max_repeats: int | None = Field(
         default=None,
@@ -95,8 +97,19 @@ class BenchmarkCreate(BaseModel):
         description="Rounds at most: measuring goes on past `repeats` until every CI is within "
         f"`target_ci`, or this bound (default: twice repeats, at most {MAX_REPEATS}).",
     )
+    block_rounds: int = Field(
+        default=DEFAULT_BLOCK_ROUNDS,
+        ge=1,
+        le=MAX_REPEATS,
+        description="Rounds in each block: a block starts a fresh worker process for every "
+        "configuration, so intervals hold what changes between processes, not only between "
+        "rounds. `repeats` must hold at least two blocks.",
+    )
     warmups: int = Field(
-        default=1, ge=0, le=MAX_WARMUPS, description="Discarded runs per configuration."
+        default=1,
+        ge=0,
+        le=MAX_WARMUPS,
+        description="Discarded runs per configuration, in each block's fresh processes.",
     )
     target_ci: float = Field(
         default=0.05,
@@ -129,6 +142,11 @@ class BenchmarkEntry(BaseModel):
     runs_wall_s: list[float] = Field(
         default_factory=list, description="Every measured run; the i-th ran in round i."
     )
+    runs_block: list[int] = Field(
+        default_factory=list,
+        description="The block (fresh worker processes) each run ran in: 0, 1, ... (empty for "
+        "benchmarks measured before blocks).",
+    )
     warmups_s: list[float] = Field(default_factory=list, description="The discarded runs.")
     steal_share: float | None = Field(
         default=None, description="Median share of the host's CPU time stolen during a run."
@@ -150,7 +168,7 @@ class BenchmarkEntry(BaseModel):
         description="Median over rounds of sequential's wall / this wall (same GIL mode).",
     )
     speedup_ci: tuple[float, float] | None = Field(
-        default=None, description="95% CI of the speedup (exact, for a median)."
+        default=None, description="Where a rerun's speedup lands 95% of the time."
     )
     speedup_verdict: str | None = Field(
         default=None,
@@ -176,8 +194,16 @@ class BenchmarkComparison(BaseModel):
     baseline: str
     candidate: str
     pairs: int = Field(description="Rounds paired: both sides measured in the same round.")
-    ratio: float = Field(description="Median of baseline time / candidate time: > 1 is faster.")
-    ci: tuple[float, float] | None = Field(description="95% CI of the ratio; None below 6.")
+    blocks: int | None = Field(
+        default=None, description="Blocks of fresh worker processes the rounds ran in."
+    )
+    ratio: float = Field(
+        description="Geometric mean of baseline time / candidate time per round: > 1 is faster."
+    )
+    ci: tuple[float, float] | None = Field(
+        description="Where a rerun's ratio lands 95% of the time, from the variance within "
+        "and between blocks; None below two blocks."
+    )
     verdict: Literal["faster", "slower", "no significant difference", "unknown"]
     text: str = Field(examples=["faster by 62% [55%, 70%]"])
 
@@ -188,6 +214,9 @@ class BenchmarkReport(BaseModel):
     results: list[BenchmarkEntry]
     comparisons: list[BenchmarkComparison]
     rounds: int
+    blocks: int | None = Field(
+        default=None, description="Blocks of fresh worker processes (None: before blocks)."
+    )
     stop: Literal["converged", "bound", "deadline"]
     stop_text: str
     steal_share: float | None = Field(
@@ -219,8 +248,13 @@ class BenchmarkSpec(BaseModel):
     gil: list[int] = Field(default_factory=lambda: [0, 1])
     repeats: int = DEFAULT_REPEATS
     max_repeats: int = 2 * DEFAULT_REPEATS
+    block_rounds: int = DEFAULT_BLOCK_ROUNDS
     warmups: int = 1
     target_ci: float = 0.05
+
+    def design(self) -> Design:
+        """The rounds as blocks; ValueError when they make none."""
+        return Design.of_rounds(self.repeats, self.max_repeats, self.block_rounds, self.target_ci)
 
 
 class BenchmarkPublic(BaseModel):
@@ -234,9 +268,12 @@ class BenchmarkPublic(BaseModel):
     spec: BenchmarkSpec
     results: list[BenchmarkEntry]
     comparisons: list[BenchmarkComparison] = Field(
-        description="Every comparison made, each with its 95% CI and verdict."
+        description="Every comparison made, each with its 95% rerun interval and verdict."
     )
     rounds: int | None = None
+    blocks: int | None = Field(
+        default=None, description="Blocks of fresh worker processes the rounds ran in."
+    )
     stop: str | None = Field(default=None, description="Why measuring stopped, in words.")
     steal_share: float | None = None
     worker: str | None = Field(

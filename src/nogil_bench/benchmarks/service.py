@@ -9,6 +9,8 @@ from sqlmodel import Session, select
 from nogil_bench.bench.chart import ChartPoint, render_speedup_chart
 from nogil_bench.bench.config import CEILING
 from nogil_bench.bench.pyperf_export import PyperfBenchmark, pyperf_suite
+from nogil_bench.bench.results import blocks_for
+from nogil_bench.bench.stats import MIN_CI_BLOCKS
 from nogil_bench.benchmarks.models import Benchmark
 from nogil_bench.benchmarks.schemas import (
     MAX_REPEATS,
@@ -81,9 +83,7 @@ def check_request(request: BenchmarkCreate, settings: Settings) -> BenchmarkSpec
             f"{', '.join(remote)} run as many tasks at once as their task workers' pool "
             "offers: ask for that one worker count, e.g. workers [2]"
         )
-    max_repeats = request.max_repeats or min(2 * request.repeats, MAX_REPEATS)
-    if max_repeats < request.repeats:
-        raise InvalidInputError(f"max_repeats ({max_repeats}) is below repeats ({request.repeats})")
+    max_repeats = check_rounds(request)
     return BenchmarkSpec(
         **work,
         runners=runners,
@@ -91,9 +91,24 @@ def check_request(request: BenchmarkCreate, settings: Settings) -> BenchmarkSpec
         gil=gil,
         repeats=request.repeats,
         max_repeats=max_repeats,
+        block_rounds=request.block_rounds,
         warmups=request.warmups,
         target_ci=request.target_ci,
     )
+
+
+def check_rounds(request: BenchmarkCreate) -> int:
+    """max_repeats after its default; the rounds must make at least two blocks."""
+    max_repeats = request.max_repeats or min(2 * request.repeats, MAX_REPEATS)
+    if max_repeats < request.repeats:
+        raise InvalidInputError(f"max_repeats ({max_repeats}) is below repeats ({request.repeats})")
+    if blocks_for(request.repeats, request.block_rounds) < MIN_CI_BLOCKS:
+        raise InvalidInputError(
+            f"block_rounds ({request.block_rounds}) leaves fewer than {MIN_CI_BLOCKS} blocks in "
+            f"repeats ({request.repeats}): an interval needs {MIN_CI_BLOCKS} blocks of fresh "
+            "processes; ask for block_rounds below repeats"
+        )
+    return max_repeats
 
 
 def check_work(request: BenchmarkCreate, settings: Settings) -> dict[str, Any]:
@@ -227,6 +242,7 @@ def describe(benchmark: Benchmark) -> BenchmarkPublic:
             BenchmarkComparison.model_validate(item) for item in report.get("comparisons", [])
         ],
         rounds=report.get("rounds"),
+        blocks=report.get("blocks"),
         stop=report.get("stop_text"),
         steal_share=report.get("steal_share"),
         worker=benchmark.worker,
@@ -278,8 +294,9 @@ def what_is_measured(spec: BenchmarkSpec) -> str:
 
 
 def pyperf_document(benchmark: Benchmark) -> dict[str, Any]:
-    """The benchmark as a pyperf suite: a benchmark per configuration, its rounds as values,
-    so that `python -m pyperf stats` and `compare_to` read it."""
+    """The benchmark as a pyperf suite: a benchmark per configuration, a run per block of fresh
+    processes with its rounds as values, so that `python -m pyperf stats` and `compare_to`
+    read it."""
     entries = finished_entries(benchmark)
     workload = what_is_measured(BenchmarkSpec.model_validate(benchmark.spec))
     return pyperf_suite(
@@ -288,6 +305,7 @@ def pyperf_document(benchmark: Benchmark) -> dict[str, Any]:
                 name=f"{entry.runner} w={entry.workers} GIL={entry.gil}",
                 values=entry.runs_wall_s,
                 warmups=entry.warmups_s,
+                blocks=entry.runs_block or None,
                 metadata={"description": workload, "runner": entry.runner},
             )
             for entry in entries
