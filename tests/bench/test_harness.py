@@ -298,7 +298,7 @@ def test_measure_writes_the_documented_json_and_re_renders_and_compares_it(
     assert report.stdout.splitlines()[1:] == output.splitlines()[1:]  # all but the timings line
     calibration = nogil_bench("compare", str(document), str(document)).stdout
     # One round per block: no round-to-round variance, so no interval yet, so none inside.
-    assert "| vs sequential | 0 of 4 (0%) | 4 of 4 (100%) | 0 |" in calibration
+    assert "| vs sequential | 0 of 4 (0.0%) | 4 of 4 (100.0%) | 0 |" in calibration
 
 
 def test_measure_draws_speedups_with_their_cis_and_the_ceiling(tmp_path: Path) -> None:

@@ -171,8 +171,9 @@ def summary(measurement: Measurement) -> str:
         "block of processes and between blocks (a verdict needs the whole interval on one side "
         f"of 1x). Standard deviation of a log ratio: {_pct(variance.within_sd)} from round to "
         f"round in one process (median over {variance.comparisons} comparisons), "
-        f"{_pct(variance.between_sd)} between fresh processes (pooled, "
-        f"{variance.between_df} degrees of freedom)."
+        f"{_pct(variance.between_sd)} between fresh processes as the intervals take it (pooled "
+        f"with each comparison's estimate at least 0, {variance.between_df} degrees of "
+        f"freedom; {_pct(variance.between_sd_unclipped)} unclipped)."
     )
 
 
@@ -255,8 +256,8 @@ def calibration_table(check: RepeatCheck) -> list[str]:
     for found in [*check.kinds, check.total]:
         name = "**all**" if found.kind is None else str(found.kind)
         lines.append(
-            f"| {name} | {found.inside} of {found.comparisons} ({found.inside_share:.0%}) "
-            f"| {found.agree} of {found.comparisons} ({found.agree_share:.0%}) "
+            f"| {name} | {found.inside} of {found.comparisons} ({_share(found.inside_share)}) "
+            f"| {found.agree} of {found.comparisons} ({_share(found.agree_share)}) "
             f"| {found.opposite} | {_pct(found.median_width_first)} "
             f"| {_pct(found.median_width_second)} |"
         )
@@ -272,8 +273,8 @@ def calibration_table(check: RepeatCheck) -> list[str]:
         *lines,
         "",
         f"Targets: B inside A's interval >= {INSIDE_TARGET:.0%} in every kind (lowest: "
-        f"{worst.inside_share:.0%}, {_met(worst.inside_share >= INSIDE_TARGET)}); verdicts "
-        f"agree >= {VERDICTS_AGREE_TARGET:.0%} ({total.agree_share:.0%}, "
+        f"{_share(worst.inside_share)}, {_met(worst.inside_share >= INSIDE_TARGET)}); verdicts "
+        f"agree >= {VERDICTS_AGREE_TARGET:.0%} ({_share(total.agree_share)}, "
         f"{_met(total.agree_share >= VERDICTS_AGREE_TARGET)}); {OPPOSITE_TARGET} opposite "
         f"({total.opposite}, {_met(total.opposite <= OPPOSITE_TARGET)}); median width <= "
         f"{WIDTH_TARGET:.0%} (A {_pct(total.median_width_first)}, "
@@ -281,6 +282,11 @@ def calibration_table(check: RepeatCheck) -> list[str]:
         f"{'Calibrated' if check.met else '**Not calibrated**'} on this host.",
         f"Between the runs: {beyond}.",
     ]
+
+
+def _share(share: float) -> str:
+    """A share with one decimal, so that 94.6% is not shown as a 95% that missed 95%."""
+    return f"{share:.1%}"
 
 
 def _disagreements(pairs: Sequence[tuple[Finding, Finding]]) -> list[str]:

@@ -277,11 +277,14 @@ def levels_of(baseline: Row, candidate: Row) -> stats.Levels:
 @dataclass(frozen=True, slots=True)
 class Variance:
     """Where the variance of the comparisons' log ratios lives, in one measurement: the median
-    over comparisons of the round-to-round standard deviation inside a block of processes, and
-    the between-blocks standard deviation pooled over the comparisons (None with one block)."""
+    over comparisons of the round-to-round standard deviation inside a block of processes; the
+    between-blocks standard deviation pooled over the comparisons as the intervals use it (each
+    comparison's estimate clipped at zero: it leans wide, see stats.pool_between); and the plain
+    method-of-moments estimate, the mean of the unclipped estimates (None with one block)."""
 
     within_sd: float | None
     between_sd: float | None
+    between_sd_unclipped: float | None
     between_df: int
     comparisons: int
 
@@ -290,9 +293,13 @@ def variance_of(rows: Sequence[Row]) -> Variance:
     all_levels = [levels_of(baseline, candidate) for _, baseline, candidate in pairs(rows)]
     withins = [math.sqrt(found.within) for found in all_levels if found.within_df]
     pooled = stats.pool_between(all_levels)
+    estimates = [found.between for found in all_levels if found.between is not None]
     return Variance(
         within_sd=statistics.median(withins) if withins else None,
         between_sd=pooled.sd if pooled else None,
+        between_sd_unclipped=math.sqrt(max(0.0, statistics.fmean(estimates)))
+        if estimates
+        else None,
         between_df=pooled.df if pooled else 0,
         comparisons=len(all_levels),
     )

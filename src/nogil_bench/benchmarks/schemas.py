@@ -94,8 +94,9 @@ class BenchmarkCreate(BaseModel):
         default=None,
         ge=MIN_REPEATS,
         le=MAX_REPEATS,
-        description="Rounds at most: measuring goes on past `repeats` until every CI is within "
-        f"`target_ci`, or this bound (default: twice repeats, at most {MAX_REPEATS}).",
+        description="Rounds at most, in whole blocks: measuring goes on past `repeats` until "
+        "every interval is within `target_ci`, or this bound (default: one block more than "
+        f"repeats, at most {MAX_REPEATS}).",
     )
     block_rounds: int = Field(
         default=DEFAULT_BLOCK_ROUNDS,
@@ -247,7 +248,7 @@ class BenchmarkSpec(BaseModel):
     # Benchmarks stored before GIL modes and rounds were measured read with these defaults.
     gil: list[int] = Field(default_factory=lambda: [0, 1])
     repeats: int = DEFAULT_REPEATS
-    max_repeats: int = 2 * DEFAULT_REPEATS
+    max_repeats: int = 2 * DEFAULT_REPEATS  # the default before blocks
     block_rounds: int = DEFAULT_BLOCK_ROUNDS
     warmups: int = 1
     target_ci: float = 0.05

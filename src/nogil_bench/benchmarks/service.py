@@ -98,8 +98,9 @@ def check_request(request: BenchmarkCreate, settings: Settings) -> BenchmarkSpec
 
 
 def check_rounds(request: BenchmarkCreate) -> int:
-    """max_repeats after its default; the rounds must make at least two blocks."""
-    max_repeats = request.max_repeats or min(2 * request.repeats, MAX_REPEATS)
+    """max_repeats after its default (one block beyond repeats: each block starts fresh worker
+    processes, so blocks cost more than rounds did); the rounds must make at least two blocks."""
+    max_repeats = request.max_repeats or min(request.repeats + request.block_rounds, MAX_REPEATS)
     if max_repeats < request.repeats:
         raise InvalidInputError(f"max_repeats ({max_repeats}) is below repeats ({request.repeats})")
     if blocks_for(request.repeats, request.block_rounds) < MIN_CI_BLOCKS:
