@@ -173,10 +173,10 @@ def test_the_defaults_compare_every_runner_at_one_and_all_cpus(
     assert (spec["gil"], spec["repeats"], spec["max_repeats"], spec["warmups"]) == (
         [0, 1],
         6,
-        9,
+        6,
         1,
     )
-    assert spec["block_rounds"] == 3  # 2 or 3 blocks of fresh processes
+    assert spec["block_rounds"] == 3  # 2 blocks of fresh processes
 
 
 @pytest.mark.parametrize(

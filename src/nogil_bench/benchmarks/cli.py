@@ -166,9 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeat-check",
         action="store_true",
         help="measure twice, back to back, and show how far the second run lands inside the "
-        "first's intervals, per kind of comparison: the precision this host allows",
+        "first's intervals, per kind of comparison: the precision this host allows (the "
+        "tables, --json, --chart and --pyperf-json are the first run's)",
     )
-    measure.add_argument("--warmups", type=at_least(0, int), help="discarded runs (default: 1)")
+    measure.add_argument(
+        "--warmups",
+        type=at_least(0, int),
+        help="discarded runs per configuration, in each block (default: 1)",
+    )
     measure.add_argument(
         "--gil", type=int, nargs="+", choices=[0, 1], help="GIL modes (default: 0 and 1)"
     )

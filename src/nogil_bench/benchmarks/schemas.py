@@ -95,8 +95,7 @@ class BenchmarkCreate(BaseModel):
         ge=MIN_REPEATS,
         le=MAX_REPEATS,
         description="Rounds at most, in whole blocks: measuring goes on past `repeats` until "
-        "every interval is within `target_ci`, or this bound (default: one block more than "
-        f"repeats, at most {MAX_REPEATS}).",
+        "every interval is within `target_ci`, or this bound (default: `repeats`).",
     )
     block_rounds: int = Field(
         default=DEFAULT_BLOCK_ROUNDS,

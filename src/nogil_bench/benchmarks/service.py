@@ -13,7 +13,6 @@ from nogil_bench.bench.results import blocks_for
 from nogil_bench.bench.stats import MIN_CI_BLOCKS
 from nogil_bench.benchmarks.models import Benchmark
 from nogil_bench.benchmarks.schemas import (
-    MAX_REPEATS,
     BenchmarkComparison,
     BenchmarkCreate,
     BenchmarkEntry,
@@ -98,9 +97,10 @@ def check_request(request: BenchmarkCreate, settings: Settings) -> BenchmarkSpec
 
 
 def check_rounds(request: BenchmarkCreate) -> int:
-    """max_repeats after its default (one block beyond repeats: each block starts fresh worker
-    processes, so blocks cost more than rounds did); the rounds must make at least two blocks."""
-    max_repeats = request.max_repeats or min(request.repeats + request.block_rounds, MAX_REPEATS)
+    """max_repeats after its default (repeats: each block starts fresh worker processes, so the
+    default body's 2 blocks of 3 rounds stay within 3 minutes here); the rounds must make at
+    least two blocks."""
+    max_repeats = request.max_repeats or request.repeats
     if max_repeats < request.repeats:
         raise InvalidInputError(f"max_repeats ({max_repeats}) is below repeats ({request.repeats})")
     if blocks_for(request.repeats, request.block_rounds) < MIN_CI_BLOCKS:
