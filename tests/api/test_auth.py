@@ -16,7 +16,7 @@ from nogil_bench.auth import service as auth_service
 from nogil_bench.auth.models import User
 from nogil_bench.core import security
 from nogil_bench.core.config import Settings
-from nogil_bench.core.db import DatabaseBusyError
+from nogil_bench.core.db import DatabaseBusyError, write
 from nogil_bench.main import create_app
 from tests.utils.api import Headers, register_and_login
 
@@ -118,13 +118,18 @@ def test_wrong_credentials_are_401(client: TestClient, username: str, password: 
 
 
 def store_a_bcrypt_hash(client: TestClient, email: str, password: str) -> None:
-    """Makes the account's hash a bcrypt one, as accounts made before Argon2 have."""
+    """Makes the account's hash a bcrypt one, as accounts made before Argon2 have: written as
+    the service writes (core.db.write), in its writers' turn and retried while busy, so that
+    the app's own writes at that moment (the executor's, say) do not fail the test."""
     engine = client.app.state.engine  # type: ignore[attr-defined]
-    with Session(engine) as session:
+    hashed = BcryptHasher(rounds=4).hash(password)
+
+    def store(session: Session) -> None:
         user = session.exec(select(User).where(User.email == email)).one()
-        user.hashed_password = BcryptHasher(rounds=4).hash(password)
+        user.hashed_password = hashed
         session.add(user)
-        session.commit()
+
+    write(engine, store)
 
 
 def stored_hash(client: TestClient, email: str) -> str:
