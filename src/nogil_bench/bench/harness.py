@@ -155,7 +155,8 @@ def measure_matrix(
             measured.add(session, session.finish())
         finally:
             session.kill()
-        findings = analyse(measured.rows())
+        rows = measured.rows()
+        findings = analyse(rows)
         progress(_block_line(block + 1, design, findings, time.monotonic() - started))
         if not complete:
             stop = StopReason.DEADLINE
@@ -164,10 +165,9 @@ def measure_matrix(
         if block + 1 >= design.min_blocks and stats.converged(comparisons, design.target_ci):
             stop = StopReason.CONVERGED
             break
-    rows = measured.rows()
     return Measurement(
         rows=rows,
-        findings=analyse(rows),
+        findings=findings,
         rounds=len(rows[0].runs),
         blocks=rows[0].blocks,
         design=design,

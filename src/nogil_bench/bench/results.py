@@ -209,7 +209,7 @@ class Measurement:
 
     @property
     def variance(self) -> Variance:
-        return variance_of(self.rows)
+        return variance_of(self.findings)
 
     def of_kind(self, kind: Kind) -> list[Finding]:
         return [finding for finding in self.findings if finding.kind == kind]
@@ -289,8 +289,9 @@ class Variance:
     comparisons: int
 
 
-def variance_of(rows: Sequence[Row]) -> Variance:
-    all_levels = [levels_of(baseline, candidate) for _, baseline, candidate in pairs(rows)]
+def variance_of(findings: Sequence[Finding]) -> Variance:
+    """From the levels analyse() found for each comparison, without deriving them again."""
+    all_levels = [finding.levels for finding in findings if finding.levels is not None]
     withins = [math.sqrt(found.within) for found in all_levels if found.within_df]
     pooled = stats.pool_between(all_levels)
     estimates = [found.between for found in all_levels if found.between is not None]
