@@ -206,6 +206,8 @@ class Configuration:
             digest = combine_digests(
                 [bytes.fromhex(output_hash) for reply in replies for output_hash in reply["hashes"]]
             )
+        # A ceiling's part may have had no task (fewer tasks than workers): no latency to tell.
+        timed = [reply for reply in replies if reply["task_s_p50"] is not None]
         run = RunRecord(
             wall_s=max(reply["wall_s"] for reply in replies),
             cpu_user_s=sum(reply["cpu_user_s"] for reply in replies),
@@ -213,8 +215,8 @@ class Configuration:
             ctx_voluntary=sum(reply["ctx_voluntary"] for reply in replies),
             ctx_involuntary=sum(reply["ctx_involuntary"] for reply in replies),
             # Percentiles do not combine exactly: the parts' median p50 and their largest p95.
-            task_s_p50=statistics.median(reply["task_s_p50"] for reply in replies),
-            task_s_p95=max(reply["task_s_p95"] for reply in replies),
+            task_s_p50=statistics.median(reply["task_s_p50"] for reply in timed),
+            task_s_p95=max(reply["task_s_p95"] for reply in timed),
             steal_share=stolen,
         )
         return run, digest

@@ -129,8 +129,9 @@ class Session:
             "cpu_system_s": used.cpu_system_s,
             "ctx_voluntary": used.ctx_voluntary,
             "ctx_involuntary": used.ctx_involuntary,
-            "task_s_p50": percentile(task_seconds, 50),
-            "task_s_p95": percentile(task_seconds, 95),
+            # None from a ceiling's part with no task (more workers than tasks).
+            "task_s_p50": percentile(task_seconds, 50) if task_seconds else None,
+            "task_s_p95": percentile(task_seconds, 95) if task_seconds else None,
             "digest": digest,
         }
         if self.config.parts > 1:
