@@ -34,6 +34,7 @@ from nogil_bench.bench import stats
 from nogil_bench.bench.environment import describe_environment
 from nogil_bench.bench.host import read_cpu_jiffies, steal_share
 from nogil_bench.bench.plan import Matrix, Planned, round_order
+from nogil_bench.bench.progress import Progress, Tracker
 from nogil_bench.bench.results import (
     Design,
     Finding,
@@ -102,6 +103,10 @@ def _never() -> bool:
     return False
 
 
+def _ignore(_: Progress) -> None:
+    pass
+
+
 def _to_stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -114,6 +119,7 @@ def measure_matrix(
     deadline_s: float | None = None,
     run_timeout_s: float | None = None,
     progress: Callable[[str], None] = _to_stderr,
+    on_progress: Callable[[Progress], None] | None = None,
 ) -> Measurement:
     """Measures every planned configuration in blocks, paired round by round, and compares them.
 
@@ -132,10 +138,17 @@ def measure_matrix(
     A failing worker raises WorkerFailedError naming the configuration, with its error.
     Whichever way it ends, every worker process (and anything a worker started) is killed
     before this returns or raises.
+
+    `progress` gets the lines a log shows (each setup of the first block, each block's
+    intervals); `on_progress` the same moments and every round as a structured Progress, with
+    an estimate of the time left that accounts for the adaptive stop (bench.progress), for a
+    live bar or a running benchmark's `GET`. Both are called between runs, never during one.
     """
     if not plan:
         raise ValueError("nothing planned to measure")
     measured = _Measured(plan)
+    tracker = Tracker(design, len(plan))
+    report = on_progress or _ignore
     started = time.monotonic()
     host_before = read_cpu_jiffies()
     stop = StopReason.BOUND
@@ -144,20 +157,30 @@ def measure_matrix(
             stop = StopReason.DEADLINE
             break
         session = _Session(plan, should_stop, deadline_s, run_timeout_s, started, block)
+        tracker.block_starts()
         try:
             # The first block sets up one configuration at a time, so that each setup is timed
             # on a quiet host; later blocks set up all at once, their setups not reported.
-            session.start(progress, one_at_a_time=block == 0)
-            complete = all(
-                session.run_round(block * design.block_rounds + index)
-                for index in range(design.block_rounds)
+            session.start(
+                progress,
+                one_at_a_time=block == 0,
+                set_up=lambda done: report(tracker.set_up(done)),
             )
+            tracker.rounds_start()
+            complete = True
+            for index in range(design.block_rounds):
+                tracker.round_starts()
+                complete = session.run_round(block * design.block_rounds + index)
+                if not complete:
+                    break
+                report(tracker.round_done())
             measured.add(session, session.finish())
         finally:
             session.kill()
         rows = measured.rows()
         findings = analyse(rows)
         progress(_block_line(block + 1, design, findings, time.monotonic() - started))
+        report(tracker.block_done([finding.comparison.relative_half_width for finding in findings]))
         if not complete:
             stop = StopReason.DEADLINE
             break
@@ -209,9 +232,16 @@ class _Session:
         if self.should_stop():
             raise MeasurementStoppedError("measurement stopped on request; nothing was kept")
 
-    def start(self, progress: Callable[[str], None], *, one_at_a_time: bool) -> None:
+    def start(
+        self,
+        progress: Callable[[str], None],
+        *,
+        one_at_a_time: bool,
+        set_up: Callable[[int], None] = lambda done: None,
+    ) -> None:
         """Every worker process at once (they import in parallel), then each one's setup: in
-        turn, so that a pool's start-up is timed while the others wait, or all together."""
+        turn, so that a pool's start-up is timed while the others wait (`set_up` told how many
+        are done after each), or all together."""
         for item in self.plan:
             self.configurations.append(Configuration(item))
         for configuration in self.configurations:
@@ -230,6 +260,7 @@ class _Session:
                 f"[setup {number:>3}/{len(self.plan)}] {configuration.item.title}: "
                 f"pool started in {self.ready[-1].setup_s:.3f} s"
             )
+            set_up(number)
 
     def run_round(self, round_index: int) -> bool:
         """Every configuration once, in the round's order; False when the deadline passed

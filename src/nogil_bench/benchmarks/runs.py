@@ -1,9 +1,11 @@
 """Running a claimed benchmark through the measurement engine (`nogil_bench.bench`), the same
 one `nogil-bench measure` uses: every configuration in a fresh worker process of this
 interpreter, started with the GIL off (the build's default) or `-X gil=1`, measured in paired,
-interleaved rounds."""
+interleaved rounds. While it measures, the benchmark's row carries how far it is (`progress`,
+bench.progress.Progress as JSON), for its `GET`."""
 
 import statistics
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -17,6 +19,7 @@ from nogil_bench.bench.config import CEILING, Config
 from nogil_bench.bench.document import to_json
 from nogil_bench.bench.harness import MeasurementStoppedError, check_runners, measure_matrix
 from nogil_bench.bench.plan import Matrix, Planned, this_interpreter
+from nogil_bench.bench.progress import Progress
 from nogil_bench.bench.results import Measurement, Unsupported
 from nogil_bench.benchmarks.models import Benchmark
 from nogil_bench.benchmarks.schemas import (
@@ -33,6 +36,11 @@ from nogil_bench.runners.sequential import SequentialRunner
 SEQUENTIAL = SequentialRunner.name
 # The installed workload that a benchmark of `source` and `pipeline` measures.
 IMAGES = "images"
+# A running benchmark's progress is written at most this often (and at every block's end): a
+# round can take milliseconds, and each write is a transaction the API's own writes wait for.
+PROGRESS_EVERY_S = 2.0
+# Progress is best effort: a busy database gets a couple of tries, then the measurement goes on.
+PROGRESS_WRITE_ATTEMPTS = 2
 
 
 def plan_matrix(spec: BenchmarkSpec) -> Matrix:
@@ -78,6 +86,7 @@ def measure(
     *,
     timeout_s: float,
     unsupported: Sequence[Unsupported] = (),
+    on_progress: Callable[[Progress], None] | None = None,
 ) -> Measurement:
     """The engine, bounded by the execution time limit: past it, the rounds done so far are
     reported (DEADLINE), or it fails when not one round was done."""
@@ -88,6 +97,7 @@ def measure(
         deadline_s=timeout_s,
         run_timeout_s=timeout_s,
         progress=logger.debug,
+        on_progress=on_progress,
     )
     return replace(measurement, unsupported=list(unsupported))
 
@@ -203,11 +213,16 @@ def execute(
     *,
     timeout_s: float,
 ) -> None:
-    """A claimed benchmark, measured whole; a stop while it measures puts it back."""
+    """A claimed benchmark, measured whole; a stop while it measures puts it back. Its row
+    carries its progress while it measures, and none once it finished, failed or was put back."""
     with Session(engine) as session:
         benchmark = session.get(Benchmark, benchmark_id)
         assert benchmark is not None
         spec = BenchmarkSpec.model_validate(benchmark.spec)
+        stale = benchmark.progress is not None  # an earlier attempt's, put back or taken over
+    progress = ProgressWriter(engine, benchmark_id, boot_id)
+    if stale:
+        progress.clear()
     planned, unsupported = plan(spec, timeout_s=timeout_s)
     logger.info(
         "benchmark {}: {} configurations ({} with the ceiling), {} to {} blocks of {} rounds",
@@ -220,12 +235,21 @@ def execute(
     )
     try:
         measurement = measure(
-            planned, spec, should_stop, timeout_s=timeout_s, unsupported=unsupported
+            planned,
+            spec,
+            should_stop,
+            timeout_s=timeout_s,
+            unsupported=unsupported,
+            on_progress=progress,
         )
     except MeasurementStoppedError:
         _requeue(engine, benchmark_id, boot_id)
         return
+    except Exception:
+        progress.clear()  # the work kind marks it failed, and a failed benchmark has no progress
+        raise
     found = report(measurement, spec)
+    document = to_json(measurement)
     logger.info("benchmark {}: {}", benchmark_id, found.stop_text)
 
     def finish(session: Session) -> None:
@@ -234,11 +258,13 @@ def execute(
             return  # put back at a shutdown's deadline, or taken over after a lost lease
         benchmark.results = [entry.model_dump(mode="json") for entry in found.results]
         benchmark.report = found.model_dump(mode="json", exclude={"results"})
+        benchmark.document = document  # what the report page is drawn from
         benchmark.status = Status.SUCCEEDED
         benchmark.error = None
         benchmark.finished_at = utc_now()
         benchmark.lease_expires_at = None
         benchmark.gil_enabled = runtime.is_gil_enabled()
+        benchmark.progress = None
         session.add(benchmark)
 
     write(engine, finish)
@@ -256,6 +282,56 @@ def _requeue(engine: Engine, benchmark_id: uuid.UUID, boot_id: uuid.UUID) -> Non
         # Not if a drain's deadline put it back already: that counted it once.
         if benchmark is not None and running_by(benchmark, boot_id):
             benchmark.put_back()
+            benchmark.progress = None
             session.add(benchmark)
 
     write(engine, requeue)
+
+
+class ProgressWriter:
+    """The engine's progress (harness.measure_matrix's on_progress) into the benchmark's row, for
+    its `GET`: the first report at once, then at most one every PROGRESS_EVERY_S, but always the
+    one at a block's end (its intervals and estimate are new). Only while this boot still runs
+    the row: one put back or taken over meanwhile is left alone.
+
+    Best effort: a write that fails (the database busy past a couple of tries, or down) is
+    logged and skipped, never failing the measurement it reports on. It runs between rounds, in
+    the measuring thread, so that no write overlaps a timed run."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        benchmark_id: uuid.UUID,
+        boot_id: uuid.UUID,
+        *,
+        every_s: float = PROGRESS_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.benchmark_id = benchmark_id
+        self.boot_id = boot_id
+        self.every_s = every_s
+        self.clock = clock
+        self.written_at: float | None = None
+
+    def __call__(self, progress: Progress) -> None:
+        now = self.clock()
+        due = self.written_at is None or now - self.written_at >= self.every_s
+        if due or progress.at_block_end:
+            self.written_at = now
+            self.store(progress.to_json())
+
+    def clear(self) -> None:
+        self.store(None)
+
+    def store(self, progress: dict[str, Any] | None) -> None:
+        def update(session: Session) -> None:
+            benchmark = session.get(Benchmark, self.benchmark_id, with_for_update=True)
+            if benchmark is not None and running_by(benchmark, self.boot_id):
+                benchmark.progress = progress
+                session.add(benchmark)
+
+        try:
+            write(self.engine, update, attempts=PROGRESS_WRITE_ATTEMPTS)
+        except Exception as error:  # best effort: it must not fail the measurement
+            logger.warning("benchmark {}: progress not written: {}", self.benchmark_id, error)

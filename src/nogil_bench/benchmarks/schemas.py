@@ -257,6 +257,40 @@ class BenchmarkSpec(BaseModel):
         return Design.of_rounds(self.repeats, self.max_repeats, self.block_rounds, self.target_ci)
 
 
+class BenchmarkProgress(BaseModel):
+    """How far a running benchmark is (bench.progress.Progress, as its row stores it)."""
+
+    phase: Literal["setup", "rounds"] = Field(
+        description="'setup': the first block's worker processes are set up, one at a time; "
+        "'rounds': rounds are measured."
+    )
+    rounds_done: int = Field(description="Rounds finished so far, over every block.")
+    rounds_bound: int = Field(description="Rounds at most (`max_repeats`, in whole blocks).")
+    rounds_expected: int = Field(
+        description="Rounds the adaptive stop is now expected to need: `repeats` until "
+        "intervals exist, then as many as the widest interval needs to narrow to `target_ci` "
+        "(a half-width shrinks about as 1/sqrt(blocks)), within the bound."
+    )
+    elapsed_s: float = Field(description="Seconds since measuring began.")
+    left_s: float | None = Field(
+        description="Estimated seconds left, for `rounds_expected`; None before a round is timed."
+    )
+    widest_ci: float | None = Field(
+        description="The widest interval's half-width as a share of its ratio, against "
+        "`target_ci`; None before two blocks."
+    )
+
+    @classmethod
+    def while_running(
+        cls, status: Status, stored: dict[str, Any] | None
+    ) -> BenchmarkProgress | None:
+        """The stored progress, shown only while the benchmark runs: a row failed or put back
+        by another path (a lost lease, a shutdown's deadline) may still hold its last one."""
+        if status != Status.RUNNING or stored is None:
+            return None
+        return cls.model_validate(stored)
+
+
 class BenchmarkPublic(BaseModel):
     id: uuid.UUID
     status: Status
@@ -281,6 +315,9 @@ class BenchmarkPublic(BaseModel):
     )
     attempts: int = Field(
         default=0, description="Runs started, less those the service cut short at shutdown."
+    )
+    progress: BenchmarkProgress | None = Field(
+        default=None, description="While it runs: how far it is, and an estimate of the rest."
     )
     chart_url: str
 
