@@ -2,10 +2,11 @@
 paired rounds, the ceiling, and no process left behind whichever way a measurement ends."""
 
 import json
+import math
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,10 @@ def test_each_block_starts_fresh_processes_whose_rounds_pair_every_configuration
 def test_measuring_stops_at_the_minimum_blocks_once_every_interval_is_narrow_enough() -> None:
     measurement = measure_matrix(
         plan(runners=["threads"], workers=[2], gil=[0]),
-        Design(min_blocks=2, max_blocks=4, block_rounds=2, target_ci=100.0),  # any will do
+        # Any interval at all will do: how wide one is after 2 blocks of 2 rounds depends on the
+        # host's noise (a t quantile with 1 degree of freedom is 12.7), so a finite target could
+        # send a loaded run on to a third block.
+        Design(min_blocks=2, max_blocks=4, block_rounds=2, target_ci=math.inf),
         progress=quiet,
     )
 
@@ -117,6 +121,20 @@ def test_the_ceiling_runs_its_parts_together_and_gives_the_same_bytes_as_one_pro
     assert [row.runner for row in measurement.rows] == ["sequential", "threads", "ceiling"]
     assert {row.output_digest for row in measurement.rows} == {expected}
     assert measurement.rows[1].ceiling_share is not None
+
+
+def test_a_ceiling_with_more_workers_than_tasks_leaves_a_part_idle_and_still_measures() -> None:
+    one_task = replace(FIB, params={"n": 12, "tasks": 1})
+
+    measurement = measure_matrix(
+        plan(one_task, runners=["threads"], workers=[2], gil=[0]), ONE_ROUND, progress=quiet
+    )
+
+    ceiling = measurement.rows[2]
+    assert ceiling.runner == "ceiling"
+    assert ceiling.output_digest == measurement.rows[0].output_digest
+    # The latency is the busy part's: the idle one had no task to time.
+    assert ceiling.runs[0].task_s_p50 > 0
 
 
 def descendants() -> list[psutil.Process]:
@@ -265,68 +283,89 @@ def nogil_bench(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*NOGIL_BENCH, *args], capture_output=True, text=True, check=False)
 
 
-def measured_document(tmp_path: Path, *extra: str) -> tuple[Path, str]:
-    document = tmp_path / "result.json"
+@dataclass(frozen=True)
+class Measured:
+    """One `nogil-bench measure` with every output asked for, and what it printed."""
+
+    folder: Path
+    stdout: str
+
+    @property
+    def document(self) -> Path:
+        return self.folder / "result.json"
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory: pytest.TempPathFactory) -> Measured:
+    """small-batch on threads at 2 workers and its baseline and ceiling, GIL off and on, in
+    two blocks of two rounds (the fewest with an interval): measured once for the tests of
+    its outputs."""
+    folder = tmp_path_factory.mktemp("measured")
     completed = nogil_bench(
         "measure", "small-batch", "--quick", "--runners", "threads",
-        "--workers", "2", "--repeats", "2", "--max-repeats", "2", "--block-rounds", "1",
-        "--warmups", "0",
-        "--json", str(document), *extra,
+        "--workers", "2", "--repeats", "4", "--max-repeats", "4", "--block-rounds", "2",
+        "--warmups", "0", "--json", str(folder / "result.json"),
+        "--chart", str(folder / "speedup.svg"), "--pyperf-json", str(folder / "suite.json"),
+        "--html", str(folder / "report.html"),
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
-    return document, completed.stdout
+    return Measured(folder, completed.stdout)
 
 
 def test_measure_writes_the_documented_json_and_re_renders_and_compares_it(
-    tmp_path: Path,
+    measured: Measured,
 ) -> None:
-    document, output = measured_document(tmp_path)
-
-    saved = json.loads(document.read_text())
+    saved = json.loads(measured.document.read_text())
     assert saved["environment"]["free_threaded"] is True
-    assert (saved["rounds"], saved["blocks"]) == (2, 2)
+    assert (saved["rounds"], saved["blocks"]) == (4, 2)
     assert {(c["runner"], c["gil"]) for c in saved["configurations"]} == {
         ("sequential", 0), ("threads", 0), ("ceiling", 0),
         ("sequential", 1), ("threads", 1), ("ceiling", 1),
     }  # fmt: skip
-    assert all(len(c["wall_s"]) == 2 for c in saved["configurations"])
+    assert all(len(c["wall_s"]) == 4 for c in saved["configurations"])
+    output = measured.stdout
     assert "| 3.14.7t | 0 | threads | 2 |" in output
     assert "Every configuration of a workload produced the same results." in output
-    assert "stopped at the bound of 2 blocks of 2 rounds" in output
+    assert "2 blocks of 4 rounds" in output
 
-    report = nogil_bench("report", str(document))
+    report = nogil_bench("report", str(measured.document))
     assert report.stdout.splitlines()[1:] == output.splitlines()[1:]  # all but the timings line
-    calibration = nogil_bench("compare", str(document), str(document)).stdout
-    # One round per block: no round-to-round variance, so no interval yet, so none inside.
-    assert "| vs sequential | 0 of 4 (0.0%) | 4 of 4 (100.0%) | 0 |" in calibration
+    calibration = nogil_bench("compare", str(measured.document), str(measured.document)).stdout
+    # A run compared with itself lands inside its own intervals and agrees with every verdict.
+    assert "| vs sequential | 4 of 4 (100.0%) | 4 of 4 (100.0%) | 0 |" in calibration
 
 
-def test_measure_draws_speedups_with_their_cis_and_the_ceiling(tmp_path: Path) -> None:
-    chart = tmp_path / "speedup.svg"
+def test_measure_draws_speedups_with_their_cis_and_the_ceiling(measured: Measured) -> None:
+    svg = (measured.folder / "speedup.svg").read_text()
 
-    # Two blocks of two rounds: the fewest with an interval to draw.
-    measured_document(
-        tmp_path, "--chart", str(chart), "--repeats", "4", "--max-repeats", "4",
-        "--block-rounds", "2",
-    )  # fmt: skip
-
-    svg = chart.read_text()
     assert svg.startswith("<svg")
     assert 'class="ceiling"' in svg
     assert 'class="whisker"' in svg
 
 
-def test_measure_exports_the_rounds_as_a_pyperf_suite(tmp_path: Path) -> None:
-    suite = tmp_path / "suite.json"
+def test_measure_exports_the_rounds_as_a_pyperf_suite(measured: Measured) -> None:
+    benchmarks = json.loads((measured.folder / "suite.json").read_text())["benchmarks"]
 
-    measured_document(tmp_path, "--pyperf-json", str(suite))
-
-    benchmarks = json.loads(suite.read_text())["benchmarks"]
     assert len(benchmarks) == 6  # sequential, threads and the ceiling, in both GIL modes
-    # A pyperf run per block of fresh processes, each with its one round.
+    # A pyperf run per block of fresh processes, each with its two rounds.
     assert all(
-        [len(run["values"]) for run in benchmark["runs"]] == [1, 1] for benchmark in benchmarks
+        [len(run["values"]) for run in benchmark["runs"]] == [2, 2] for benchmark in benchmarks
     )
+
+
+def test_measure_writes_the_report_page_and_report_draws_it_again_from_the_document(
+    measured: Measured,
+) -> None:
+    page = (measured.folder / "report.html").read_text()
+
+    assert page.startswith("<!doctype html>")
+    assert "GIL off: threads with 2 workers is the fastest" in page
+    assert "nogil-bench measure small-batch --quick --runners threads" in page  # how to reproduce
+    again = measured.folder / "again.html"
+    completed = nogil_bench("report", str(measured.document), "--html", str(again))
+    assert completed.returncode == 0, completed.stderr
+    # The same page, drawn from the document alone (the command that measured it included).
+    assert again.read_text() == page
 
 
 def test_a_document_of_the_previous_engine_is_refused(tmp_path: Path) -> None:

@@ -4,48 +4,29 @@ Needs Debian's `chromium` and `chromium-driver` (.ci/run installs them). Without
 fails when CI is set and is skipped otherwise, saying how to install them.
 """
 
-import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Literal
 
 import httpx2
 import pytest
-from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.utils.browser import Browser, headless_chromium, require_chromium
 from tests.utils.live_server import LiveServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-INSTALL_HINT = (
-    "install them with `apt-get install chromium chromium-driver` "
-    "(Debian's packages; `bash .ci/run` installs them when missing)"
-)
 UI_TIMEOUT_S = 15.0
 EMAIL = "ada@example.com"
 PASSWORD = "correct horse battery"
-
-type Browser = webdriver.Chrome
 
 
 @pytest.fixture(scope="module", autouse=True)
 def chromium_installed() -> None:
     """Checked first, so a machine without Chromium starts no server for nothing."""
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.is_file()]
-    if missing:
-        verb = "is" if len(missing) == 1 else "are"
-        message = f"headless Chromium is needed, but {' and '.join(missing)} {verb} missing: "
-        message += INSTALL_HINT
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_chromium()
 
 
 @pytest.fixture(scope="module")
@@ -75,20 +56,8 @@ def registered_user(base_url: str) -> str:
 @pytest.fixture
 def browser() -> Iterator[Browser]:
     """A fresh headless Chromium per test: no authorization persisted from another test."""
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,2000",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    try:
+    with headless_chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def open_docs(browser: Browser, base_url: str) -> WebDriverWait[Browser]:

@@ -19,23 +19,28 @@ each with why.
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nogil_bench.bench.calibration import calibrate
-from nogil_bench.bench.chart import ChartPoint, draw_speedup_chart
-from nogil_bench.bench.config import CEILING, Config
+from nogil_bench.bench.chart import draw_speedup_chart
+from nogil_bench.bench.config import Config
 from nogil_bench.bench.document import DocumentFormatError, load_document, write_document
+from nogil_bench.bench.figures import chart_points, chart_title, pyperf_document
 from nogil_bench.bench.harness import MeasurementError, check_runners, measure_matrix
 from nogil_bench.bench.plan import SEQUENTIAL, Matrix, probe_interpreter
-from nogil_bench.bench.pyperf_export import PyperfBenchmark, pyperf_suite
 from nogil_bench.bench.report import calibration_table, compare, markdown
-from nogil_bench.bench.results import Design, Measurement, Row, mismatched_outputs
+from nogil_bench.bench.results import Design, Measurement, mismatched_outputs
 from nogil_bench.bench.target import TargetError, make_target
+from nogil_bench.benchmarks.progress_bar import showing_progress
+from nogil_bench.core.files import write_atomically
 from nogil_bench.core.runtime import cpu_count
+from nogil_bench.reports.measurement import Reproduce, measurement_page
 from nogil_bench.runners import local_runners, runners
 
 if TYPE_CHECKING:
@@ -131,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     measure.add_argument("--quick", action="store_true", help="small sizes, fewer rounds")
     measure.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress on stderr (a live bar on a terminal, else a line per set-up and "
+        "block); the tables are printed all the same",
+    )
+    measure.add_argument(
         "--runners",
         nargs="+",
         choices=list(runners()),
@@ -202,6 +213,13 @@ def add_outputs(parser: argparse.ArgumentParser, *, json_document: bool = True) 
     if json_document:
         parser.add_argument("--json", type=Path, metavar="PATH", help="write the result document")
     parser.add_argument("--chart", type=Path, metavar="PATH", help="draw speedups (.svg, .png)")
+    parser.add_argument(
+        "--html",
+        type=Path,
+        metavar="PATH",
+        help="write the report as one self-contained page: the answer in words, the table, the "
+        "chart, the environment, how to reproduce it and the data (no script, reads offline)",
+    )
     parser.add_argument(
         "--pyperf-json", type=Path, metavar="PATH", help="write the runs as a pyperf suite"
     )
@@ -317,7 +335,9 @@ def list_workloads() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(arguments)
+    args.command_line = shlex.join(["nogil-bench", *arguments])
     try:
         if args.command == "compare":
             print(compare(load_document(args.first), load_document(args.second)))
@@ -347,17 +367,25 @@ def measure(matrix: Matrix, args: argparse.Namespace) -> int:
         for found in unsupported:
             print(f"not measured: {found.runner} ({found.python}): {found.reason}", file=sys.stderr)
         planned = matrix.plan()
-        print(
-            f"measuring {len(planned)} configurations, each in a fresh worker process per block, "
-            f"{describe_design(args.design)}",
-            file=sys.stderr,
-        )
-        measurement = measure_matrix(planned, args.design)
-        rerun = measure_matrix(planned, args.design) if args.repeat_check else None
+        if not args.quiet:
+            print(
+                f"measuring {len(planned)} configurations, each in a fresh worker process per "
+                f"block, {describe_design(args.design)}",
+                file=sys.stderr,
+            )
+        with showing_progress(quiet=args.quiet) as shown:
+            shows = partial(measure_matrix, progress=shown.line, on_progress=shown.update)
+            measurement = shows(planned, args.design)
+            rerun = shows(planned, args.design) if args.repeat_check else None
     except MeasurementError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    status = publish(replace(measurement, unsupported=unsupported), args)
+    # How it was asked for, kept in the document: a page rendered from it later says so.
+    asked = {"command": args.command_line}
+    if args.request is not None:
+        asked["request"] = args.request.read_text(errors="replace")
+    environment = measurement.environment | asked
+    status = publish(replace(measurement, unsupported=unsupported, environment=environment), args)
     if rerun is not None:
         print("\n## Repeat check: the same measurement again, right after\n")
         print("\n".join(calibration_table(calibrate(measurement.findings, rerun.findings))))
@@ -366,7 +394,8 @@ def measure(matrix: Matrix, args: argparse.Namespace) -> int:
 
 
 def publish(measurement: Measurement, args: argparse.Namespace) -> int:
-    """The Markdown tables on stdout, then the --json document, --chart and --pyperf-json;
+    """The Markdown tables on stdout, then the --json document, --chart, --pyperf-json and
+    --html;
     exit 1 when results differed between configurations."""
     print(markdown(measurement))
     if getattr(args, "json", None):
@@ -375,72 +404,35 @@ def publish(measurement: Measurement, args: argparse.Namespace) -> int:
         draw_chart(measurement, args.chart)
     if args.pyperf_json:
         write_pyperf(measurement, args.pyperf_json)
+    if args.html:
+        write_html(measurement, args.html)
     if mismatched_outputs(measurement.rows):
         return 1
     print("\nEvery configuration of a workload produced the same results.")
     return 0
 
 
-def series_name(row: Row, several_pythons: bool) -> str:
-    return f"{row.runner} GIL={row.gil}" + (f" {row.python}" if several_pythons else "")
-
-
-def chart_point(row: Row, several_pythons: bool) -> ChartPoint:
-    assert row.speedup is not None
-    return ChartPoint(
-        panel=row.workload,
-        series=series_name(row, several_pythons),
-        workers=row.workers,
-        speedup=row.speedup.ratio,
-        low=row.speedup.ci_low,
-        high=row.speedup.ci_high,
-    )
-
-
 def draw_chart(measurement: Measurement, path: Path) -> None:
     """Speedups with their CIs as whiskers, and the host's ceiling as a line per panel."""
-    several_pythons = len({row.python for row in measurement.rows}) > 1
-    measured = [row for row in measurement.rows if row.speedup is not None]
-    points = [chart_point(row, several_pythons) for row in measured if row.runner != CEILING]
-    title = f"Speedup over sequential, {measurement.environment['cpu_count']} CPUs"
-    draw_speedup_chart(points, path, title=title, ceilings=ceiling_points(measured))
-
-
-def ceiling_points(rows: list[Row]) -> list[ChartPoint]:
-    """One ceiling per panel and worker count, as the chart draws it: the host's, measured in
-    each GIL mode and interpreter alike, so the first interpreter's lowest GIL mode stands for
-    them. One worker is sequential itself, where the ceiling is 1x by definition."""
-    if not rows:
-        return []
-    chosen: dict[tuple[str, int], Row] = {}
-    for row in sorted(rows, key=lambda row: row.gil):
-        if row.runner == CEILING and row.python == rows[0].python:
-            chosen.setdefault((row.workload, row.workers), row)
-    starts = {
-        ChartPoint(panel=workload, series=CEILING, workers=1, speedup=1.0) for workload, _ in chosen
-    }
-    return sorted(starts, key=lambda point: point.panel) + [
-        chart_point(row, several_pythons=False) for row in chosen.values()
-    ]
+    points, ceilings = chart_points(measurement)
+    draw_speedup_chart(points, path, title=chart_title(measurement), ceilings=ceilings)
 
 
 def write_pyperf(measurement: Measurement, path: Path) -> None:
     """Every configuration's rounds as a pyperf benchmark, for pyperf's own tools."""
-    benchmarks = [
-        PyperfBenchmark(
-            name=row.title,
-            values=row.wall_s,
-            warmups=row.warmups_s,
-            blocks=row.block_of_runs,
-            metadata={
-                "workload": row.workload,
-                "runner": row.runner,
-                "workers": row.workers,
-                "gil": row.gil,
-                "python": row.python,
-                "python_executable": row.python_path,
-            },
-        )
-        for row in measurement.rows
-    ]
-    path.write_text(json.dumps(pyperf_suite(benchmarks), indent=2) + "\n")
+    path.write_text(json.dumps(pyperf_document(measurement), indent=2) + "\n")
+
+
+def write_html(measurement: Measurement, path: Path) -> None:
+    """The report page, with the command (and --request body) that measured it."""
+    environment = measurement.environment
+    command, request = environment.get("command"), environment.get("request")
+    page = measurement_page(
+        measurement,
+        title=" + ".join(dict.fromkeys(row.workload for row in measurement.rows)),
+        reproduce=Reproduce(
+            command=command if isinstance(command, str) else None,
+            request_body=request if isinstance(request, str) else None,
+        ),
+    )
+    write_atomically(path, page.encode())

@@ -6,7 +6,7 @@ from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from nogil_bench.auth.dependencies import CurrentUser
-from nogil_bench.benchmarks import service
+from nogil_bench.benchmarks import pages, service
 from nogil_bench.benchmarks.models import Benchmark
 from nogil_bench.benchmarks.schemas import (
     BenchmarkCreate,
@@ -19,6 +19,7 @@ from nogil_bench.core.deps import Limit, Offset, SettingsDep
 from nogil_bench.core.idempotency import IdempotencyKeyHeader, normalize_key
 from nogil_bench.core.openapi import BODY_ERRORS, NOT_FOUND, UNAUTHENTICATED, error_response
 from nogil_bench.jobs.dependencies import OVERLOAD_RESPONSES, Submitter, WorkQueueDep
+from nogil_bench.reports.responses import html_response
 
 router = APIRouter(prefix="/benchmarks", tags=["benchmarks"], responses=UNAUTHENTICATED)
 # What a benchmark may measure by name; beside the benchmarks, which are what uses it.
@@ -149,6 +150,17 @@ def read_benchmark_chart(
     benchmark: OwnedBenchmark, format: Literal["svg", "png"] = "svg"
 ) -> Response:
     return Response(service.chart(benchmark, format), media_type=CHART_MEDIA_TYPES[format])
+
+
+@router.get(
+    "/{benchmark_id}/report",
+    summary="The report as one self-contained page: the answer in words, every configuration, "
+    "the chart, the environment, how to reproduce it; while it runs, how far it is",
+    response_class=Response,
+    responses={200: {"content": {"text/html": {}}}, **NOT_FOUND},
+)
+def read_benchmark_report(benchmark: OwnedBenchmark) -> Response:
+    return html_response(pages.benchmark_page(benchmark, shared=False), shared=False)
 
 
 @router.delete(

@@ -16,6 +16,7 @@ from nogil_bench.benchmarks.schemas import (
     BenchmarkComparison,
     BenchmarkCreate,
     BenchmarkEntry,
+    BenchmarkProgress,
     BenchmarkPublic,
     BenchmarkSpec,
     WorkloadIn,
@@ -248,6 +249,7 @@ def describe(benchmark: Benchmark) -> BenchmarkPublic:
         steal_share=report.get("steal_share"),
         worker=benchmark.worker,
         attempts=benchmark.attempts,
+        progress=BenchmarkProgress.while_running(benchmark.status, benchmark.progress),
         chart_url=f"/api/v1/benchmarks/{benchmark.id}/chart",
     )
 
@@ -292,6 +294,36 @@ def what_is_measured(spec: BenchmarkSpec) -> str:
         return f"{spec.workload} {params}".rstrip()
     ops = " + ".join(step.op for step in spec.pipeline or [])
     return f"{spec.count} x {spec.width}x{spec.height}, {ops}"
+
+
+def request_body(spec: BenchmarkSpec) -> dict[str, Any]:
+    """A POST /api/v1/benchmarks body that asks for this benchmark again, defaults spelled out
+    (`nogil-bench measure --request` takes it too)."""
+    if spec.workload is not None:
+        work: dict[str, Any] = {"workload": {"name": spec.workload, "params": spec.params}}
+    else:
+        work = {
+            "source": {
+                "count": spec.count,
+                "width": spec.width,
+                "height": spec.height,
+                "seed": spec.seed,
+            },
+            "pipeline": [step.model_dump(mode="json") for step in spec.pipeline or []],
+        }
+    return work | spec.model_dump(
+        mode="json",
+        include={
+            "runners",
+            "workers",
+            "gil",
+            "repeats",
+            "max_repeats",
+            "block_rounds",
+            "warmups",
+            "target_ci",
+        },
+    )
 
 
 def pyperf_document(benchmark: Benchmark) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from nogil_bench.core.openapi import (
 )
 from nogil_bench.core.storage import FileStore, FileStoreDep
 from nogil_bench.core.work import WorkQueue
-from nogil_bench.jobs import forms, service
+from nogil_bench.jobs import forms, pages, service
 from nogil_bench.jobs.dependencies import (
     OVERLOAD_RESPONSES,
     OwnedBatch,
@@ -42,6 +42,7 @@ from nogil_bench.jobs.schemas import (
     OperationPublic,
     ParameterPublic,
 )
+from nogil_bench.reports.responses import html_response
 from nogil_bench.workloads.images import OPERATIONS
 from nogil_bench.workloads.model import OpKind
 
@@ -249,6 +250,19 @@ def list_batches(
 def read_batch(batch: OwnedBatch, engine: EngineDep) -> BatchPublic:
     with Session(engine) as session:
         return service.describe_batch(session=session, batch=batch)
+
+
+@router.get(
+    "/batches/{batch_id}/report",
+    summary="The batch as one self-contained page: throughput, latency percentiles, each job's "
+    "time as a chart, failures with their reasons; while it runs, how many jobs are done",
+    response_class=Response,
+    responses={200: {"content": {"text/html": {}}}, **NOT_FOUND},
+)
+def read_batch_report(batch: OwnedBatch, engine: EngineDep) -> Response:
+    with Session(engine) as session:
+        page = pages.batch_report(session=session, batch=batch)
+    return html_response(page, shared=False)
 
 
 @router.delete(

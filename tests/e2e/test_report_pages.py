@@ -1,0 +1,137 @@
+"""End to end: the report pages in headless Chromium, as a reader opens them. The CLI's file
+(offline, from disk) and the service's page (through a share link, logged out) each render at a
+desktop's and a phone's width, the browser logs no error and fetches nothing but the page."""
+
+import json
+import time
+from collections.abc import Iterator
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from PIL import Image, ImageStat
+
+from tests.utils.browser import Browser, headless_chromium, require_chromium
+from tests.utils.live_server import LiveServer
+from tests.utils.measure_cli import TINY, measure
+
+WIDTHS = {"desktop": 1280, "phone": 390}
+FIB = ("fib", "--param", "n=15", "--param", "tasks=4", "--runners", "threads")
+BODY = {
+    "workload": {"name": "fib", "params": {"n": 15, "tasks": 4}},
+    "runners": ["threads"],
+    "workers": [2],
+    "gil": [0],
+    "repeats": 4,
+    "max_repeats": 4,
+    "block_rounds": 2,
+    "warmups": 0,
+}
+WAIT_S = 180.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def chromium_installed() -> None:
+    require_chromium()
+
+
+@pytest.fixture(scope="module")
+def cli_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    page = tmp_path_factory.mktemp("cli") / "report.html"
+    completed = measure(*FIB, *TINY, "--html", page)
+    assert completed.returncode == 0, completed.stderr
+    return page
+
+
+@pytest.fixture(scope="module")
+def shared_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A benchmark measured by a real `nogil-bench serve`, shared: its link."""
+    server = LiveServer(tmp_path_factory.mktemp("e2e-report"))
+    server.start()
+    try:
+        yield share_a_benchmark(server.url)
+    finally:
+        server.stop()
+
+
+def share_a_benchmark(base_url: str) -> str:
+    with httpx2.Client(base_url=base_url, timeout=30) as client:
+        credentials = {"email": "grace@example.com", "password": "correct horse battery"}
+        assert client.post("/api/v1/auth/register", json=credentials).status_code == 201
+        token = client.post(
+            "/api/v1/auth/token",
+            data={"username": credentials["email"], "password": credentials["password"]},
+        ).json()["access_token"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        location = client.post("/api/v1/benchmarks", json=BODY).headers["Location"]
+        done = wait_for(client, location)
+        assert done["status"] == "succeeded", done["error"]
+        shared = client.post(f"{location}/share")
+        assert shared.status_code == 201, shared.text
+        url: str = shared.json()["url"]
+        return url
+
+
+def wait_for(client: httpx2.Client, location: str) -> dict[str, Any]:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        benchmark: dict[str, Any] = client.get(location).json()
+        if benchmark["status"] in {"succeeded", "failed", "cancelled"}:
+            return benchmark
+        time.sleep(0.5)
+    raise AssertionError(f"{location} not finished after {WAIT_S} s")
+
+
+def requests_made(browser: Browser) -> list[str]:
+    """Every URL the browser asked for since the last call (Chrome's network log)."""
+    urls = []
+    for entry in browser.get_log("performance"):  # type: ignore[no-untyped-call]
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+def look_at(url: str, width: int) -> tuple[bytes, list[str], list[dict[str, Any]]]:
+    """The page at `width`: a screenshot of it, the URLs fetched, the console's messages."""
+    with headless_chromium(width=width, height=1600) as browser:
+        browser.get(url)
+        assert browser.find_element("css selector", "h1").text
+        # Wide content scrolls inside its box; the page itself fits the screen.
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= width
+        console = browser.get_log("browser")  # type: ignore[no-untyped-call]
+        return browser.get_screenshot_as_png(), requests_made(browser), console
+
+
+def assert_readable(screenshot: bytes, width: int) -> None:
+    image = Image.open(BytesIO(screenshot)).convert("L")
+    assert image.width == width
+    # Not blank: text and chart make the page far from one flat colour.
+    assert ImageStat.Stat(image).stddev[0] > 20
+
+
+@pytest.mark.parametrize("device", WIDTHS)
+def test_the_clis_page_renders_offline_with_no_request_and_no_error(
+    cli_page: Path, device: str, tmp_path: Path
+) -> None:
+    url = cli_page.as_uri()
+
+    screenshot, fetched, console = look_at(url, WIDTHS[device])
+
+    assert_readable(screenshot, WIDTHS[device])
+    assert [each for each in fetched if not each.startswith("data:")] == [url]
+    assert [entry for entry in console if entry["level"] == "SEVERE"] == []
+    (tmp_path / f"cli-{device}.png").write_bytes(screenshot)
+
+
+@pytest.mark.parametrize("device", WIDTHS)
+def test_the_services_shared_page_renders_logged_out_with_no_request_and_no_error(
+    shared_url: str, device: str
+) -> None:
+    screenshot, fetched, console = look_at(shared_url, WIDTHS[device])
+
+    assert_readable(screenshot, WIDTHS[device])
+    assert [each for each in fetched if not each.startswith("data:")] == [shared_url]
+    assert [entry for entry in console if entry["level"] == "SEVERE"] == []
