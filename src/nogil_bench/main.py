@@ -19,6 +19,8 @@ from nogil_bench.auth.router import router as auth_router
 from nogil_bench.auth.router import users_router
 from nogil_bench.benchmarks.router import router as benchmarks_router
 from nogil_bench.benchmarks.router import workloads_router
+from nogil_bench.benchmarks.share_router import router as share_router
+from nogil_bench.benchmarks.share_router import shared_router
 from nogil_bench.core import metrics, runtime
 from nogil_bench.core.config import Settings, get_settings
 from nogil_bench.core.db import DatabaseUnavailableError, make_engine, wait_for_database
@@ -160,6 +162,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         users_router,
         jobs_router,
         benchmarks_router,
+        share_router,
+        shared_router,
         workloads_router,
         details_router,
     ):

@@ -112,6 +112,12 @@ class Settings(BaseSettings):
         default="10/minute;100/day",
         description="Accounts created per client address; above it, 429.",
     )
+    SHARED_PAGE_RATE_LIMIT: str = Field(
+        default="30/minute;300/hour",
+        description="Shared benchmark pages (GET /api/v1/shared/{token}) read per client "
+        "address, whether the link exists or not, so that tokens cannot be guessed at speed; "
+        "above it, 429 with Retry-After.",
+    )
     IDEMPOTENCY_KEY_TTL_HOURS: int = Field(
         default=24, ge=1, description="How long an Idempotency-Key is remembered."
     )
@@ -233,7 +239,11 @@ class Settings(BaseSettings):
     _secret_generated: bool = PrivateAttr(default=False)
 
     @field_validator(
-        "SUBMISSION_RATE_LIMIT", "LOGIN_FAILURE_LIMIT", "LOGIN_RATE_LIMIT", "REGISTER_RATE_LIMIT"
+        "SUBMISSION_RATE_LIMIT",
+        "LOGIN_FAILURE_LIMIT",
+        "LOGIN_RATE_LIMIT",
+        "REGISTER_RATE_LIMIT",
+        "SHARED_PAGE_RATE_LIMIT",
     )
     @classmethod
     def _rate_limit_parses(cls, value: str) -> str:

@@ -34,6 +34,18 @@ def route_template(scope: Scope) -> str:
     return "/".join(parts[: len(parts) - segments]) + template
 
 
+# Paths whose rest is a credential (a share link's token): logged without it, so that whoever
+# reads the logs cannot open what was shared.
+SECRET_PATH_PREFIXES = ("/api/v1/shared/",)
+
+
+def loggable_path(path: str) -> str:
+    for prefix in SECRET_PATH_PREFIXES:
+        if path.startswith(prefix):
+            return prefix + "[redacted]"
+    return path
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, slow_request_ms: float) -> None:
         self.app = app
@@ -65,7 +77,9 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            logger.exception("unhandled error in {} {}", scope["method"], scope["path"])
+            logger.exception(
+                "unhandled error in {} {}", scope["method"], loggable_path(scope["path"])
+            )
             if response_started:
                 raise
             error = JSONResponse(
@@ -78,20 +92,21 @@ class RequestContextMiddleware:
                 scope["method"], route_template(scope), status, duration_ms / 1000
             )
             client = scope.get("client")
+            path = loggable_path(scope["path"])
             access = logger.bind(
                 method=scope["method"],
-                path=scope["path"],
+                path=path,
                 status=status,
                 duration_ms=round(duration_ms, 2),
                 client_ip=client[0] if client else None,
                 user_agent=headers.get(b"user-agent", b"").decode("latin-1"),
             )
-            access.info("{} {} {}", scope["method"], scope["path"], status)
+            access.info("{} {} {}", scope["method"], path, status)
             if duration_ms > self.slow_request_ms:
                 access.warning(
                     "slow request: {} {} took {:.0f} ms (threshold {:.0f} ms)",
                     scope["method"],
-                    scope["path"],
+                    path,
                     duration_ms,
                     self.slow_request_ms,
                 )
