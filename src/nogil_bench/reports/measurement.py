@@ -225,8 +225,9 @@ def _mode_answer(
     turned_on = " (but an import turned the GIL on: see the warning)" if best.gil_enabled_by else ""
     sentences = [
         Sentence(
-            f"{mode}: {best.runner} with {best.workers} workers is the fastest, "
-            f"{ratio_cell(best.speedup)} over sequential: {best.speedup.text}{turned_on}.",
+            f"{mode}: the highest speedup measured is {best.runner} with {best.workers} "
+            f"workers, {ratio_cell(best.speedup)} over sequential: "
+            f"{best.speedup.text}{turned_on}.",
             _tone(best.speedup.verdict),
         )
     ]
@@ -280,10 +281,14 @@ def warnings(measurement: Measurement) -> list[str]:
     found += [line for line in outputs_that_differ(measurement) if line]
     noisy = [row.title for row in measurement.rows if row.noisy]
     if noisy:
+        which = (
+            f"all {len(noisy)} configurations"
+            if len(noisy) == len(measurement.rows)
+            else f"{len(noisy)} of {len(measurement.rows)} configurations (flagged in the table)"
+        )
         found.append(
-            f"{len(noisy)} configuration(s) had a standard deviation above "
-            f"{NOISY_STDEV_RATIO:.0%} of the median: treat their figures as rough "
-            f"({', '.join(noisy)})."
+            f"{which} had a standard deviation above {NOISY_STDEV_RATIO:.0%} of the median: "
+            "treat their figures as rough, or measure longer (more blocks narrow the intervals)."
         )
     return found
 
@@ -319,7 +324,8 @@ def table_row(row: Row) -> TableRow:
         stdev=f"{stats.stdev_ratio:.1%}",
         noisy=stats.noisy,
         speedup="1x (baseline)" if row.runner == SEQUENTIAL else ratio_cell(row.speedup),
-        verdict="" if row.speedup is None else row.speedup.text,
+        # The numbers are in the speedup's cell; here the verdict alone.
+        verdict="" if row.speedup is None else str(row.speedup.verdict),
         verdict_tone="plain" if row.speedup is None else _tone(row.speedup.verdict),
         efficiency="" if row.efficiency is None else f"{row.efficiency:.0%}",
         ceiling_share=share_cell(row.ceiling_share),
