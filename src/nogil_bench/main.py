@@ -22,7 +22,7 @@ from nogil_bench.benchmarks.router import workloads_router
 from nogil_bench.benchmarks.share_router import router as share_router
 from nogil_bench.benchmarks.share_router import shared_router
 from nogil_bench.core import metrics, runtime
-from nogil_bench.core.config import Settings, get_settings
+from nogil_bench.core.config import API_PREFIX, Settings, get_settings
 from nogil_bench.core.db import DatabaseUnavailableError, make_engine, wait_for_database
 from nogil_bench.core.docs import OAUTH2_REDIRECT_URL, install_docs
 from nogil_bench.core.errors import install_error_handler
@@ -39,7 +39,6 @@ from nogil_bench.jobs.router import router as jobs_router
 from nogil_bench.work.executor import Executor
 from nogil_bench.work.queue import recover_expired
 
-API_PREFIX = "/api/v1"
 # Room for the multipart framing and the text fields around the images.
 FORM_OVERHEAD_BYTES = 1024 * 1024
 

@@ -27,11 +27,11 @@ from nogil_bench.runners import BaseRunner
 from nogil_bench.runners.timing import Outcome
 from nogil_bench.work.queue import claim_next
 from nogil_bench.workloads.images import ImageJob, SyntheticSource, run_jobs_captured
-from tests.utils.api import BATCHES, SMALL_BATCH, Headers, png, wait_until_finished
+from tests.utils.api import BATCHES, PAGE_CSP, SMALL_BATCH, Headers, png, wait_until_finished
 
 PAGE_HEADERS = {
     "content-type": "text/html; charset=utf-8",
-    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+    "content-security-policy": PAGE_CSP,
     "x-content-type-options": "nosniff",
     "cache-control": "no-store",
 }

@@ -3,16 +3,18 @@ from the measurement the benchmark stored; before that, its status."""
 
 import base64
 import json
+import sys
+import sysconfig
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
 from nogil_bench.bench.document import from_json
-from tests.utils.api import BENCHMARKS, Headers, wait_until_finished, workload_benchmark
+from tests.utils.api import BENCHMARKS, PAGE_CSP, Headers, wait_until_finished, workload_benchmark
 
 PAGE_HEADERS = {
     "content-type": "text/html; charset=utf-8",
-    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+    "content-security-policy": PAGE_CSP,
     "x-content-type-options": "nosniff",
 }
 FIB_ON_THREADS = workload_benchmark(runners=["threads"], workers=[2])
@@ -49,6 +51,17 @@ def test_the_owner_reads_a_finished_benchmarks_report_as_one_page(
     threads = next(row for row in from_json(document).rows if row.runner == "threads")
     entry = next(entry for entry in done["results"] if entry["runner"] == "threads")
     assert threads.wall_s == entry["runs_wall_s"]
+    assert sys.executable in page  # the owner sees where it ran
+
+    # Shared, the same report names no path on the measuring host, in the page or its data.
+    link = client.post(f"{location}/share", headers=alice).json()["url"]
+    shared = client.get(link).text
+    host_paths = [sys.executable, sys.prefix, sysconfig.get_config_var("prefix")]
+    assert "GIL off: the highest speedup measured is threads with 2 workers" in shared
+    for path in host_paths:
+        assert path not in shared
+        assert path not in json.dumps(downloaded(shared, "measurement.json"))
+        assert path not in json.dumps(downloaded(shared, "pyperf.json"))
 
 
 def test_a_queued_benchmarks_page_says_it_waits_and_what_it_will_measure(

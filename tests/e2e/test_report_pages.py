@@ -5,6 +5,7 @@ desktop's and a phone's width, the browser logs no error and fetches nothing but
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,12 @@ BODY = {
     "block_rounds": 2,
     "warmups": 0,
 }
+BATCH = {
+    "source": {"count": 4, "width": 32, "height": 32},
+    "pipeline": [{"op": "invert"}],
+    "runner": "threads",
+    "workers": 2,
+}
 WAIT_S = 180.0
 
 
@@ -45,18 +52,27 @@ def cli_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return page
 
 
+@dataclass(frozen=True)
+class Service:
+    """A real `nogil-bench serve` with one user's measured benchmark, shared, and a batch."""
+
+    token: str
+    report: str  # the owner's report page of the benchmark
+    shared: str  # its share link
+    batch_report: str
+
+
 @pytest.fixture(scope="module")
-def shared_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A benchmark measured by a real `nogil-bench serve`, shared: its link."""
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     server = LiveServer(tmp_path_factory.mktemp("e2e-report"))
     server.start()
     try:
-        yield share_a_benchmark(server.url)
+        yield measured_and_shared(server.url)
     finally:
         server.stop()
 
 
-def share_a_benchmark(base_url: str) -> str:
+def measured_and_shared(base_url: str) -> Service:
     with httpx2.Client(base_url=base_url, timeout=30) as client:
         credentials = {"email": "grace@example.com", "password": "correct horse battery"}
         assert client.post("/api/v1/auth/register", json=credentials).status_code == 201
@@ -66,12 +82,18 @@ def share_a_benchmark(base_url: str) -> str:
         ).json()["access_token"]
         client.headers["Authorization"] = f"Bearer {token}"
         location = client.post("/api/v1/benchmarks", json=BODY).headers["Location"]
-        done = wait_for(client, location)
-        assert done["status"] == "succeeded", done["error"]
+        batch = client.post("/api/v1/batches", json=BATCH).headers["Location"]
+        for each in (location, batch):
+            done = wait_for(client, each)
+            assert done["status"] == "succeeded", done
         shared = client.post(f"{location}/share")
         assert shared.status_code == 201, shared.text
-        url: str = shared.json()["url"]
-        return url
+        return Service(
+            token=token,
+            report=f"{base_url}{location}/report",
+            shared=shared.json()["url"],
+            batch_report=f"{base_url}{batch}/report",
+        )
 
 
 def wait_for(client: httpx2.Client, location: str) -> dict[str, Any]:
@@ -94,9 +116,16 @@ def requests_made(browser: Browser) -> list[str]:
     return urls
 
 
-def look_at(url: str, width: int) -> tuple[bytes, list[str], list[dict[str, Any]]]:
-    """The page at `width`: a screenshot of it, the URLs fetched, the console's messages."""
+def look_at(
+    url: str, width: int, token: str | None = None
+) -> tuple[bytes, list[str], list[dict[str, Any]]]:
+    """The page at `width` (with `token` as its bearer): a screenshot of it, the URLs fetched,
+    the console's messages."""
     with headless_chromium(width=width, height=1600) as browser:
+        if token is not None:
+            browser.execute_cdp_cmd("Network.enable", {})
+            headers = {"Authorization": f"Bearer {token}"}
+            browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": headers})
         browser.get(url)
         assert browser.find_element("css selector", "h1").text
         # Wide content scrolls inside its box; the page itself fits the screen.
@@ -127,11 +156,16 @@ def test_the_clis_page_renders_offline_with_no_request_and_no_error(
 
 
 @pytest.mark.parametrize("device", WIDTHS)
-def test_the_services_shared_page_renders_logged_out_with_no_request_and_no_error(
-    shared_url: str, device: str
+@pytest.mark.parametrize("page", ["shared", "report", "batch_report"])
+def test_the_services_pages_render_with_no_request_and_no_error(
+    service: Service, page: str, device: str
 ) -> None:
-    screenshot, fetched, console = look_at(shared_url, WIDTHS[device])
+    url = getattr(service, page)
+    # The shared page logged out; the owner's pages with the owner's token.
+    token = None if page == "shared" else service.token
+
+    screenshot, fetched, console = look_at(url, WIDTHS[device], token)
 
     assert_readable(screenshot, WIDTHS[device])
-    assert [each for each in fetched if not each.startswith("data:")] == [shared_url]
+    assert [each for each in fetched if not each.startswith("data:")] == [url]
     assert [entry for entry in console if entry["level"] == "SEVERE"] == []

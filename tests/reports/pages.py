@@ -1,6 +1,7 @@
 """Measurements built from fixed rows, for specifying what a page shows."""
 
 import random
+from dataclasses import replace
 
 from nogil_bench.bench.results import Design, Measurement, Row, StopReason, analyse
 from tests.utils.bench_rows import row
@@ -23,6 +24,20 @@ HOST = {
 def walls(seconds: float, rounds: int = 6, seed: int = 0) -> list[float]:
     noise = random.Random(seed)  # noqa: S311 (fixed noise, not a secret)
     return [seconds * (1 + noise.uniform(-0.02, 0.02)) for _ in range(rounds)]
+
+
+def two_workloads() -> Measurement:
+    """fib and images, GIL off then on, in the engine's order: by GIL mode, then workload."""
+    rows = []
+    for gil in (0, 1):
+        for workload in ("fib", "images"):
+            rows += [
+                row("sequential", 1, walls(1.0, seed=gil), gil=gil, workload=workload),
+                row("threads", 2, walls(0.55, seed=gil + 4), gil=gil, workload=workload),
+            ]
+    found = measurement(rows=rows)
+    descriptions = {"fib": "fib(n)", "images": "synthetic images"}
+    return replace(found, environment=found.environment | {"workloads": descriptions})
 
 
 def measurement(workload: str = "fib", *, rows: list[Row] | None = None) -> Measurement:

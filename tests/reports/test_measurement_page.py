@@ -5,12 +5,14 @@ import base64
 import json
 import re
 from html.parser import HTMLParser
+from xml.etree import ElementTree
 
 from nogil_bench.bench.document import from_json
 from nogil_bench.bench.progress import Progress
+from nogil_bench.bench.report import markdown
 from nogil_bench.bench.results import Unsupported
-from nogil_bench.reports.measurement import Reproduce, measurement_page, running_page
-from tests.reports.pages import measurement
+from nogil_bench.reports.measurement import Reproduce, measurement_page, status_page
+from tests.reports.pages import measurement, two_workloads
 from tests.utils.bench_rows import row
 
 HOSTILE = '<script>alert("x")</script>\'</style>'
@@ -72,6 +74,20 @@ def test_every_configuration_is_in_the_table_with_its_interval_and_verdict() -> 
             assert cells in page
             assert f'">{each.speedup.verdict}</td>' in page.split(cells, 1)[1]
     assert page.count("<tr><td>3.14.7t</td>") == len(measured.rows)
+
+
+def test_each_workload_has_one_answer_and_one_table_with_both_gil_modes() -> None:
+    measured = two_workloads()
+    page = measurement_page(measured, title="two", reproduce=Reproduce())
+
+    headings = [text for tag, text in re.findall(r"<(h3)>([^<:]+)", page)]
+    assert headings == ["fib", "images", "fib", "images"]  # an answer each, then a table each
+    words = Page(page).words()
+    answers = words[words.index("The answer") : words.index("Every configuration")]
+    assert answers.count("GIL off: the highest speedup measured") == 2
+    assert answers.count("GIL on: the highest speedup measured") == 2
+    assert "### fib" in markdown(measured)
+    assert markdown(measured).count("### fib") == 1
 
 
 def test_unsupported_runners_are_listed_with_their_reasons() -> None:
@@ -155,6 +171,11 @@ def test_every_user_given_string_is_escaped() -> None:
     assert page.count("</style>") == 1  # the page's own
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&#39;&lt;/style&gt;" in page
     assert HOSTILE in Page(page).words()  # shown as text, as typed
+    # The chart names the workload too: its SVG is well-formed and holds the name as text.
+    (image,) = Page(page).named("img")
+    svg = ElementTree.fromstring(base64.b64decode(str(image["src"]).split(",", 1)[1]))  # noqa: S314 (our own SVG)
+    texts = svg.iter("{http://www.w3.org/2000/svg}text")
+    assert HOSTILE in ["".join(text.itertext()) for text in texts]
 
 
 def test_a_running_benchmark_says_how_far_it_is() -> None:
@@ -172,7 +193,7 @@ def test_a_running_benchmark_says_how_far_it_is() -> None:
         widest_ci=None,
         target_ci=0.05,
     )
-    page = running_page(
+    page = status_page(
         title="fib", status="running", progress=progress, reproduce=Reproduce(), error=None
     )
 

@@ -18,6 +18,12 @@ type Headers = dict[str, str]
 JOBS = "/api/v1/jobs"
 BATCHES = "/api/v1/batches"
 BENCHMARKS = "/api/v1/benchmarks"
+# What every HTML page of the service sends (reports/responses.py): no script, nothing remote,
+# no framing, no <base>, no form posts.
+PAGE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
 WORKLOADS = "/api/v1/workloads"
 FINISHED = {"succeeded", "failed", "cancelled"}
 WAIT_TIMEOUT_S = 90.0

@@ -25,6 +25,7 @@ the host's moment; see plan.round_order. Intervals are computed over blocks as w
 (stats.rerun_interval): what one process draws once is redrawn by the next block.
 """
 
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -151,6 +152,7 @@ def measure_matrix(
     report = on_progress or _ignore
     started = time.monotonic()
     host_before = read_cpu_jiffies()
+    load_at_start = list(os.getloadavg())  # what else the host ran as measuring began
     stop = StopReason.BOUND
     for block in range(design.max_blocks):
         if block and deadline_s is not None and time.monotonic() - started > deadline_s:
@@ -197,7 +199,8 @@ def measure_matrix(
         stop=stop,
         steal_share=steal_share(host_before, read_cpu_jiffies()),
         duration_s=time.monotonic() - started,
-        environment=describe_environment() | {"workloads": measured.descriptions},
+        environment=describe_environment()
+        | {"workloads": measured.descriptions, "load_average_at_start": load_at_start},
     )
 
 

@@ -2,7 +2,6 @@
 GIL, runner and interpreter comparisons; noisy figures flagged, never hidden."""
 
 from collections.abc import Sequence
-from itertools import groupby
 
 from nogil_bench.bench.calibration import (
     INSIDE_TARGET,
@@ -19,6 +18,7 @@ from nogil_bench.bench.results import (
     Measurement,
     Row,
     differing_rows,
+    grouped,
     mismatched_outputs,
 )
 from nogil_bench.bench.stats import NOISY_STDEV_RATIO, Comparison
@@ -61,7 +61,7 @@ def markdown(measurement: Measurement) -> str:
     assert isinstance(descriptions, dict)
     lines = [summary(measurement), ""]
     lines += gil_enabled_by_imports(measurement)
-    for workload, group in groupby(measurement.rows, key=lambda row: row.workload):
+    for workload, group in grouped(measurement.rows, key=lambda row: row.workload).items():
         lines += [f"### {workload}: {descriptions.get(workload, '')}", "", HEADER]
         lines.append(_separator(HEADER))
         lines += [table_row(row) for row in group]

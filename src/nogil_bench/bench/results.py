@@ -347,6 +347,15 @@ def _free_threaded(row: Row) -> bool:
     return bool(row.environment.get("free_threaded"))
 
 
+def grouped[K](rows: Sequence[Row], key: Callable[[Row], K]) -> dict[K, list[Row]]:
+    """The rows by `key`, groups in first-seen order, rows in theirs. (The plan orders rows by
+    interpreter and GIL mode before workload, so rows of one workload are not adjacent.)"""
+    groups: dict[K, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(key(row), []).append(row)
+    return groups
+
+
 def mismatched_outputs(rows: Sequence[Row]) -> list[str]:
     """Workloads whose output differed between any two configurations: a function that is
     non-deterministic, or not thread-safe."""

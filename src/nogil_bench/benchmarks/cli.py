@@ -37,10 +37,8 @@ from nogil_bench.bench.plan import SEQUENTIAL, Matrix, probe_interpreter
 from nogil_bench.bench.report import calibration_table, compare, markdown
 from nogil_bench.bench.results import Design, Measurement, mismatched_outputs
 from nogil_bench.bench.target import TargetError, make_target
-from nogil_bench.benchmarks.progress_bar import showing_progress
 from nogil_bench.core.files import write_atomically
 from nogil_bench.core.runtime import cpu_count
-from nogil_bench.reports.measurement import Reproduce, measurement_page
 from nogil_bench.runners import local_runners, runners
 
 if TYPE_CHECKING:
@@ -362,6 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def measure(matrix: Matrix, args: argparse.Namespace) -> int:
+    # Imported here: rich takes a tenth of a second of every other command's start.
+    from nogil_bench.benchmarks.progress_bar import showing_progress  # noqa: PLC0415
+
     try:
         matrix, unsupported = check_runners(matrix)
         for found in unsupported:
@@ -425,6 +426,9 @@ def write_pyperf(measurement: Measurement, path: Path) -> None:
 
 def write_html(measurement: Measurement, path: Path) -> None:
     """The report page, with the command (and --request body) that measured it."""
+    # Imported here: Jinja2 takes a tenth of a second of every other command's start.
+    from nogil_bench.reports.measurement import Reproduce, measurement_page  # noqa: PLC0415
+
     environment = measurement.environment
     command, request = environment.get("command"), environment.get("request")
     page = measurement_page(

@@ -10,7 +10,7 @@ from nogil_bench.benchmarks.models import Benchmark
 from nogil_bench.benchmarks.schemas import BenchmarkSpec
 from nogil_bench.benchmarks.service import request_body, what_is_measured
 from nogil_bench.core.models import Status
-from nogil_bench.reports.measurement import Reproduce, measurement_page, running_page
+from nogil_bench.reports.measurement import Reproduce, measurement_page, status_page
 
 
 def benchmark_page(benchmark: Benchmark, *, shared: bool) -> str:
@@ -26,22 +26,33 @@ def benchmark_page(benchmark: Benchmark, *, shared: bool) -> str:
         try:
             measurement = from_json(benchmark.document)
         except DocumentFormatError as unreadable:
-            return running_page(
-                title=title,
-                status=benchmark.status,
-                progress=None,
-                reproduce=reproduce,
-                error=f"its results cannot be drawn again: {unreadable}",
-            )
-        return measurement_page(measurement, title=title, reproduce=reproduce, shared=shared)
-    error = benchmark.error
-    if benchmark.status == Status.SUCCEEDED:
-        error = "measured before reports were kept: its figures are in the JSON; measure again"
-    progress = (
-        Progress.from_json(benchmark.progress)
-        if benchmark.progress is not None and benchmark.status == Status.RUNNING
-        else None
+            note = f"Its results cannot be drawn as a page: {unreadable}."
+        else:
+            return measurement_page(measurement, title=title, reproduce=reproduce, shared=shared)
+    else:
+        note = None
+    if benchmark.status == Status.SUCCEEDED and note is None:
+        note = "Measured before reports were kept: its figures are in its JSON; measure again."
+    return status_page(
+        title=title,
+        status=benchmark.status,
+        progress=progress_of(benchmark),
+        reproduce=reproduce,
+        # A shared page says that it failed, not the worker's traceback (paths on the host).
+        error=None if benchmark.error is None else _first_line(benchmark.error, shared=shared),
+        note=note,
     )
-    return running_page(
-        title=title, status=benchmark.status, progress=progress, reproduce=reproduce, error=error
-    )
+
+
+def progress_of(benchmark: Benchmark) -> Progress | None:
+    """The running benchmark's progress; none (rather than a 500) if it cannot be read."""
+    if benchmark.status != Status.RUNNING or benchmark.progress is None:
+        return None
+    try:
+        return Progress.from_json(benchmark.progress)
+    except KeyError, TypeError, ValueError:
+        return None
+
+
+def _first_line(error: str, *, shared: bool) -> str:
+    return error.splitlines()[0] if shared and error.strip() else error

@@ -1,13 +1,12 @@
-import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Depends, Request, Response, status
+from fastapi import APIRouter, Body, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from nogil_bench.auth.dependencies import CurrentUser
 from nogil_bench.benchmarks import pages, service
-from nogil_bench.benchmarks.models import Benchmark
+from nogil_bench.benchmarks.dependencies import OwnedBenchmark
 from nogil_bench.benchmarks.schemas import (
     BenchmarkCreate,
     BenchmarkPublic,
@@ -52,14 +51,6 @@ BODY_EXAMPLES = {
 )
 def list_workloads(_: CurrentUser) -> list[WorkloadPublic]:
     return service.list_workloads()
-
-
-def valid_benchmark(benchmark_id: uuid.UUID, engine: EngineDep, user: CurrentUser) -> Benchmark:
-    with Session(engine) as session:
-        return service.get_benchmark(session=session, owner_id=user.id, benchmark_id=benchmark_id)
-
-
-OwnedBenchmark = Annotated[Benchmark, Depends(valid_benchmark)]
 
 
 @router.post(

@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, Strict
+from pydantic import BaseModel, Field, Strict, ValidationError
 
 from nogil_bench.bench.results import Design
 from nogil_bench.core.models import Status
@@ -288,7 +288,10 @@ class BenchmarkProgress(BaseModel):
         by another path (a lost lease, a shutdown's deadline) may still hold its last one."""
         if status != Status.RUNNING or stored is None:
             return None
-        return cls.model_validate(stored)
+        try:
+            return cls.model_validate(stored)
+        except ValidationError:
+            return None  # written by another version of the engine: no progress to show
 
 
 class BenchmarkPublic(BaseModel):

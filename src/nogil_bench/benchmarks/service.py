@@ -4,6 +4,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from nogil_bench.bench.chart import ChartPoint, render_speedup_chart
@@ -215,7 +216,10 @@ def get_benchmark(*, session: Session, owner_id: uuid.UUID, benchmark_id: uuid.U
 def list_benchmarks(
     *, session: Session, owner_id: uuid.UUID, limit: int, offset: int
 ) -> tuple[list[Benchmark], int]:
-    query = select(Benchmark).where(Benchmark.owner_id == owner_id)
+    # Without the engine's document: tens of kilobytes each, which only the report page reads.
+    query = (
+        select(Benchmark).where(Benchmark.owner_id == owner_id).options(defer(Benchmark.document))  # type: ignore[arg-type]  # a Mapped column
+    )
     return newest_first(session, query, Benchmark, limit=limit, offset=offset)
 
 

@@ -21,6 +21,10 @@ UPLOADS_DIR = Path("uploads")
 OUTPUTS_DIR = Path("outputs")
 
 
+# Every route of the API is under this prefix (health probes and /metrics are not).
+API_PREFIX = "/api/v1"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="NOGIL_BENCH_",

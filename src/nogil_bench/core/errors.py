@@ -12,6 +12,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from nogil_bench.core.logging import loggable_path
+
 DATABASE_RETRY_AFTER_S = 1
 
 
@@ -83,7 +85,12 @@ async def _app_error_handler(request: Request, error: Exception) -> JSONResponse
 async def _database_unavailable_handler(request: Request, error: Exception) -> JSONResponse:
     # The database did not answer in time (pool exhausted, server down, lock held too long):
     # a moment's trouble, not a bug. Nothing was stored by the failed transaction.
-    logger.warning("database unavailable for {} {}: {}", request.method, request.url.path, error)
+    logger.warning(
+        "database unavailable for {} {}: {}",
+        request.method,
+        loggable_path(request.url.path),
+        error,
+    )
     return JSONResponse(
         {"detail": f"the database is unavailable; retry in {DATABASE_RETRY_AFTER_S} s"},
         503,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from nogil_bench.core.config import Settings
+from nogil_bench.core.config import API_PREFIX, Settings
 
 if TYPE_CHECKING:
     from loguru import Message, Record
@@ -48,6 +48,18 @@ class InterceptHandler(logging.Handler):
         logger.opt(depth=depth, exception=record.exc_info).log(
             level, record.getMessage(), logger_name=record.name
         )
+
+
+# Paths whose rest is a credential (a share link's token): logged without it, so that whoever
+# reads the logs cannot open what was shared.
+SECRET_PATH_PREFIXES = (f"{API_PREFIX}/shared/",)
+
+
+def loggable_path(path: str) -> str:
+    for prefix in SECRET_PATH_PREFIXES:
+        if path.startswith(prefix):
+            return prefix + "[redacted]"
+    return path
 
 
 def _add_request_fields(record: Record) -> None:

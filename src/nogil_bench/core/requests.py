@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nogil_bench.core import metrics
-from nogil_bench.core.logging import request_fields
+from nogil_bench.core.logging import loggable_path, request_fields
 
 REQUEST_ID_HEADER = "x-request-id"
 # Accept a caller's id only when it is short and plain, so it cannot forge log lines.
@@ -32,18 +32,6 @@ def route_template(scope: Scope) -> str:
     segments = template.rstrip("/").count("/")
     parts = scope["path"].rstrip("/").split("/")
     return "/".join(parts[: len(parts) - segments]) + template
-
-
-# Paths whose rest is a credential (a share link's token): logged without it, so that whoever
-# reads the logs cannot open what was shared.
-SECRET_PATH_PREFIXES = ("/api/v1/shared/",)
-
-
-def loggable_path(path: str) -> str:
-    for prefix in SECRET_PATH_PREFIXES:
-        if path.startswith(prefix):
-            return prefix + "[redacted]"
-    return path
 
 
 class RequestContextMiddleware:

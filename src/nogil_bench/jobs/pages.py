@@ -16,7 +16,7 @@ def batch_report(*, session: Session, batch: Batch) -> str:
     """The page: figures from the same view `GET /batches/{id}` returns, jobs in the order
     submitted."""
     described = service.describe_batch(session=session, batch=batch)
-    newest_first, _ = service.list_jobs(
+    newest_jobs, _ = service.list_jobs(
         session=session,
         owner_id=batch.owner_id,
         status=None,
@@ -25,7 +25,7 @@ def batch_report(*, session: Session, batch: Batch) -> str:
         limit=described.progress.total,
         offset=0,
     )
-    return batch_page(batch_facts(described, newest_first[::-1]))
+    return batch_page(batch_facts(described, newest_jobs[::-1]))
 
 
 def batch_facts(described: BatchPublic, jobs: Sequence[Job]) -> BatchFacts:

@@ -3,9 +3,9 @@ reproduce it and its data to download. The CLI (`--html`) and the service (`/rep
 links) both draw it here, from the engine's own `Measurement`."""
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import groupby
 
 from nogil_bench.bench.config import CEILING
 from nogil_bench.bench.document import to_json
@@ -20,7 +20,7 @@ from nogil_bench.bench.report import (
     share_cell,
     summary,
 )
-from nogil_bench.bench.results import Finding, Kind, Measurement, Row
+from nogil_bench.bench.results import Finding, Kind, Measurement, Row, grouped
 from nogil_bench.bench.stats import NOISY_STDEV_RATIO, Verdict
 from nogil_bench.reports.render import data_url, render
 
@@ -131,11 +131,17 @@ def measurement_page(
     )
 
 
-def running_page(
-    *, title: str, status: str, progress: Progress | None, reproduce: Reproduce, error: str | None
+def status_page(
+    *,
+    title: str,
+    status: str,
+    progress: Progress | None,
+    reproduce: Reproduce,
+    error: str | None,
+    note: str | None = None,
 ) -> str:
-    """A benchmark without results yet (queued, running), or one that failed: what it is,
-    how far it is, and what it will measure."""
+    """A benchmark without a page of results: queued, running (how far it is), failed (why),
+    cancelled, or measured without a document to draw (`note` says so); and what it measures."""
     return render(
         "status.html",
         title=title,
@@ -144,6 +150,7 @@ def running_page(
         percent=None if progress is None else round(100 * progress.fraction),
         reproduce=reproduce,
         error=error,
+        note=note,
     )
 
 
@@ -196,10 +203,9 @@ def answers(measurement: Measurement) -> list[Answer]:
     by_title = {row.title: row for row in measurement.rows}
     several_pythons = len({row.python for row in measurement.rows}) > 1
     found: list[Answer] = []
-    for (workload, python), group in groupby(
+    for (workload, python), rows in grouped(
         measurement.rows, key=lambda row: (row.workload, row.python)
-    ):
-        rows = list(group)
+    ).items():
         sentences: list[Sentence] = []
         for gil in sorted({row.gil for row in rows}):
             sentences += _mode_answer(measurement, by_title, rows, gil)
@@ -297,7 +303,7 @@ def tables(measurement: Measurement) -> list[Table]:
     descriptions = measurement.environment.get("workloads", {})
     assert isinstance(descriptions, dict)
     found = []
-    for workload, group in groupby(measurement.rows, key=lambda row: row.workload):
+    for workload, group in grouped(measurement.rows, key=lambda row: row.workload).items():
         found.append(
             Table(
                 workload=workload,
@@ -357,28 +363,20 @@ def comparisons(measurement: Measurement) -> list[ComparisonLine]:
 
 
 def environment(measurement: Measurement, *, shared: bool) -> list[tuple[str, str]]:
-    """The facts the figures depend on, as label and value."""
+    """The facts the figures depend on, as label and value: each measured interpreter as its
+    own workers described it, then the host as the harness saw it."""
     env = measurement.environment
     packages = env.get("packages", {})
     assert isinstance(packages, dict)
-    load = env.get("load_average")
-    pythons = dict.fromkeys(
-        row.python if shared else f"{row.python} ({row.python_path})" for row in measurement.rows
-    )
     return [
-        ("Interpreters", ", ".join(pythons)),
-        (
-            "Build",
-            f"{env.get('implementation', '?')} {env.get('python_version', '?')}, "
-            f"{'free-threaded' if env.get('free_threaded') else 'with the GIL'}; configure "
-            f"{env.get('config_args') or 'n/a'}",
-        ),
+        *((f"Interpreter {python}", text) for python, text in interpreters(measurement, shared)),
         ("GIL as measured in each worker", gil_as_measured(measurement)),
         ("CPU", f"{env.get('cpu_model', '?')}, {env.get('cpu_count', '?')} CPUs"),
         ("Memory", f"{int(str(env.get('memory_bytes', 0))) / 1024**3:.1f} GiB"),
         (
-            "Load average (1, 5, 15 min) at the end",
-            "n/a" if not isinstance(load, list) else ", ".join(f"{value:.2f}" for value in load),
+            "Load average (1, 5, 15 min)",
+            f"at the start {_loads(env.get('load_average_at_start'))}; "
+            f"at the end {_loads(env.get('load_average'))}",
         ),
         (
             "Host CPU steal during the rounds",
@@ -391,16 +389,53 @@ def environment(measurement: Measurement, *, shared: bool) -> list[tuple[str, st
     ]
 
 
+def interpreters(measurement: Measurement, shared: bool) -> list[tuple[str, str]]:
+    """Per interpreter measured: its version, build and configure flags (from its own worker
+    processes' environment); a shared page leaves out paths on the measuring host."""
+    found = []
+    for python, rows in grouped(measurement.rows, key=lambda row: row.python).items():
+        env = rows[0].environment
+        build = "free-threaded" if env.get("free_threaded") else "with the GIL"
+        flags = str(env.get("config_args") or "n/a")
+        where = "" if shared else f" at {rows[0].python_path}"
+        text = (
+            f"{env.get('implementation', 'python')} {env.get('python_version', '?')}, {build}"
+            f"{where}; configure {without_paths_in(flags) if shared else flags}"
+        )
+        found.append((python, text))
+    return found
+
+
+def _loads(value: object) -> str:
+    if not isinstance(value, list):
+        return "n/a"
+    return ", ".join(f"{float(load):.2f}" for load in value)
+
+
+# A configure argument's path (--prefix=/home/ada/...): it names folders on the host.
+PATH_VALUE = re.compile(r"=/[^'\"\s]*")
+
+
+def without_paths_in(text: str) -> str:
+    return PATH_VALUE.sub("=[path]", text)
+
+
 def gil_as_measured(measurement: Measurement) -> str:
     """Per GIL mode asked for, what the worker processes found (sys._is_gil_enabled())."""
     parts = []
     for gil in sorted({row.gil for row in measurement.rows}):
         states = {
-            bool(row.environment.get("gil_enabled")) for row in measurement.rows if row.gil == gil
+            _gil_word(row.environment.get("gil_enabled"))
+            for row in measurement.rows
+            if row.gil == gil
         }
-        found = " and ".join("on" if state else "off" for state in sorted(states))
+        found = " and ".join(sorted(states))
         parts.append(f"GIL={gil} asked: {found} in its workers")
     return "; ".join(parts)
+
+
+def _gil_word(state: object) -> str:
+    return "on" if state is True else "off" if state is False else "unknown"
 
 
 def downloads(measurement: Measurement, *, shared: bool) -> list[Download]:
@@ -429,10 +464,18 @@ PATH_KEYS = frozenset({"python_path", "python_executable"})
 
 
 def _without_paths[T](value: T) -> T:
-    """The value with every interpreter path blanked: a path names the host's folders."""
+    """The value with every interpreter path blanked, and paths in configure flags: a path
+    names the host's folders."""
     if isinstance(value, dict):
         return {  # type: ignore[return-value]
-            key: ("" if key in PATH_KEYS else _without_paths(item)) for key, item in value.items()
+            key: (
+                ""
+                if key in PATH_KEYS
+                else without_paths_in(item)
+                if key == "config_args" and isinstance(item, str)
+                else _without_paths(item)
+            )
+            for key, item in value.items()
         }
     if isinstance(value, list):
         return [_without_paths(item) for item in value]  # type: ignore[return-value]
