@@ -13,6 +13,7 @@ import uvicorn
 
 from nogil_bench.core import runtime
 from nogil_bench.core.config import get_settings
+from nogil_bench.serving import SERVERS, ServingModeError
 
 HEALTHCHECK_TIMEOUT_S = 5.0
 # Handed whole to nogil_bench.benchmarks.cli, which has their options.
@@ -31,6 +32,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=settings.HOST, help="default: %(default)s")
     serve.add_argument(
         "--port", type=port_number, default=settings.PORT, help="default: %(default)s"
+    )
+    serve.add_argument(
+        "--server",
+        choices=SERVERS,
+        default="uvicorn",
+        help="uvicorn: one process; gunicorn: worker processes (uvicorn workers); granian: "
+        "worker threads of one process (free-threaded builds) (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=positive_count,
+        default=1,
+        help="worker processes (gunicorn) or threads (granian); uvicorn has one "
+        "(default: %(default)s)",
     )
     serve.add_argument(
         "--reload",
@@ -192,11 +207,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         # handling, which re-raises the signal at the end: these handlers make that exit 0.
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
             signal.signal(stop_signal, _exit_zero)
+        if args.server == "uvicorn" and args.workers != 1:
+            build_parser().error("--server uvicorn serves from one process: --workers 1")
+        if args.reload and args.server != "uvicorn":
+            build_parser().error("--reload works with --server uvicorn only")
         if not args.reload:
             # Imported here: `healthcheck`, run every few seconds, needs none of the app.
-            from nogil_bench.server import serve  # noqa: PLC0415
+            from nogil_bench.serving.dispatch import serve  # noqa: PLC0415
 
-            serve(get_settings(), args.host, args.port)
+            try:
+                serve(
+                    get_settings(), args.host, args.port, server=args.server, workers=args.workers
+                )
+            except ServingModeError as error:
+                sys.exit(f"nogil-bench serve: {error}")
             return
         uvicorn.run(
             "nogil_bench.main:create_app",

@@ -69,7 +69,7 @@ def assert_every_job_succeeded_with_the_right_output(
 
 @pytest.fixture
 def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LiveServer]:
-    settings: dict[str, str] = getattr(request, "param", {})
+    settings: dict[str, Any] = getattr(request, "param", {})  # setting name: its text
     live = LiveServer(tmp_path, SECRET_KEY=SECRET_KEY, **settings)
     live.start()
     yield live

@@ -33,11 +33,16 @@ class LiveServer:
 
     Only the given NOGIL_BENCH_* settings apply (none are inherited from the caller; PYTHON_GIL
     is), and it runs in `workdir`, away from a developer's .env. `start()` may be called again
-    after it stopped: a restart on the same data and port.
+    after it stopped: a restart on the same data and port. `server` and `workers` choose the
+    serving mode (`serve --server --workers`); by default, one uvicorn process.
     """
 
-    def __init__(self, workdir: Path, **settings: str) -> None:
+    def __init__(
+        self, workdir: Path, *, server: str = "uvicorn", workers: int = 1, **settings: str
+    ) -> None:
         self.workdir = workdir
+        self.server = server
+        self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "server.log"
@@ -58,7 +63,16 @@ class LiveServer:
         # blocks the server). Restarts append, so the file tells the whole story.
         with self.log_path.open("a") as log:
             self.process = subprocess.Popen(
-                [NOGIL_BENCH, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                [
+                    NOGIL_BENCH,
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    *([] if self.server == "uvicorn" else ["--server", self.server]),
+                    *([] if self.workers == 1 else ["--workers", str(self.workers)]),
+                ],
                 env=self.env,
                 cwd=self.workdir,
                 stdout=log,
