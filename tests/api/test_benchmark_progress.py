@@ -85,6 +85,7 @@ def test_a_running_benchmark_shows_its_progress_and_a_finished_one_none(
         )
 
         running = client.get(location, headers=alice).json()
+        page = client.get(f"{location}/report", headers=alice).text
     finally:
         release.set()
     done = wait_until_finished(client, location, alice)
@@ -103,6 +104,10 @@ def test_a_running_benchmark_shows_its_progress_and_a_finished_one_none(
     # Two rounds and the second block's set-up are left.
     assert shown["left_s"] is not None
     assert shown["left_s"] > 0
+    # The report page of the running benchmark says so, and how far it is.
+    words = " ".join(page.split())
+    assert "Benchmark running" in words
+    assert "2 of 4 rounds expected (at most 4)" in words
     assert done["status"] == "succeeded", done["error"]
     assert done["progress"] is None
 
