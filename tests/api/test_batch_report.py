@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from html import unescape
-from html.parser import HTMLParser
 from typing import Any
 from xml.etree import ElementTree
 
@@ -28,6 +27,7 @@ from nogil_bench.runners.timing import Outcome
 from nogil_bench.work.queue import claim_next
 from nogil_bench.workloads.images import ImageJob, SyntheticSource, run_jobs_captured
 from tests.utils.api import BATCHES, PAGE_CSP, SMALL_BATCH, Headers, png, wait_until_finished
+from tests.utils.html_page import Page
 
 PAGE_HEADERS = {
     "content-type": "text/html; charset=utf-8",
@@ -45,31 +45,6 @@ HOSTILE = "<script>alert(1)</script>\"quotes'</style>"
 HOSTILE_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;&#34;quotes&#39;&lt;/style&gt;"
 
 type Verdict = Callable[[ImageJob], tuple[float, str | None]]
-
-
-class Page(HTMLParser):
-    """What a browser would see: the tags with their attributes, and the text."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.text: list[str] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-    def words(self) -> str:
-        return " ".join(" ".join(self.text).split())
-
-    def links(self) -> list[str]:
-        """Every address the page would load or link to."""
-        return [
-            str(attrs[name]) for _, attrs in self.tags for name in ("src", "href") if name in attrs
-        ]
 
 
 def figures(html: str) -> dict[str, str]:

@@ -4,7 +4,6 @@ interval, the environment and how to reproduce it; self-contained and escaped.""
 import base64
 import json
 import re
-from html.parser import HTMLParser
 from xml.etree import ElementTree
 
 from nogil_bench.bench.document import from_json
@@ -14,30 +13,9 @@ from nogil_bench.bench.results import Unsupported
 from nogil_bench.reports.measurement import Reproduce, measurement_page, status_page
 from tests.reports.pages import measurement, two_workloads
 from tests.utils.bench_rows import row
+from tests.utils.html_page import Page
 
 HOSTILE = '<script>alert("x")</script>\'</style>'
-
-
-class Page(HTMLParser):
-    """What a browser would see: the tags, their attributes, and the text."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.text: list[str] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-    def words(self) -> str:
-        return " ".join(" ".join(self.text).split())
-
-    def named(self, tag: str) -> list[dict[str, str | None]]:
-        return [attrs for name, attrs in self.tags if name == tag]
 
 
 def render(**overrides: object) -> str:

@@ -114,11 +114,12 @@ def unsupported_entries(measurement: Measurement, spec: BenchmarkSpec) -> list[B
     ]
 
 
-def report(measurement: Measurement, spec: BenchmarkSpec) -> BenchmarkReport:
+def report(
+    measurement: Measurement, spec: BenchmarkSpec, document: dict[str, Any]
+) -> BenchmarkReport:
     """What the API shows and stores, read from the engine's own document of the measurement
     (`bench.document`): an entry per configuration, every comparison with its verdict, and how
-    the measurement went."""
-    document = to_json(measurement)
+    the measurement went. `document` is to_json(measurement), which the benchmark also keeps."""
     rows = document["configurations"]
     baselines = {row["gil"]: row for row in rows if row["runner"] == SEQUENTIAL}
     # Images per second only where the tasks are known to be images; see BenchmarkEntry.
@@ -248,8 +249,8 @@ def execute(
     except Exception:
         progress.clear()  # the work kind marks it failed, and a failed benchmark has no progress
         raise
-    found = report(measurement, spec)
     document = to_json(measurement)
+    found = report(measurement, spec, document)
     logger.info("benchmark {}: {}", benchmark_id, found.stop_text)
 
     def finish(session: Session) -> None:
