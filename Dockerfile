@@ -108,9 +108,9 @@ COPY Makefile README.md build_docker.sh run_docker.sh compose.yaml compose.distr
 COPY scripts/ scripts/
 COPY src/ src/
 COPY tests/ tests/
-# The image has no PostgreSQL or Redis server: their tests are skipped here (CI runs them
-# outside).
-ENV NOGIL_BENCH_TEST_POSTGRES=0 NOGIL_BENCH_TEST_REDIS=0
+# The image has no PostgreSQL, MariaDB or Redis server: their tests are skipped here (CI runs
+# them outside).
+ENV NOGIL_BENCH_TEST_POSTGRES=0 NOGIL_BENCH_TEST_MARIADB=0 NOGIL_BENCH_TEST_REDIS=0
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=secret,id=ca-certificates \
     if [ -s /run/secrets/ca-certificates ]; then export SSL_CERT_FILE=/run/secrets/ca-certificates; fi \
@@ -138,9 +138,11 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 # - debug symbols of the extension modules (*.so: 13.2 MB, of which SQLAlchemy's Cython
 #   modules 9.9 MB and Pillow's 3.4 MB). The libraries Pillow bundles (pillow.libs/*.so.N)
 #   are left as they are.
-# - SQLAlchemy's MySQL, SQL Server and Oracle dialects and its test harness (3.8 MB): the
-#   service connects to SQLite or PostgreSQL only (core/db.py); Alembic's DDL modules for those
-#   databases import them only for type checking.
+# - SQLAlchemy's SQL Server and Oracle dialects and its test harness (about 3 MB): the
+#   service connects to SQLite, PostgreSQL or MySQL/MariaDB only (core/db.py); Alembic's DDL
+#   modules for those databases import them only for type checking. The MySQL dialect (0.8
+#   MB) stays since MariaDB became a store: the models name its column types (core/models.py)
+#   and NOGIL_BENCH_DATABASE_URL=mysql+pymysql://... connects through it (PyMySQL: 0.4 MB).
 # - dnspython (2.9 MB): only email-validator's deliverability check and psycopg's SRV lookup
 #   import it; pydantic's EmailStr validates with check_deliverability=False, and nothing
 #   calls psycopg's resolve_srv.
@@ -162,8 +164,7 @@ RUN cd /opt/venv/lib/python3.14t/site-packages \
     && rm -rf click_repl click_repl-*.dist-info prompt_toolkit prompt_toolkit-*.dist-info \
        wcwidth wcwidth-*.dist-info \
     && find /opt/venv -type f -name '*.so' -exec strip --strip-unneeded {} + \
-    && rm -rf sqlalchemy/dialects/mysql sqlalchemy/dialects/mssql sqlalchemy/dialects/oracle \
-       sqlalchemy/testing \
+    && rm -rf sqlalchemy/dialects/mssql sqlalchemy/dialects/oracle sqlalchemy/testing \
     && rm -rf dns dnspython-*.dist-info \
     && rm -f PIL/_avif.*.so pillow.libs/libavif-*.so* \
        PIL/_imagingcms.*.so pillow.libs/liblcms2-*.so* \

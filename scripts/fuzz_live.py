@@ -1,10 +1,11 @@
 """A time-bounded schemathesis run against a live `nogil-bench serve`: every operation in
 /openapi.json, in every documented media type (JSON, the url-encoded login form, multipart
-uploads), with a real token, on SQLite or on a throwaway PostgreSQL this script starts. It
-passes when no request got a server error (5xx).
+uploads), with a real token, on SQLite or on a throwaway PostgreSQL or MariaDB this script
+starts. It passes when no request got a server error (5xx).
 
     .venv/bin/python scripts/fuzz_live.py --store sqlite --max-time 240
     .venv/bin/python scripts/fuzz_live.py --store postgresql --max-time 240
+    .venv/bin/python scripts/fuzz_live.py --store mariadb --max-time 240
     .venv/bin/python scripts/fuzz_live.py --store postgresql -- --checks all --seed 42
 
 Anything after `--` goes to `schemathesis run` as is (more checks, a seed to replay, reports).
@@ -26,11 +27,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parent.parent))  # for tests/utils/postgres.py
+sys.path.insert(0, str(Path(__file__).parent.parent))  # for tests/utils: the test servers
 
 from live_server import running_server
 
-from tests.utils.postgres import INSTALL_HINT, PostgresServer, find_bindir
+from tests.utils import mariadb, postgres
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 OUT_OF_REACH = "1000000/minute"
@@ -46,17 +47,28 @@ SERVER_SETTINGS = {
 USER = {"email": "fuzz@example.com", "password": "a fine fuzzing password"}
 
 
+def database_server(store: str) -> postgres.PostgresServer | mariadb.MariaDBServer:
+    """A throwaway server of `store`, as the tests start them; exits with the install hint when
+    its binaries are missing."""
+    if store == "postgresql":
+        bindir = postgres.find_bindir()
+        if bindir is None:
+            raise SystemExit(f"PostgreSQL's server is not installed: {postgres.INSTALL_HINT}")
+        return postgres.PostgresServer(bindir)
+    binaries = mariadb.find_bindir()
+    if binaries is None:
+        raise SystemExit(f"MariaDB's server is not installed: {mariadb.INSTALL_HINT}")
+    return mariadb.MariaDBServer(binaries)
+
+
 @contextmanager
 def database(store: str) -> Iterator[str | None]:
     """The server's DATABASE_URL: None for SQLite in its data directory, or a new database on a
-    PostgreSQL server started (and removed) here."""
+    PostgreSQL or MariaDB server started (and removed) here."""
     if store == "sqlite":
         yield None
         return
-    bindir = find_bindir()
-    if bindir is None:
-        raise SystemExit(f"PostgreSQL's server is not installed: {INSTALL_HINT}")
-    server = PostgresServer(bindir)
+    server = database_server(store)
     try:
         server.start()
         yield server.create_database("nogil_bench")
@@ -83,7 +95,7 @@ def bearer_token(base_url: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--store", choices=["sqlite", "postgresql", "mariadb"], default="sqlite")
     parser.add_argument(
         "--max-time", type=int, default=240, help="Seconds of fuzzing (default 240)."
     )

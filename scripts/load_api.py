@@ -5,6 +5,7 @@ host, and two processes with one killed, each against the issue's targets.
     .venv/bin/python scripts/load_api.py --clients 50 --jobs-per-client 20 --duration 5
     .venv/bin/python scripts/load_api.py --phases submit,reads --json load.json
     .venv/bin/python scripts/load_api.py --database-url postgresql+psycopg://u:p@127.0.0.1/db
+    .venv/bin/python scripts/load_api.py --database-url mysql+pymysql://u:p@127.0.0.1/db
     .venv/bin/python scripts/load_api.py --url http://127.0.0.1:8000     # a running service
     .venv/bin/python scripts/load_api.py --broker                        # the queue on Celery
 

@@ -2,6 +2,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from fastapi.testclient import TestClient
@@ -10,18 +11,13 @@ from nogil_bench.core.config import Settings
 from nogil_bench.core.migrations import upgrade_database
 from nogil_bench.main import create_app
 from nogil_bench.tables import METADATA
-from tests.utils.postgres import (
-    INSTALL_HINT,
-    PostgresServer,
-    ReusedDatabase,
-    find_bindir,
-    missing_client,
-)
+from tests.utils import mariadb, postgres
+from tests.utils.database import URL_FIXTURES, database_server
 from tests.utils.redis_server import INSTALL_HINT as REDIS_INSTALL_HINT
 from tests.utils.redis_server import RedisServer, find_redis_server
 
 # The database-backed tests run on each store the service supports.
-DATABASES = ["sqlite", "postgresql"]
+DATABASES = ["sqlite", "postgresql", "mariadb"]
 
 # What can behave differently with the GIL on: what runs the work in this process (the runners,
 # the workloads, the service's jobs and queue on them, the Celery runners), the engine's own
@@ -49,27 +45,52 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.gil_sensitive)
 
 
+def server_missing(message: str) -> NoReturn:
+    """A server the tests need is not installed: they are skipped with `message` (the install
+    hint), except under CI, where they fail."""
+    if os.environ.get("CI", "").lower() not in {"", "0", "false"}:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+def postgres_server() -> Iterator[postgres.PostgresServer]:
     """One PostgreSQL server for the whole run. Without the binaries the PostgreSQL tests are
     skipped with the install hint, or fail under CI; NOGIL_BENCH_TEST_POSTGRES=0 skips them
     everywhere (the Docker image's test stage, which has no server)."""
     if os.environ.get("NOGIL_BENCH_TEST_POSTGRES") == "0":
         pytest.skip("PostgreSQL tests turned off (NOGIL_BENCH_TEST_POSTGRES=0)")
-    bindir = find_bindir()
-    client_error = missing_client()
-    if bindir is None or client_error is not None:
-        missing = (
-            "PostgreSQL's server (initdb, pg_ctl, postgres) is not installed"
-            if bindir is None
-            else f"psycopg cannot load libpq ({client_error})"
+    bindir = postgres.find_bindir()
+    if bindir is None:
+        server_missing(
+            f"PostgreSQL's server (initdb, pg_ctl, postgres) is not installed: "
+            f"{postgres.INSTALL_HINT}"
         )
-        message = f"{missing}: {INSTALL_HINT}"
-        if os.environ.get("CI", "").lower() not in {"", "0", "false"}:
-            pytest.fail(message)
-        pytest.skip(message)
-    assert bindir is not None
-    server = PostgresServer(bindir)
+    if (client_error := postgres.missing_client()) is not None:
+        server_missing(f"psycopg cannot load libpq ({client_error}): {postgres.INSTALL_HINT}")
+    server = postgres.PostgresServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[mariadb.MariaDBServer]:
+    """One MariaDB server for the whole run (of each xdist worker). Without the binaries the
+    MariaDB tests are skipped with the install hint, or fail under CI;
+    NOGIL_BENCH_TEST_MARIADB=0 skips them everywhere (the Docker image's test stage, which has
+    no server)."""
+    if os.environ.get("NOGIL_BENCH_TEST_MARIADB") == "0":
+        pytest.skip("MariaDB tests turned off (NOGIL_BENCH_TEST_MARIADB=0)")
+    binaries = mariadb.find_bindir()
+    if binaries is None:
+        server_missing(
+            f"MariaDB's server (mariadb-install-db, mariadbd) is not installed: "
+            f"{mariadb.INSTALL_HINT}"
+        )
+    server = mariadb.MariaDBServer(binaries)
     try:
         server.start()
         yield server
@@ -86,10 +107,7 @@ def redis_server() -> Iterator[RedisServer]:
         pytest.skip("Redis tests turned off (NOGIL_BENCH_TEST_REDIS=0)")
     binary = find_redis_server()
     if binary is None:
-        message = f"redis-server is not installed: {REDIS_INSTALL_HINT}"
-        if os.environ.get("CI", "").lower() not in {"", "0", "false"}:
-            pytest.fail(message)
-        pytest.skip(message)
+        server_missing(f"redis-server is not installed: {REDIS_INSTALL_HINT}")
     server = RedisServer(binary)
     try:
         server.start()
@@ -106,41 +124,67 @@ def broker_url(redis_server: RedisServer) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_database(postgres_server: PostgresServer) -> Iterator[ReusedDatabase]:
+def postgres_database(
+    postgres_server: postgres.PostgresServer,
+) -> Iterator[postgres.ReusedDatabase]:
     """The tests' database, its schema made once by the migrations."""
     url = postgres_server.create_database("nogil_bench")
     upgrade_database(url)
-    database = ReusedDatabase(url, [table.name for table in METADATA.sorted_tables])
+    database = postgres.ReusedDatabase(url, [table.name for table in METADATA.sorted_tables])
     yield database
     database.close()
 
 
 @pytest.fixture
-def postgres_url(postgres_database: ReusedDatabase) -> str:
+def postgres_url(postgres_database: postgres.ReusedDatabase) -> str:
     """The URL of the tests' PostgreSQL database, every table emptied."""
     postgres_database.empty()
     return postgres_database.url
 
 
+@pytest.fixture(scope="session")
+def mariadb_database(mariadb_server: mariadb.MariaDBServer) -> Iterator[mariadb.ReusedDatabase]:
+    """The tests' database, its schema made once by the migrations."""
+    url = mariadb_server.create_database("nogil_bench")
+    upgrade_database(url)
+    database = mariadb.ReusedDatabase(url, [table.name for table in METADATA.sorted_tables])
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def mariadb_url(mariadb_database: mariadb.ReusedDatabase) -> str:
+    """The URL of the tests' MariaDB database, every table emptied."""
+    mariadb_database.empty()
+    return mariadb_database.url
+
+
 @pytest.fixture(params=DATABASES)
 def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of a database without tables: a new SQLite file, or a new PostgreSQL database
-    (dropped afterwards)."""
+    """The URL of a database without tables: a new SQLite file, or a new database on the
+    PostgreSQL or MariaDB server (dropped afterwards)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'nogil_bench.db'}"
         return
-    server: PostgresServer = request.getfixturevalue("postgres_server")
+    server = database_server(request, request.param)
     name = f"empty_{uuid.uuid4().hex}"
     yield server.create_database(name)
     server.drop_database(name)
 
 
 @pytest.fixture(params=DATABASES)
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    """The service's settings on each database: SQLite in `tmp_path`, or the PostgreSQL server
-    this run started, emptied."""
+def database_kind(request: pytest.FixtureRequest) -> str:
+    """Each store the service supports, in turn: a test that uses it runs once on each."""
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture
+def settings(database_kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """The service's settings on each database: SQLite in `tmp_path`, or the tests' database
+    on the PostgreSQL or MariaDB server this run started, emptied."""
     database_url = (
-        request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+        None if database_kind == "sqlite" else request.getfixturevalue(URL_FIXTURES[database_kind])
     )
     return Settings(  # type: ignore[call-arg]
         DATA_DIR=tmp_path / "data",

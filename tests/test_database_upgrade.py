@@ -1,6 +1,6 @@
-"""Alembic migrations: a database release 0.1.0 made is upgraded in place and keeps its rows;
-the models and the migrations describe the same schema; upgraders take turns. On SQLite and on
-PostgreSQL."""
+"""Alembic migrations: a database release 0.1.0 made is upgraded in place and keeps its rows
+(it ran on SQLite and PostgreSQL); the models and the migrations describe the same schema;
+upgraders take turns. On SQLite, PostgreSQL and MariaDB."""
 
 import sqlite3
 import threading
@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
@@ -32,6 +33,10 @@ from tests.utils.postgres import connect
 from tests.utils.waiting import wait_until
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# The stores release 0.1.0 ran on (tests/fixtures/release-0.1.0.*.sql).
+RELEASE_0_1_STORES = pytest.mark.parametrize(
+    "empty_database", ["sqlite", "postgresql"], indirect=True
+)
 QUEUED_JOB_ID = uuid.UUID("019a3f00-0000-7000-8000-000000000004")
 WAIT_TIMEOUT_S = 60.0
 
@@ -74,6 +79,7 @@ def wait_until_finished(engine: Engine, job_id: uuid.UUID) -> Job:
     return job
 
 
+@RELEASE_0_1_STORES
 def test_a_release_0_1_database_is_upgraded_and_keeps_its_rows(empty_database: str) -> None:
     make_release_0_1_database(empty_database)
 
@@ -102,6 +108,7 @@ def test_a_release_0_1_database_is_upgraded_and_keeps_its_rows(empty_database: s
     engine.dispose()
 
 
+@RELEASE_0_1_STORES
 def test_the_service_upgrades_a_release_0_1_database_at_start_and_runs_its_queue(
     empty_database: str, tmp_path: Path
 ) -> None:

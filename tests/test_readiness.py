@@ -14,8 +14,8 @@ from sqlmodel import create_engine
 from nogil_bench.core import db
 from nogil_bench.core.config import Settings
 from nogil_bench.main import create_app
+from tests.utils.database import database_server
 from tests.utils.live_server import NOGIL_BENCH, free_port
-from tests.utils.postgres import PostgresServer
 
 
 def test_ready_when_every_check_passes(client: TestClient) -> None:
@@ -48,15 +48,16 @@ def test_not_ready_while_draining(client: TestClient) -> None:
 
 @pytest.fixture
 def database_not_yet_there(
-    settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
+    database_kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[tuple[str, Callable[[], object]]]:
     """The URL of a database of the settings' kind that does not answer yet, and the function
-    that brings it: a SQLite file in a missing directory, or a PostgreSQL database not created."""
-    if settings.DATABASE_URL is None:
+    that brings it: a SQLite file in a missing directory, or a PostgreSQL or MariaDB database
+    not created."""
+    if database_kind == "sqlite":
         folder = tmp_path / "not-yet"
         yield f"sqlite:///{folder / 'db.sqlite'}", lambda: folder.mkdir(exist_ok=True)
         return
-    server: PostgresServer = request.getfixturevalue("postgres_server")
+    server = database_server(request, database_kind)
     name = f"not_yet_{uuid.uuid4().hex}"
     yield server.url(name), lambda: server.create_database(name)
     server.drop_database(name)

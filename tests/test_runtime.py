@@ -102,3 +102,42 @@ def test_the_gil_stays_off_with_the_service_on_postgresql(
     )
 
     assert result == {"gil_enabled": False, "ready": 200, "libpq": "python"}
+
+
+SERVE_ON_MARIADB = """
+import json, sys
+import pymysql
+from fastapi.testclient import TestClient
+from nogil_bench.main import create_app
+with TestClient(create_app()) as client:
+    ready = client.get("/health/ready").status_code
+    in_a_request = client.get("/health").json()["gil_enabled"]
+    engine = client.app.state.engine
+    with engine.connect() as connection:
+        server = connection.exec_driver_sql("SELECT VERSION()").scalar_one()
+print(json.dumps({
+    "gil_enabled": sys._is_gil_enabled(),
+    "in_a_request": in_a_request,
+    "ready": ready,
+    "driver": pymysql.__name__,
+    "mariadb": "MariaDB" in server,
+}))
+"""
+
+
+def test_the_gil_stays_off_with_the_service_on_mariadb(mariadb_url: str, tmp_path: Path) -> None:
+    """PyMySQL is pure Python: nothing it loads can turn the GIL on, at import or in a request
+    the service answers from MariaDB."""
+    result = run_fresh_interpreter(
+        SERVE_ON_MARIADB,
+        NOGIL_BENCH_DATABASE_URL=mariadb_url,
+        NOGIL_BENCH_DATA_DIR=str(tmp_path / "data"),
+    )
+
+    assert result == {
+        "gil_enabled": False,
+        "in_a_request": False,
+        "ready": 200,
+        "driver": "pymysql",
+        "mariadb": True,
+    }

@@ -1,6 +1,6 @@
 """The file stores: what is saved is read back byte for byte, whole or a chunk at a time; no
 reader sees a file half written, and a failed write leaves nothing. The local store on disk;
-the database store on SQLite and on PostgreSQL, in chunks and in bounded memory."""
+the database store on SQLite, PostgreSQL and MariaDB, in chunks and in bounded memory."""
 
 import hashlib
 import io
@@ -29,17 +29,19 @@ from nogil_bench.core.storage import (
     output_key,
     upload_key,
 )
+from tests.utils.database import URL_FIXTURES
 
-STORES = ["local", "database-sqlite", "database-postgresql"]
+STORES = ["local", "database-sqlite", "database-postgresql", "database-mariadb"]
 # Later than anything a test writes: every stored key was written before it.
 END_OF_TIME = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def open_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FileStore]:
-    """The store FILE_STORE names, on a new SQLite database or the tests' PostgreSQL one."""
+    """The store FILE_STORE names, on a new SQLite database or the tests' PostgreSQL or
+    MariaDB one."""
     file_store: Literal["local", "database"] = "local" if kind == "local" else "database"
     database = kind.removeprefix(f"{file_store}-")
-    url = request.getfixturevalue("postgres_url") if database == "postgresql" else None
+    url = request.getfixturevalue(URL_FIXTURES[database]) if database in URL_FIXTURES else None
     settings = Settings(  # type: ignore[call-arg]
         DATA_DIR=tmp_path / "data", DATABASE_URL=url, FILE_STORE=file_store, _env_file=None
     )
@@ -248,9 +250,12 @@ def test_the_database_store_saves_and_sends_a_large_file_in_bounded_memory(
         tracemalloc.stop()
 
     assert sent.hexdigest() == hashlib.sha256(source_path.read_bytes()).hexdigest()
-    # A few chunks in memory at once (the one read ahead, the driver's copies), not the file.
-    assert saving_peak_bytes < 8 * CHUNK_BYTES
-    assert sending_peak_bytes < 8 * CHUNK_BYTES
+    # A few chunks in memory at once (the one read ahead, the driver's copies), not the file's
+    # 24. PyMySQL writes bytes into the query as hex text, then encodes the query: about six
+    # chunks' worth for the one it sends, where psycopg and sqlite3 send the bytes as they are.
+    bound_bytes = (12 if database_store.engine.dialect.name == "mysql" else 8) * CHUNK_BYTES
+    assert saving_peak_bytes < bound_bytes
+    assert sending_peak_bytes < bound_bytes
 
 
 def test_a_file_deleted_while_it_is_sent_ends_its_stream_with_an_error(

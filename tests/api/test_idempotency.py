@@ -72,6 +72,19 @@ def test_a_key_used_on_another_route_is_a_different_request(
     assert client.post(BATCHES, headers=headers, json=SMALL_BATCH).status_code == 422
 
 
+def test_keys_that_differ_only_in_case_are_different_keys(
+    client: TestClient, alice: Headers, paused: Callable[[], None]
+) -> None:
+    """As the header's text, byte for byte, on every store: MySQL's usual collations would
+    take "Order-7" and "order-7" for one key (the tables use a binary one)."""
+    upper = client.post(JOBS, headers=keyed(alice, "Order-7"), json=synthetic_job())
+    lower = client.post(JOBS, headers=keyed(alice, "order-7"), json=synthetic_job(workers=1))
+
+    assert (upper.status_code, lower.status_code) == (202, 202)
+    assert upper.json()["id"] != lower.json()["id"]
+    assert client.get(JOBS, headers=alice).json()["count"] == 2
+
+
 def test_keys_belong_to_their_user(
     client: TestClient, alice: Headers, bob: Headers, paused: Callable[[], None]
 ) -> None:

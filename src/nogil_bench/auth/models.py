@@ -3,11 +3,11 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
-from nogil_bench.core.models import UTCDateTime, utc_now
+from nogil_bench.core.models import HexUuid, LongText, UTCDateTime, utc_now
 
 
 class User(SQLModel, table=True):
-    id: uuid.UUID = Field(default_factory=uuid.uuid7, primary_key=True)
+    id: uuid.UUID = Field(default_factory=uuid.uuid7, primary_key=True, sa_type=HexUuid)
     email: str = Field(unique=True, index=True, max_length=320)
-    hashed_password: str
+    hashed_password: str = Field(sa_type=LongText)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)

@@ -4,11 +4,13 @@ from typing import Any
 
 from sqlmodel import JSON, Field, SQLModel
 
-from nogil_bench.core.models import QueuedWork, UTCDateTime, utc_now
+from nogil_bench.core.models import HexUuid, QueuedWork, UTCDateTime, utc_now
 
 
 class Benchmark(QueuedWork, table=True):
-    owner_id: uuid.UUID = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    owner_id: uuid.UUID = Field(
+        foreign_key="user.id", index=True, ondelete="CASCADE", sa_type=HexUuid
+    )
     spec: dict[str, Any] = Field(sa_type=JSON, description="The checked request.")
     results: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     # How the measurement went: comparisons with their verdicts, rounds, why it stopped, steal.
@@ -27,7 +29,9 @@ class BenchmarkShare(SQLModel, table=True):
 
     __tablename__ = "benchmark_share"
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid7, primary_key=True)
-    benchmark_id: uuid.UUID = Field(foreign_key="benchmark.id", index=True, ondelete="CASCADE")
+    id: uuid.UUID = Field(default_factory=uuid.uuid7, primary_key=True, sa_type=HexUuid)
+    benchmark_id: uuid.UUID = Field(
+        foreign_key="benchmark.id", index=True, ondelete="CASCADE", sa_type=HexUuid
+    )
     token_sha256: str = Field(unique=True, max_length=64)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)

@@ -76,7 +76,8 @@ class Settings(BaseSettings):
         default=10,
         gt=0,
         description="How long a writer waits for its turn among this process's SQLite writers "
-        "before answering 503 with Retry-After.",
+        "before answering 503 with Retry-After; on MySQL and MariaDB, how long it waits for a "
+        "row lock (innodb_lock_wait_timeout, whole seconds) before it retries.",
     )
     WORKER_THREADS: int = Field(
         default=40,

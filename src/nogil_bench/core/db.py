@@ -4,12 +4,15 @@ Reads start a plain (deferred) transaction: with SQLite's WAL they run beside a 
 wait for its lock. Writes go through `write()`: one short transaction that takes the write lock
 as it begins (`BEGIN IMMEDIATE` on SQLite, so it cannot fail half-way on a lock upgrade), and
 that is retried with a bounded, jittered backoff when the database is busy (SQLite's lock,
-PostgreSQL's serialization failures and deadlocks). Within one process SQLite writers queue on a
-lock of their own rather than in SQLite's sleep-and-poll busy handler, which is fairer and
-wastes no sleep, for at most WRITE_LOCK_TIMEOUT_SECONDS (then 503); the busy timeout still
-covers writers in other processes.
+PostgreSQL's serialization failures and deadlocks, MySQL's deadlocks and lock wait timeouts).
+Within one process SQLite writers queue on a lock of their own rather than in SQLite's
+sleep-and-poll busy handler, which is fairer and wastes no sleep, for at most
+WRITE_LOCK_TIMEOUT_SECONDS (then 503); the busy timeout still covers writers in other processes.
+PostgreSQL, MySQL and MariaDB run at READ COMMITTED, with row locks (`SELECT ... FOR UPDATE`)
+where a transaction reads what it is about to change.
 """
 
+import math
 import random
 import threading
 import time
@@ -22,8 +25,10 @@ from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Request
 from loguru import logger
-from sqlalchemy import Engine, event, func
+from sqlalchemy import Engine, event, func, literal_column, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, SQLModel, col, create_engine, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -39,8 +44,15 @@ _WRITE = "nogil_bench_write"
 # SQLite has one writer at a time: this process's writers take turns here first, each waiting
 # at most the given seconds.
 _SQLITE_WRITE_LOCKS: WeakKeyDictionary[Engine, tuple[threading.Lock, float]] = WeakKeyDictionary()
-# PostgreSQL SQLSTATEs worth retrying: serialization_failure, deadlock_detected.
+# SQLSTATEs worth retrying: serialization_failure (MySQL's deadlocks too), deadlock_detected.
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+# SQLAlchemy's names for MySQL's dialect and MariaDB's (a mysql:// URL may reach either).
+MYSQL_DIALECTS = ("mysql", "mariadb")
+# MySQL and MariaDB error codes worth retrying: ER_LOCK_DEADLOCK (also SQLSTATE 40001, when the
+# server sends one), ER_LOCK_WAIT_TIMEOUT (SQLSTATE HY000, like most errors).
+_RETRYABLE_MYSQL_ERRORS = frozenset({1213, 1205})
+# Where a MySQL connection keeps the names of the GET_LOCK locks it holds for its transaction.
+_HELD_LOCKS = "nogil_bench_held_locks"
 WRITE_RETRY_FIRST_DELAY_S = 0.01
 WRITE_RETRY_MAX_DELAY_S = 0.5
 
@@ -52,6 +64,8 @@ def make_engine(settings: Settings) -> Engine:
         "max_overflow": 0,
         "pool_timeout": settings.DB_POOL_TIMEOUT_SECONDS,
     }
+    if make_url(url).get_backend_name() in MYSQL_DIALECTS:
+        return _mysql_engine(url, pool, settings.WRITE_LOCK_TIMEOUT_SECONDS)
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True, **pool)
     settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -86,6 +100,44 @@ def make_engine(settings: Settings) -> Engine:
     return engine
 
 
+def _mysql_engine(url: str, pool: dict[str, Any], lock_timeout_s: float) -> Engine:
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        # PostgreSQL's level, which the row locks here were written and tested for: every
+        # statement reads the latest commits, and a locking read locks the rows it returns.
+        # InnoDB's default, REPEATABLE READ, differs twice: a transaction's plain reads keep
+        # its first snapshot while its locking reads see newer rows, and locking reads and
+        # UPDATEs also lock the gaps between the index entries they scan, so inserts wait.
+        isolation_level="READ COMMITTED",
+        connect_args={
+            "charset": "utf8mb4",  # all of Unicode, as the tables store it
+            # A row lock is waited for as long as SQLite's turn, then retried by `write`
+            # (ER_LOCK_WAIT_TIMEOUT); InnoDB's default wait is 50 s, for each attempt.
+            "init_command": "SET SESSION innodb_lock_wait_timeout = "
+            f"{max(1, math.ceil(lock_timeout_s))}",
+        },
+        **pool,
+    )
+
+    @event.listens_for(engine, "checkin")
+    def _release_transaction_locks(
+        dbapi_connection: DBAPIConnection | None, record: ConnectionPoolEntry
+    ) -> None:
+        # Back in the pool: its transaction has committed or rolled back. (A connection that
+        # was closed instead has lost its locks with its session.)
+        held: set[str] | None = record.info.pop(_HELD_LOCKS, None)
+        if held and dbapi_connection is not None:
+            cursor = dbapi_connection.cursor()
+            try:
+                for name in held:
+                    cursor.execute("DO RELEASE_LOCK(%s)", (name,))
+            finally:
+                cursor.close()
+
+    return engine
+
+
 class DatabaseBusyError(ServiceUnavailableError):
     """The database stayed busy through every retry: 503, try again shortly."""
 
@@ -101,7 +153,10 @@ def is_busy(error: BaseException) -> bool:
     if not isinstance(error, DBAPIError):
         return False
     orig = error.orig
-    if getattr(orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:  # psycopg
+    if getattr(orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:  # psycopg, PyMySQL
+        return True
+    code = getattr(orig, "args", ())[:1]
+    if code and code[0] in _RETRYABLE_MYSQL_ERRORS:  # PyMySQL: (code, message)
         return True
     message = str(orig).lower()
     return "database is locked" in message or "database is busy" in message
@@ -151,6 +206,31 @@ def write[T](engine: Engine, work: Callable[[Session], T], *, attempts: int = 8)
             time.sleep(random.uniform(delay_s / 2, delay_s))  # noqa: S311 - jitter, not secrets
             delay_s = min(delay_s * 2, WRITE_RETRY_MAX_DELAY_S)
     raise AssertionError("unreachable")
+
+
+def lock_until_transaction_ends(session: Session, key: int) -> None:
+    """Takes the lock `key` names for the rest of the session's transaction: transactions that
+    take it run one after another. PostgreSQL: a transaction-level advisory lock. MySQL and
+    MariaDB: a GET_LOCK lock, which belongs to the connection, so it is released when the
+    connection goes back to the pool after the commit or rollback (see `_mysql_engine`); it
+    is waited for as long as a row lock (innodb_lock_wait_timeout), then 503. SQLite: nothing
+    to take, its writers run one after another already."""
+    connection = session.connection()
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        session.exec(select(func.pg_advisory_xact_lock(key)))
+    elif dialect in MYSQL_DIALECTS:
+        # Named per database, as PostgreSQL's advisory locks are; GET_LOCK's are server-wide.
+        name = f"{connection.engine.url.database}/nogil_bench/{key}"
+        held: set[str] = connection.info.setdefault(_HELD_LOCKS, set())
+        if name in held:
+            return
+        taken = session.exec(
+            select(func.get_lock(name, literal_column("@@innodb_lock_wait_timeout")))
+        ).one()
+        if taken != 1:
+            raise DatabaseBusyError(f"lock {name} not free within innodb_lock_wait_timeout")
+        held.add(name)
 
 
 MAX_BACKOFF_SECONDS = 8.0

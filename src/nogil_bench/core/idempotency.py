@@ -24,7 +24,7 @@ from sqlmodel import JSON, Field, Session, SQLModel, col
 
 from nogil_bench.core.db import write
 from nogil_bench.core.errors import InvalidInputError
-from nogil_bench.core.models import UTCDateTime, utc_now
+from nogil_bench.core.models import HexUuid, LongText, UTCDateTime, utc_now
 
 HEADER = "Idempotency-Key"
 MAX_KEY_CHARS = 255
@@ -46,13 +46,17 @@ IdempotencyKeyHeader = Annotated[
 class IdempotencyKey(SQLModel, table=True):
     __tablename__ = "idempotency_key"
 
-    owner_id: uuid.UUID = Field(foreign_key="user.id", primary_key=True, ondelete="CASCADE")
+    owner_id: uuid.UUID = Field(
+        foreign_key="user.id", primary_key=True, ondelete="CASCADE", sa_type=HexUuid
+    )
     key: str = Field(primary_key=True, max_length=MAX_KEY_CHARS)
-    route: str
-    fingerprint: str = Field(description="SHA-256 of the checked request content.")
+    route: str = Field(sa_type=LongText)
+    fingerprint: str = Field(
+        sa_type=LongText, description="SHA-256 of the checked request content."
+    )
     status_code: int
     response: dict[str, Any] = Field(sa_type=JSON)
-    location: str
+    location: str = Field(sa_type=LongText)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
 

@@ -17,6 +17,8 @@ from alembic.script import ScriptDirectory
 from loguru import logger
 from sqlalchemy import Connection, Engine, create_engine, inspect, text
 
+from nogil_bench.core.db import MYSQL_DIALECTS
+
 MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
 # The tables release 0.1.0 made with `SQLModel.metadata.create_all`, exactly.
 INITIAL_REVISION = "292ea72f0a1e"
@@ -102,8 +104,13 @@ def made_by_release_0_1(connection: Connection) -> bool:
 
 @contextmanager
 def one_upgrader(connection: Connection) -> Iterator[None]:
-    """Holds the database's upgrade lock: PostgreSQL's advisory lock, or for SQLite an fcntl
-    lock on a file beside the database file. Other upgraders wait, then find it up to date."""
+    """Holds the database's upgrade lock: PostgreSQL's advisory lock, MySQL's GET_LOCK, or for
+    SQLite an fcntl lock on a file beside the database file. Other upgraders wait, then find it
+    up to date."""
+    if connection.dialect.name in MYSQL_DIALECTS:
+        with mysql_upgrade_lock(connection):
+            yield
+        return
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": UPGRADE_LOCK_KEY})
         connection.commit()  # the lock belongs to the session and outlives the transaction
@@ -124,6 +131,27 @@ def one_upgrader(connection: Connection) -> Iterator[None]:
     with lock_path.open("a") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         yield  # closing the file releases the lock
+
+
+@contextmanager
+def mysql_upgrade_lock(connection: Connection) -> Iterator[None]:
+    """MySQL's and MariaDB's upgrade lock: GET_LOCK's locks belong to the session, like
+    pg_advisory_lock's, but are server-wide, so the name says which database. A waiter gives up
+    after the server's lock_wait_timeout (a day by default), as DDL waiting for a table would."""
+    name = f"{connection.engine.url.database}/nogil_bench/upgrade"
+    taken = connection.execute(
+        text("SELECT GET_LOCK(:name, @@lock_wait_timeout)"), {"name": name}
+    ).scalar_one()
+    connection.commit()
+    if taken != 1:
+        raise MigrationError(f"another upgrader held the lock {name} past lock_wait_timeout")
+    try:
+        yield
+    finally:
+        if connection.in_transaction():
+            connection.rollback()
+        connection.execute(text("DO RELEASE_LOCK(:name)"), {"name": name})
+        connection.commit()
 
 
 @contextmanager
@@ -148,6 +176,6 @@ def sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
 
 def check_foreign_keys(connection: Connection) -> None:
     if connection.dialect.name != "sqlite":
-        return  # PostgreSQL checks them as the schema changes
+        return  # PostgreSQL and MySQL check them as the schema changes
     if broken := connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall():
         raise MigrationError(f"the upgrade would leave rows with broken foreign keys: {broken}")

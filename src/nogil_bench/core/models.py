@@ -12,15 +12,21 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     Dialect,
+    Float,
     Integer,
+    LargeBinary,
+    String,
+    Uuid,
     and_,
     func,
     or_,
     update,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from nogil_bench.core.db import MYSQL_DIALECTS, lock_until_transaction_ends
 from nogil_bench.core.errors import (
     ConflictError,
     NotFoundError,
@@ -36,7 +42,8 @@ def utc_now() -> datetime:
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out (SQLite would hand back naive ones)."""
 
-    impl = DateTime
+    # MySQL's DATETIME keeps whole seconds unless told its fraction's digits.
+    impl = DateTime().with_variant(mysql.DATETIME(fsp=6), *MYSQL_DIALECTS)
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
@@ -53,9 +60,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC)
 
 
-# Whole numbers past 2**31 (seeds, bytes): PostgreSQL's INTEGER is 32-bit, so BIGINT there;
-# SQLite's INTEGER already holds 64 bits, so its tables stay as they are.
+# Whole numbers past 2**31 (seeds, bytes): PostgreSQL's and MySQL's INTEGER are 32-bit, so
+# BIGINT there; SQLite's INTEGER already holds 64 bits, so its tables stay as they are.
 BigInt = BigInteger().with_variant(Integer(), "sqlite")
+# Text of any length: MySQL's VARCHAR needs a length and its TEXT stops at 64 KiB.
+LongText = String().with_variant(mysql.LONGTEXT(), *MYSQL_DIALECTS)
+# MySQL's FLOAT is single precision; PostgreSQL's and SQLite's hold a double.
+Float64 = Float().with_variant(mysql.DOUBLE(asdecimal=False), *MYSQL_DIALECTS)
+# UUIDs as 32 hex characters on MySQL, as on SQLite: MariaDB 10.7+ has a UUID type that
+# SQLAlchemy would pick by the server's version (tables made on an older server would then be
+# queried wrongly after an upgrade), and that sorts some UUID versions out of their text order.
+HexUuid = Uuid().with_variant(Uuid(native_uuid=False), *MYSQL_DIALECTS)
+# Bytes of any length: MySQL's BLOB stops at 64 KiB.
+LongBlob = LargeBinary().with_variant(mysql.LONGBLOB(), *MYSQL_DIALECTS)
 
 
 class Status(StrEnum):
@@ -73,9 +90,9 @@ class Status(StrEnum):
 class QueuedWork(SQLModel):
     """What every queued thing records. Ids are UUIDv7: time-ordered, so sorting by id is FIFO."""
 
-    id: uuid.UUID = Field(default_factory=uuid.uuid7, primary_key=True)
+    id: uuid.UUID = Field(default_factory=uuid.uuid7, primary_key=True, sa_type=HexUuid)
     status: Status = Field(default=Status.QUEUED, index=True)
-    error: str | None = None
+    error: str | None = Field(default=None, sa_type=LongText)
     queued_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -87,6 +104,7 @@ class QueuedWork(SQLModel):
     )
     boot_id: uuid.UUID | None = Field(
         default=None,
+        sa_type=HexUuid,
         index=True,
         description="The service process (its boot id) that ran it; cleared when requeued.",
     )
@@ -97,6 +115,7 @@ class QueuedWork(SQLModel):
     )
     worker: str | None = Field(
         default=None,
+        sa_type=LongText,
         description="The process that ran it last: a Celery worker's name, or the service's.",
     )
     dispatched_at: datetime | None = Field(
@@ -185,8 +204,8 @@ def fail_unfinished(
 
 
 def queue_lock_key(table: type[QueuedWork]) -> int:
-    """The PostgreSQL advisory lock key that submitters to `table` take turns on: a stable
-    number from the table's name."""
+    """The lock that submitters to `table` take turns on (`lock_until_transaction_ends`): a
+    stable number from the table's name."""
     return zlib.crc32(f"nogil_bench.queue.{table.__tablename__}".encode())
 
 
@@ -203,11 +222,9 @@ def check_queue_room(
 ) -> None:
     """429 when `adding` more of the user's queued rows of `table` would pass `per_user`, 503
     when the service's would pass `in_all`; both with Retry-After. Run it in the transaction
-    that adds them: on PostgreSQL it takes that table's queue lock until the transaction ends,
-    so that two submitters cannot both count the room one of them fills (SQLite's writers
-    take turns already)."""
-    if session.connection().dialect.name == "postgresql":
-        session.exec(select(func.pg_advisory_xact_lock(queue_lock_key(table))))
+    that adds them: it takes that table's queue lock until the transaction ends, so that two
+    submitters cannot both count the room one of them fills."""
+    lock_until_transaction_ends(session, queue_lock_key(table))
     retry = {"Retry-After": str(retry_after_s)}
     queued = select(func.count()).select_from(table).where(col(table.status) == Status.QUEUED)
     mine = session.exec(queued.where(col(getattr(table, "owner_id")) == owner_id)).one()  # noqa: B009

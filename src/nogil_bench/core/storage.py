@@ -26,13 +26,13 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, BinaryIO, Protocol
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine, LargeBinary, delete, insert, update
+from sqlalchemy import Engine, delete, insert, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from nogil_bench.core.config import OUTPUTS_DIR, UPLOADS_DIR, Settings
 from nogil_bench.core.db import write
 from nogil_bench.core.files import COPY_CHUNK_BYTES, copy_atomically, write_atomically
-from nogil_bench.core.models import BigInt, UTCDateTime, utc_now
+from nogil_bench.core.models import BigInt, LongBlob, UTCDateTime, utc_now
 
 CHUNK_BYTES = COPY_CHUNK_BYTES
 MAX_KEY_CHARS = 255
@@ -171,7 +171,7 @@ class StoredFileChunk(SQLModel, table=True):
         max_length=MAX_KEY_CHARS,
     )
     seq: int = Field(primary_key=True)
-    data: bytes = Field(sa_type=LargeBinary)
+    data: bytes = Field(sa_type=LongBlob)
 
 
 class DatabaseStore:

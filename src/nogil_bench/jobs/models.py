@@ -4,26 +4,32 @@ from typing import Any
 from sqlalchemy import Index
 from sqlmodel import JSON, Field
 
-from nogil_bench.core.models import BigInt, QueuedWork
+from nogil_bench.core.models import BigInt, Float64, HexUuid, LongText, QueuedWork
 
 
 class RunFigures(QueuedWork):
     """What one run of the runner measured (psutil, the whole process tree)."""
 
-    runner: str
+    runner: str = Field(sa_type=LongText)
     workers: int
     pipeline: list[dict[str, Any]] = Field(sa_type=JSON)
-    setup_s: float | None = Field(default=None, description="Pool start-up, timed apart.")
-    wall_s: float | None = Field(default=None, description="The run, pool start-up included.")
-    cpu_user_s: float | None = None
-    cpu_system_s: float | None = None
+    setup_s: float | None = Field(
+        default=None, sa_type=Float64, description="Pool start-up, timed apart."
+    )
+    wall_s: float | None = Field(
+        default=None, sa_type=Float64, description="The run, pool start-up included."
+    )
+    cpu_user_s: float | None = Field(default=None, sa_type=Float64)
+    cpu_system_s: float | None = Field(default=None, sa_type=Float64)
     ctx_voluntary: int | None = Field(default=None, sa_type=BigInt)
     ctx_involuntary: int | None = Field(default=None, sa_type=BigInt)
     peak_rss_bytes: int | None = Field(default=None, sa_type=BigInt)
 
 
 class Batch(RunFigures, table=True):
-    owner_id: uuid.UUID = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    owner_id: uuid.UUID = Field(
+        foreign_key="user.id", index=True, ondelete="CASCADE", sa_type=HexUuid
+    )
 
 
 class Job(RunFigures, table=True):
@@ -32,9 +38,11 @@ class Job(RunFigures, table=True):
     # A user's queued jobs are counted at every submission (the queue limit).
     __table_args__ = (Index("ix_job_owner_id_status", "owner_id", "status"),)
 
-    owner_id: uuid.UUID = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    owner_id: uuid.UUID = Field(
+        foreign_key="user.id", index=True, ondelete="CASCADE", sa_type=HexUuid
+    )
     batch_id: uuid.UUID | None = Field(
-        default=None, foreign_key="batch.id", index=True, ondelete="CASCADE"
+        default=None, foreign_key="batch.id", index=True, ondelete="CASCADE", sa_type=HexUuid
     )
     width: int
     height: int
@@ -42,15 +50,21 @@ class Job(RunFigures, table=True):
         default=None, sa_type=BigInt, description="Synthetic source: its seed (up to 2**63 - 1)."
     )
     upload_path: str | None = Field(
-        default=None, description="Uploaded source: its key in the file store (core/storage.py)."
+        default=None,
+        sa_type=LongText,
+        description="Uploaded source: its key in the file store (core/storage.py).",
     )
-    upload_filename: str | None = None
+    upload_filename: str | None = Field(default=None, sa_type=LongText)
     output_path: str | None = Field(
-        default=None, description="The PNG result: its key in the file store."
+        default=None, sa_type=LongText, description="The PNG result: its key in the file store."
     )
     output_bytes: int | None = Field(default=None, sa_type=BigInt)
-    latency_s: float | None = Field(default=None, description="Wall time on its worker.")
-    cpu_s: float | None = Field(default=None, description="CPU time of its worker thread.")
+    latency_s: float | None = Field(
+        default=None, sa_type=Float64, description="Wall time on its worker."
+    )
+    cpu_s: float | None = Field(
+        default=None, sa_type=Float64, description="CPU time of its worker thread."
+    )
 
     def requeue(self) -> None:
         super().requeue()

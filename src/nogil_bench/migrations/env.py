@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
+from alembic.autogenerate.render import _repr_type
 from sqlalchemy import Connection
 from sqlalchemy.types import TypeDecorator
 
@@ -28,9 +29,10 @@ target_metadata = METADATA
 
 def render_item(kind: str, item: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Our column types (UTCDateTime) go into migrations as the SQLAlchemy type they store as,
-    so a migration never imports the code it may outlive."""
+    its per-dialect variants included (MySQL's DATETIME(6)), so a migration never imports the
+    code it may outlive."""
     if kind == "type" and isinstance(item, TypeDecorator):
-        return f"sa.{item.impl_instance!r}"
+        return _repr_type(item.impl_instance, autogen_context)  # Alembic's own rendering of it
     return False  # Alembic's own rendering
 
 

@@ -1,6 +1,7 @@
 """64-bit whole numbers on PostgreSQL: seeds, byte counts and context switches become BIGINT.
 
-SQLite's INTEGER already holds 64 bits: its tables stay as they are.
+The same on MySQL and MariaDB, whose INTEGER is 32-bit too. SQLite's INTEGER already holds 64
+bits: its tables stay as they are.
 
 Revision ID: 1c8a5266c794
 Revises: 292ea72f0a1e
@@ -22,7 +23,7 @@ COLUMNS = {"batch": RUN_FIGURES, "job": (*RUN_FIGURES, "seed", "output_bytes")}
 
 
 def alter(old: sa.types.TypeEngine[int], new: sa.types.TypeEngine[int]) -> None:
-    if op.get_context().dialect.name != "postgresql":
+    if op.get_context().dialect.name == "sqlite":
         return
     for table, columns in COLUMNS.items():
         for column in columns:

@@ -9,11 +9,17 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 revision: str = "7e4b9c2d1f30"
 down_revision: str | Sequence[str] | None = "5d0c1e7a9b42"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# MySQL and MariaDB column types, as in the initial schema (292ea72f0a1e).
+MYSQL = ("mysql", "mariadb")
+TEXT = sa.String().with_variant(mysql.LONGTEXT(), *MYSQL)
+DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), *MYSQL)
 
 TABLES = ("job", "batch", "benchmark")
 
@@ -21,8 +27,8 @@ TABLES = ("job", "batch", "benchmark")
 def upgrade() -> None:
     for table in TABLES:
         with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.add_column(sa.Column("worker", sa.String(), nullable=True))
-            batch_op.add_column(sa.Column("dispatched_at", sa.DateTime(), nullable=True))
+            batch_op.add_column(sa.Column("worker", TEXT, nullable=True))
+            batch_op.add_column(sa.Column("dispatched_at", DATETIME, nullable=True))
 
 
 def downgrade() -> None:

@@ -6,14 +6,25 @@ Create Date: 2026-11-23 14:30:59.783148
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 revision: str = "a18a866a48a4"
 down_revision: str | Sequence[str] | None = "7e4b9c2d1f30"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# MySQL and MariaDB types and table options, as in the initial schema (292ea72f0a1e).
+MYSQL = ("mysql", "mariadb")
+DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), *MYSQL)
+BLOB = sa.LargeBinary().with_variant(mysql.LONGBLOB(), *MYSQL)
+MYSQL_TABLE = {"engine": "InnoDB", "charset": "utf8mb4", "collate": "utf8mb4_bin"}
+TABLE_OPTIONS: dict[str, Any] = {
+    f"{dialect}_{name}": value for dialect in MYSQL for name, value in MYSQL_TABLE.items()
+}
 
 
 def upgrade() -> None:
@@ -25,8 +36,9 @@ def upgrade() -> None:
             "size_bytes", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
         ),
         sa.Column("sha256", sa.String(length=64), nullable=True),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_at", DATETIME, nullable=False),
         sa.PrimaryKeyConstraint("key"),
+        **TABLE_OPTIONS,
     )
     with op.batch_alter_table("stored_file", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_stored_file_created_at"), ["created_at"], unique=False)
@@ -35,9 +47,10 @@ def upgrade() -> None:
         "stored_file_chunk",
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("data", BLOB, nullable=False),
         sa.ForeignKeyConstraint(["key"], ["stored_file.key"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("key", "seq"),
+        **TABLE_OPTIONS,
     )
     # ### end Alembic commands ###
 
