@@ -668,8 +668,14 @@ class Server:
     NOGIL_BENCH_* variables)."""
 
     def __init__(
-        self, mode: Mode, workdir: Path, settings: Mapping[str, str], logs_dir: Path | None = None
+        self,
+        mode: Mode,
+        workdir: Path,
+        settings: Mapping[str, str],
+        logs_dir: Path | None = None,
+        command: Sequence[str] | None = None,
     ) -> None:
+        """`command` replaces `nogil-bench serve ...`; it gets the port as `{port}`."""
         self.mode = mode
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -681,7 +687,7 @@ class Server:
         }
         env |= SERVER_ENV | {f"NOGIL_BENCH_{name}": value for name, value in settings.items()}
         env["PYTHON_GIL"] = str(mode.gil)
-        command = [
+        serve = [
             str(NOGIL_BENCH),
             "serve",
             "--host",
@@ -693,10 +699,12 @@ class Server:
             "--workers",
             str(mode.workers),
         ]
+        if command is not None:
+            serve = [part.format(port=self.port) for part in command]
         self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own console script
-                command,
+                serve,
                 env=env,
                 cwd=workdir,
                 stdout=log,
@@ -709,8 +717,8 @@ class Server:
             log.seek(self._log_start)
             return log.read().decode(errors="replace")
 
-    def wait_live(self) -> str | None:
-        """None once /health/live answers 200; else why not (the server's last line)."""
+    def wait_live(self, path: str = "/health/live") -> str | None:
+        """None once `path` answers 200; else why not (the server's last line)."""
         deadline = time.monotonic() + START_TIMEOUT_S
         connection = Connection(self.base_url, 2.0)
         try:
@@ -720,10 +728,10 @@ class Server:
                     last = lines[-1].strip() if lines else "no output"
                     return f"exit status {self.process.returncode}: {last}"
                 with contextlib.suppress(*TRANSPORT_ERRORS):
-                    if connection.send("GET", "/health/live").status == 200:
+                    if connection.send("GET", path).status == 200:
                         return None
                 time.sleep(0.1)
-            return f"/health/live did not answer 200 within {START_TIMEOUT_S:.0f} s"
+            return f"{path} did not answer 200 within {START_TIMEOUT_S:.0f} s"
         finally:
             connection.close()
 
@@ -940,7 +948,7 @@ class Results:
     markdown: str = ""
 
 
-def environment(options: Options) -> dict[str, Any]:
+def environment(tool: str) -> dict[str, Any]:
     return {
         "date_utc": f"{datetime.now(UTC):%Y-%m-%d %H:%M}",
         "python": f"Python {platform.python_version()}"
@@ -948,7 +956,7 @@ def environment(options: Options) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
         "load_average_1min_at_start": round(os.getloadavg()[0], 2),
-        "tool": "wrk" if options.tool == "wrk" else "python (threads, http.client keep-alive)",
+        "tool": "wrk" if tool == "wrk" else "python (threads, http.client keep-alive)",
         "database": "SQLite (WAL), one data directory for every server",
     }
 
@@ -963,7 +971,7 @@ def run(options: Options) -> Results:
             "modes": [mode.label for mode in options.modes],
             "command": " ".join(["scripts/bench_serve.py", *sys.argv[1:]]),
         },
-        environment=environment(options),
+        environment=environment(options.tool),
     )
     unavailable: dict[Mode, str] = {}
     with tempfile.TemporaryDirectory(prefix="nogil-bench-serve-") as tmp:
