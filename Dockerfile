@@ -160,6 +160,12 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 #   uses only core commands.
 # - cffi's Python package and pycparser (1.4 MB): they generate and compile bindings;
 #   argon2-cffi's compiled bindings need only the _cffi_backend extension at run time.
+# - Pygments, markdown-it-py and mdurl (10.3 MB): rich's dependencies for its Syntax, Markdown
+#   and traceback renderers; `nogil-bench measure` draws its progress with rich's Console,
+#   Live, ProgressBar, Table and Text only (benchmarks/progress_bar.py). Mako and Celery try
+#   Pygments only to colour their own error pages and banners, and fall back to plain text
+#   without it (`except ImportError` in mako/exceptions.py and celery/bin/base.py), as they did
+#   before rich came.
 RUN cd /opt/venv/lib/python3.14t/site-packages \
     && rm -rf click_repl click_repl-*.dist-info prompt_toolkit prompt_toolkit-*.dist-info \
        wcwidth wcwidth-*.dist-info \
@@ -178,6 +184,25 @@ RUN cd /opt/venv/lib/python3.14t/site-packages \
     && rm -rf redis/commands/search redis/commands/json redis/commands/timeseries \
        redis/commands/bf redis/commands/vectorset \
     && rm -rf cffi cffi-*.dist-info pycparser pycparser-*.dist-info \
+    && rm -rf pygments pygments-*.dist-info markdown_it markdown_it_py-*.dist-info \
+       mdurl mdurl-*.dist-info /opt/venv/bin/pygmentize /opt/venv/bin/markdown-it
+# Bytecode (__pycache__/*.pyc) only for what the short-lived processes import: the command line
+# (`nogil-bench healthcheck` runs every 30 s), the benchmark engine's workers (a fresh
+# `python -m nogil_bench.bench.worker` per block) and what pool workers and subinterpreters
+# load to run a workload (nogil_bench.runners, nogil_bench.workloads). Every other .pyc goes
+# (about 34 MB; the sources stay, so nothing is missing and tracebacks keep their lines): the
+# long-lived roles compile the rest in memory when they start, about 2 s more for `nogil-bench
+# serve` or `worker` (PYTHONDONTWRITEBYTECODE: nothing is written back).
+RUN python -c 'import importlib, pkgutil, sys; \
+import nogil_bench.bench.worker, nogil_bench.cli, nogil_bench.runners, nogil_bench.workloads; \
+[importlib.import_module(found.name) for package in (nogil_bench.runners, nogil_bench.workloads) \
+ for found in pkgutil.iter_modules(package.__path__, package.__name__ + ".")]; \
+print(*sorted({module.__cached__ for module in list(sys.modules.values()) \
+ if getattr(module, "__cached__", None)}), sep="\n")' > /tmp/bytecode-kept \
+    && grep -q '^/opt/venv/' /tmp/bytecode-kept \
+    && find /opt/venv -name '*.pyc' | grep -vxFf /tmp/bytecode-kept | xargs -r rm -f \
+    && echo "bytecode kept: $(find /opt/venv -name '*.pyc' | wc -l) files" \
+    && rm /tmp/bytecode-kept \
     && du -sh /opt/venv
 
 # ---------------------------------------------------------------------------------------------

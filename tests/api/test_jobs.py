@@ -171,14 +171,29 @@ def test_jobs_are_listed_newest_first_filtered_and_paginated(
     page = client.get(JOBS, headers=alice, params={"limit": 2, "offset": 1}).json()
     queued = client.get(JOBS, headers=alice, params={"status": "queued"}).json()
     done = client.get(JOBS, headers=alice, params={"status": "succeeded"}).json()
+    past_the_end = client.get(JOBS, headers=alice, params={"offset": 10}).json()
 
     assert [job["id"] for job in everything["data"]] == ids[::-1]
     assert everything["count"] == 4
     assert [job["id"] for job in threads["data"]] == [ids[2], ids[0]]
+    assert threads["count"] == 2
     assert [job["id"] for job in page["data"]] == [ids[2], ids[1]]
     assert page["count"] == 4
+    assert past_the_end == {"data": [], "count": 4}
     assert queued["count"] == 4
     assert done["count"] == 0
+
+
+def test_a_listed_job_reads_as_the_job_itself(client: TestClient, alice: Headers) -> None:
+    """The list reads plain column values, the single view an ORM row: the same JSON."""
+    response = client.post(JOBS, headers=alice, json=synthetic_job())
+    job = wait_until_finished(client, response.headers["Location"], alice)
+    assert job["status"] == "succeeded", job["error"]
+
+    [listed] = client.get(JOBS, headers=alice).json()["data"]
+
+    assert listed == job
+    assert listed["result_url"] == f"{JOBS}/{job['id']}/result"
 
 
 def test_a_synthetic_batch_fans_out_and_reports_progress_and_aggregates(

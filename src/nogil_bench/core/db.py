@@ -17,7 +17,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from sqlite3 import Connection as SQLiteConnection
 from typing import Annotated, Any
@@ -25,7 +25,8 @@ from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Request
 from loguru import logger
-from sqlalchemy import Engine, event, func, literal_column, make_url
+from sqlalchemy import Column, ColumnElement, Engine, Select, event, func, literal_column, make_url
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -94,8 +95,13 @@ def make_engine(settings: Settings) -> Engine:
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
         # Writers take the lock up front; readers take none and see a snapshot.
-        writing = connection.get_execution_options().get(_WRITE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+        if connection.get_execution_options().get(_WRITE, False):
+            # Through SQLAlchemy, so that a busy database's error is the one `write` retries.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            # A deferred BEGIN takes no lock and cannot be busy: sent on the driver's own
+            # connection, it skips ~50 us of SQLAlchemy's execution path on every read.
+            connection.connection.driver_connection.execute("BEGIN")
 
     return engine
 
@@ -294,11 +300,50 @@ def get_owned[T: SQLModel](
     return row
 
 
+def _count_of(query: Select[Any] | SelectOfScalar[Any]) -> SelectOfScalar[int]:
+    # Over the query as a derived table: a scalar subquery over the table itself would be
+    # correlated with the outer select's row, and count 1.
+    return select(func.count()).select_from(query.subquery())
+
+
 def newest_first[T: SQLModel](
     session: Session, query: SelectOfScalar[T], table: type[T], *, limit: int, offset: int
 ) -> tuple[list[T], int]:
-    """One page of the query's rows, newest first (ids are UUIDv7), and the total count."""
-    count = session.exec(select(func.count()).select_from(query.subquery())).one()
+    """One page of the query's rows, newest first (ids are UUIDv7), and the total count.
+
+    One statement: the count rides on every row as an uncorrelated scalar subquery, which each
+    database evaluates once; the page keeps its top-N sort (a `count(*) over ()` window would
+    materialise every matching row first). Only a page past the end, with no row to carry it,
+    asks for the count on its own."""
     newest = col(getattr(table, "id")).desc()  # noqa: B009 - every table here has an id
-    page = session.exec(query.order_by(newest).offset(offset).limit(limit)).all()
-    return list(page), count
+    paged = select(table, _count_of(query).scalar_subquery())
+    if query.whereclause is not None:
+        paged = paged.where(query.whereclause)
+    page = session.exec(paged.order_by(newest).offset(offset).limit(limit)).all()
+    if page:
+        return [row for row, _ in page], page[0][1]
+    return [], session.exec(_count_of(query)).one()
+
+
+def newest_first_values(
+    session: Session,
+    columns: Sequence[Column[Any]],
+    table: type[SQLModel],
+    *where: ColumnElement[bool],
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """`newest_first` for a read-only view: those columns of the rows matching `where`, as
+    dicts by column name, with no ORM instance built per row and read back (about half the CPU
+    of a 20-row page)."""
+    query = sa_select(*columns).where(*where)
+    newest = table.__table__.c.id.desc()  # type: ignore[attr-defined]
+    paged = query.add_columns(_count_of(query).scalar_subquery())
+    connection = session.connection()
+    rows = connection.execute(paged.order_by(newest).offset(offset).limit(limit)).all()
+    names = [column.name for column in columns]
+    if rows:
+        count: int = rows[0][-1]
+        # zip stops at the names: each row ends with the count.
+        return [dict(zip(names, row, strict=False)) for row in rows], count
+    return [], connection.execute(_count_of(query)).scalar_one()

@@ -81,21 +81,23 @@ class RequestContextMiddleware:
             )
             client = scope.get("client")
             path = loggable_path(scope["path"])
-            access = logger.bind(
-                method=scope["method"],
-                path=path,
-                status=status,
-                duration_ms=round(duration_ms, 2),
-                client_ip=client[0] if client else None,
-                user_agent=headers.get(b"user-agent", b"").decode("latin-1"),
-            )
-            access.info("{} {} {}", scope["method"], path, status)
+            # Fields as keyword arguments, which loguru adds to the line's `extra`: cheaper
+            # than a `bind()` (a new logger) per request.
+            access = {
+                "method": scope["method"],
+                "path": path,
+                "status": status,
+                "duration_ms": round(duration_ms, 2),
+                "client_ip": client[0] if client else None,
+                "user_agent": headers.get(b"user-agent", b"").decode("latin-1"),
+            }
+            logger.info("{method} {path} {status}", **access)
             if duration_ms > self.slow_request_ms:
-                access.warning(
-                    "slow request: {} {} took {:.0f} ms (threshold {:.0f} ms)",
-                    scope["method"],
-                    path,
-                    duration_ms,
-                    self.slow_request_ms,
+                logger.warning(
+                    "slow request: {method} {path} took {took_ms:.0f} ms (threshold "
+                    "{threshold_ms:.0f} ms)",
+                    took_ms=duration_ms,
+                    threshold_ms=self.slow_request_ms,
+                    **access,
                 )
             request_fields.reset(token)

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, BinaryIO
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import ColumnElement, Engine, delete
 from sqlmodel import Session, col, func, select
 
 from nogil_bench.bench.stats import percentile
 from nogil_bench.core.config import Settings
-from nogil_bench.core.db import get_owned, newest_first, write
+from nogil_bench.core.db import get_owned, newest_first, newest_first_values, write
 from nogil_bench.core.errors import (
     ConflictError,
     InvalidInputError,
@@ -34,8 +34,10 @@ from nogil_bench.core.storage import FileStore, get_store, upload_key
 from nogil_bench.jobs.models import Batch, Job
 from nogil_bench.jobs.schemas import (
     BatchAggregates,
+    BatchesPublic,
     BatchPublic,
     JobPublic,
+    JobsPublic,
     Progress,
     StepIn,
     SyntheticSet,
@@ -281,6 +283,19 @@ def get_job(*, session: Session, owner_id: uuid.UUID, job_id: uuid.UUID) -> Job:
     return get_owned(session, Job, job_id, owner_id)
 
 
+def _job_filters(
+    owner_id: uuid.UUID, status: Status | None, runner: str | None, batch_id: uuid.UUID | None
+) -> list[ColumnElement[bool]]:
+    filters = [col(Job.owner_id) == owner_id]
+    if status is not None:
+        filters.append(col(Job.status) == status)
+    if runner is not None:
+        filters.append(col(Job.runner) == runner)
+    if batch_id is not None:
+        filters.append(col(Job.batch_id) == batch_id)
+    return filters
+
+
 def list_jobs(
     *,
     session: Session,
@@ -291,14 +306,35 @@ def list_jobs(
     limit: int,
     offset: int,
 ) -> tuple[list[Job], int]:
-    query = select(Job).where(Job.owner_id == owner_id)
-    if status is not None:
-        query = query.where(Job.status == status)
-    if runner is not None:
-        query = query.where(Job.runner == runner)
-    if batch_id is not None:
-        query = query.where(Job.batch_id == batch_id)
+    query = select(Job).where(*_job_filters(owner_id, status, runner, batch_id))
     return newest_first(session, query, Job, limit=limit, offset=offset)
+
+
+# What `GET /jobs` shows of a job: every field of JobPublic but the computed `result_url`.
+_JOB_PUBLIC_COLUMNS = [Job.__table__.c[name] for name in JobPublic.model_fields]  # type: ignore[attr-defined]
+
+
+def jobs_page(
+    *,
+    engine: Engine,
+    owner_id: uuid.UUID,
+    status: Status | None,
+    runner: str | None,
+    batch_id: uuid.UUID | None,
+    limit: int,
+    offset: int,
+) -> JobsPublic:
+    """`GET /jobs`: one page of the owner's jobs, and how many match, read as plain values."""
+    with Session(engine) as session:
+        jobs, count = newest_first_values(
+            session,
+            _JOB_PUBLIC_COLUMNS,
+            Job,
+            *_job_filters(owner_id, status, runner, batch_id),
+            limit=limit,
+            offset=offset,
+        )
+    return JobsPublic.model_validate({"data": jobs, "count": count})
 
 
 def result_key(job: Job) -> str:
@@ -341,6 +377,15 @@ def list_batches(
     return newest_first(session, query, Batch, limit=limit, offset=offset)
 
 
+def batches_page(*, engine: Engine, owner_id: uuid.UUID, limit: int, offset: int) -> BatchesPublic:
+    """`GET /batches`: one page of the owner's batches, described, and how many there are."""
+    with Session(engine) as session:
+        batches, count = list_batches(
+            session=session, owner_id=owner_id, limit=limit, offset=offset
+        )
+        return BatchesPublic(data=describe_batches(session=session, batches=batches), count=count)
+
+
 def delete_batch(*, engine: Engine, store: FileStore, batch: Batch) -> BatchPublic | None:
     """Cancel a queued batch with its queued jobs (returned, now cancelled, as described in the
     same transaction), or delete a finished one with its jobs and their files (None)."""
@@ -374,6 +419,12 @@ def delete_batch(*, engine: Engine, store: FileStore, batch: Batch) -> BatchPubl
 def describe_batch(*, session: Session, batch: Batch) -> BatchPublic:
     [described] = describe_batches(session=session, batches=[batch])
     return described
+
+
+def batch_view(*, engine: Engine, batch: Batch) -> BatchPublic:
+    """`GET /batches/{id}`: the batch described, in a session of its own."""
+    with Session(engine) as session:
+        return describe_batch(session=session, batch=batch)
 
 
 def describe_batches(*, session: Session, batches: Sequence[Batch]) -> list[BatchPublic]:
