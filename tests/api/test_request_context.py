@@ -1,6 +1,7 @@
 """Logs: one format, a request id on every line of a request and in its response, the user and
 job ids where known, an access line per request, and a JSON 500 for unhandled errors."""
 
+import asyncio
 import json
 import logging
 import time
@@ -9,8 +10,10 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import pytest
+from fastapi import Request
 from fastapi.testclient import TestClient
 from loguru import logger
+from starlette.types import Message
 
 from nogil_bench.core.config import Settings
 from nogil_bench.core.logging import configure_logging
@@ -142,6 +145,49 @@ def test_an_unhandled_error_is_a_json_500_with_the_request_id_and_a_logged_trace
     assert error["extra"]["request_id"] == "req-boom"
     assert error["exception"] is not None
     assert "kaboom" in str(error["exception"].value)
+
+
+def test_a_client_gone_before_its_body_is_read_is_logged_as_info_not_an_error(
+    settings: Settings,
+) -> None:
+    app = create_app(settings)
+
+    @app.post("/echo")
+    async def echo(request: Request) -> int:
+        return len(await request.body())
+
+    async def gone() -> Message:
+        return {"type": "http.disconnect"}
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/echo",
+        "raw_path": b"/echo",
+        "query_string": b"",
+        "headers": [(b"content-length", b"10")],
+        "client": ("127.0.0.1", 1234),
+    }
+    captured: Records = []
+    sink_id = logger.add(lambda message: captured.append(message.record), level="INFO")
+    try:
+        with TestClient(app):  # started, as served
+            asyncio.run(app(scope, gone, send))
+    finally:
+        logger.remove(sink_id)
+
+    assert sent == []  # no one to answer
+    in_request = [r for r in captured if "request_id" in r["extra"]]
+    assert [(r["level"].name, r["message"]) for r in in_request] == [
+        ("INFO", "client disconnected before POST /echo was answered"),
+        ("INFO", "POST /echo 499"),
+    ]
+    assert in_request[-1]["extra"]["status"] == 499
 
 
 def test_job_work_lines_carry_the_batch_and_job_ids(

@@ -6,6 +6,7 @@ import time
 import uuid
 
 from loguru import logger
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -15,6 +16,9 @@ from nogil_bench.core.logging import loggable_path, request_fields
 REQUEST_ID_HEADER = "x-request-id"
 # Accept a caller's id only when it is short and plain, so it cannot forge log lines.
 VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# The status logged and counted for a request whose client left before it was answered
+# (nginx's "client closed request"); nothing is sent.
+CLIENT_CLOSED_REQUEST = 499
 
 
 def request_id_from(headers: dict[bytes, bytes]) -> str:
@@ -64,6 +68,16 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # Gone while its body was read (a load generator stopping, a closed tab): no one to
+            # answer, and not the service's error.
+            if not response_started:
+                status = CLIENT_CLOSED_REQUEST
+            logger.info(
+                "client disconnected before {} {} was answered",
+                scope["method"],
+                loggable_path(scope["path"]),
+            )
         except Exception:
             logger.exception(
                 "unhandled error in {} {}", scope["method"], loggable_path(scope["path"])
