@@ -12,10 +12,13 @@ connections:
   service    /health/live, /api/v1/users/me (a bearer token), /api/v1/jobs (20 rows)
   reference  /live (the bare framework), /me (PyJWT + one session.get, a sync route)
 
-Both read the same SQLite database (the reference only reads). Both log as they do by default,
-one line per request, to a file: the service its JSON access line at --log-level INFO (its
-default), the reference uvicorn's access line; with --log-level WARNING neither logs a line per
-request.
+Both read the same SQLite database (the reference only reads). With --database-url the service
+reads that database instead (PostgreSQL, MariaDB: an empty one, or one these runs may add users
+and jobs to), set up the same way, and the reference keeps its SQLite file.
+
+Both log as they do by default, one line per request, to a file: the service its JSON access
+line at --log-level INFO (its default), the reference uvicorn's access line; with --log-level
+WARNING neither logs a line per request.
 
 The targets are ratios of rates taken in the same round: the service's /health/live, /users/me
 and /jobs each against the reference's bare /live (at least 0.90, 0.50 and 0.35), and the
@@ -60,6 +63,7 @@ from bench_serve import (
     run_wrk,
     server_settings,
 )
+from sqlalchemy import make_url
 
 REFERENCE_APP = Path(__file__).with_name("reference_app.py")
 
@@ -108,6 +112,7 @@ class Options:
     warmup_s: int
     connections: int
     log_level: str
+    database_url: str | None
     json_path: Path | None
     markdown_path: Path | None
 
@@ -123,6 +128,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument(
         "--log-level", default="INFO", help="the service's NOGIL_BENCH_LOG_LEVEL (INFO: default)"
     )
+    parser.add_argument(
+        "--database-url", help="the service's NOGIL_BENCH_DATABASE_URL (default: its SQLite file)"
+    )
     parser.add_argument("--json", type=Path, help="write every run and the ratios here")
     parser.add_argument("--markdown", type=Path, help="write the tables here")
     args = parser.parse_args(argv)
@@ -136,6 +144,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         args.warmup,
         args.connections,
         args.log_level.upper(),
+        args.database_url,
         args.json,
         args.markdown,
     )
@@ -153,6 +162,14 @@ class Results:
         return {r: run.rate for r, run in self.runs.get(endpoint, {}).items() if run.rate > 0}
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What one app is started with: its settings, and the accounts and rows it reads."""
+
+    settings: Mapping[str, str]
+    fixture: Fixture
+
+
 def start(app: App, workdir: Path, settings: Mapping[str, str], fixture: Fixture) -> Server:
     mode = Mode(BASELINE_SERVER, BASELINE_WORKERS, 0)
     if app is SERVICE:
@@ -161,7 +178,7 @@ def start(app: App, workdir: Path, settings: Mapping[str, str], fixture: Fixture
         sys.executable,
         str(REFERENCE_APP),
         "--database",
-        str(fixture.database),
+        str(fixture.database),  # the reference's set-up is always SQLite
         "--secret",
         settings["SECRET_KEY"],
         "--port",
@@ -173,10 +190,10 @@ def start(app: App, workdir: Path, settings: Mapping[str, str], fixture: Fixture
 
 
 def measure(
-    app: App, round_index: int, options: Options, workdir: Path, settings: Mapping[str, str],
-    fixture: Fixture, results: Results,
-) -> None:  # fmt: skip
-    server = start(app, workdir, settings, fixture)
+    app: App, round_index: int, options: Options, workdir: Path, setup: Setup, results: Results
+) -> None:
+    fixture = setup.fixture
+    server = start(app, workdir, setup.settings, fixture)
     try:
         if (reason := server.wait_live(app.endpoints[0].path)) is not None:
             raise SystemExit(f"{app.name} did not start: {reason} (log: {server.log_path})")
@@ -230,7 +247,8 @@ def report(results: Results, options: Options) -> str:
     lines = [
         f"{options.rounds} rounds x {options.duration_s} s per endpoint, wrk "
         f"{options.connections} connections, service log level {options.log_level}, "
-        f"{results.environment['python']}, {results.environment['cpus']} CPUs",
+        f"{results.environment['python']}, {results.environment['cpus']} CPUs; database: "
+        f"{results.environment['database']}",
         "",
         "| app | endpoint | requests/s (95% CI) | p99 ms (mean over rounds) | non-2xx |",
         "|---|---|---:|---:|---:|",
@@ -267,10 +285,16 @@ def run(options: Options) -> Results:
             "warmup_s": options.warmup_s,
             "connections": options.connections,
             "log_level": options.log_level,
+            "service_database": "SQLite" if options.database_url is None else "--database-url",
             "command": " ".join(["scripts/bench_request_path.py", *sys.argv[1:]]),
         },
         environment=environment("wrk")
-        | {"database": "SQLite (WAL), the service's file, read by both apps"},
+        | {
+            "database": "SQLite (WAL), the service's file, read by both apps"
+            if options.database_url is None
+            else f"service: {make_url(options.database_url).get_backend_name()}; "
+            "reference: SQLite (WAL)"
+        },
     )
     with tempfile.TemporaryDirectory(prefix="nogil-bench-path-") as tmp:
         workdir = Path(tmp)
@@ -279,13 +303,18 @@ def run(options: Options) -> Results:
         fixture = prepare(workdir, settings)
         reset(fixture)
         settings = {**settings, "LOG_LEVEL": options.log_level}
+        setups = {SERVICE.name: Setup(settings, fixture), REFERENCE.name: Setup(settings, fixture)}
+        if options.database_url is not None:
+            progress("set-up: the same on the service's --database-url")
+            elsewhere = {**settings, "DATABASE_URL": options.database_url}
+            setups[SERVICE.name] = Setup(elsewhere, prepare(workdir, elsewhere))
         for round_index in range(options.rounds):
             order = rotated(APPS, round_index)
             progress(
                 f"round {round_index + 1}/{options.rounds}: {', '.join(a.name for a in order)}"
             )
             for app in order:
-                measure(app, round_index, options, workdir, settings, fixture, results)
+                measure(app, round_index, options, workdir, setups[app.name], results)
     for target in TARGETS:
         results.ratios[target.name] = ratio_ci(
             results.rates(target.reference), results.rates(target.endpoint)

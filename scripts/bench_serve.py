@@ -823,8 +823,8 @@ class RssSampler:
 class Fixture:
     reader: Account  # owns the 20 listed jobs
     submitter: Account  # posts the measured submissions
-    submitter_id: Any  # its user id as SQLite stores it
-    database: Path
+    submitter_id: Any  # its user id as SQLite stores it (None on another database)
+    database: Path | None  # the SQLite file (None: the settings name another database)
 
 
 def server_settings(data_dir: Path, secret_key: str) -> dict[str, str]:
@@ -867,6 +867,8 @@ def prepare(workdir: Path, settings: Mapping[str, str]) -> Fixture:
         connection.close()
     finally:
         server.stop()
+    if "DATABASE_URL" in settings:
+        return Fixture(reader, submitter, None, None)
     database = Path(settings["DATA_DIR"]) / "nogil_bench.db"
     with contextlib.closing(sqlite3.connect(database)) as db:
         found = db.execute('SELECT id FROM "user" WHERE email = ?', (submitter.email,)).fetchone()
@@ -878,6 +880,7 @@ def prepare(workdir: Path, settings: Mapping[str, str]) -> Fixture:
 def reset(fixture: Fixture) -> int:
     """With no server running: the submitter's jobs deleted, the WAL folded back. Returns how
     many jobs went."""
+    assert fixture.database is not None, "reset() works on the SQLite file only"
     with contextlib.closing(sqlite3.connect(fixture.database)) as db:
         deleted = db.execute("DELETE FROM job WHERE owner_id = ?", (fixture.submitter_id,))
         db.commit()
