@@ -19,6 +19,7 @@ from tests.utils.api import (
     wait_until_finished,
     workload_benchmark,
 )
+from tests.utils.database import sqlite_only
 
 BUILT_IN_WORKLOADS = ["fib", "images", "native", "pure-python", "small-batch"]
 # Built-ins first, then every other package's: the examples are installed in a checkout.
@@ -67,6 +68,7 @@ def test_listing_the_workloads_needs_a_token(client: TestClient) -> None:
     assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
+@sqlite_only
 def test_an_installed_workload_is_measured_by_name_on_every_runner_and_compared(
     client: TestClient, alice: Headers
 ) -> None:

@@ -13,6 +13,7 @@ from PIL import Image
 
 from nogil_bench.work.queue import claim_next
 from tests.utils.api import BENCHMARKS, Headers, benchmark, wait_until_finished
+from tests.utils.database import sqlite_only
 
 
 def test_a_benchmark_measures_every_configuration_in_both_gil_modes_in_paired_rounds(
@@ -76,6 +77,7 @@ def test_a_benchmark_measures_every_configuration_in_both_gil_modes_in_paired_ro
         assert comparison["text"].startswith(expected), comparison
 
 
+@sqlite_only
 def test_a_runner_that_cannot_run_native_steps_is_reported_unsupported(
     client: TestClient, alice: Headers
 ) -> None:
@@ -93,6 +95,7 @@ def test_a_runner_that_cannot_run_native_steps_is_reported_unsupported(
     assert "Pillow cannot be loaded in subinterpreters" in interpreters[0]["error"]
 
 
+@sqlite_only
 @pytest.mark.parametrize(
     ("chart_format", "media_type"), [("svg", "image/svg+xml"), ("png", "image/png")]
 )
@@ -116,6 +119,7 @@ def test_the_chart_draws_speedups_with_their_intervals_and_the_host_ceiling(
         assert Image.open(io.BytesIO(chart.content)).format == "PNG"
 
 
+@sqlite_only
 def test_a_finished_benchmark_reads_as_a_pyperf_suite(
     client: TestClient, alice: Headers, tmp_path: Path
 ) -> None:
