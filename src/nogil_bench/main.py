@@ -127,6 +127,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=OAUTH2_REDIRECT_URL,
+        # FastAPI's own OpenTelemetry hooks: off, as nothing here exports spans (metrics are
+        # Prometheus's, at /metrics). On, each request asks OpenTelemetry for its providers.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter()
