@@ -9,10 +9,17 @@ worker's own lifespan only sizes its loop's thread pool (`WorkerLoops`).
 On SIGTERM (or SIGINT) Granian would stop its workers at once. `DrainingGranian` drains first,
 as `--server uvicorn` does (nogil_bench.server.Drain), while the workers still serve; then
 Granian stops them, the app's shutdown runs, and the process exits 0.
+
+Granian's main thread waits for a signal on a `threading.Event` without a timeout. The kernel
+may deliver SIGTERM to any thread of the process (a busy worker, a Tokio or pool thread): the
+C-level handler then only flags it, and the Python handler runs once the main thread executes
+bytecode again, which a wait without timeout never does (CPython issue #85300). Under load
+the signal was then lost, and the process never stopped. `MainLoopInterrupt` waits in slices.
 """
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 from anyio import to_thread
@@ -35,6 +42,41 @@ GRANIAN_LOGGING = {
         "granian.access": {"handlers": [], "propagate": True},
     }
 }
+
+
+# How long a stop signal delivered to another thread may wait for the main thread's handler.
+SIGNAL_POLL_S = 0.1
+
+
+class MainLoopInterrupt(threading.Event):
+    """Granian's `main_loop_interrupt`, waited on by its main loop: `wait()` returns to the
+    interpreter every SIGNAL_POLL_S, so that Python signal handlers run even when the kernel
+    delivered the signal to another thread.
+
+    Those handlers run on the main thread between two bytecodes, possibly while it holds this
+    event's lock inside `wait()`: from a handler, `set_soon()`, which takes no lock (`set()`
+    would deadlock); the waiting loop sets the event itself within SIGNAL_POLL_S."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._set_soon = False
+
+    def set_soon(self) -> None:
+        self._set_soon = True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._set_soon:
+                self._set_soon = False
+                self.set()
+            slice_s = SIGNAL_POLL_S
+            if deadline is not None:
+                slice_s = min(slice_s, deadline - time.monotonic())
+                if slice_s <= 0:
+                    return self.is_set()
+            if super().wait(slice_s):
+                return True
 
 
 class WorkerLoops:
@@ -107,18 +149,24 @@ class DrainingGranian(MTServer):
 
     def __init__(self, app: FastAPI, settings: Settings, **options: Any) -> None:
         super().__init__(**options)
+        self._interrupt = MainLoopInterrupt()
+        self.main_loop_interrupt = self._interrupt
         self._drain = Drain(app, settings, self._close_listener)
+
+    # Granian's signal handlers, on the main thread: they take no lock (MainLoopInterrupt).
 
     def signal_handler_interrupt(self, *args: Any, **kwargs: Any) -> None:
         if not self._drain.on_signal(args[0]):
-            self._stop_workers_now()
+            self.interrupt_signal = True
+            self._interrupt.set_soon()
+
+    def signal_handler_reload(self, *args: Any, **kwargs: Any) -> None:
+        self.reload_signal = True
+        self._interrupt.set_soon()
 
     def _close_listener(self, in_flight_s: float) -> None:
-        self._stop_workers_now()
-
-    def _stop_workers_now(self) -> None:
-        # Granian's own handling: its main loop stops the workers, each finishing its
-        # in-flight requests. (Granian's methods are unannotated.)
+        # On the drain's thread: Granian's own handling. Its main loop stops the workers, each
+        # finishing its in-flight requests. (Granian's methods are unannotated.)
         super().signal_handler_interrupt()  # type: ignore[no-untyped-call]
 
 
