@@ -10,10 +10,12 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import pytest
+import uvicorn
 from fastapi import Request
 from fastapi.testclient import TestClient
 from loguru import logger
 from starlette.types import Message
+from uvicorn.middleware.message_logger import MessageLoggerMiddleware
 
 from nogil_bench.core.config import Settings
 from nogil_bench.core.logging import configure_logging
@@ -228,6 +230,24 @@ def test_text_format_is_readable(settings: Settings, capsys: pytest.CaptureFixtu
     line = capsys.readouterr().err
     assert "| INFO     |" in line
     assert "hello" in line
+
+
+@pytest.mark.parametrize(("level", "wrapped"), [("INFO", False), ("TRACE", True)])
+def test_uvicorn_logs_every_asgi_message_only_at_trace(
+    settings: Settings, level: str, wrapped: bool
+) -> None:
+    """uvicorn wraps the app in its MessageLoggerMiddleware when the standard library would
+    keep TRACE records: a record per ASGI message, on every request."""
+    app = create_app(settings.model_copy(update={"LOG_LEVEL": level}))
+    config = uvicorn.Config(app, http="h11", loop="asyncio", log_config=None)
+    config.load()
+
+    layers = []
+    layer = config.loaded_app
+    while layer is not None:
+        layers.append(type(layer))
+        layer = getattr(layer, "app", None)
+    assert (MessageLoggerMiddleware in layers) is wrapped
 
 
 def test_uvicorn_and_stdlib_loggers_go_through_the_same_sink(

@@ -110,7 +110,13 @@ def configure_logging(settings: Settings) -> None:
             backtrace=False,
             diagnose=False,
         )
-    logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
+    # The standard library drops what is below the level itself, before building a record: at
+    # level 0, uvicorn would also wrap the app in its MessageLoggerMiddleware (it does when
+    # TRACE is enabled), and every ASGI message of every request would become a record, walked
+    # by InterceptHandler and only then dropped by loguru (docs/serving.md, the request path).
+    logging.basicConfig(
+        handlers=[InterceptHandler()], level=logger.level(settings.LOG_LEVEL).no, force=True
+    )
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers = []
