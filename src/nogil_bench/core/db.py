@@ -314,7 +314,8 @@ def newest_first[T: SQLModel](
     One statement: the count rides on every row as an uncorrelated scalar subquery, which each
     database evaluates once; the page keeps its top-N sort (a `count(*) over ()` window would
     materialise every matching row first). Only a page past the end, with no row to carry it,
-    asks for the count on its own."""
+    asks for the count on its own. `query` is `select(table).where(...)`: its WHERE clause is
+    what the page keeps."""
     newest = col(getattr(table, "id")).desc()  # noqa: B009 - every table here has an id
     paged = select(table, _count_of(query).scalar_subquery())
     if query.whereclause is not None:
