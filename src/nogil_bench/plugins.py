@@ -13,8 +13,6 @@ from importlib.metadata import entry_points
 from types import MappingProxyType
 from typing import Any
 
-from loguru import logger
-
 BUILT_IN_PREFIX = "nogil_bench."
 
 
@@ -62,6 +60,10 @@ class Registry[T]:
             key=lambda point: not point.module.startswith(BUILT_IN_PREFIX),
         )
         found: dict[str, T] = {}
+        # Imported only to warn: every benchmark worker process loads a registry, and loguru
+        # (with asyncio) is a tenth of a second of each one's start.
+        from loguru import logger  # noqa: PLC0415
+
         for point in points:
             if point.name in found:
                 logger.warning(
