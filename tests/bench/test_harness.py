@@ -24,6 +24,7 @@ from nogil_bench.bench.harness import (
 from nogil_bench.bench.plan import Matrix, Planned, this_interpreter
 from nogil_bench.bench.results import Design, StopReason
 from nogil_bench.bench.stats import Verdict
+from nogil_bench.benchmarks.cli import build_parser, rounds_from
 from nogil_bench.runners import get_runner
 from nogil_bench.workloads.images import ImageJob, SyntheticSource, digest, run_jobs
 from nogil_bench.workloads.model import steps_from_json
@@ -238,6 +239,54 @@ def test_a_deadline_ends_the_measurement_dropping_the_unfinished_round(
     assert measurement.stop_text.startswith("stopped by the deadline after 1 block of 1 round,")
 
 
+def test_a_budget_cuts_every_blocks_rounds_to_fit_and_starts_no_block_that_would_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(harness, "time", clock)
+    asked = 0
+
+    def should_stop() -> bool:
+        # Asked before each of the first block's 3 setups, once before a later block's, and
+        # before each run: the first block takes 20 s to set up, a round of 3 runs 10 s.
+        nonlocal asked
+        asked += 1
+        clock.now_s += 20 / 3 if asked <= 3 else 10 / 3
+        return False
+
+    measurement = measure_matrix(
+        plan(runners=["threads"], workers=[2], gil=[0]),
+        Design(min_blocks=2, max_blocks=4, block_rounds=5, target_ci=0.0, budget_s=100.0),
+        should_stop=should_stop,
+        progress=quiet,
+    )
+
+    # After 30 s, 70 are left: a second block's 20 s of set-up leaves room for 5 rounds more,
+    # 3 in each block (and after 2 and 3 rounds, still 3). A third block would end at 133 s.
+    assert (measurement.stop, measurement.blocks, measurement.rounds) == (StopReason.BUDGET, 2, 6)
+    assert all(row.block_of_runs == [0, 0, 0, 1, 1, 1] for row in measurement.rows)
+    assert measurement.stop_text.startswith("stopped after 2 blocks of 6 rounds: another block")
+    assert measurement.stop_text.endswith("; 3 rounds a block, not 5, to fit the 100 s budget")
+
+
+def test_a_budget_fits_rounds_to_the_first_blocks_timings_within_bounds() -> None:
+    design = Design(min_blocks=2, max_blocks=2, block_rounds=10, budget_s=270.0)
+
+    # A good day here: 56 s to start and set up, 9 s a round: 8 rounds a block fit (2 x 8
+    # rounds and a second set-up end at 256 s; 2 x 9 at 274 s).
+    assert design.rounds_to_fit(elapsed_s=65.0, block_setup_s=56.0, round_s=9.0) == 8
+    # A fast host gets the rounds asked for, no more; a slow one 2, never fewer.
+    assert design.rounds_to_fit(elapsed_s=11.0, block_setup_s=10.0, round_s=1.0) == 10
+    assert design.rounds_to_fit(elapsed_s=200.0, block_setup_s=150.0, round_s=50.0) == 2
+    # The mean round so far decides, and the first block never ends before its rounds done.
+    assert design.rounds_to_fit(elapsed_s=93, block_setup_s=56, round_s=10, rounds_done=3) == 7
+    assert design.rounds_to_fit(elapsed_s=200, block_setup_s=56, round_s=10, rounds_done=9) == 9
+    # Without a budget, the design's rounds.
+    assert Design(block_rounds=7).rounds_to_fit(elapsed_s=1e6, block_setup_s=1, round_s=1) == 7
+    with pytest.raises(ValueError, match="budget must be positive"):
+        Design(budget_s=0.0)
+
+
 def test_bounds_that_cannot_be_met_are_refused() -> None:
     with pytest.raises(ValueError, match="min_blocks <= max_blocks"):
         Design(min_blocks=5, max_blocks=4)
@@ -248,6 +297,26 @@ def test_bounds_that_cannot_be_met_are_refused() -> None:
 def test_rounds_asked_for_become_whole_blocks() -> None:
     assert Design.of_rounds(10, 30, 5, 0.05) == Design(2, 6, 5, 0.05)
     assert Design.of_rounds(6, 7, 3, 0.05) == Design(2, 3, 3, 0.05)  # 7 rounds: a third block
+
+
+@pytest.mark.parametrize(
+    ("options", "design"),
+    [
+        # Two blocks of up to 10 rounds, fitted to 255 s: under 5 minutes on a slow day too.
+        (["--quick"], Design(2, 2, 10, 0.05, budget_s=255.0)),
+        (["--quick", "--budget", "600"], Design(2, 2, 10, 0.05, budget_s=600.0)),
+        ([], Design(2, 6, 5, 0.05)),  # no budget unless asked for
+        (["--budget", "90"], Design(2, 6, 5, 0.05, budget_s=90.0)),
+    ],
+)
+def test_quick_fits_its_rounds_in_a_budget_and_any_measurement_can(
+    options: list[str], design: Design
+) -> None:
+    args = build_parser().parse_args(["measure", "fib", *options])
+
+    rounds_from(args)
+
+    assert args.design == design
 
 
 def talk_to_worker(*requests: str) -> tuple[list[dict[str, object]], int]:

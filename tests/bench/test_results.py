@@ -142,6 +142,7 @@ def test_the_stop_reason_is_stated_with_the_widest_interval() -> None:
         "stopped after 1 block of 3 rounds: every interval within the ±50% target"
     )
     assert "deadline" in describe_stop(StopReason.DEADLINE, findings, 1, 3, 0.05)
+    assert "time budget" in describe_stop(StopReason.BUDGET, findings, 2, 6, 0.05)
 
 
 def test_outputs_that_differ_between_configurations_are_reported() -> None:

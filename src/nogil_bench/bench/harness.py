@@ -132,6 +132,9 @@ def measure_matrix(
 
     Blocks continue past `design.min_blocks` until every comparison's interval has a half-width
     within `design.target_ci` of its ratio, or until `design.max_blocks` (StopReason.BOUND).
+    A `design.budget_s` cuts every block's rounds to what fits it, as the first block's set-up
+    and rounds are timed (Design.rounds_to_fit), and starts no block past the minimum that
+    would not fit (StopReason.BUDGET).
     `deadline_s` (seconds from the call) ends the measurement early, dropping an unfinished
     round (StopReason.DEADLINE); with no round finished, DeadlineExceededError.
     `run_timeout_s` bounds one setup or run of one configuration (RunTimeoutError).
@@ -154,12 +157,17 @@ def measure_matrix(
     host_before = read_cpu_jiffies()
     load_at_start = list(os.getloadavg())  # what else the host ran as measuring began
     stop = StopReason.BOUND
+    pace = _Pace(design, started)
     for block in range(design.max_blocks):
         if block and deadline_s is not None and time.monotonic() - started > deadline_s:
             stop = StopReason.DEADLINE
             break
+        if block >= design.min_blocks and not pace.another_block_fits():
+            stop = StopReason.BUDGET
+            break
         session = _Session(plan, should_stop, deadline_s, run_timeout_s, started, block)
         tracker.block_starts()
+        pace.block_starts()
         try:
             # The first block sets up one configuration at a time, so that each setup is timed
             # on a quiet host; later blocks set up all at once, their setups not reported.
@@ -169,12 +177,17 @@ def measure_matrix(
                 set_up=lambda done: report(tracker.set_up(done)),
             )
             tracker.rounds_start()
+            pace.rounds_start()
             complete = True
-            for index in range(design.block_rounds):
+            index = 0
+            while index < pace.block_rounds:
                 tracker.round_starts()
-                complete = session.run_round(block * design.block_rounds + index)
+                complete = session.run_round(pace.rounds_done)
                 if not complete:
                     break
+                index += 1
+                if pace.round_done():
+                    tracker.design = replace(design, block_rounds=pace.block_rounds)
                 report(tracker.round_done())
             measured.add(session, session.finish())
         finally:
@@ -202,6 +215,51 @@ def measure_matrix(
         environment=describe_environment()
         | {"workloads": measured.descriptions, "load_average_at_start": load_at_start},
     )
+
+
+class _Pace:
+    """How many rounds each block runs: the design's, unless its budget cuts them as the first
+    block's set-up and rounds are timed (Design.rounds_to_fit, again after each of its rounds,
+    from their mean: one fast first round must not promise too many); and whether a block past
+    the minimum still fits the budget."""
+
+    def __init__(self, design: Design, started: float) -> None:
+        self.design = design
+        self.started = started
+        self.block_rounds = design.block_rounds
+        self.rounds_done = 0
+        self.block_setup_s = 0.0
+        self.round_s = 0.0
+        self._block_started = started
+        self._rounds_started = started
+
+    def block_starts(self) -> None:
+        self._block_started = time.monotonic()
+
+    def rounds_start(self) -> None:
+        self._rounds_started = time.monotonic()
+
+    def round_done(self) -> bool:
+        """Counts the round; True when it was the first block's, and a budget set the rounds."""
+        self.rounds_done += 1
+        if self.design.budget_s is None or self.rounds_done > self.block_rounds:
+            return False  # no budget, or the first block is over: the rounds are set
+        now = time.monotonic()
+        self.round_s = (now - self._rounds_started) / self.rounds_done
+        self.block_setup_s = self._rounds_started - self._block_started
+        self.block_rounds = self.design.rounds_to_fit(
+            elapsed_s=now - self.started,
+            block_setup_s=self.block_setup_s,
+            round_s=self.round_s,
+            rounds_done=self.rounds_done,
+        )
+        return True
+
+    def another_block_fits(self) -> bool:
+        if self.design.budget_s is None:
+            return True
+        block_s = self.block_setup_s + self.block_rounds * self.round_s
+        return time.monotonic() - self.started + block_s <= self.design.budget_s
 
 
 class _Session:

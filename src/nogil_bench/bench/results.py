@@ -134,7 +134,13 @@ class Finding:
 class StopReason(StrEnum):
     CONVERGED = "converged"  # every CI within the target
     BOUND = "bound"  # max rounds reached first
-    DEADLINE = "deadline"  # the caller's time budget reached first
+    DEADLINE = "deadline"  # the caller's deadline reached first, mid-block
+    BUDGET = "budget"  # the design's time budget left no room for another block
+
+
+# The fewest rounds a budget cuts a block to: one more would leave a block without round to
+# round degrees of freedom, and its between-blocks estimate to a single round's luck.
+MIN_BUDGET_ROUNDS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,12 +158,18 @@ class Unsupported:
 class Design:
     """How much a measurement measures: blocks of fresh worker processes, `block_rounds` rounds
     in each; at least `min_blocks`, then more until every interval is within `target_ci` of
-    its ratio (half-width), or `max_blocks`."""
+    its ratio (half-width), or `max_blocks`.
+
+    With a `budget_s`, measuring fits in that many seconds: as the first block's set-up and
+    rounds are timed, every block gets as many rounds as the minimum blocks can have within the
+    budget (at most `block_rounds`, at least MIN_BUDGET_ROUNDS), and no block past the minimum
+    starts unless it fits too (StopReason.BUDGET)."""
 
     min_blocks: int = 2
     max_blocks: int = 6
     block_rounds: int = 5
     target_ci: float = 0.05
+    budget_s: float | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_blocks <= self.max_blocks:
@@ -166,10 +178,32 @@ class Design:
             )
         if self.block_rounds < 1:
             raise ValueError(f"need at least one round per block, got {self.block_rounds}")
+        if self.budget_s is not None and not self.budget_s > 0:
+            raise ValueError(f"a time budget must be positive, got {self.budget_s}")
+
+    def rounds_to_fit(
+        self, *, elapsed_s: float, block_setup_s: float, round_s: float, rounds_done: int = 1
+    ) -> int:
+        """Rounds a block, the same in every block, that let the minimum blocks end within the
+        budget: `elapsed_s` is spent (the first block's set-up and its first `rounds_done`
+        rounds), and every later block costs `block_setup_s` more (the first's, which sets up
+        one configuration at a time: the later ones, all at once, take less) plus its rounds,
+        each taking `round_s` (the mean so far). Never fewer than `rounds_done`."""
+        if self.budget_s is None:
+            return self.block_rounds
+        left_s = self.budget_s - elapsed_s - (self.min_blocks - 1) * block_setup_s
+        fitting = math.floor((left_s / max(round_s, 1e-9) + rounds_done) / self.min_blocks)
+        least = max(rounds_done, min(MIN_BUDGET_ROUNDS, self.block_rounds))
+        return max(least, min(self.block_rounds, fitting))
 
     @classmethod
     def of_rounds(
-        cls, min_rounds: int, max_rounds: int, block_rounds: int, target_ci: float
+        cls,
+        min_rounds: int,
+        max_rounds: int,
+        block_rounds: int,
+        target_ci: float,
+        budget_s: float | None = None,
     ) -> Design:
         """Rounds at least and at most, as whole blocks of `block_rounds` (rounded up)."""
         return cls(
@@ -177,6 +211,7 @@ class Design:
             max_blocks=blocks_for(max_rounds, block_rounds),
             block_rounds=block_rounds,
             target_ci=target_ci,
+            budget_s=budget_s,
         )
 
 
@@ -203,9 +238,16 @@ class Measurement:
 
     @property
     def stop_text(self) -> str:
-        return describe_stop(
+        text = describe_stop(
             self.stop, self.findings, self.blocks, self.rounds, self.design.target_ci
         )
+        budget_s = self.design.budget_s
+        if budget_s is not None and self.rounds < self.blocks * self.design.block_rounds:
+            text += (
+                f"; {self.rounds // self.blocks} rounds a block, not {self.design.block_rounds}, "
+                f"to fit the {budget_s:g} s budget"
+            )
+        return text
 
     @property
     def variance(self) -> Variance:
@@ -239,6 +281,11 @@ def describe_stop(
             return (
                 f"stopped by the deadline after {done}, before every interval was within "
                 f"the ±{target_ci:.0%} target ({widest}{missing})"
+            )
+        case StopReason.BUDGET:
+            return (
+                f"stopped after {done}: another block would not fit the time budget, and "
+                f"intervals are wider than the ±{target_ci:.0%} target ({widest}{missing})"
             )
 
 

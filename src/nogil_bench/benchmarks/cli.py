@@ -53,11 +53,16 @@ from nogil_bench.workloads.registry import (
 )
 
 # Rounds at least and at most, in blocks of BLOCK_ROUNDS: two blocks of fresh processes is the
-# fewest with an interval, and what --quick measures (about 5 minutes for three workloads here).
+# fewest with an interval.
 BLOCK_ROUNDS = 5
 DEFAULT_REPEATS = 10
 DEFAULT_MAX_REPEATS = 30
-QUICK_REPEATS = 10
+# --quick: two blocks of up to 10 rounds, as many as fit in QUICK_BUDGET_S of measuring, so that
+# the whole command stays under 5 minutes on a slow day (2 x 8 rounds for three workloads on a
+# good one here; see docs/benchmarks.md, "Calibration").
+QUICK_BLOCK_ROUNDS = 10
+QUICK_REPEATS = 2 * QUICK_BLOCK_ROUNDS
+QUICK_BUDGET_S = 255.0
 
 
 class UsageError(Exception):
@@ -163,7 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument(
         "--block-rounds",
         type=at_least(1, int),
-        help=f"rounds in each block of fresh worker processes (default: {BLOCK_ROUNDS})",
+        help=f"rounds in each block of fresh worker processes (default: {BLOCK_ROUNDS}, quick: "
+        f"{QUICK_BLOCK_ROUNDS})",
+    )
+    measure.add_argument(
+        "--budget",
+        type=at_least(1.0, float),
+        metavar="SECONDS",
+        help="fit measuring in this time: every block's rounds are cut to what fits, once the "
+        f"first block's set-up and round are timed (default: none, quick: {QUICK_BUDGET_S:g})",
     )
     measure.add_argument(
         "--target-ci",
@@ -238,7 +251,7 @@ def rounds_from(args: argparse.Namespace) -> None:
             }
         )
         try:
-            args.design = args.spec.design()
+            args.design = replace(args.spec.design(), budget_s=args.budget)
         except ValueError as error:
             raise UsageError(f"{args.request}: {error}") from None
         return
@@ -251,7 +264,11 @@ def rounds_from(args: argparse.Namespace) -> None:
     if max_repeats < repeats:
         raise UsageError(f"--max-repeats {max_repeats} is below --repeats {repeats}")
     args.design = Design.of_rounds(
-        repeats, max_repeats, args.block_rounds or BLOCK_ROUNDS, args.target_ci or 0.05
+        repeats,
+        max_repeats,
+        args.block_rounds or (QUICK_BLOCK_ROUNDS if args.quick else BLOCK_ROUNDS),
+        args.target_ci or 0.05,
+        args.budget or (QUICK_BUDGET_S if args.quick else None),
     )
 
 
@@ -261,7 +278,8 @@ def describe_design(design: Design) -> str:
         if design.min_blocks == design.max_blocks
         else f"{design.min_blocks} to {design.max_blocks}"
     )
-    return f"in {blocks} blocks of {design.block_rounds} rounds"
+    budget = "" if design.budget_s is None else f" (fewer to fit {design.budget_s:g} s)"
+    return f"in {blocks} blocks of {design.block_rounds} rounds{budget}"
 
 
 def spec_of_request(path: Path) -> BenchmarkSpec:

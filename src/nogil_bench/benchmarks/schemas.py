@@ -217,7 +217,7 @@ class BenchmarkReport(BaseModel):
     blocks: int | None = Field(
         default=None, description="Blocks of fresh worker processes (None: before blocks)."
     )
-    stop: Literal["converged", "bound", "deadline"]
+    stop: Literal["converged", "bound", "deadline", "budget"]
     stop_text: str
     steal_share: float | None = Field(
         description="Share of the host's CPU time stolen over the whole measurement."
