@@ -2,11 +2,12 @@
 fixed rows, never timings."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 
-from nogil_bench.bench.calibration import calibrate
+from nogil_bench.bench.calibration import calibrate, expected_agreement
 from nogil_bench.bench.document import (
     DocumentFormatError,
     from_json,
@@ -15,7 +16,16 @@ from nogil_bench.bench.document import (
     write_document,
 )
 from nogil_bench.bench.report import compare, markdown
-from nogil_bench.bench.results import Design, Kind, Measurement, Row, StopReason, analyse
+from nogil_bench.bench.results import (
+    Design,
+    Finding,
+    Kind,
+    Measurement,
+    Row,
+    StopReason,
+    analyse,
+)
+from nogil_bench.bench.stats import Between, Levels, compare_blocks, mean_variance
 from tests.utils.bench_rows import row
 
 SEQUENTIAL = [2.0, 2.0, 2.0, 2.0, 2.0, 2.0]
@@ -112,6 +122,43 @@ def test_compare_prints_each_kinds_calibration_against_its_targets() -> None:
         "GIL=0 (3.14.7t) | 0.62x [0.57, 0.68] | 0.69x | **no** |" in output
     )
     assert "- vs sequential: pure-python processes w=2 GIL=0 (3.14.7t)" in output  # fmt: skip
+    assert "Verdicts expected to agree at this precision: " in output
+
+
+def speedup(log_ratio: float) -> Finding:
+    """A speedup measured in 2 blocks of 5 rounds whose mean log ratio is `log_ratio`."""
+    found = Levels(
+        mean=log_ratio,
+        blocks=2,
+        rounds=10,
+        mean_inverse_rounds=0.2,
+        within=0.04,
+        within_df=8,
+        between=0.0,
+    )
+    pooled = Between(0.0, 10)
+    return Finding(
+        Kind.SPEEDUP,
+        "fib",
+        compare_blocks("sequential", "threads", found, pooled),
+        found,
+        mean_variance(found, pooled),
+    )
+
+
+def test_verdicts_near_a_threshold_are_expected_to_flip_half_the_time() -> None:
+    high = speedup(0.0).comparison.ci_high
+    assert high is not None
+    threshold = math.log(high)  # a ratio this far above 1x has its interval end at 1x
+    at_threshold, far_above, none = speedup(threshold), speedup(5 * threshold), speedup(0.0)
+
+    assert expected_agreement([(far_above, far_above)]) == pytest.approx(1.0, abs=1e-6)
+    assert expected_agreement([(none, none)]) == pytest.approx(1.0, abs=0.01)
+    # Faster or no significant difference, one chance in two each, in each run.
+    assert expected_agreement([(at_threshold, at_threshold)]) == pytest.approx(0.5, abs=0.01)
+    assert expected_agreement([(far_above, far_above), (at_threshold, at_threshold)]) == (
+        pytest.approx(0.75, abs=0.01)
+    )
 
 
 def test_the_report_gives_speedups_with_ci_ceiling_share_verdicts_and_steal() -> None:

@@ -6,6 +6,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 from nogil_bench.bench.results import Finding, Kind
 from nogil_bench.bench.stats import Verdict
@@ -53,6 +54,8 @@ class RepeatCheck:
     kinds: list[Calibration]
     total: Calibration
     between_runs_sd: float | None
+    # The share of verdicts that intervals this wide are expected to agree on (expected_agreement)
+    expected_agree: float | None = None
 
     @property
     def met(self) -> bool:
@@ -82,7 +85,9 @@ def calibrate(first: Sequence[Finding], second: Sequence[Finding]) -> RepeatChec
         for kind in Kind
         if any(a.kind is kind for a, _ in pairs)
     ]
-    return RepeatCheck(kinds, calibration(None, pairs), between_runs_sd(pairs))
+    return RepeatCheck(
+        kinds, calibration(None, pairs), between_runs_sd(pairs), expected_agreement(pairs)
+    )
 
 
 def calibration(kind: Kind | None, pairs: Sequence[tuple[Finding, Finding]]) -> Calibration:
@@ -126,3 +131,31 @@ def between_runs_sd(pairs: Sequence[tuple[Finding, Finding]]) -> float | None:
         return None
     extra = (statistics.fmean(differences) - statistics.fmean(expected)) / 2
     return math.sqrt(extra) if extra > 0 else None
+
+
+def expected_agreement(pairs: Sequence[tuple[Finding, Finding]]) -> float | None:
+    """The share of verdicts two runs are expected to agree on, given how precise they are:
+    a comparison whose ratio lies near a verdict's threshold (where its interval's end meets 1x)
+    flips between that verdict and "no significant difference" about half the time, however
+    honest its intervals, so the agreement a measurement can reach depends on how many such
+    comparisons it holds. For each comparison, the true log ratio is taken as the two runs'
+    mean, each run's mean is drawn around it with the first run's Var(mean), and a run says
+    faster (slower) when its mean lies more than the first run's half-width above (below) 0;
+    the figure is the mean over comparisons of the chance that both runs say the same.
+    None when no comparison has an interval in both runs."""
+    normal = NormalDist()
+    chances = []
+    for a, b in pairs:
+        high = a.comparison.ci_high
+        if a.levels is None or b.levels is None or a.spread is None or high is None:
+            continue
+        sd = math.sqrt(a.spread.variance)
+        half = math.log(high) - a.levels.mean
+        truth = (a.levels.mean + b.levels.mean) / 2
+        if sd == 0:
+            chances.append(1.0)
+            continue
+        faster = 1 - normal.cdf((half - truth) / sd)
+        slower = normal.cdf((-half - truth) / sd)
+        chances.append(faster**2 + slower**2 + (1 - faster - slower) ** 2)
+    return statistics.fmean(chances) if chances else None

@@ -281,6 +281,22 @@ def calibration_table(check: RepeatCheck) -> list[str]:
         f"{_met((total.median_width_first or 0.0) <= WIDTH_TARGET)}). "
         f"{'Calibrated' if check.met else '**Not calibrated**'} on this host.",
         f"Between the runs: {beyond}.",
+        *_expected_agreement(check.expected_agree),
+    ]
+
+
+def _expected_agreement(expected: float | None) -> list[str]:
+    if expected is None:
+        return []
+    reachable = (
+        ""
+        if expected >= VERDICTS_AGREE_TARGET
+        else f"; the {VERDICTS_AGREE_TARGET:.0%} target is out of reach for these comparisons "
+        "unless the intervals narrow (more rounds, a quieter host)"
+    )
+    return [
+        f"Verdicts expected to agree at this precision: {_share(expected)} (a comparison near "
+        f"a verdict's threshold flips about half the time, however honest its interval){reachable}."
     ]
 
 
