@@ -138,7 +138,7 @@ class StopReason(StrEnum):
     BUDGET = "budget"  # the design's time budget left no room for another block
 
 
-# The fewest rounds a budget cuts a block to: one more would leave a block without round to
+# The fewest rounds a budget cuts a block to: one fewer would leave a block without round to
 # round degrees of freedom, and its between-blocks estimate to a single round's luck.
 MIN_BUDGET_ROUNDS = 2
 
@@ -242,7 +242,8 @@ class Measurement:
             self.stop, self.findings, self.blocks, self.rounds, self.design.target_ci
         )
         budget_s = self.design.budget_s
-        if budget_s is not None and self.rounds < self.blocks * self.design.block_rounds:
+        cut = self.rounds < self.blocks * self.design.block_rounds
+        if budget_s is not None and cut and self.stop is not StopReason.DEADLINE:
             text += (
                 f"; {self.rounds // self.blocks} rounds a block, not {self.design.block_rounds}, "
                 f"to fit the {budget_s:g} s budget"

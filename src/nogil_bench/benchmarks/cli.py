@@ -175,8 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget",
         type=at_least(1.0, float),
         metavar="SECONDS",
-        help="fit measuring in this time: every block's rounds are cut to what fits, once the "
-        f"first block's set-up and round are timed (default: none, quick: {QUICK_BUDGET_S:g})",
+        help="fit measuring in about this time: every block's rounds are cut to what fits, as "
+        f"the first block's set-up and rounds are timed (default: none, quick: {QUICK_BUDGET_S:g})",
     )
     measure.add_argument(
         "--target-ci",
