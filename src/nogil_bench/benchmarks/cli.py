@@ -58,8 +58,8 @@ BLOCK_ROUNDS = 5
 DEFAULT_REPEATS = 10
 DEFAULT_MAX_REPEATS = 30
 # --quick: two blocks of up to 10 rounds, as many as fit in QUICK_BUDGET_S of measuring, so that
-# the whole command stays under 5 minutes on a slow day (2 x 8 rounds for three workloads on a
-# good one here; see docs/benchmarks.md, "Calibration").
+# the whole command stays under 5 minutes on a slow day too (5 to 10 rounds a block for three
+# workloads here; see docs/benchmarks.md, "Calibration").
 QUICK_BLOCK_ROUNDS = 10
 QUICK_REPEATS = 2 * QUICK_BLOCK_ROUNDS
 QUICK_BUDGET_S = 255.0
