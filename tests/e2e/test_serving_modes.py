@@ -74,7 +74,10 @@ def test_it_runs_two_workers_each_starting_the_app_once_with_the_gil_off(
         starts = WORKERS
     else:
         assert processes == [], "Granian's workers are threads of the one process"
-        assert f"Spawning worker-{WORKERS}" in server.output()
+        # Ready once the first worker serves: the second may log its spawn a moment later.
+        wait_until(
+            lambda: f"Spawning worker-{WORKERS}" in server.output(), "every worker thread spawned"
+        )
         starts = 1  # one app, shared by the worker threads
     wait_until(lambda: server.output().count(GIL_OFF_AT_START) == starts, "every app started")
     assert "GIL enabled: True" not in server.output()
