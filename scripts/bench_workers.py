@@ -46,10 +46,12 @@ import httpx2
 
 from nogil_bench.bench.stats import compare, median_interval
 from nogil_bench.core.config import Settings
-from nogil_bench.distributed.celery_app import EXECUTIONS_QUEUE, make_celery
+from nogil_bench.distributed.celery_app import make_celery, work_queue
 
 sys.path.insert(0, str(Path(__file__).parent))
 from live_server import ServerProcess, Worker, redis_server, running_server
+
+JOBS_QUEUE = work_queue("jobs")
 
 TINY = {"source": {"width": 64, "height": 64}, "pipeline": [{"op": "invert"}]}
 PURE = {"source": {"width": 64, "height": 64}, "pipeline": [{"op": "box_blur"}]}
@@ -187,12 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for count in (1, 2) if round_index % 2 == 0 else (2, 1):
                 if count == 1:
                     celery.control.cancel_consumer(
-                        EXECUTIONS_QUEUE, destination=[workers[1].node], reply=True
+                        JOBS_QUEUE, destination=[workers[1].node], reply=True
                     )
                 rates[count].append(jobs_per_second(clients["broker"], args.jobs))
                 if count == 1:
                     celery.control.add_consumer(
-                        EXECUTIONS_QUEUE, destination=[workers[1].node], reply=True
+                        JOBS_QUEUE, destination=[workers[1].node], reply=True
                     )
             print(
                 f"round {round_index + 1}/{args.rounds}: overhead embedded "

@@ -73,10 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="migrate to the newest revision (the service does it at start, too)",
     )
     database_commands.add_parser("current", help="print the revision the database is at")
-    commands.add_parser(
+    worker = commands.add_parser(
         "worker",
         help="run queued work from the broker (NOGIL_BENCH_BROKER_URL) on this machine; "
         "further arguments go to Celery's worker",
+    )
+    worker.add_argument(
+        "--queues",
+        default="all",
+        metavar="KINDS",
+        help="the kinds of work this worker takes, comma-separated: jobs (single jobs and "
+        "batch chunks), benchmarks, or all (default: %(default)s)",
     )
     tasks = commands.add_parser(
         "task-worker",
@@ -194,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         # Imported here: Celery is only a worker's (and a dispatching service's) concern.
         from nogil_bench.distributed.worker import main as worker_main  # noqa: PLC0415
 
-        worker_main(extra)
+        worker_main(args.queues, extra)
         return
     if args.command == "healthcheck":
         sys.exit(healthcheck(args.url))

@@ -20,7 +20,7 @@ from nogil_bench.core.db import make_engine, writing
 from nogil_bench.core.models import Status
 from nogil_bench.core.work import Claim
 from nogil_bench.distributed import dispatch
-from nogil_bench.distributed.celery_app import EXECUTIONS_QUEUE, RUN_TASK, make_celery
+from nogil_bench.distributed.celery_app import RUN_TASK, make_celery, work_queue
 from nogil_bench.distributed.dispatch import dispatch_pending
 from nogil_bench.distributed.worker import GilEnabledError, check_gil_off
 from nogil_bench.jobs.models import Job
@@ -37,6 +37,7 @@ from tests.utils.redis_server import RedisServer, WorkerProcess
 from tests.utils.waiting import wait_until
 from tests.utils.workers import REFUSE_SHELL_MODULES
 
+JOBS_QUEUE = work_queue("jobs")
 WAIT_S = 90.0
 
 
@@ -159,9 +160,7 @@ def test_a_task_delivered_twice_runs_its_job_once(
         json={"source": {"width": 16, "height": 16}, "pipeline": [{"op": "invert"}]},
     ).json()
     # Before any worker runs: the dispatcher's task, then a second delivery of the same.
-    make_celery(broker_settings).send_task(
-        RUN_TASK, args=["job", job["id"]], queue=EXECUTIONS_QUEUE
-    )
+    make_celery(broker_settings).send_task(RUN_TASK, args=["job", job["id"]], queue=JOBS_QUEUE)
     process = worker_for(broker_settings, tmp_path / "worker", "worker-1")
     process.start()
     try:
@@ -181,7 +180,7 @@ def test_the_dispatcher_hands_queued_work_to_the_broker_once_and_again_when_requ
     broker_settings: Settings, redis_server: RedisServer, broker_url: str
 ) -> None:
     def queue_length() -> int:
-        return int(redis_server.client().llen(EXECUTIONS_QUEUE))
+        return int(redis_server.client().llen(JOBS_QUEUE))
 
     # The app (and its dispatcher thread) only creates the schema and the rows here.
     app_settings = broker_settings.model_copy(update={"EXECUTOR_POLL_SECONDS": 3600.0})
@@ -216,7 +215,7 @@ def test_a_task_no_dispatcher_sends_is_dropped_with_why_and_the_worker_goes_on(
     celery = make_celery(broker_settings)
     some_id = str(uuid.uuid7())
     for args in (["report", some_id], ["job", "not-a-uuid"], ["batch", some_id], [7, some_id]):
-        celery.send_task(RUN_TASK, args=args, queue=EXECUTIONS_QUEUE)
+        celery.send_task(RUN_TASK, args=args, queue=JOBS_QUEUE)
     alice = register_and_login(api, "alice@example.com")
     job = api.post("/api/v1/jobs", headers=alice, json=synthetic_job()).json()
     assert wait_until_finished(api, f"/api/v1/jobs/{job['id']}", alice)["status"] == "succeeded"
@@ -323,7 +322,7 @@ def test_readiness_checks_the_broker_and_metrics_show_its_queue(
 
         def metrics_with_two_tasks() -> str:
             text = client.get("/metrics").text
-            depth = 'nogil_bench_broker_queue_depth{queue="nogil-bench.executions"} 2.0'
+            depth = 'nogil_bench_broker_queue_depth{queue="nogil-bench.jobs"} 2.0'
             return text if depth in text else ""
 
         metrics = wait_until(
@@ -400,7 +399,7 @@ def test_work_a_restarted_broker_lost_is_handed_out_again_after_redispatch_secon
         engine = make_engine(paused)
         celery = make_celery(paused)
         wait_until(
-            lambda: redis_server.client().llen(EXECUTIONS_QUEUE) == 1,
+            lambda: redis_server.client().llen(JOBS_QUEUE) == 1,
             "the job's task in the broker",
             timeout_s=WAIT_S,
         )
@@ -416,7 +415,7 @@ def test_work_a_restarted_broker_lost_is_handed_out_again_after_redispatch_secon
             assert stored.dispatched_at is not None
             stored.dispatched_at -= timedelta(seconds=paused.REDISPATCH_SECONDS)
         assert dispatch_pending(engine, paused, celery) == 1
-        assert redis_server.client().llen(EXECUTIONS_QUEUE) == 1
+        assert redis_server.client().llen(JOBS_QUEUE) == 1
         with Session(engine) as session:
             stored = session.get(Job, uuid.UUID(job["id"]))
             assert stored is not None

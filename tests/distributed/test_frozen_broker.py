@@ -18,13 +18,15 @@ from sqlmodel import Session, col, select
 
 from nogil_bench.core.config import Settings
 from nogil_bench.core.models import Status
-from nogil_bench.distributed.celery_app import EXECUTIONS_QUEUE, make_celery
+from nogil_bench.distributed.celery_app import make_celery, work_queue
 from nogil_bench.distributed.dispatch import dispatch_pending
 from nogil_bench.jobs.models import Job
 from nogil_bench.main import create_app
 from tests.utils.api import Headers, register_and_login
 from tests.utils.redis_server import RedisServer, WorkerProcess
 from tests.utils.waiting import wait_until
+
+JOBS_QUEUE = work_queue("jobs")
 
 JOBS = "/api/v1/jobs"
 TINY_JOB = {"source": {"width": 8, "height": 8}, "pipeline": [{"op": "invert"}]}
@@ -97,7 +99,7 @@ def test_a_dispatch_pass_gives_up_on_a_frozen_broker_and_leaves_its_rows_to_the_
             assert queued_job_marks(engine) == [False, False, False]
 
         assert dispatch_pending(engine, broker_settings, celery) == 3
-        assert broker.client().llen(EXECUTIONS_QUEUE) == 3
+        assert broker.client().llen(JOBS_QUEUE) == 3
         assert queued_job_marks(engine) == [True, True, True]
 
 

@@ -14,6 +14,9 @@ from nogil_bench.core.work import Context, WorkKind
 class Benchmarks(WorkKind):
     name = "benchmark"
     table: ClassVar[type[QueuedWork]] = Benchmark
+    # Apart from jobs: a job behind a benchmark would wait minutes, and one beside it would
+    # disturb its timings.
+    queue = "benchmarks"
 
     def run(self, context: Context, work_id: uuid.UUID) -> None:
         runs.execute(

@@ -15,6 +15,16 @@ type LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR",
 # Values copied from examples that must never sign tokens in production.
 PLACEHOLDER_SECRETS = frozenset({"changethis", "change-me", "secret", "dev", "development"})
 MIN_SECRET_KEY_CHARS = 32
+type BrokerKind = Literal["redis", "amqp"]
+# The brokers Celery reaches through the transports the image keeps (kombu's `redis` and
+# `pyamqp`, a pure-Python AMQP client that keeps the GIL off), by URL scheme.
+BROKER_SCHEMES: dict[str, BrokerKind] = {
+    "redis": "redis",
+    "rediss": "redis",
+    "amqp": "amqp",
+    "amqps": "amqp",
+    "pyamqp": "amqp",
+}
 MIB = 1024 * 1024
 # Where keys of the file store (core/storage.py) start; the local store's folders in DATA_DIR.
 UPLOADS_DIR = Path("uploads")
@@ -214,12 +224,13 @@ class Settings(BaseSettings):
         "reused: scrapes within it run no query. 0 reads at every scrape.",
     )
 
-    # Distributed execution (Celery on Redis)
+    # Distributed execution (Celery on Redis or RabbitMQ)
     BROKER_URL: str | None = Field(
         default=None,
-        description="redis://host:port/db: submissions go to Celery queues there and "
-        "`nogil-bench worker` processes run them, on any machine that reaches the broker and "
-        "the database. Unset: the service runs its queue itself (the embedded executor).",
+        description="redis://host:port/db or amqp://user:password@host:port/vhost (RabbitMQ): "
+        "submissions go to Celery queues there and `nogil-bench worker` processes run them, on "
+        "any machine that reaches the broker and the database. Unset: the service runs its "
+        "queue itself (the embedded executor).",
     )
     WORKER_NAME: str | None = Field(
         default=None,
@@ -256,6 +267,16 @@ class Settings(BaseSettings):
             parse_many(value)
         except ValueError as error:
             raise ValueError(f"not a rate limit such as '10/second;100/minute': {error}") from None
+        return value
+
+    @field_validator("BROKER_URL")
+    @classmethod
+    def _broker_is_redis_or_rabbitmq(cls, value: str | None) -> str | None:
+        if value is not None and value.partition("://")[0] not in BROKER_SCHEMES:
+            raise ValueError(
+                f"not a broker URL nogil-bench speaks: its scheme must be one of "
+                f"{', '.join(sorted(BROKER_SCHEMES))} (Redis or RabbitMQ)"
+            )
         return value
 
     @model_validator(mode="after")
@@ -297,6 +318,13 @@ class Settings(BaseSettings):
     def distributed(self) -> bool:
         """True when Celery workers run the queue (a broker is set)."""
         return self.BROKER_URL is not None
+
+    @property
+    def broker_kind(self) -> BrokerKind | None:
+        """Which broker BROKER_URL names: "redis" or "amqp" (RabbitMQ); None without one."""
+        if self.BROKER_URL is None:
+            return None
+        return BROKER_SCHEMES[self.BROKER_URL.partition("://")[0]]
 
     @property
     def broker_visibility_timeout_s(self) -> float:

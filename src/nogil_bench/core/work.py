@@ -61,6 +61,9 @@ class WorkKind(ABC):
 
     name: ClassVar[str]
     table: ClassVar[type[QueuedWork]]
+    # With a broker: the queue it goes to, named by the kind of work its workers take
+    # (`nogil-bench worker --queues`), so that each kind of worker scales on its own.
+    queue: ClassVar[str] = "jobs"
     # With a broker: handed out in parts (`run_part`), never whole.
     delivered_in_parts: ClassVar[bool] = False
     # A run that died with its process counts towards MAX_ATTEMPTS, past which the row fails;

@@ -4,9 +4,11 @@ from celery import Celery
 
 from nogil_bench.core.config import Settings
 
-# Where the service puts jobs, batch chunks and benchmarks; one execution per worker at a time.
-EXECUTIONS_QUEUE = "nogil-bench.executions"
-# Its one task: (kind of work, id), or (kind, id, the part's row ids); see core.work.Delivery.
+# Where the service puts its work: a queue per kind of worker (`WorkKind.queue`: single jobs
+# and batch chunks in one, benchmarks in another); one execution per worker at a time.
+WORK_QUEUE_PREFIX = "nogil-bench."
+# The tasks on them: (kind of work, id), or (kind, id, the part's row ids); see
+# core.work.Delivery.
 RUN_TASK = "nogil_bench.run"
 # The celery runners' tasks: one queue per pool kind, apart from the executions, so that an
 # execution whose runner is a celery runner never waits behind itself.
@@ -16,28 +18,41 @@ MAP_TASK = "nogil_bench.map"
 RESULT_EXPIRES_S = 3600
 
 
+def work_queue(queue: str) -> str:
+    """The broker's name for a `WorkKind.queue`, e.g. "nogil-bench.jobs"."""
+    return f"{WORK_QUEUE_PREFIX}{queue}"
+
+
 def make_celery(settings: Settings) -> Celery:
     """The Celery app for `settings.BROKER_URL`. Tasks are acknowledged after they ran
     (`acks_late`), and given back when their worker dies (`task_reject_on_worker_lost`); the
     broker hands an unacknowledged task out again after its visibility timeout, which is set
     above the longest execution. A worker reserves one task at a time, so that queued work
     spreads over idle workers instead of waiting behind a busy one. Only the celery runners'
-    tasks keep results (in the broker's Redis); executions report through the database."""
+    tasks keep results: in the broker's Redis, or on RabbitMQ in a reply queue of the caller's
+    (`rpc://`); executions report through the database. RabbitMQ confirms each publish, so a
+    task the dispatcher counts as sent is the broker's; an unacknowledged task comes back when
+    its worker's connection closes."""
     if settings.BROKER_URL is None:
         raise ValueError("no NOGIL_BENCH_BROKER_URL set: the service runs its queue itself")
     app = Celery("nogil_bench", broker=settings.BROKER_URL, set_as_current=False)
+    redis = settings.broker_kind == "redis"
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,
-        result_backend=settings.BROKER_URL,
+        result_backend=settings.BROKER_URL if redis else "rpc://",
         result_serializer="json",
         result_expires=RESULT_EXPIRES_S,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_default_queue=EXECUTIONS_QUEUE,
-        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
+        task_default_queue=work_queue("jobs"),
+        broker_transport_options=(
+            {"visibility_timeout": settings.broker_visibility_timeout_s}
+            if redis
+            else {"confirm_publish": True}
+        ),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,

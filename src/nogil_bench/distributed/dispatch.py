@@ -22,18 +22,11 @@ from nogil_bench.core.config import Settings
 from nogil_bench.core.db import write
 from nogil_bench.core.models import QueuedWork, Status, utc_now
 from nogil_bench.core.work import Delivery, WorkKind
-from nogil_bench.distributed.celery_app import EXECUTIONS_QUEUE, RUN_TASK
+from nogil_bench.distributed.broker import TIMEOUT_OPTIONS, queue_lengths
+from nogil_bench.distributed.celery_app import RUN_TASK, work_queue
 from nogil_bench.work.executor import Executor
 from nogil_bench.work.registry import WORK_KINDS
 
-# How long the service waits for the broker, in a probe (readiness, metrics) or a publish.
-BROKER_TIMEOUT_S = 2
-# Redis connections that give up after BROKER_TIMEOUT_S, to connect or for each reply: by
-# default they wait forever on a broker that accepts connections but does not answer.
-BROKER_SOCKET_OPTIONS = {
-    "socket_timeout": BROKER_TIMEOUT_S,
-    "socket_connect_timeout": BROKER_TIMEOUT_S,
-}
 # Rows looked at, and marked, per kind and pass.
 DISPATCH_ROWS = 500
 
@@ -60,7 +53,7 @@ def dispatch_pending(engine: Engine, settings: Settings, celery: Celery) -> int:
     what is still queued."""
     now = utc_now()
     deliveries = write(engine, lambda session: mark_due(session, settings, now))
-    sent = publish(celery, deliveries)
+    sent = publish(celery, settings, deliveries)
     if sent < len(deliveries):
         unmark(engine, deliveries[sent:], now)
     dispatched = sum(len(rows_of(delivery)) for delivery in deliveries[:sent])
@@ -98,20 +91,23 @@ def mark_due(session: Session, settings: Settings, now: datetime) -> list[Delive
     return sorted(deliveries, key=lambda delivery: delivery.fifo_key)
 
 
-def publish(celery: Celery, deliveries: Sequence[Delivery]) -> int:
-    """Sends a task for each delivery, in order, until one fails; returns how many went."""
+def publish(celery: Celery, settings: Settings, deliveries: Sequence[Delivery]) -> int:
+    """Sends a task for each delivery to its kind's queue, in order, until one fails; returns
+    how many went."""
     if not deliveries:
         return 0
+    assert settings.broker_kind is not None
+    options = TIMEOUT_OPTIONS[settings.broker_kind]
     sent = 0
     try:
-        with celery.connection_for_write(transport_options=BROKER_SOCKET_OPTIONS) as connection:
+        with celery.connection_for_write(transport_options=options) as connection:
             for delivery in deliveries:
                 # No retry: the next pass is the retry. No result: executions report through
                 # the database, and a result would subscribe this process to it, untimed.
                 celery.send_task(
                     RUN_TASK,
                     args=task_args(delivery),
-                    queue=EXECUTIONS_QUEUE,
+                    queue=work_queue(WORK_KINDS[delivery.kind].queue),
                     connection=connection,
                     retry=False,
                     ignore_result=True,
@@ -174,8 +170,11 @@ class Dispatcher(Executor):
         return "ok"
 
     def queue_depths(self) -> dict[str, int]:
-        """Tasks waiting in the broker (Redis keeps a queue as a list)."""
-        with self.celery.connection_for_read(transport_options=BROKER_SOCKET_OPTIONS) as connection:
-            connection.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S)
-            client = connection.default_channel.client  # type: ignore[attr-defined]
-            return {EXECUTIONS_QUEUE: int(client.llen(EXECUTIONS_QUEUE))}
+        """Tasks waiting in the broker, in each kind of work's queue."""
+        assert self.settings.broker_kind is not None
+        return queue_lengths(self.celery, self.settings.broker_kind, work_queues())
+
+
+def work_queues() -> list[str]:
+    """The broker's queues of the service's work, one per kind of worker."""
+    return [work_queue(queue) for queue in dict.fromkeys(k.queue for k in WORK_KINDS.values())]

@@ -32,23 +32,17 @@ from nogil_bench.distributed.worker import (
     GilEnabledError,
     check_gil_off,
     run_celery_worker,
+    sets_option,
 )
 
 POOLS = tuple(TASK_QUEUES)
 # v2: seals carry a label (purpose, task id, deadline); v1 seals fail the signature check.
 SEAL_KEY_LABEL = b"nogil-bench seal v2"
 # Celery worker options that would make the worker differ from what it announces.
-OWN_LONG_OPTIONS = frozenset(
+OWN_OPTIONS = frozenset(
     {"--concurrency", "--pool", "--queues", "--hostname", "--autoscale", "--exclude-queues"}
+    | {"-c", "-P", "-Q", "-n", "-X"}
 )
-OWN_SHORT_OPTIONS = frozenset({"-c", "-P", "-Q", "-n", "-X"})
-
-
-def sets_own_option(arg: str) -> bool:
-    """`--concurrency 8`, `--concurrency=8`, `-c 8` or `-c8`."""
-    if arg.startswith("--"):
-        return arg.split("=", 1)[0] in OWN_LONG_OPTIONS
-    return arg[:2] in OWN_SHORT_OPTIONS
 
 
 def signing_key(settings: Settings) -> bytes:
@@ -100,7 +94,7 @@ def main(pool: str, concurrency: int, argv: Sequence[str] = ()) -> None:
     configure_logging(settings)
     if settings.BROKER_URL is None:
         sys.exit("nogil-bench task-worker: set NOGIL_BENCH_BROKER_URL (redis://host:port/db)")
-    taken = [arg for arg in argv if sets_own_option(arg)]
+    taken = [arg for arg in argv if sets_option(arg, OWN_OPTIONS)]
     if taken:
         sys.exit(
             f"nogil-bench task-worker: {' '.join(taken)}: set by task-worker itself (--pool, "

@@ -29,12 +29,38 @@ from nogil_bench.core.db import make_engine, wait_for_database
 from nogil_bench.core.logging import configure_logging
 from nogil_bench.core.migrations import upgrade_database
 from nogil_bench.core.work import Context, Delivery
-from nogil_bench.distributed.celery_app import EXECUTIONS_QUEUE, RUN_TASK, make_celery
+from nogil_bench.distributed.celery_app import RUN_TASK, make_celery, work_queue
 from nogil_bench.work.executor import keep_interrupts_from_children
 from nogil_bench.work.queue import UndeliverableError, renew_leases, run_delivery
+from nogil_bench.work.registry import WORK_KINDS
 
 # Loguru's levels that Celery's --loglevel does not know.
 CELERY_LOG_LEVELS = {"TRACE": "DEBUG", "SUCCESS": "INFO"}
+# Celery's own options for the queues it consumes: `--queues` takes kinds of work instead.
+QUEUE_OPTIONS = frozenset({"-Q", "--queues", "-X", "--exclude-queues"})
+
+
+def sets_option(arg: str, options: frozenset[str]) -> bool:
+    """Whether `arg` sets one of `options`: `--queues x`, `--queues=x`, `-Q x` or `-Qx`."""
+    if arg.startswith("--"):
+        return arg.split("=", 1)[0] in options
+    return arg[:2] in options
+
+
+def queues_from(text: str) -> list[str]:
+    """`--queues`: the kinds of work named, comma-separated, or every kind for "all"; a
+    ValueError names what is not one."""
+    known = list(dict.fromkeys(kind.queue for kind in WORK_KINDS.values()))
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if names == ["all"]:
+        return known
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise ValueError(
+            f"--queues {text!r}: {', '.join(map(repr, unknown)) or 'nothing'} is no kind of "
+            f"work; give {', '.join(known)} (comma-separated), or all"
+        )
+    return list(dict.fromkeys(names))
 
 
 class GilEnabledError(RuntimeError):
@@ -169,16 +195,18 @@ def _refuse_the_gil(**_: object) -> None:
         raise SystemExit(1) from error
 
 
-def celery_worker_argv(name: str, settings: Settings, argv: Sequence[str] = ()) -> list[str]:
-    """The options of Celery's worker command for this worker; `argv` comes last, so that
-    an operator's options win."""
+def celery_worker_argv(
+    name: str, settings: Settings, queues: Sequence[str], argv: Sequence[str] = ()
+) -> list[str]:
+    """The options of Celery's worker command for this worker, taking the kinds of work in
+    `queues`; `argv` comes last, so that an operator's options win."""
     return [
         "--pool",
         "threads",
         "--concurrency",
         "1",
         "--queues",
-        EXECUTIONS_QUEUE,
+        ",".join(work_queue(queue) for queue in queues),
         "--hostname",
         name.replace(":", "-"),
         "--without-gossip",
@@ -206,18 +234,28 @@ def run_celery_worker(celery: Celery, argv: Sequence[str]) -> None:
     )
 
 
-def main(argv: Sequence[str] = ()) -> None:
-    """Runs the worker until SIGTERM or SIGINT; `argv` goes to Celery's worker (e.g.
-    `--loglevel DEBUG`)."""
+def main(queues: str = "all", argv: Sequence[str] = ()) -> None:
+    """Runs the worker on the queues of the kinds of work in `queues` (see `queues_from`)
+    until SIGTERM or SIGINT; `argv` goes to Celery's worker (e.g. `--loglevel DEBUG`)."""
     settings = get_settings()
     configure_logging(settings)
     if settings.BROKER_URL is None:
-        sys.exit("nogil-bench worker: set NOGIL_BENCH_BROKER_URL (redis://host:port/db)")
+        sys.exit(
+            "nogil-bench worker: set NOGIL_BENCH_BROKER_URL (redis://host:port/db or "
+            "amqp://user:password@host:port/vhost)"
+        )
+    if taken := [arg for arg in argv if sets_option(arg, QUEUE_OPTIONS)]:
+        sys.exit(
+            f"nogil-bench worker: {' '.join(taken)}: the queues are chosen by kind of work, "
+            "with --queues jobs,benchmarks"
+        )
     try:
+        kinds = queues_from(queues)
         check_gil_off()
-    except GilEnabledError as error:
+    except (ValueError, GilEnabledError) as error:
         sys.exit(f"nogil-bench worker: {error}")
     worker = start(settings)
     celery = make_celery(settings)
     register_tasks(celery)
-    run_celery_worker(celery, celery_worker_argv(worker.name, settings, argv))
+    logger.info("taking {}", ", ".join(kinds))
+    run_celery_worker(celery, celery_worker_argv(worker.name, settings, kinds, argv))
