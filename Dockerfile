@@ -108,9 +108,10 @@ COPY Makefile README.md build_docker.sh run_docker.sh compose.yaml compose.distr
 COPY scripts/ scripts/
 COPY src/ src/
 COPY tests/ tests/
-# The image has no PostgreSQL, MariaDB or Redis server: their tests are skipped here (CI runs
+# The image has no PostgreSQL, MariaDB, Redis or RabbitMQ server: their tests are skipped here (CI runs
 # them outside).
-ENV NOGIL_BENCH_TEST_POSTGRES=0 NOGIL_BENCH_TEST_MARIADB=0 NOGIL_BENCH_TEST_REDIS=0
+ENV NOGIL_BENCH_TEST_POSTGRES=0 NOGIL_BENCH_TEST_MARIADB=0 NOGIL_BENCH_TEST_REDIS=0 \
+    NOGIL_BENCH_TEST_RABBITMQ=0
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=secret,id=ca-certificates \
     if [ -s /run/secrets/ca-certificates ]; then export SSL_CERT_FILE=/run/secrets/ca-certificates; fi \
@@ -153,8 +154,9 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 #   RGB.
 # - the test suites that packages ship (pyperf/tests, alembic/testing, mako/testing,
 #   celery/contrib/testing: 1.1 MB): only pytest loads them.
-# - kombu's transports other than Redis (SQS, AMQP, MongoDB...: 0.9 MB): kombu imports a
-#   transport by the broker URL's scheme, and NOGIL_BENCH_BROKER_URL is redis://.
+# - kombu's transports other than Redis and RabbitMQ's pyamqp (SQS, MongoDB, librabbitmq...:
+#   0.9 MB): kombu imports a transport by the broker URL's scheme, and NOGIL_BENCH_BROKER_URL
+#   is redis:// or amqp:// (core/config.py, BROKER_SCHEMES).
 # - the Redis client's commands for server modules (RediSearch, JSON, TimeSeries, Bloom,
 #   vector sets: 1.0 MB): redis-py imports them only when those methods are called; kombu
 #   uses only core commands.
@@ -177,7 +179,8 @@ RUN cd /opt/venv/lib/python3.14t/site-packages \
     && rm -rf pyperf/tests alembic/testing mako/testing celery/contrib/testing \
     && (cd kombu/transport && for module in *; do \
       case $module in \
-        __init__.py | __pycache__ | base.py | virtual | redis.py | native_delayed_delivery.py) ;; \
+        __init__.py | __pycache__ | base.py | virtual | redis.py | pyamqp.py \
+        | native_delayed_delivery.py) ;; \
         *) rm -rf "$module" __pycache__/"${module%.py}".*.pyc ;; \
       esac; \
     done) \

@@ -6,9 +6,10 @@ completed per second with one worker and with two, on this machine.
     .venv/bin/python scripts/bench_workers.py --database-url postgresql+psycopg://u:p@host/db \
         --embedded-database-url postgresql+psycopg://u:p@host/db2
 
-It starts its own redis-server (Debian's package) on a free port, a service with that broker
-and two `nogil-bench worker` processes, and, for the baseline, a service without a broker (the
-embedded executor) on a database of its own (SQLite unless --embedded-database-url). Both phases
+It starts its own redis-server (Debian's package) on a free port (or takes --broker-url, e.g. a
+RabbitMQ's amqp:// URL), a service with that broker and two `nogil-bench worker` processes,
+and, for the baseline, a service without a broker (the embedded executor) on a database of its
+own (SQLite unless --embedded-database-url). Both phases
 interleave their configurations round by round (A B, then B A), so a slow spell of the host
 lands on both sides:
 
@@ -72,6 +73,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--embedded-database-url",
         help="the embedded executor's database (default: SQLite); with --database-url, another "
         "database on the same server compares like with like",
+    )
+    parser.add_argument(
+        "--broker-url",
+        help="this broker (e.g. a RabbitMQ, amqp://...) instead of a redis-server of the "
+        "script's; it must be empty, and is not stopped",
     )
     parser.add_argument("--json", type=Path, help="write the figures here too")
     return parser.parse_args(argv)
@@ -152,7 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for target, url in (("broker", args.database_url), ("embedded", args.embedded_database_url))
     }
     with ExitStack() as stack:
-        broker_url = stack.enter_context(redis_server())
+        broker_url = args.broker_url or stack.enter_context(redis_server())
+        results["broker"] = broker_url.split(":")[0]  # the scheme only: a URL may hold a password
         cluster = {"BROKER_URL": broker_url, "LOG_LEVEL": "WARNING"}
         if args.database_url:
             cluster["DATABASE_URL"] = args.database_url

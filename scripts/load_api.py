@@ -8,6 +8,7 @@ host, and two processes with one killed, each against the issue's targets.
     .venv/bin/python scripts/load_api.py --database-url mysql+pymysql://u:p@127.0.0.1/db
     .venv/bin/python scripts/load_api.py --url http://127.0.0.1:8000     # a running service
     .venv/bin/python scripts/load_api.py --broker                        # the queue on Celery
+    .venv/bin/python scripts/load_api.py --broker --broker-url amqp://...  # ... on RabbitMQ
 
 Phases (--phases; they run in this order):
 
@@ -152,6 +153,11 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="the queue on Celery: a redis-server and two `nogil-bench worker`s this script starts",
     )
+    parser.add_argument(
+        "--broker-url",
+        help="with --broker: this broker (e.g. a RabbitMQ, amqp://...) instead of a redis-server "
+        "of the script's; it must be empty, and is not stopped",
+    )
     parser.add_argument("--clients", type=int, default=50, help="default: %(default)s")
     parser.add_argument("--jobs-per-client", type=int, default=20, help="default: %(default)s")
     parser.add_argument("--one-user", action="store_true", help="every client logs in as one user")
@@ -187,7 +193,9 @@ def parse_args() -> argparse.Namespace:
         parser.error("--read-tool wrk: wrk is not on PATH")
     if args.broker and args.url is not None:
         parser.error("--broker starts its own service, workers and broker: not with --url")
-    if args.broker and shutil.which("redis-server") is None:
+    if args.broker_url is not None and not args.broker:
+        parser.error("--broker-url: only with --broker")
+    if args.broker and args.broker_url is None and shutil.which("redis-server") is None:
         parser.error("--broker needs redis-server: apt-get install redis-server")
     return args
 
@@ -1503,7 +1511,7 @@ def running_queue(
         settings: dict[str, str] = {}
         if args.broker:
             database_url = database_url or f"sqlite:///{data_dir / 'nogil_bench.db'}"
-            broker_url = stack.enter_context(redis_server())
+            broker_url = args.broker_url or stack.enter_context(redis_server())
             settings = {"BROKER_URL": broker_url, "FILE_STORE": "database"}
         started = [
             stack.enter_context(

@@ -13,6 +13,8 @@ from nogil_bench.main import create_app
 from nogil_bench.tables import METADATA
 from tests.utils import mariadb, postgres
 from tests.utils.database import URL_FIXTURES, database_server
+from tests.utils.rabbitmq_server import INSTALL_HINT as RABBITMQ_INSTALL_HINT
+from tests.utils.rabbitmq_server import RabbitMQServer, find_rabbitmq_server
 from tests.utils.redis_server import INSTALL_HINT as REDIS_INSTALL_HINT
 from tests.utils.redis_server import RedisServer, find_redis_server
 
@@ -121,6 +123,42 @@ def broker_url(redis_server: RedisServer) -> str:
     """The tests' Redis, emptied."""
     redis_server.client().flushall()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server() -> Iterator[RabbitMQServer]:
+    """One RabbitMQ for the whole run (of each xdist worker that needs it: it takes about 6 s
+    to start). Without it the RabbitMQ tests are skipped with the install hint, or fail under
+    CI; NOGIL_BENCH_TEST_RABBITMQ=0 skips them everywhere (the Docker image's test stage)."""
+    if os.environ.get("NOGIL_BENCH_TEST_RABBITMQ") == "0":
+        pytest.skip("RabbitMQ tests turned off (NOGIL_BENCH_TEST_RABBITMQ=0)")
+    binary = find_rabbitmq_server()
+    if binary is None:
+        server_missing(f"rabbitmq-server is not installed: {RABBITMQ_INSTALL_HINT}")
+    server = RabbitMQServer(binary)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def amqp_url(rabbitmq_server: RabbitMQServer) -> str:
+    """The tests' RabbitMQ, its queues deleted."""
+    rabbitmq_server.purge()
+    return rabbitmq_server.url
+
+
+# The brokers the service speaks; a test that takes `any_broker_url` runs on each.
+BROKERS = {"redis": "broker_url", "rabbitmq": "amqp_url"}
+
+
+@pytest.fixture(params=list(BROKERS))
+def any_broker_url(request: pytest.FixtureRequest) -> str:
+    """The URL of each broker in turn (Redis, RabbitMQ), emptied."""
+    url: str = request.getfixturevalue(BROKERS[request.param])
+    return url
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 
 import sys
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from nogil_bench.core.work import Claim
 from nogil_bench.distributed import dispatch
 from nogil_bench.distributed.celery_app import RUN_TASK, make_celery, work_queue
 from nogil_bench.distributed.dispatch import dispatch_pending
-from nogil_bench.distributed.worker import GilEnabledError, check_gil_off
+from nogil_bench.distributed.worker import GilEnabledError, check_gil_off, queues_from
 from nogil_bench.jobs.models import Job
 from nogil_bench.main import create_app
 from nogil_bench.work.queue import claim_queued
@@ -75,6 +76,19 @@ def worker(broker_settings: Settings, tmp_path: Path, api: TestClient) -> Iterat
     process.start()
     yield process
     assert process.stop() == 0, process.output()
+
+
+# The smallest benchmark: one runner, one size, a few repeats of a tiny pipeline.
+TINY_BENCHMARK = {
+    "source": {"count": 2, "width": 16, "height": 16},
+    "pipeline": [{"op": "invert"}],
+    "runners": ["sequential"],
+    "workers": [1],
+    "gil": [0],
+    "repeats": 4,
+    "max_repeats": 4,
+    "warmups": 0,
+}
 
 
 def synthetic_batch(count: int, workers: int = 1) -> dict[str, Any]:
@@ -278,8 +292,11 @@ def test_the_worker_refuses_to_start_when_an_import_turned_the_gil_on(
     check_gil_off()  # GIL=1 asked for: that is how the GIL=1 side is measured
 
 
-def test_celery_and_the_redis_client_keep_the_gil_off() -> None:
+def test_celery_and_the_redis_and_amqp_clients_keep_the_gil_off() -> None:
+    import amqp  # noqa: F401, PLC0415
+    import celery.backends.rpc  # noqa: PLC0415
     import celery.worker  # noqa: F401, PLC0415
+    import kombu.transport.pyamqp  # noqa: PLC0415
     import kombu.transport.redis  # noqa: F401, PLC0415
     import redis.utils  # noqa: PLC0415
 
@@ -310,10 +327,20 @@ def test_the_worker_takes_celery_options_without_celerys_shell_modules(
     assert "not in the production image" not in output
 
 
+@pytest.fixture
+def each_broker_settings(settings: Settings, any_broker_url: str) -> Settings:
+    """`broker_settings` on each broker in turn, Redis and RabbitMQ."""
+    return settings.model_copy(
+        update={"BROKER_URL": any_broker_url, "LEASE_SECONDS": 3.0, "EXECUTOR_POLL_SECONDS": 0.2}
+    )
+
+
+# What the broker changes does not depend on the database: these run on PostgreSQL only.
+@pytest.mark.parametrize("database_kind", ["postgresql"])
 def test_readiness_checks_the_broker_and_metrics_show_its_queue(
-    broker_settings: Settings, tmp_path: Path
+    each_broker_settings: Settings, any_broker_url: str
 ) -> None:
-    paused = broker_settings.model_copy(update={"EXECUTOR_POLL_SECONDS": 3600.0})
+    paused = each_broker_settings.model_copy(update={"EXECUTOR_POLL_SECONDS": 3600.0})
     with TestClient(create_app(paused)) as client:
         alice = register_and_login(client, "alice@example.com")
         client.post("/api/v1/batches", headers=alice, json=synthetic_batch(5, 1))  # 2 chunks
@@ -332,7 +359,10 @@ def test_readiness_checks_the_broker_and_metrics_show_its_queue(
     assert (ready.status_code, ready.json()["checks"]["broker"]) == (200, "ok")
     assert "nogil_bench_workers_running 0.0" in metrics
 
-    unreachable = paused.model_copy(update={"BROKER_URL": "redis://127.0.0.1:9/0"})
+    nobody = (
+        "redis://127.0.0.1:9/0" if any_broker_url.startswith("redis") else "amqp://127.0.0.1:9//"
+    )
+    unreachable = paused.model_copy(update={"BROKER_URL": nobody})
     with TestClient(create_app(unreachable)) as client:
         ready = client.get("/health/ready")
     assert ready.status_code == 503
@@ -381,6 +411,70 @@ def test_sigterm_to_a_worker_puts_its_running_benchmark_back_and_another_worker_
         "second",
         1,
     ), finished
+
+
+@pytest.mark.parametrize("database_kind", ["postgresql"])
+def test_jobs_and_benchmarks_go_to_their_own_queues_and_each_kind_of_worker_takes_its_own(
+    each_broker_settings: Settings, tmp_path: Path
+) -> None:
+    with TestClient(create_app(each_broker_settings)) as api:
+        alice = register_and_login(api, "alice@example.com")
+        jobs_worker = worker_for(
+            each_broker_settings, tmp_path / "jobs", "jobs-1", "--queues", "jobs"
+        )
+        jobs_worker.start()
+        try:
+            benchmark = api.post("/api/v1/benchmarks", headers=alice, json=TINY_BENCHMARK)
+            assert benchmark.status_code == 202, benchmark.text
+            benchmark_path = f"/api/v1/benchmarks/{benchmark.json()['id']}"
+            job = api.post("/api/v1/jobs", headers=alice, json=synthetic_job()).json()
+            batch = api.post("/api/v1/batches", headers=alice, json=synthetic_batch(5)).json()
+
+            # Submitted after the benchmark, both run before it: no worker takes benchmarks.
+            ran_job = wait_until_finished(api, f"/api/v1/jobs/{job['id']}", alice)
+            ran_batch = wait_until_finished(api, f"/api/v1/batches/{batch['id']}", alice)
+            assert (ran_job["worker"], ran_batch["status"]) == ("jobs-1", "succeeded")
+            # The GIL as the worker saw it inside the task, with its broker's client loaded.
+            assert ran_job["gil_enabled"] is (not runtime.is_free_threaded_build())
+            time.sleep(1.0)  # a worker that took it would have started it by now
+            waiting = api.get(benchmark_path, headers=alice).json()
+            assert waiting["status"] == "queued", waiting
+            metrics = api.get("/metrics").text
+            assert 'nogil_bench_broker_queue_depth{queue="nogil-bench.benchmarks"} 1.0' in metrics
+
+            benchmarks_worker = worker_for(
+                each_broker_settings,
+                tmp_path / "benchmarks",
+                "benchmarks-1",
+                "--queues",
+                "benchmarks",
+            )
+            benchmarks_worker.start()
+            try:
+                finished = wait_until_finished(api, benchmark_path, alice)
+            finally:
+                assert benchmarks_worker.stop() == 0, benchmarks_worker.output()
+        finally:
+            assert jobs_worker.stop() == 0, jobs_worker.output()
+    assert (finished["status"], finished["worker"]) == ("succeeded", "benchmarks-1"), finished
+
+
+@pytest.mark.parametrize(
+    ("queues", "why"),
+    [
+        ("reports", "'reports' is no kind of work; give jobs, benchmarks"),
+        ("jobs,,reports", "'reports' is no kind of work"),
+        ("", "nothing is no kind of work"),
+    ],
+)
+def test_a_worker_refuses_queues_that_are_no_kind_of_work(queues: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        queues_from(queues)
+
+
+def test_a_worker_takes_the_kinds_of_work_it_is_given_or_all() -> None:
+    assert queues_from("all") == ["jobs", "benchmarks"]
+    assert queues_from("benchmarks, jobs,benchmarks") == ["benchmarks", "jobs"]
 
 
 def test_work_a_restarted_broker_lost_is_handed_out_again_after_redispatch_seconds(

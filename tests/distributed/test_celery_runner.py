@@ -48,6 +48,7 @@ from nogil_bench.workloads.images import ImageJob, SyntheticSource, output_diges
 from nogil_bench.workloads.model import Step
 from tests.utils.api import PURE_PIPELINE, expected_png, register_and_login, wait_until_finished
 from tests.utils.live_server import NOGIL_BENCH
+from tests.utils.rabbitmq_server import RabbitMQServer
 from tests.utils.redis_server import RedisServer, WorkerProcess
 from tests.utils.waiting import wait_until
 from tests.utils.workers import REFUSE_SHELL_MODULES
@@ -57,13 +58,24 @@ STEPS = validate_steps([Step("box_blur", {"radius": 1}), Step("sepia")])
 JOBS = [ImageJob(SyntheticSource(24, 16, seed), STEPS) for seed in range(6)]
 
 
+# For the tests that run on each broker: `task_broker` is Redis unless parametrized with this.
+ON_EACH_BROKER = pytest.mark.parametrize("task_broker", ["redis", "rabbitmq"], indirect=True)
+
+
 @pytest.fixture(scope="module")
 def task_broker(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """A Redis database of its own with a threads task worker and a prefork one, two slots
-    each; this process set up to reach them (NOGIL_BENCH_BROKER_URL and the shared key)."""
-    url = redis_server.url.rsplit("/", 1)[0] + "/3"
+    """A broker (a Redis database of its own, or with ON_EACH_BROKER the RabbitMQ too, emptied)
+    with a threads task worker and a prefork one, two slots each; this process set up to reach
+    them (NOGIL_BENCH_BROKER_URL and the shared key)."""
+    if getattr(request, "param", "redis") == "redis":
+        redis_server: RedisServer = request.getfixturevalue("redis_server")
+        url = redis_server.url.rsplit("/", 1)[0] + "/3"
+    else:
+        rabbitmq_server: RabbitMQServer = request.getfixturevalue("rabbitmq_server")
+        rabbitmq_server.purge()
+        url = rabbitmq_server.url
     workers = [
         WorkerProcess(
             tmp_path_factory.mktemp(f"tasks-{pool}"),
@@ -87,6 +99,7 @@ def task_broker(
             get_settings.cache_clear()
 
 
+@ON_EACH_BROKER
 @pytest.mark.parametrize("name", ["celery-threads", "celery-prefork"])
 def test_a_celery_runner_gives_the_local_runs_outputs_and_reports_its_pool(
     task_broker: str, name: str
@@ -119,6 +132,7 @@ def test_a_failing_task_names_its_index_and_error(task_broker: str) -> None:
         assert runner.map(fib, [10, 11]) == [55, 89]  # the runner is still usable
 
 
+@ON_EACH_BROKER
 def test_asking_for_other_than_the_pools_slots_is_refused_naming_what_runs(
     task_broker: str,
 ) -> None:
@@ -131,6 +145,7 @@ def test_asking_for_other_than_the_pools_slots_is_refused_naming_what_runs(
     assert "nogil-bench task-worker --pool prefork --concurrency 1" in message
 
 
+@ON_EACH_BROKER
 def test_workers_in_another_gil_mode_are_refused(
     task_broker: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -487,6 +502,7 @@ def test_the_engine_measures_celery_pools_beside_local_threads_and_says_where_th
     assert "celery-prefork w=2: Celery prefork pool, 2 at once, on tasks-prefork@" in report
 
 
+@ON_EACH_BROKER
 def test_a_batch_on_a_celery_runner_runs_through_an_execution_worker_that_never_waits_for_itself(
     task_broker: str, settings: Settings, tmp_path: Path
 ) -> None:
@@ -527,14 +543,34 @@ def test_a_batch_on_a_celery_runner_runs_through_an_execution_worker_that_never_
             }
             for runner, batch in batches.items():
                 finished = wait_until_finished(api, f"/api/v1/batches/{batch['id']}", alice)
-                assert finished["status"] == "succeeded", (runner, finished)
                 jobs = api.get(
                     "/api/v1/jobs", headers=alice, params={"batch_id": batch["id"]}
                 ).json()["data"]
+                assert finished["status"] == "succeeded", (runner, finished)
                 for job in jobs:
                     assert (job["runner"], job["worker"]) == (runner, "executions-1")
                     output = api.get(f"/api/v1/jobs/{job['id']}/result", headers=alice).content
                     assert output == expected_png(40, 24, job["seed"], PURE_PIPELINE)
+
+            # A runner that cannot start (1 slot asked, 2 offered) fails its chunk's jobs: the
+            # worker's heartbeat would otherwise hold them running for ever.
+            refused = api.post(
+                "/api/v1/batches",
+                headers=alice,
+                json={
+                    "source": {"width": 8, "height": 8, "count": 2},
+                    "pipeline": PURE_PIPELINE,
+                    "runner": "celery-threads",
+                    "workers": 1,
+                },
+            ).json()
+            failed = wait_until_finished(api, f"/api/v1/batches/{refused['id']}", alice)
+            jobs = api.get(
+                "/api/v1/jobs", headers=alice, params={"batch_id": refused["id"]}
+            ).json()["data"]
+            assert failed["status"] == "failed", failed
+            assert [job["status"] for job in jobs] == ["failed", "failed"]
+            assert all("was asked for 1 threads workers" in job["error"] for job in jobs), jobs
     finally:
         assert executions.stop() == 0, executions.output()
 

@@ -1,6 +1,7 @@
-"""A broker that stops answering (a Redis frozen with SIGSTOP: its socket accepts, nothing
-replies) costs the dispatcher a bounded wait, never the service's writes: submissions and
-cancels keep answering while it is frozen, and the queued work runs once it thaws."""
+"""A broker that stops answering (a Redis or a RabbitMQ frozen with SIGSTOP: its socket
+accepts, nothing replies) costs the dispatcher a bounded wait, never the service's writes:
+submissions and cancels keep answering while it is frozen, and the queued work runs once it
+thaws."""
 
 import os
 import signal
@@ -8,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
@@ -23,6 +25,7 @@ from nogil_bench.distributed.dispatch import dispatch_pending
 from nogil_bench.jobs.models import Job
 from nogil_bench.main import create_app
 from tests.utils.api import Headers, register_and_login
+from tests.utils.rabbitmq_server import RabbitMQServer
 from tests.utils.redis_server import RedisServer, WorkerProcess
 from tests.utils.waiting import wait_until
 
@@ -40,20 +43,40 @@ CLIENTS = 4
 WAIT_S = 90.0
 
 
-@pytest.fixture
-def broker(redis_server: RedisServer) -> Iterator[RedisServer]:
-    """A Redis of this test's own, since it gets frozen (the session's server tells whether
-    redis-server is there)."""
+@dataclass(frozen=True)
+class FreezableBroker:
+    url: str
+    pid: Callable[[], int]  # of the process that answers
+    queue_length: Callable[[str], int]
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker(request: pytest.FixtureRequest) -> Iterator[FreezableBroker]:
+    """Each broker in turn: a Redis of this test's own, or the session's RabbitMQ, emptied (it
+    takes 6 s to start one, and it is thawed before the next test)."""
+    if request.param == "rabbitmq":
+        rabbitmq: RabbitMQServer = request.getfixturevalue("rabbitmq_server")
+        yield FreezableBroker(
+            request.getfixturevalue("amqp_url"),
+            lambda: int(rabbitmq.pid_file.read_text()),
+            lambda queue: rabbitmq.queue_lengths().get(queue, 0),
+        )
+        return
+    redis_server: RedisServer = request.getfixturevalue("redis_server")
     server = RedisServer(redis_server.binary)
     server.start()
     try:
-        yield server
+        yield FreezableBroker(
+            server.url,
+            lambda: int((server.directory / "redis.pid").read_text()),
+            lambda queue: int(server.client().llen(queue)),
+        )
     finally:
         server.stop()
 
 
 @pytest.fixture
-def broker_settings(settings: Settings, broker: RedisServer) -> Settings:
+def broker_settings(settings: Settings, broker: FreezableBroker) -> Settings:
     return settings.model_copy(
         update={
             "BROKER_URL": broker.url,
@@ -65,9 +88,9 @@ def broker_settings(settings: Settings, broker: RedisServer) -> Settings:
 
 
 @contextmanager
-def frozen(server: RedisServer) -> Iterator[None]:
+def frozen(broker: FreezableBroker) -> Iterator[None]:
     """The server stopped (SIGSTOP) for the block: connections open, nothing answers."""
-    pid = int((server.directory / "redis.pid").read_text())
+    pid = broker.pid()
     os.kill(pid, signal.SIGSTOP)
     try:
         yield
@@ -83,7 +106,7 @@ def queued_job_marks(engine: Engine) -> list[bool]:
 
 
 def test_a_dispatch_pass_gives_up_on_a_frozen_broker_and_leaves_its_rows_to_the_next(
-    broker_settings: Settings, broker: RedisServer
+    broker_settings: Settings, broker: FreezableBroker
 ) -> None:
     with TestClient(create_app(broker_settings)) as client:
         assert client.app.state.executor.stop(timeout_s=10)  # type: ignore[attr-defined]
@@ -99,7 +122,7 @@ def test_a_dispatch_pass_gives_up_on_a_frozen_broker_and_leaves_its_rows_to_the_
             assert queued_job_marks(engine) == [False, False, False]
 
         assert dispatch_pending(engine, broker_settings, celery) == 3
-        assert broker.client().llen(JOBS_QUEUE) == 3
+        assert broker.queue_length(JOBS_QUEUE) == 3
         assert queued_job_marks(engine) == [True, True, True]
 
 
@@ -123,7 +146,7 @@ def api(broker_settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def worker(
-    broker_settings: Settings, broker: RedisServer, tmp_path: Path, api: TestClient
+    broker_settings: Settings, broker: FreezableBroker, tmp_path: Path, api: TestClient
 ) -> Iterator[WorkerProcess]:
     process = WorkerProcess(
         tmp_path / "worker",
@@ -138,7 +161,7 @@ def worker(
 
 
 def test_writes_answer_while_the_broker_is_frozen_and_the_work_runs_after_it_thaws(
-    api: TestClient, broker: RedisServer, worker: WorkerProcess
+    api: TestClient, broker: FreezableBroker, worker: WorkerProcess
 ) -> None:
     users = [register_and_login(api, f"user{index}@example.com") for index in range(CLIENTS)]
 

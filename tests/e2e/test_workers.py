@@ -1,6 +1,6 @@
 """End to end with a broker: the API and two `nogil-bench worker` processes, each with its own
-data directory, on one PostgreSQL database and one Redis; uploads and outputs live in the
-database (FILE_STORE=database), as they must when workers share no disk."""
+data directory, on one PostgreSQL database and one broker (Redis, then RabbitMQ); uploads and
+outputs live in the database (FILE_STORE=database), as they must when workers share no disk."""
 
 import time
 from collections import Counter
@@ -24,11 +24,11 @@ SETTLE_S = 0.3
 
 
 @pytest.fixture
-def cluster_settings(tmp_path: Path, postgres_url: str, broker_url: str) -> Settings:
+def cluster_settings(tmp_path: Path, postgres_url: str, any_broker_url: str) -> Settings:
     return Settings(  # type: ignore[call-arg]
         DATA_DIR=tmp_path / "api",
         DATABASE_URL=postgres_url,
-        BROKER_URL=broker_url,
+        BROKER_URL=any_broker_url,
         FILE_STORE="database",
         LEASE_SECONDS=3.0,
         EXECUTOR_POLL_SECONDS=0.2,

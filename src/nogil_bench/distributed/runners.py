@@ -3,7 +3,7 @@
     nogil-bench task-worker --pool threads --concurrency 2     (on any machine)
 
 `celery-threads` and `celery-prefork` send each task, sealed (pickled and signed with
-SECRET_KEY), to their pool kind's queue and wait for the results through Redis. A run asks for
+SECRET_KEY), to their pool kind's queue and wait for the results through the broker. A run asks for
 `workers` tasks at once; Celery cannot cap a run below its pool's size, so the workers on the
 queue must offer exactly that many slots, and they must run in the caller's GIL mode: the
 runner checks both and says what it found. It reports the workers it saw (`description`).
@@ -29,6 +29,24 @@ if TYPE_CHECKING:
 class CeleryWorkersError(RuntimeError):
     """The celery runner cannot run as asked: no broker, no workers, or workers that differ from
     what the run asks for (slots, pool kind, GIL mode)."""
+
+
+def reply_options(app: Celery) -> dict[str, str]:
+    """On RabbitMQ (the `rpc://` backend), the replies' queue, declared before the tasks go.
+
+    Celery declares it itself before each send, except in a worker's pool, where it assumes
+    the worker's own app did (`task_join_will_block`): never this run's app, whose replies
+    then had no queue and were dropped, and a batch on a celery runner in `nogil-bench worker`
+    waited for its whole timeout. Named too: the backend consumes the queue of the first
+    thread that asked, and a map may run on another."""
+    if app.conf.result_backend != "rpc://":
+        return {}
+    from kombu.common import maybe_declare  # noqa: PLC0415
+
+    backend: Any = app.backend
+    with app.connection_for_write() as connection:
+        maybe_declare(backend.binding(connection.default_channel), retry=True)
+    return {"reply_to": backend.oid}
 
 
 class CeleryRunner(PoolLifecycle):
@@ -75,10 +93,15 @@ class CeleryRunner(PoolLifecycle):
             raise CeleryWorkersError(f"the {self.name} runner: {error}") from None
         self._broker_url = settings.BROKER_URL
         self._timeout_s = settings.EXECUTION_TIMEOUT_SECONDS
-        self.description = self._inspect_workers()
-        self._app = make_celery(settings)
+        app = make_celery(settings)
+        try:
+            self.description = self._inspect_workers(app, settings.broker_kind == "redis")
+        except BaseException:
+            app.close()
+            raise
+        self._app = app
 
-    def _inspect_workers(self) -> dict[str, Any]:
+    def _inspect_workers(self, app: Celery, on_redis: bool) -> dict[str, Any]:
         """The workers announced on this runner's queue, checked against what the run asks:
         `workers` slots in all, of this pool kind, in this process's GIL mode."""
         import redis  # noqa: PLC0415
@@ -86,7 +109,11 @@ class CeleryRunner(PoolLifecycle):
         from nogil_bench.distributed import registry  # noqa: PLC0415
 
         assert self._broker_url is not None
-        found = registry.task_workers(redis.Redis.from_url(self._broker_url), self.queue)
+        found = (
+            registry.task_workers(redis.Redis.from_url(self._broker_url), self.queue)
+            if on_redis
+            else registry.broadcast_task_workers(app, self.queue)
+        )
         start_hint = (
             f"`nogil-bench task-worker --pool {self.pool} --concurrency {self.workers}` "
             "(or several whose concurrencies add up to it)"
@@ -138,19 +165,21 @@ class CeleryRunner(PoolLifecycle):
         # Each seal names its task and expires with the run: a replayed one is refused.
         deadline = time.time() + self._timeout_s
         task_ids = [str(uuid.uuid4()) for _ in tasks]
+        reply = reply_options(app)
         signatures = [
             app.signature(
                 MAP_TASK,
                 args=(seal((fn, task), key, Label("task", task_id, deadline)),),
                 queue=self.queue,
                 task_id=task_id,
+                **reply,
             )
             for task, task_id in zip(tasks, task_ids, strict=True)
         ]
         running = cast("GroupResult", group(signatures, app=app).apply_async())
         self._running = running
         try:
-            # Each result in turn, as Redis announces it. Not GroupResult.get: its join_native
+            # Each result in turn, as the broker delivers it. Not GroupResult.get: its join_native
             # waits half a second per poll, measured, which would be charged to every map.
             # Safe inside a task of `nogil-bench worker`: these tasks go to their own queue,
             # which that worker does not consume, so it never waits for itself.

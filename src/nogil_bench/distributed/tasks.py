@@ -88,12 +88,34 @@ def register_map_task(celery: Celery) -> None:
     celery.task(name=MAP_TASK, bind=True, ignore_result=False, reject_on_worker_lost=False)(map_one)
 
 
+def announce_in_redis(broker_url: str, queue: str, me: registry.TaskWorker) -> None:
+    """Keeps `me` announced on `queue` in the broker's Redis until Celery's warm shutdown."""
+    stop_announcing = threading.Event()
+    try:
+        announcing = registry.keep_announcing(
+            redis.Redis.from_url(broker_url), queue, me, stop_announcing
+        )
+    except redis.RedisError as error:
+        sys.exit(
+            f"nogil-bench task-worker: the broker at {maybe_sanitize_url(broker_url)} "
+            f"does not answer: {error}"
+        )
+
+    @signals.worker_shutting_down.connect(weak=False)
+    def _withdraw(**_: object) -> None:
+        stop_announcing.set()
+        announcing.join(timeout=5)
+
+
 def main(pool: str, concurrency: int, argv: Sequence[str] = ()) -> None:
     """Runs a task worker on `pool`'s queue until SIGTERM or SIGINT."""
     settings = get_settings()
     configure_logging(settings)
     if settings.BROKER_URL is None:
-        sys.exit("nogil-bench task-worker: set NOGIL_BENCH_BROKER_URL (redis://host:port/db)")
+        sys.exit(
+            "nogil-bench task-worker: set NOGIL_BENCH_BROKER_URL (redis://host:port/db or "
+            "amqp://user:password@host:port/vhost)"
+        )
     taken = [arg for arg in argv if sets_option(arg, OWN_OPTIONS)]
     if taken:
         sys.exit(
@@ -122,22 +144,11 @@ def main(pool: str, concurrency: int, argv: Sequence[str] = ()) -> None:
     celery = make_celery(settings)
     register_map_task(celery)
     hostname = name.replace(":", "-")
-    stop_announcing = threading.Event()
     me = registry.TaskWorker(hostname, pool, concurrency, runtime.is_gil_enabled(), os.getpid())
-    try:
-        announcing = registry.keep_announcing(
-            redis.Redis.from_url(settings.BROKER_URL), TASK_QUEUES[pool], me, stop_announcing
-        )
-    except redis.RedisError as error:
-        sys.exit(
-            f"nogil-bench task-worker: the broker at {maybe_sanitize_url(settings.BROKER_URL)} "
-            f"does not answer: {error}"
-        )
-
-    @signals.worker_shutting_down.connect(weak=False)
-    def _withdraw(**_: object) -> None:
-        stop_announcing.set()
-        announcing.join(timeout=5)
+    if settings.broker_kind == "redis":
+        announce_in_redis(settings.BROKER_URL, TASK_QUEUES[pool], me)
+    else:
+        registry.answer_broadcasts(TASK_QUEUES[pool], me)
 
     run_celery_worker(
         celery,

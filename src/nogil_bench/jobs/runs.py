@@ -353,8 +353,11 @@ def execute_chunk(
                     return run_figures(meter, setup_s)
 
                 run_claimed_chunk(engine, settings, runner, jobs, should_stop, boot_id, figures)
-        except Exception:
+        except Exception as error:
             logger.exception("batch {}: a chunk of {} jobs failed", batch_id, len(jobs))
+            # Its runner could not start (run_claimed_chunk fails the jobs of a run that
+            # failed): left running, this worker's heartbeat would hold them for ever.
+            fail_jobs(engine, jobs, boot_id, f"the {batch.runner} runner failed: {error}")
     finish_batch_if_done(engine, batch_id)
     return len(jobs)
 
