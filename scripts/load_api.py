@@ -200,6 +200,14 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def without_password(url: str) -> str:
+    """`url` as --json writes it: its password, if any, masked."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+
+
 def progress(message: str) -> None:
     print(f"[{time.monotonic() - STARTED:6.1f} s] {message}", file=sys.stderr, flush=True)
 
@@ -1612,7 +1620,10 @@ def run_phases(args: argparse.Namespace, results: Results) -> None:
 
 def main() -> int:
     args = parse_args()
-    results = Results(config={key: str(value) for key, value in vars(args).items()})
+    config = {key: str(value) for key, value in vars(args).items()}
+    config["database_url"] = str(args.database_url and without_password(args.database_url))
+    config["broker_url"] = str(args.broker_url and without_password(args.broker_url))
+    results = Results(config=config)
     if set(args.phases) & {"submit", "reads", "saturated"}:
         run_phases(args, results)
         if results.server_log:
