@@ -133,9 +133,13 @@ def test_a_job_and_a_batch_run_on_a_celery_worker_with_the_outputs_a_local_run_g
         )
         output = api.get(f"/api/v1/jobs/{member['id']}/result", headers=alice).content
         assert output == expected_png(48, 32, member["seed"], PURE_PIPELINE)
-    # The worker's own metrics: what it ran, by runner, and its GIL state.
+    # The worker's own metrics: what it ran, by runner and by task, and its GIL state.
     served = worker.metrics()
     assert 'nogil_bench_job_duration_seconds_count{runner="threads"} 13.0' in served
+    assert 'nogil_bench_tasks_started_total{kind="job"} 1.0' in served
+    assert 'nogil_bench_tasks_finished_total{kind="job",outcome="ran"} 1.0' in served
+    assert 'nogil_bench_task_duration_seconds_count{kind="job"} 1.0' in served
+    assert 'nogil_bench_tasks_finished_total{kind="batch",outcome="ran"}' in served
     assert f"nogil_bench_gil_enabled {float(runtime.is_gil_enabled())}" in served
 
 
@@ -184,10 +188,13 @@ def test_a_task_delivered_twice_runs_its_job_once(
             "the second delivery to be dropped as no longer queued",
             timeout_s=WAIT_S,
         )
+        served = process.metrics()
     finally:
         assert process.stop() == 0
 
     assert (finished["status"], finished["attempts"]) == ("succeeded", 1)
+    assert 'nogil_bench_tasks_finished_total{kind="job",outcome="ran"} 1.0' in served
+    assert 'nogil_bench_tasks_finished_total{kind="job",outcome="skipped"} 1.0' in served
 
 
 def test_the_dispatcher_hands_queued_work_to_the_broker_once_and_again_when_requeued(
@@ -238,6 +245,11 @@ def test_a_task_no_dispatcher_sends_is_dropped_with_why_and_the_worker_goes_on(
     assert "task dropped: not a work id" in log
     assert f"task dropped: batch {some_id}: this kind is handed out in parts" in log
     assert "task dropped: no kind of work named 7" in log
+    served = worker.metrics()  # counted, by kind, with unknown kinds under one label
+    assert 'nogil_bench_tasks_finished_total{kind="unknown",outcome="rejected"} 2.0' in served
+    assert 'nogil_bench_tasks_finished_total{kind="job",outcome="rejected"} 1.0' in served
+    assert 'nogil_bench_tasks_finished_total{kind="batch",outcome="rejected"} 1.0' in served
+    assert 'nogil_bench_tasks_finished_total{kind="job",outcome="ran"} 1.0' in served
 
 
 def test_a_dispatch_pass_with_a_full_page_hands_out_only_what_is_older_than_its_end(

@@ -44,6 +44,29 @@ JOB_SECONDS = Histogram(
     buckets=JOB_SECONDS_BUCKETS,
     registry=REGISTRY,
 )
+# A worker's broker tasks (`nogil-bench worker`), by kind of work: job, batch, benchmark, or
+# "unknown" for a task no dispatcher of this version sends (labels stay bounded).
+TASKS_STARTED = Counter(
+    "nogil_bench_tasks_started",
+    "Broker tasks a worker began, by kind of work.",
+    ["kind"],
+    registry=REGISTRY,
+)
+TASKS_FINISHED = Counter(
+    "nogil_bench_tasks_finished",
+    "Broker tasks a worker ended, by kind of work and outcome: ran (rows of it ran), skipped "
+    "(none was still queued: a second delivery), rejected (not a task this version sends), "
+    "requeued (given back to the broker: the worker was stopping), failed (an error).",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+TASK_SECONDS = Histogram(
+    "nogil_bench_task_duration_seconds",
+    "Time a worker spent on each broker task, by kind of work.",
+    ["kind"],
+    buckets=JOB_SECONDS_BUCKETS,
+    registry=REGISTRY,
+)
 
 
 # Each label set's (counter, histogram) children. `labels()` looks a child up under a lock, from

@@ -11,6 +11,7 @@ queue, and tasks not started go back to the broker.
 import os
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -110,7 +111,24 @@ def state() -> WorkerState:
 
 def run(kind: str, work_id: str, part: Sequence[str] = ()) -> int:
     """RUN_TASK: work of `kind` whole, or the rows of it in `part`, if still queued; returns
-    how many rows ran."""
+    how many rows ran. Counted in the worker's metrics by kind and outcome, and timed."""
+    label = kind if isinstance(kind, str) and kind in WORK_KINDS else "unknown"  # bounded
+    metrics.TASKS_STARTED.labels(label).inc()
+    started = time.perf_counter()
+    outcome = "failed"
+    try:
+        ran, outcome = run_task(kind, work_id, part)
+    except Reject:
+        outcome = "requeued"
+        raise
+    finally:
+        metrics.TASKS_FINISHED.labels(label, outcome).inc()
+        metrics.TASK_SECONDS.labels(label).observe(time.perf_counter() - started)
+    return ran
+
+
+def run_task(kind: str, work_id: str, part: Sequence[str]) -> tuple[int, str]:
+    """`run`'s work: how many rows ran, and the task's outcome (see metrics.TASKS_FINISHED)."""
     worker = state()
     if worker.stopping.is_set():
         raise Reject("the worker is stopping", requeue=True)
@@ -119,19 +137,19 @@ def run(kind: str, work_id: str, part: Sequence[str] = ()) -> int:
         delivery = Delivery(kind, uuid.UUID(work_id), tuple(uuid.UUID(row) for row in part))
     except (ValueError, TypeError, AttributeError) as error:
         logger.error("task dropped: not a work id ({}): {!r}, {!r}", error, work_id, part)
-        return 0
+        return 0, "rejected"
     try:
         ran = run_delivery(worker.context, delivery)
     except UndeliverableError as error:
         logger.error("task dropped: {}", error)
-        return 0
+        return 0, "rejected"
     if part:
         logger.info("{} {}: ran {} of the part's {} rows", kind, work_id, ran, len(part))
     elif not ran:
         logger.info(
             "{} {} is no longer queued (taken, finished or deleted): skipped", kind, work_id
         )
-    return ran
+    return ran, "ran" if ran else "skipped"
 
 
 def register_tasks(celery: Celery) -> None:
