@@ -502,7 +502,16 @@ def test_the_engine_measures_celery_pools_beside_local_threads_and_says_where_th
     assert "celery-prefork w=2: Celery prefork pool, 2 at once, on tasks-prefork@" in report
 
 
-@ON_EACH_BROKER
+@pytest.mark.parametrize(
+    ("database_kind", "task_broker"),
+    [
+        ("sqlite", "redis"),
+        ("postgresql", "redis"),
+        ("mariadb", "redis"),
+        ("postgresql", "rabbitmq"),
+    ],
+    indirect=["task_broker"],
+)
 def test_a_batch_on_a_celery_runner_runs_through_an_execution_worker_that_never_waits_for_itself(
     task_broker: str, settings: Settings, tmp_path: Path
 ) -> None:

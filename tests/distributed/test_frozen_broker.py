@@ -50,11 +50,29 @@ class FreezableBroker:
     queue_length: Callable[[str], int]
 
 
-@pytest.fixture(params=["redis", "rabbitmq"])
-def broker(request: pytest.FixtureRequest) -> Iterator[FreezableBroker]:
-    """Each broker in turn: a Redis of this test's own, or the session's RabbitMQ, emptied (it
-    takes 6 s to start one, and it is thawed before the next test)."""
-    if request.param == "rabbitmq":
+# Redis on every database; RabbitMQ on one, since what it changes is the broker's side.
+ON_EACH_BROKER = pytest.mark.parametrize(
+    ("database_kind", "broker_kind"),
+    [
+        ("sqlite", "redis"),
+        ("postgresql", "redis"),
+        ("mariadb", "redis"),
+        ("postgresql", "rabbitmq"),
+    ],
+)
+
+
+@pytest.fixture
+def broker_kind() -> str:
+    """Which broker `broker` is: Redis, unless a test is parametrized with ON_EACH_BROKER."""
+    return "redis"
+
+
+@pytest.fixture
+def broker(request: pytest.FixtureRequest, broker_kind: str) -> Iterator[FreezableBroker]:
+    """A Redis of this test's own, or the session's RabbitMQ, emptied (it takes 6 s to start
+    one, and it is thawed before the next test)."""
+    if broker_kind == "rabbitmq":
         rabbitmq: RabbitMQServer = request.getfixturevalue("rabbitmq_server")
         yield FreezableBroker(
             request.getfixturevalue("amqp_url"),
@@ -105,6 +123,7 @@ def queued_job_marks(engine: Engine) -> list[bool]:
         return [job.dispatched_at is not None for job in jobs]
 
 
+@ON_EACH_BROKER
 def test_a_dispatch_pass_gives_up_on_a_frozen_broker_and_leaves_its_rows_to_the_next(
     broker_settings: Settings, broker: FreezableBroker
 ) -> None:
@@ -160,6 +179,7 @@ def worker(
     assert process.stop() == 0, process.output()
 
 
+@ON_EACH_BROKER
 def test_writes_answer_while_the_broker_is_frozen_and_the_work_runs_after_it_thaws(
     api: TestClient, broker: FreezableBroker, worker: WorkerProcess
 ) -> None:
