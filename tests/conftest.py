@@ -1,8 +1,9 @@
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 import pytest
 from fastapi.testclient import TestClient
@@ -55,6 +56,30 @@ def server_missing(message: str) -> NoReturn:
     pytest.skip(message)
 
 
+class StartedServer(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> object: ...
+
+
+def session_server[S: StartedServer](
+    switch: str, name: str, make: Callable[[], S] | None, missing: str
+) -> Iterator[S]:
+    """The server `make` builds, started for the session's fixture and stopped after it.
+    NOGIL_BENCH_TEST_<switch>=0 skips its tests everywhere (the Docker image's test stage,
+    which has no server); without the server installed (`make` is None) they are skipped with
+    `missing` (the install hint), or fail under CI."""
+    if os.environ.get(f"NOGIL_BENCH_TEST_{switch}") == "0":
+        pytest.skip(f"{name} tests turned off (NOGIL_BENCH_TEST_{switch}=0)")
+    if make is None:
+        server_missing(missing)
+    server = make()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[postgres.PostgresServer]:
     """One PostgreSQL server for the whole run. Without the binaries the PostgreSQL tests are
@@ -80,42 +105,26 @@ def postgres_server() -> Iterator[postgres.PostgresServer]:
 
 @pytest.fixture(scope="session")
 def mariadb_server() -> Iterator[mariadb.MariaDBServer]:
-    """One MariaDB server for the whole run (of each xdist worker). Without the binaries the
-    MariaDB tests are skipped with the install hint, or fail under CI;
-    NOGIL_BENCH_TEST_MARIADB=0 skips them everywhere (the Docker image's test stage, which has
-    no server)."""
-    if os.environ.get("NOGIL_BENCH_TEST_MARIADB") == "0":
-        pytest.skip("MariaDB tests turned off (NOGIL_BENCH_TEST_MARIADB=0)")
+    """One MariaDB server for the whole run (of each xdist worker); see `session_server`."""
     binaries = mariadb.find_bindir()
-    if binaries is None:
-        server_missing(
-            f"MariaDB's server (mariadb-install-db, mariadbd) is not installed: "
-            f"{mariadb.INSTALL_HINT}"
-        )
-    server = mariadb.MariaDBServer(binaries)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    yield from session_server(
+        "MARIADB",
+        "MariaDB",
+        None if binaries is None else partial(mariadb.MariaDBServer, binaries),
+        f"MariaDB's server (mariadb-install-db, mariadbd) is not installed: {mariadb.INSTALL_HINT}",
+    )
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    """One Redis server for the whole run (Debian's redis-server). Without it the broker tests
-    are skipped with the install hint, or fail under CI; NOGIL_BENCH_TEST_REDIS=0 skips them
-    everywhere (the Docker image's test stage, which has no server)."""
-    if os.environ.get("NOGIL_BENCH_TEST_REDIS") == "0":
-        pytest.skip("Redis tests turned off (NOGIL_BENCH_TEST_REDIS=0)")
+    """One Redis server for the whole run (Debian's redis-server); see `session_server`."""
     binary = find_redis_server()
-    if binary is None:
-        server_missing(f"redis-server is not installed: {REDIS_INSTALL_HINT}")
-    server = RedisServer(binary)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    yield from session_server(
+        "REDIS",
+        "Redis",
+        None if binary is None else partial(RedisServer, binary),
+        f"redis-server is not installed: {REDIS_INSTALL_HINT}",
+    )
 
 
 @pytest.fixture
@@ -128,19 +137,14 @@ def broker_url(redis_server: RedisServer) -> str:
 @pytest.fixture(scope="session")
 def rabbitmq_server() -> Iterator[RabbitMQServer]:
     """One RabbitMQ for the whole run (of each xdist worker that needs it: it takes about 6 s
-    to start). Without it the RabbitMQ tests are skipped with the install hint, or fail under
-    CI; NOGIL_BENCH_TEST_RABBITMQ=0 skips them everywhere (the Docker image's test stage)."""
-    if os.environ.get("NOGIL_BENCH_TEST_RABBITMQ") == "0":
-        pytest.skip("RabbitMQ tests turned off (NOGIL_BENCH_TEST_RABBITMQ=0)")
+    to start); see `session_server`."""
     binary = find_rabbitmq_server()
-    if binary is None:
-        server_missing(f"rabbitmq-server is not installed: {RABBITMQ_INSTALL_HINT}")
-    server = RabbitMQServer(binary)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    yield from session_server(
+        "RABBITMQ",
+        "RabbitMQ",
+        None if binary is None else partial(RabbitMQServer, binary),
+        f"rabbitmq-server is not installed: {RABBITMQ_INSTALL_HINT}",
+    )
 
 
 @pytest.fixture

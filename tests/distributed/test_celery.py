@@ -29,6 +29,7 @@ from nogil_bench.main import create_app
 from nogil_bench.work.queue import claim_queued
 from tests.utils.api import (
     PURE_PIPELINE,
+    SMALL_BENCHMARK,
     expected_png,
     register_and_login,
     synthetic_job,
@@ -76,19 +77,6 @@ def worker(broker_settings: Settings, tmp_path: Path, api: TestClient) -> Iterat
     process.start()
     yield process
     assert process.stop() == 0, process.output()
-
-
-# The smallest benchmark: one runner, one size, a few repeats of a tiny pipeline.
-TINY_BENCHMARK = {
-    "source": {"count": 2, "width": 16, "height": 16},
-    "pipeline": [{"op": "invert"}],
-    "runners": ["sequential"],
-    "workers": [1],
-    "gil": [0],
-    "repeats": 4,
-    "max_repeats": 4,
-    "warmups": 0,
-}
 
 
 def synthetic_batch(count: int, workers: int = 1) -> dict[str, Any]:
@@ -436,7 +424,7 @@ def test_jobs_and_benchmarks_go_to_their_own_queues_and_each_kind_of_worker_take
         )
         jobs_worker.start()
         try:
-            benchmark = api.post("/api/v1/benchmarks", headers=alice, json=TINY_BENCHMARK)
+            benchmark = api.post("/api/v1/benchmarks", headers=alice, json=SMALL_BENCHMARK)
             assert benchmark.status_code == 202, benchmark.text
             benchmark_path = f"/api/v1/benchmarks/{benchmark.json()['id']}"
             job = api.post("/api/v1/jobs", headers=alice, json=synthetic_job()).json()

@@ -63,12 +63,6 @@ ON_EACH_BROKER = pytest.mark.parametrize(
 
 
 @pytest.fixture
-def broker_kind() -> str:
-    """Which broker `broker` is: Redis, unless a test is parametrized with ON_EACH_BROKER."""
-    return "redis"
-
-
-@pytest.fixture
 def broker(request: pytest.FixtureRequest, broker_kind: str) -> Iterator[FreezableBroker]:
     """A Redis of this test's own, or the session's RabbitMQ, emptied (it takes 6 s to start
     one, and it is thawed before the next test)."""

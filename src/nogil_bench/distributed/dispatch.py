@@ -25,7 +25,7 @@ from nogil_bench.core.work import Delivery, WorkKind
 from nogil_bench.distributed.broker import TIMEOUT_OPTIONS, queue_lengths
 from nogil_bench.distributed.celery_app import RUN_TASK, work_queue
 from nogil_bench.work.executor import Executor
-from nogil_bench.work.registry import WORK_KINDS
+from nogil_bench.work.registry import WORK_KINDS, WORK_QUEUES
 
 # Rows looked at, and marked, per kind and pass.
 DISPATCH_ROWS = 500
@@ -172,9 +172,5 @@ class Dispatcher(Executor):
     def queue_depths(self) -> dict[str, int]:
         """Tasks waiting in the broker, in each kind of work's queue."""
         assert self.settings.broker_kind is not None
-        return queue_lengths(self.celery, self.settings.broker_kind, work_queues())
-
-
-def work_queues() -> list[str]:
-    """The broker's queues of the service's work, one per kind of worker."""
-    return [work_queue(queue) for queue in dict.fromkeys(k.queue for k in WORK_KINDS.values())]
+        queues = [work_queue(queue) for queue in WORK_QUEUES]
+        return queue_lengths(self.celery, self.settings.broker_kind, queues)

@@ -33,7 +33,7 @@ from nogil_bench.core.work import Context, Delivery
 from nogil_bench.distributed.celery_app import RUN_TASK, make_celery, work_queue
 from nogil_bench.work.executor import keep_interrupts_from_children
 from nogil_bench.work.queue import UndeliverableError, renew_leases, run_delivery
-from nogil_bench.work.registry import WORK_KINDS
+from nogil_bench.work.registry import WORK_KINDS, WORK_QUEUES
 
 # Loguru's levels that Celery's --loglevel does not know.
 CELERY_LOG_LEVELS = {"TRACE": "DEBUG", "SUCCESS": "INFO"}
@@ -51,15 +51,14 @@ def sets_option(arg: str, options: frozenset[str]) -> bool:
 def queues_from(text: str) -> list[str]:
     """`--queues`: the kinds of work named, comma-separated, or every kind for "all"; a
     ValueError names what is not one."""
-    known = list(dict.fromkeys(kind.queue for kind in WORK_KINDS.values()))
     names = [name.strip() for name in text.split(",") if name.strip()]
     if names == ["all"]:
-        return known
-    unknown = [name for name in names if name not in known]
+        return list(WORK_QUEUES)
+    unknown = [name for name in names if name not in WORK_QUEUES]
     if unknown or not names:
         raise ValueError(
             f"--queues {text!r}: {', '.join(map(repr, unknown)) or 'nothing'} is no kind of "
-            f"work; give {', '.join(known)} (comma-separated), or all"
+            f"work; give {', '.join(WORK_QUEUES)} (comma-separated), or all"
         )
     return list(dict.fromkeys(names))
 

@@ -12,6 +12,8 @@ WORK_KINDS: dict[str, WorkKind] = {
 # Lease renewals, recoveries and requeues go table by table, each table under its kind's rules
 # (a batch's jobs are rows of the jobs' table, and follow them): one kind per table.
 assert len({kind.table for kind in WORK_KINDS.values()}) == len(WORK_KINDS)
+# With a broker: the queues the kinds go to (`WorkKind.queue`), in that order, each once.
+WORK_QUEUES = list(dict.fromkeys(kind.queue for kind in WORK_KINDS.values()))
 
 
 class UnknownWorkKindError(LookupError):
