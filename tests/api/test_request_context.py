@@ -260,3 +260,20 @@ def test_uvicorn_and_stdlib_loggers_go_through_the_same_sink(
     [line] = [json.loads(text) for text in capsys.readouterr().err.splitlines()]
     assert line["message"] == "from uvicorn"
     assert line["logger"] == "uvicorn.error"
+
+
+def test_a_stdlib_record_whose_text_has_braces_is_logged_as_it_reads(settings: Settings) -> None:
+    # Celery logs an unknown task with its body: braces, and a "{0}" loguru must not fill in.
+    configure_logging(settings)
+    lines: list[str] = []
+    sink = logger.add(lines.append, format="{message} {extra[logger_name]}")
+    try:
+        logging.getLogger("celery.worker.consumer").error(
+            "Received unregistered task of type %r. Body: %s", "nope", "{'args': ({0}, {x})}"
+        )
+    finally:
+        logger.remove(sink)
+    assert lines == [
+        "Received unregistered task of type 'nope'. Body: {'args': ({0}, {x})} "
+        "celery.worker.consumer\n"
+    ]

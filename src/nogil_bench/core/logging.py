@@ -45,8 +45,10 @@ class InterceptHandler(logging.Handler):
                 break
             frame = frame.f_back
             depth += 1
-        logger.opt(depth=depth, exception=record.exc_info).log(
-            level, record.getMessage(), logger_name=record.name
+        # The message goes in as an argument: formatted already, it may hold braces (Celery
+        # logs a task's body with them), which loguru would read as replacement fields.
+        logger.opt(depth=depth, exception=record.exc_info).bind(logger_name=record.name).log(
+            level, "{}", record.getMessage()
         )
 
 
