@@ -85,6 +85,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="the kinds of work this worker takes, comma-separated: jobs (single jobs and "
         "batch chunks), benchmarks, or all (default: %(default)s)",
     )
+    dead = commands.add_parser(
+        "dead-letters",
+        help="the tasks workers kept instead of running (rejected, or failed on their last "
+        "attempt): list them, or send them back to their queue",
+    )
+    dead_commands = dead.add_subparsers(dest="dead_command", required=True)
+    listing = dead_commands.add_parser("list", help="show them, oldest first, leaving them")
+    again = dead_commands.add_parser(
+        "requeue", help="send them back to their queue (work runs at most once all the same)"
+    )
+    for sub in (listing, again):
+        sub.add_argument(
+            "--queues",
+            default="all",
+            metavar="KINDS",
+            help="jobs, benchmarks, comma-separated, or all (default: %(default)s)",
+        )
+        sub.add_argument("--json", action="store_true", help="as a JSON list")
+    listing.add_argument(
+        "--limit", type=positive_count, default=100, help="per queue (default: %(default)s)"
+    )
+    again.add_argument("ids", nargs="*", metavar="TASK_ID", help="the dead letters to requeue")
+    again.add_argument("--all", action="store_true", help="every dead letter of the queues")
+    users = commands.add_parser("users", help="accounts, as an operator")
+    user_commands = users.add_subparsers(dest="users_command", required=True)
+    admin = user_commands.add_parser(
+        "admin", help="make a registered user an admin (operators' routes), or --revoke"
+    )
+    admin.add_argument("email")
+    admin.add_argument("--revoke", action="store_true", help="make them an admin no more")
     tasks = commands.add_parser(
         "task-worker",
         help="run the celery runners' tasks (celery-threads, celery-prefork) on this machine; "
@@ -176,6 +206,49 @@ def database_command(command: str) -> int:
     return 0
 
 
+def admin_command(email: str, *, admin: bool) -> int:
+    """`users admin EMAIL [--revoke]`; 1 when no user has that email."""
+    from nogil_bench.auth.service import set_admin  # noqa: PLC0415 - as for `db`
+    from nogil_bench.core.db import make_engine, wait_for_database  # noqa: PLC0415
+    from nogil_bench.core.migrations import upgrade_database  # noqa: PLC0415
+
+    settings = get_settings()
+    engine = make_engine(settings)
+    try:
+        wait_for_database(engine, settings)
+        upgrade_database(engine)
+        found = set_admin(engine=engine, email=email, admin=admin)
+    finally:
+        engine.dispose()
+    if not found:
+        print(f"no user registered with {email!r}", file=sys.stderr)
+        return 1
+    print(f"{email} is {'now' if admin else 'no longer'} an admin")
+    return 0
+
+
+OPERATOR_COMMANDS = frozenset({"db", "users", "dead-letters"})
+
+
+def operator_command(args: argparse.Namespace) -> int:
+    """`db`, `users` and `dead-letters`: an exit code."""
+    if args.command == "db":
+        return database_command(args.db_command)
+    if args.command == "users":
+        return admin_command(args.email, admin=not args.revoke)
+    # Imported here, as for `worker`.
+    from nogil_bench.distributed.dead_letters import command  # noqa: PLC0415
+
+    return command(
+        args.dead_command,
+        args.queues,
+        limit=getattr(args, "limit", 0),
+        ids=getattr(args, "ids", []),
+        every=getattr(args, "all", False),
+        as_json=args.json,
+    )
+
+
 def _exit_zero(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
@@ -203,10 +276,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         worker_main(args.queues, extra)
         return
+    if args.command in OPERATOR_COMMANDS:
+        sys.exit(operator_command(args))
     if args.command == "healthcheck":
         sys.exit(healthcheck(args.url))
-    if args.command == "db":
-        sys.exit(database_command(args.db_command))
     if args.command == "serve":
         # A requested stop is a success (exit 0): an orchestrator must not read it as a crash.
         # `serve` drains, then returns (or ends with os._exit(0) when it cut work short). A

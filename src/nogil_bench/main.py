@@ -32,12 +32,13 @@ from nogil_bench.core.migrations import MigrationError, upgrade_database
 from nogil_bench.core.nul import NulCharacterMiddleware
 from nogil_bench.core.ratelimit import RateLimiter
 from nogil_bench.core.requests import RequestContextMiddleware
+from nogil_bench.distributed.router import router as admin_router
 from nogil_bench.health.router import details_router, metrics_router
 from nogil_bench.health.router import router as health_router
 from nogil_bench.jobs import service as jobs_service
 from nogil_bench.jobs.router import router as jobs_router
 from nogil_bench.work.executor import Executor
-from nogil_bench.work.queue import recover_expired
+from nogil_bench.work.queue import count_queues, recover_expired
 
 # Room for the multipart framing and the text fields around the images.
 FORM_OVERHEAD_BYTES = 1024 * 1024
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         metrics.STORE.configure(
             partial(jobs_service.count_for_metrics, engine),
+            partial(count_queues, engine),
             executor.queue_depths if settings.distributed else None,
             settings.METRICS_CACHE_SECONDS,
         )
@@ -168,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         shared_router,
         workloads_router,
         details_router,
+        admin_router,
     ):
         api.include_router(router)
     app.include_router(health_router)

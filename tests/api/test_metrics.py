@@ -15,6 +15,7 @@ from sqlalchemy import Engine, event
 
 from nogil_bench.core.config import Settings
 from nogil_bench.main import create_app
+from nogil_bench.work.registry import WORK_KINDS
 from tests.utils.api import JOBS, Headers, synthetic_job, wait_until_finished
 
 SCRAPE_TOKEN = "a-scrape-token-" + "t" * 24
@@ -53,7 +54,7 @@ def test_requests_are_counted_by_route_template_and_status_class(
 
 
 def test_jobs_queue_and_durations_are_reported(client: TestClient, alice: Headers) -> None:
-    runner_label = (("runner", "threads"),)
+    runner_label = (("gil", "1" if sys._is_gil_enabled() else "0"), ("runner", "threads"))
     before = samples(client).get(("nogil_bench_job_duration_seconds_count", runner_label), 0.0)
     location = client.post(JOBS, headers=alice, json=synthetic_job()).headers["Location"]
     wait_until_finished(client, location, alice)
@@ -64,6 +65,10 @@ def test_jobs_queue_and_durations_are_reported(client: TestClient, alice: Header
     assert after[("nogil_bench_job_duration_seconds_count", runner_label)] == before + 1
     assert after[("nogil_bench_queue_depth", ())] == 0
     assert after[("nogil_bench_running_jobs", ())] == 0
+    for queue in ("jobs", "benchmarks"):  # every queue, waiting or not
+        assert after[("nogil_bench_queued", (("queue", queue),))] == 0
+        assert after[("nogil_bench_queued_oldest_age_seconds", (("queue", queue),))] == 0
+        assert after[("nogil_bench_leases", (("queue", queue),))] == 0
     assert after[("nogil_bench_gil_enabled", ())] == (1.0 if sys._is_gil_enabled() else 0.0)
     assert after[("process_resident_memory_bytes", ())] > 0
     assert ("process_cpu_seconds_total", ()) in after
@@ -80,11 +85,11 @@ def test_queue_depth_counts_waiting_jobs(
 
 def store_reads(engine: Engine) -> list[str]:
     """The aggregate queries run on `engine` from now on (the collector's are its only ones
-    with count(), while nothing is submitted)."""
+    with count() or sum(), while nothing is submitted)."""
     statements: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "count(" in statement:
+        if "count(" in statement or "sum(" in statement:
             statements.append(statement)
 
     event.listen(engine, "before_cursor_execute", record)
@@ -104,7 +109,8 @@ def test_scrapes_within_the_cache_window_read_the_store_once(cached_client: Test
     read_by_the_first = len(reads)
     second = samples(cached_client)
 
-    assert read_by_the_first == 2  # jobs by state and runner; processes holding leases
+    # Jobs by state and runner; processes holding leases; each kind of work's queue.
+    assert read_by_the_first == 2 + len(WORK_KINDS)
     assert len(reads) == read_by_the_first
     assert second[("nogil_bench_queue_depth", ())] == first[("nogil_bench_queue_depth", ())]
 
@@ -119,7 +125,7 @@ def test_a_scrape_after_the_cache_window_reads_the_store_again(
 
     samples(cached_client)
 
-    assert len(reads) == 4
+    assert len(reads) == 2 * (2 + len(WORK_KINDS))
 
 
 @pytest.fixture

@@ -1,6 +1,9 @@
 """With NOGIL_BENCH_BROKER_URL set, the service hands its queue to Celery on a real Redis, and
 `nogil-bench worker` processes run it: once each, however often a task is delivered."""
 
+import json
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -12,21 +15,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery import Celery
 from fastapi.testclient import TestClient
+from kombu import Producer
 from sqlmodel import Session, col, select
 
+from nogil_bench.auth.service import set_admin
 from nogil_bench.core import runtime
 from nogil_bench.core.config import Settings
 from nogil_bench.core.db import make_engine, writing
 from nogil_bench.core.models import Status
 from nogil_bench.core.work import Claim
 from nogil_bench.distributed import dispatch
-from nogil_bench.distributed.celery_app import RUN_TASK, make_celery, work_queue
+from nogil_bench.distributed.celery_app import RUN_TASK, dead_queue, make_celery, work_queue
 from nogil_bench.distributed.dispatch import dispatch_pending
-from nogil_bench.distributed.worker import GilEnabledError, check_gil_off, queues_from
+from nogil_bench.distributed.worker import GilEnabledError, check_gil_off
 from nogil_bench.jobs.models import Job
 from nogil_bench.main import create_app
 from nogil_bench.work.queue import claim_queued
+from nogil_bench.work.registry import queues_from
 from tests.utils.api import (
     PURE_PIPELINE,
     SMALL_BENCHMARK,
@@ -123,7 +130,8 @@ def test_a_job_and_a_batch_run_on_a_celery_worker_with_the_outputs_a_local_run_g
         assert output == expected_png(48, 32, member["seed"], PURE_PIPELINE)
     # The worker's own metrics: what it ran, by runner and by task, and its GIL state.
     served = worker.metrics()
-    assert 'nogil_bench_job_duration_seconds_count{runner="threads"} 13.0' in served
+    gil = "1" if runtime.is_gil_enabled() else "0"  # the worker's, as the test's
+    assert f'nogil_bench_job_duration_seconds_count{{gil="{gil}",runner="threads"}} 13.0' in served
     assert 'nogil_bench_tasks_started_total{kind="job"} 1.0' in served
     assert 'nogil_bench_tasks_finished_total{kind="job",outcome="ran"} 1.0' in served
     assert 'nogil_bench_task_duration_seconds_count{kind="job"} 1.0' in served
@@ -218,26 +226,160 @@ def test_the_dispatcher_hands_queued_work_to_the_broker_once_and_again_when_requ
         engine.dispose()
 
 
-def test_a_task_no_dispatcher_sends_is_dropped_with_why_and_the_worker_goes_on(
-    api: TestClient, broker_settings: Settings, worker: WorkerProcess
-) -> None:
-    celery = make_celery(broker_settings)
+def dead_letters_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """`nogil-bench dead-letters ARGS` with only `settings`' database and broker."""
+    assert settings.BROKER_URL is not None
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NOGIL_BENCH_")}
+    env |= {
+        "NOGIL_BENCH_DATA_DIR": str(settings.DATA_DIR),
+        "NOGIL_BENCH_DATABASE_URL": settings.database_url,
+        "NOGIL_BENCH_BROKER_URL": settings.BROKER_URL,
+        "NOGIL_BENCH_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "nogil_bench.cli", "dead-letters", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def send_what_no_dispatcher_sends(celery: Celery) -> dict[str, str]:
+    """Tasks a worker cannot run, to the jobs queue; returns their ids, each with the reason
+    a worker keeps it for."""
     some_id = str(uuid.uuid7())
-    for args in (["report", some_id], ["job", "not-a-uuid"], ["batch", some_id], [7, some_id]):
-        celery.send_task(RUN_TASK, args=args, queue=JOBS_QUEUE)
-    alice = register_and_login(api, "alice@example.com")
-    job = api.post("/api/v1/jobs", headers=alice, json=synthetic_job()).json()
-    assert wait_until_finished(api, f"/api/v1/jobs/{job['id']}", alice)["status"] == "succeeded"
-    log = worker.output()
-    assert "task dropped: no kind of work named 'report'" in log
-    assert "task dropped: not a work id" in log
-    assert f"task dropped: batch {some_id}: this kind is handed out in parts" in log
-    assert "task dropped: no kind of work named 7" in log
-    served = worker.metrics()  # counted, by kind, with unknown kinds under one label
-    assert 'nogil_bench_tasks_finished_total{kind="unknown",outcome="rejected"} 2.0' in served
-    assert 'nogil_bench_tasks_finished_total{kind="job",outcome="rejected"} 1.0' in served
-    assert 'nogil_bench_tasks_finished_total{kind="batch",outcome="rejected"} 1.0' in served
+    bad: dict[str, tuple[list[object], str]] = {  # task id: (arguments, reason)
+        "unknown-kind": (["report", some_id], "undeliverable"),
+        "not-an-id": (["job", "not-a-uuid"], "undeliverable"),
+        "batch-whole": (["batch", some_id], "undeliverable"),
+        "kind-7": ([7, some_id], "undeliverable"),
+        "signature": (["job"], "invalid"),
+    }
+    for task_id, (args, _) in bad.items():
+        celery.send_task(RUN_TASK, args=args, task_id=task_id, queue=JOBS_QUEUE)
+    celery.send_task("nogil_bench.no_such_task", task_id="unknown-task", queue=JOBS_QUEUE)
+    with celery.connection_for_write() as connection:  # says it is JSON, and is not
+        Producer(connection.default_channel).publish(
+            b"{not json",
+            exchange="",
+            routing_key=JOBS_QUEUE,
+            content_type="application/json",
+            content_encoding="utf-8",
+            headers={"task": RUN_TASK, "id": "undecodable-1"},
+        )
+    return {task_id: reason for task_id, (_, reason) in bad.items()} | {
+        "unknown-task": "unknown_task",
+        "undecodable-1": "undecodable",
+    }
+
+
+def listed_dead_letters(settings: Settings, count: int) -> list[dict[str, Any]]:
+    """`dead-letters list --json`, once it lists `count`."""
+
+    def listed() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = json.loads(
+            dead_letters_cli(settings, "list", "--json").stdout
+        )
+        return found if len(found) == count else []
+
+    return wait_until(listed, f"{count} dead letters", timeout_s=WAIT_S)
+
+
+# What the broker changes does not depend on the database: PostgreSQL only.
+@pytest.mark.parametrize("database_kind", ["postgresql"])
+def test_tasks_a_worker_cannot_run_are_kept_as_dead_letters_with_why_and_shown_to_admins(
+    each_broker_settings: Settings, tmp_path: Path
+) -> None:
+    settings = each_broker_settings
+    with TestClient(create_app(settings)) as api:
+        alice = register_and_login(api, "alice@example.com")
+        reasons = send_what_no_dispatcher_sends(make_celery(settings))
+        job = api.post("/api/v1/jobs", headers=alice, json=synthetic_job()).json()
+        process = worker_for(settings, tmp_path / "worker", "worker-1", "--queues", "jobs")
+        process.start()
+        try:  # the worker goes on
+            finished = wait_until_finished(api, f"/api/v1/jobs/{job['id']}", alice)
+            listed = listed_dead_letters(settings, len(reasons))
+            served = process.metrics()
+            refused = api.get("/api/v1/admin/dead-letters", headers=alice)
+            engine = make_engine(settings)
+            assert set_admin(engine=engine, email="alice@example.com", admin=True)
+            engine.dispose()
+            shown = api.get("/api/v1/admin/dead-letters?queues=jobs", headers=alice)
+            scraped = api.get("/metrics").text
+        finally:
+            assert process.stop() == 0, process.output()
+
+    assert finished["status"] == "succeeded"
+    by_id = {letter["id"]: letter for letter in listed}
+    assert set(by_id) == set(reasons)
+    assert by_id["not-an-id"]["args"] == ["job", "not-a-uuid"]
+    assert {letter["queue"] for letter in listed} == {"jobs"}
+    if settings.broker_kind == "redis":  # the worker says why; RabbitMQ's x-death: "rejected"
+        assert {task_id: letter["reason"] for task_id, letter in by_id.items()} == reasons
+        assert "no kind of work named 'report'" in by_id["unknown-kind"]["detail"]
+    else:
+        assert {letter["reason"] for letter in listed} == {"rejected"}
+    for labels, count in (
+        ('kind="unknown",reason="undeliverable"', 2),
+        ('kind="batch",reason="undeliverable"', 1),
+        ('kind="job",reason="invalid"', 1),
+        ('kind="unknown",reason="unknown_task"', 1),
+        ('kind="unknown",reason="undecodable"', 1),
+    ):
+        assert f"nogil_bench_tasks_dead_lettered_total{{{labels}}} {count}.0" in served
+    assert (refused.status_code, shown.status_code) == (403, 200)
+    assert shown.json()["broker"] == settings.broker_kind
+    assert {letter["id"] for letter in shown.json()["dead_letters"]} == set(by_id)
+    assert f'nogil_bench_dead_letters{{queue="jobs"}} {len(reasons)}.0' in scraped
+
+
+@pytest.mark.parametrize("database_kind", ["postgresql"])
+def test_requeued_dead_letters_go_back_to_their_queue_and_the_work_still_runs_once(
+    each_broker_settings: Settings, tmp_path: Path
+) -> None:
+    settings = each_broker_settings
+    celery = make_celery(settings)
+    with TestClient(create_app(settings)) as api:
+        alice = register_and_login(api, "alice@example.com")
+        job = api.post("/api/v1/jobs", headers=alice, json=synthetic_job()).json()  # dispatched
+        # Two copies of its task kept as dead letters (say, by a worker of an older version).
+        for copy in ("copy-1", "copy-2"):
+            celery.send_task(
+                RUN_TASK, args=["job", job["id"]], task_id=copy, queue=dead_queue("jobs")
+            )
+        celery.send_task(RUN_TASK, args=["job"], task_id="signature", queue=dead_queue("jobs"))
+        requeued = dead_letters_cli(settings, "requeue", "copy-1", "copy-2", "signature")
+        missing = dead_letters_cli(settings, "requeue", "no-such-id")
+        neither = dead_letters_cli(settings, "requeue")
+        process = worker_for(settings, tmp_path / "worker", "worker-1")
+        process.start()
+        try:
+            finished = wait_until_finished(api, f"/api/v1/jobs/{job['id']}", alice)
+            wait_until(
+                lambda: process.output().count("no longer queued") == 2,
+                "both requeued copies to be skipped",
+                timeout_s=WAIT_S,
+            )
+            served = process.metrics()
+            kept = listed_dead_letters(settings, 1)  # still not runnable: kept again
+        finally:
+            assert process.stop() == 0, process.output()
+
+    assert requeued.returncode == 0, requeued.stderr
+    assert requeued.stdout.splitlines() == [
+        f"requeued {task_id} to jobs" for task_id in ("copy-1", "copy-2", "signature")
+    ]
+    # Its task delivered three times, the job ran once.
+    assert (finished["status"], finished["attempts"]) == ("succeeded", 1)
     assert 'nogil_bench_tasks_finished_total{kind="job",outcome="ran"} 1.0' in served
+    assert 'nogil_bench_tasks_finished_total{kind="job",outcome="skipped"} 2.0' in served
+    assert [letter["id"] for letter in kept] == ["signature"]
+    assert (missing.returncode, missing.stderr) == (1, "not found: no-such-id\n")
+    assert neither.returncode == 1
+    assert "name the task ids to requeue, or --all" in neither.stderr
 
 
 def test_a_dispatch_pass_with_a_full_page_hands_out_only_what_is_older_than_its_end(
@@ -358,6 +500,11 @@ def test_readiness_checks_the_broker_and_metrics_show_its_queue(
 
     assert (ready.status_code, ready.json()["checks"]["broker"]) == (200, "ok")
     assert "nogil_bench_workers_running 0.0" in metrics
+    assert 'nogil_bench_queued{queue="jobs"} 5.0' in metrics  # rows, in the store
+    assert 'nogil_bench_queued{queue="benchmarks"} 0.0' in metrics
+    assert 'nogil_bench_dead_letters{queue="jobs"} 0.0' in metrics
+    waited = metrics.split('nogil_bench_queued_oldest_age_seconds{queue="jobs"} ')[1]
+    assert float(waited.split()[0]) > 0
 
     nobody = (
         "redis://127.0.0.1:9/0" if any_broker_url.startswith("redis") else "amqp://127.0.0.1:9//"

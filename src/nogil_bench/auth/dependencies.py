@@ -11,7 +11,7 @@ from nogil_bench.auth.models import User
 from nogil_bench.core import security
 from nogil_bench.core.db import EngineDep
 from nogil_bench.core.deps import SettingsDep
-from nogil_bench.core.errors import NotAuthenticatedError
+from nogil_bench.core.errors import ForbiddenError, NotAuthenticatedError
 from nogil_bench.core.logging import request_fields
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a URL, not a password
@@ -49,3 +49,13 @@ async def get_current_user(
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_admin_user(user: CurrentUser) -> User:
+    """The current user, if an operator made them an admin (`nogil-bench users admin`)."""
+    if not user.is_admin:
+        raise ForbiddenError("admins only: an operator grants it with `nogil-bench users admin`")
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_admin_user)]

@@ -11,3 +11,5 @@ class User(SQLModel, table=True):
     email: str = Field(unique=True, index=True, max_length=320)
     hashed_password: str = Field(sa_type=LongText)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    # Operators: granted by `nogil-bench users admin EMAIL`, never through the API.
+    is_admin: bool = False

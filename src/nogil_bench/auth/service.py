@@ -87,3 +87,17 @@ def issue_token(*, user_id: uuid.UUID, settings: Settings) -> str:
         secret=settings.SECRET_KEY.get_secret_value(),
         expires_in=timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES),
     )
+
+
+def set_admin(*, engine: Engine, email: str, admin: bool) -> bool:
+    """Makes the user with `email` an admin, or not; False when there is no such user."""
+
+    def change(session: Session) -> bool:
+        user = session.exec(select(User).where(User.email == normalize_email(email))).first()
+        if user is None:
+            return False
+        user.is_admin = admin
+        session.add(user)
+        return True
+
+    return write(engine, change)

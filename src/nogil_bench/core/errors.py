@@ -45,6 +45,10 @@ class NotAuthenticatedError(AppError):
     default_headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 - read-only by convention
 
 
+class ForbiddenError(AppError):
+    status_code = 403
+
+
 class NotFoundError(AppError):
     status_code = 404
 

@@ -39,8 +39,8 @@ HTTP_REQUEST_SECONDS = Histogram(
 )
 JOB_SECONDS = Histogram(
     "nogil_bench_job_duration_seconds",
-    "Time each finished job spent on its worker, by runner.",
-    ["runner"],
+    "Time each finished job spent on its worker, by runner and GIL mode (gil: 1 on, 0 off).",
+    ["runner", "gil"],
     buckets=JOB_SECONDS_BUCKETS,
     registry=REGISTRY,
 )
@@ -58,6 +58,17 @@ TASKS_FINISHED = Counter(
     "(none was still queued: a second delivery), rejected (not a task this version sends), "
     "requeued (given back to the broker: the worker was stopping), failed (an error).",
     ["kind", "outcome"],
+    registry=REGISTRY,
+)
+# Why a worker kept a task as a dead letter: not a task this version sends (`undecodable`, an
+# `unknown_task` name, `invalid` headers or arguments, `undeliverable` work), or `failed` on its
+# last attempt.
+DEAD_LETTER_REASONS = ("undecodable", "unknown_task", "invalid", "undeliverable", "failed")
+TASKS_DEAD_LETTERED = Counter(
+    "nogil_bench_tasks_dead_lettered",
+    "Broker tasks a worker kept as dead letters instead of running them, by kind of work and "
+    "reason: " + ", ".join(DEAD_LETTER_REASONS) + ".",
+    ["kind", "reason"],
     registry=REGISTRY,
 )
 TASK_SECONDS = Histogram(
@@ -89,6 +100,23 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
 
 
 @dataclass(frozen=True)
+class QueueCounts:
+    """One queue's work in the store (a queue per kind of worker: jobs, benchmarks)."""
+
+    queued: int  # rows waiting to run
+    oldest_queued_age_s: float  # how long the oldest of them has waited; 0 when none
+    leases: int  # rows running under a live lease
+
+
+@dataclass(frozen=True)
+class BrokerQueues:
+    """Messages in the broker, by queue name: waiting to be taken, and kept as dead letters."""
+
+    waiting: dict[str, int]
+    dead: dict[str, int]
+
+
+@dataclass(frozen=True)
 class StoreCounts:
     """What the database holds now, as the domain that owns the rows counts it."""
 
@@ -103,8 +131,10 @@ class StoreCollector(Collector):
     def __init__(self) -> None:
         # Handed in at start-up by the app, so that core needs no domain's tables.
         self.count_store: Callable[[], StoreCounts] | None = None
+        # Every kind of work's queued rows and leases, by the queue it goes to.
+        self.count_queues: Callable[[], dict[str, QueueCounts]] = dict
         # With a broker: its queues' depths (the dispatcher's), read with the database.
-        self.broker_queues: Callable[[], dict[str, int]] | None = None
+        self.broker_queues: Callable[[], BrokerQueues] | None = None
         self.cache_seconds = 0.0
         self._lock = threading.Lock()
         self._read_at = 0.0
@@ -113,12 +143,15 @@ class StoreCollector(Collector):
     def configure(
         self,
         count_store: Callable[[], StoreCounts],
-        broker_queues: Callable[[], dict[str, int]] | None,
+        count_queues: Callable[[], dict[str, QueueCounts]],
+        broker_queues: Callable[[], BrokerQueues] | None,
         cache_seconds: float,
     ) -> None:
-        """Reads with `count_store` (and `broker_queues`) from now on, nothing cached."""
+        """Reads with `count_store`, `count_queues` (and `broker_queues`) from now on,
+        nothing cached."""
         with self._lock:
             self.count_store, self.broker_queues = count_store, broker_queues
+            self.count_queues = count_queues
             self.cache_seconds = cache_seconds
             self._read = None
 
@@ -136,11 +169,11 @@ class StoreCollector(Collector):
             if self.count_store is None:
                 return []
             if self._read is None or monotonic() - self._read_at >= self.cache_seconds:
-                self._read = list(self._read_store(self.count_store()))
+                self._read = list(self._read_store(self.count_store(), self.count_queues()))
                 self._read_at = monotonic()
             return self._read
 
-    def _read_store(self, store: StoreCounts) -> Iterator[Metric]:
+    def _read_store(self, store: StoreCounts, queues: dict[str, QueueCounts]) -> Iterator[Metric]:
         jobs = GaugeMetricFamily(
             "nogil_bench_jobs",
             "Jobs in the store, by state and runner.",
@@ -162,17 +195,49 @@ class StoreCollector(Collector):
         )
         workers.add_metric([], store.workers_running)
         yield workers
+        yield from queue_metrics(queues)
         if self.broker_queues is not None:
-            depth = GaugeMetricFamily(
-                "nogil_bench_broker_queue_depth", "Tasks waiting in the broker.", labels=["queue"]
-            )
             try:
-                depths = self.broker_queues()
-            except Exception:
-                depths = {}
-            for queue, count in depths.items():
-                depth.add_metric([queue], count)
-            yield depth
+                broker = self.broker_queues()
+            except Exception:  # the broker does not answer: its figures are left out
+                broker = BrokerQueues({}, {})
+            yield from broker_metrics(broker)
+
+
+def queue_metrics(queues: dict[str, QueueCounts]) -> Iterator[Metric]:
+    """Each queue's waiting work, the wait of its oldest, and its live leases, by queue."""
+    families = (
+        ("nogil_bench_queued", "Work waiting to run, in rows, by queue.", "queued"),
+        (
+            "nogil_bench_queued_oldest_age_seconds",
+            "How long the oldest work waiting in each queue has waited (0 when none waits).",
+            "oldest_queued_age_s",
+        ),
+        ("nogil_bench_leases", "Rows running under a live lease, by queue.", "leases"),
+    )
+    for name, documentation, field_name in families:
+        family = GaugeMetricFamily(name, documentation, labels=["queue"])
+        for queue, counts in queues.items():
+            family.add_metric([queue], getattr(counts, field_name))
+        yield family
+
+
+def broker_metrics(broker: BrokerQueues) -> Iterator[Metric]:
+    depth = GaugeMetricFamily(
+        "nogil_bench_broker_queue_depth", "Tasks waiting in the broker.", labels=["queue"]
+    )
+    for queue, count in broker.waiting.items():
+        depth.add_metric([queue], count)
+    yield depth
+    dead = GaugeMetricFamily(
+        "nogil_bench_dead_letters",
+        "Tasks kept in each queue's dead-letter queue, for an operator to look at "
+        "(`nogil-bench dead-letters list`).",
+        labels=["queue"],
+    )
+    for queue, count in broker.dead.items():
+        dead.add_metric([queue], count)
+    yield dead
 
 
 STORE = StoreCollector()

@@ -1,12 +1,17 @@
 """The Celery application both sides share: its broker, queues and delivery guarantees."""
 
 from celery import Celery
+from kombu import Exchange, Queue
 
 from nogil_bench.core.config import Settings
+from nogil_bench.work.registry import WORK_QUEUES
 
 # Where the service puts its work: a queue per kind of worker (`WorkKind.queue`: single jobs
 # and batch chunks in one, benchmarks in another); one execution per worker at a time.
 WORK_QUEUE_PREFIX = "nogil-bench."
+# Where what a worker would not run goes, a queue of dead letters per work queue
+# (distributed/dead_letters.py).
+DEAD_EXCHANGE = "nogil-bench.dead"
 # The tasks on them: (kind of work, id), or (kind, id, the part's row ids); see
 # core.work.Delivery.
 RUN_TASK = "nogil_bench.run"
@@ -21,6 +26,33 @@ RESULT_EXPIRES_S = 3600
 def work_queue(queue: str) -> str:
     """The broker's name for a `WorkKind.queue`, e.g. "nogil-bench.jobs"."""
     return f"{WORK_QUEUE_PREFIX}{queue}"
+
+
+def dead_queue(queue: str) -> str:
+    """The broker's name of a work queue's dead letters, e.g. "nogil-bench.jobs.dead"."""
+    return f"{work_queue(queue)}.dead"
+
+
+def work_queues() -> list[Queue]:
+    """The work queues as Celery declares them (as it would a missing one: a direct exchange
+    of the queue's name), with their dead-letter exchange. Redis ignores the arguments."""
+    return [
+        Queue(
+            work_queue(queue),
+            Exchange(work_queue(queue), type="direct"),
+            routing_key=work_queue(queue),
+            queue_arguments={
+                "x-dead-letter-exchange": DEAD_EXCHANGE,
+                "x-dead-letter-routing-key": dead_queue(queue),
+            },
+        )
+        for queue in WORK_QUEUES
+    ]
+
+
+def dead_queues() -> list[Queue]:
+    exchange = Exchange(DEAD_EXCHANGE, type="direct")
+    return [Queue(dead_queue(q), exchange, routing_key=dead_queue(q)) for q in WORK_QUEUES]
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -48,6 +80,7 @@ def make_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_default_queue=work_queue("jobs"),
+        task_queues=work_queues(),
         broker_transport_options=(
             {"visibility_timeout": settings.broker_visibility_timeout_s}
             if redis

@@ -12,6 +12,7 @@ after it was sent (a broker restarted without its data).
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from celery import Celery
 from loguru import logger
@@ -20,10 +21,12 @@ from sqlmodel import Session, col, select
 
 from nogil_bench.core.config import Settings
 from nogil_bench.core.db import write
+from nogil_bench.core.metrics import BrokerQueues
 from nogil_bench.core.models import QueuedWork, Status, utc_now
 from nogil_bench.core.work import Delivery, WorkKind
 from nogil_bench.distributed.broker import TIMEOUT_OPTIONS, queue_lengths
-from nogil_bench.distributed.celery_app import RUN_TASK, work_queue
+from nogil_bench.distributed.celery_app import RUN_TASK, dead_queue, work_queue
+from nogil_bench.distributed.dead_letters import described, list_dead
 from nogil_bench.work.executor import Executor
 from nogil_bench.work.registry import WORK_KINDS, WORK_QUEUES
 
@@ -169,8 +172,19 @@ class Dispatcher(Executor):
             return f"not answering: {error}"
         return "ok"
 
-    def queue_depths(self) -> dict[str, int]:
-        """Tasks waiting in the broker, in each kind of work's queue."""
+    def dead_letters(self, queues: Sequence[str], limit: int) -> list[dict[str, Any]]:
         assert self.settings.broker_kind is not None
-        queues = [work_queue(queue) for queue in WORK_QUEUES]
-        return queue_lengths(self.celery, self.settings.broker_kind, queues)
+        found = list_dead(self.celery, self.settings.broker_kind, queues, limit)
+        return [described(letter) for letter in found]
+
+    def queue_depths(self) -> BrokerQueues:
+        """Tasks waiting in the broker, in each kind of work's queue (by its broker name), and
+        kept as dead letters (by the queue's, e.g. jobs)."""
+        assert self.settings.broker_kind is not None
+        waiting = {work_queue(queue): queue for queue in WORK_QUEUES}
+        dead = {dead_queue(queue): queue for queue in WORK_QUEUES}
+        lengths = queue_lengths(self.celery, self.settings.broker_kind, [*waiting, *dead])
+        return BrokerQueues(
+            {name: lengths[name] for name in waiting},
+            {queue: lengths[name] for name, queue in dead.items()},
+        )

@@ -15,8 +15,9 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from celery import Celery, signals
+from celery import Celery, Task, signals
 from celery.bin.base import CLIContext
 from celery.bin.worker import worker as celery_worker_command
 from celery.exceptions import Reject
@@ -30,10 +31,17 @@ from nogil_bench.core.db import make_engine, wait_for_database
 from nogil_bench.core.logging import configure_logging
 from nogil_bench.core.migrations import upgrade_database
 from nogil_bench.core.work import Context, Delivery
-from nogil_bench.distributed.celery_app import RUN_TASK, make_celery, work_queue
+from nogil_bench.distributed import dead_letters
+from nogil_bench.distributed.celery_app import (
+    RUN_TASK,
+    dead_queue,
+    make_celery,
+    work_queue,
+)
+from nogil_bench.distributed.dead_letters import DEATH_HEADER, death, origin_of
 from nogil_bench.work.executor import keep_interrupts_from_children
 from nogil_bench.work.queue import UndeliverableError, renew_leases, run_delivery
-from nogil_bench.work.registry import WORK_KINDS, WORK_QUEUES
+from nogil_bench.work.registry import WORK_KINDS, WORK_QUEUES, queues_from
 
 # Loguru's levels that Celery's --loglevel does not know.
 CELERY_LOG_LEVELS = {"TRACE": "DEBUG", "SUCCESS": "INFO"}
@@ -46,21 +54,6 @@ def sets_option(arg: str, options: frozenset[str]) -> bool:
     if arg.startswith("--"):
         return arg.split("=", 1)[0] in options
     return arg[:2] in options
-
-
-def queues_from(text: str) -> list[str]:
-    """`--queues`: the kinds of work named, comma-separated, or every kind for "all"; a
-    ValueError names what is not one."""
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    if names == ["all"]:
-        return list(WORK_QUEUES)
-    unknown = [name for name in names if name not in WORK_QUEUES]
-    if unknown or not names:
-        raise ValueError(
-            f"--queues {text!r}: {', '.join(map(repr, unknown)) or 'nothing'} is no kind of "
-            f"work; give {', '.join(WORK_QUEUES)} (comma-separated), or all"
-        )
-    return list(dict.fromkeys(names))
 
 
 class GilEnabledError(RuntimeError):
@@ -108,40 +101,111 @@ def state() -> WorkerState:
     return STATE
 
 
-def run(kind: str, work_id: str, part: Sequence[str] = ()) -> int:
-    """RUN_TASK: work of `kind` whole, or the rows of it in `part`, if still queued; returns
-    how many rows ran. Counted in the worker's metrics by kind and outcome, and timed."""
+class DeadLetterError(Exception):
+    """A task this worker keeps as a dead letter: `reason` is one of
+    metrics.DEAD_LETTER_REASONS."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def run(task: Task[Any, Any], *args: Any, **kwargs: Any) -> int:
+    """RUN_TASK (kind, work id[, part]): work of that kind whole, or the rows of it in the
+    part, if still queued; returns how many rows ran. Counted in the worker's metrics by kind
+    and outcome, and timed. Its arguments are checked here, not by Celery, so that a task
+    with others is kept rather than failed.
+
+    A task this version does not send is kept as a dead letter, as is one that raised on its
+    last attempt: an error outside the work's own handling (the work's own failures are
+    written on its rows), retried MAX_ATTEMPTS - 1 times first, a few seconds apart."""
+    kind = args[0] if args else None
     label = kind if isinstance(kind, str) and kind in WORK_KINDS else "unknown"  # bounded
     metrics.TASKS_STARTED.labels(label).inc()
     started = time.perf_counter()
     outcome = "failed"
     try:
-        ran, outcome = run_task(kind, work_id, part)
+        ran, outcome = run_task(*task_arguments(args, kwargs))
     except Reject:
         outcome = "requeued"
         raise
+    except DeadLetterError as error:
+        outcome = "rejected"
+        keep_dead(task, label, error.reason, str(error))
+        return 0
+    except Exception as error:
+        attempts = state().settings.MAX_ATTEMPTS
+        if task.request.retries + 1 < attempts:
+            outcome = "retried"
+            logger.warning(
+                "{} {} raised on attempt {} of {}, retried: {!r}",
+                kind,
+                args[1:2],
+                task.request.retries + 1,
+                attempts,
+                error,
+            )
+            countdown = 2**task.request.retries
+            raise task.retry(exc=error, countdown=countdown, max_retries=None) from error
+        logger.exception("{} {} raised on its last attempt ({})", kind, args[1:2], attempts)
+        keep_dead(task, label, "failed", f"{type(error).__name__}: {error}")
+        return 0
     finally:
         metrics.TASKS_FINISHED.labels(label, outcome).inc()
         metrics.TASK_SECONDS.labels(label).observe(time.perf_counter() - started)
     return ran
 
 
+def keep_dead(task: Task[Any, Any], kind: str, reason: str, detail: str) -> None:
+    """Keeps the running task as a dead letter of the queue it came from. On RabbitMQ, by
+    rejecting it into its queue's dead-letter exchange (raises Reject); on Redis, by
+    publishing a copy, with why, to the dead-letter list (the task then ends, acknowledged)."""
+    metrics.TASKS_DEAD_LETTERED.labels(kind, reason).inc()
+    queue = origin_of(task.request.delivery_info) or WORK_QUEUES[0]
+    logger.error(
+        "task {} kept as a dead letter of {} ({}): {}", task.request.id, queue, reason, detail
+    )
+    if state().settings.broker_kind == "amqp":
+        raise Reject(detail, requeue=False) from None
+    task.app.send_task(
+        RUN_TASK,
+        args=task.request.args,
+        kwargs=dict(task.request.kwargs or {}),
+        task_id=task.request.id,
+        queue=dead_queue(queue),
+        headers={DEATH_HEADER: death(reason, detail, queue)},
+        retry=False,
+        ignore_result=True,
+    )
+
+
+def task_arguments(args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[str, str, Sequence[str]]:
+    """RUN_TASK's (kind, work id, part), as dispatch.task_args sends them; DeadLetterError
+    for anything else."""
+    if kwargs or not 2 <= len(args) <= 3 or (len(args) == 3 and not isinstance(args[2], list)):
+        raise DeadLetterError(
+            "invalid", f"not (kind, work id[, part]): args {args!r}, kwargs {kwargs!r}"
+        )
+    return args[0], args[1], args[2] if len(args) == 3 else ()
+
+
 def run_task(kind: str, work_id: str, part: Sequence[str]) -> tuple[int, str]:
-    """`run`'s work: how many rows ran, and the task's outcome (see metrics.TASKS_FINISHED)."""
+    """`run`'s work: how many rows ran, and the task's outcome (see metrics.TASKS_FINISHED).
+    Raises DeadLetterError for a task no dispatcher of this version sends."""
     worker = state()
     if worker.stopping.is_set():
         raise Reject("the worker is stopping", requeue=True)
     keep_interrupts_from_children()
-    try:  # what no dispatcher of this version sends is dropped, with why
+    try:
         delivery = Delivery(kind, uuid.UUID(work_id), tuple(uuid.UUID(row) for row in part))
     except (ValueError, TypeError, AttributeError) as error:
-        logger.error("task dropped: not a work id ({}): {!r}, {!r}", error, work_id, part)
-        return 0, "rejected"
+        raise DeadLetterError(
+            "undeliverable", f"not a work id ({error}): {work_id!r}, {part!r}"
+        ) from None
     try:
         ran = run_delivery(worker.context, delivery)
     except UndeliverableError as error:
-        logger.error("task dropped: {}", error)
-        return 0, "rejected"
+        raise DeadLetterError("undeliverable", str(error)) from None
     if part:
         logger.info("{} {}: ran {} of the part's {} rows", kind, work_id, ran, len(part))
     elif not ran:
@@ -152,7 +216,7 @@ def run_task(kind: str, work_id: str, part: Sequence[str]) -> tuple[int, str]:
 
 
 def register_tasks(celery: Celery) -> None:
-    celery.task(name=RUN_TASK, acks_late=True)(run)
+    celery.task(name=RUN_TASK, bind=True, acks_late=True)(run)
 
 
 def heartbeat(worker: WorkerState) -> None:
@@ -228,6 +292,9 @@ def celery_worker_argv(
         name.replace(":", "-"),
         "--without-gossip",
         "--without-mingle",
+        # Task events, for Flower's view of tasks: a few per task, and a task is a job, a
+        # chunk of a batch or a benchmark, never a fine-grained map item.
+        "--task-events",
         "--loglevel",
         CELERY_LOG_LEVELS.get(settings.LOG_LEVEL, settings.LOG_LEVEL),
         *argv,
@@ -274,5 +341,8 @@ def main(queues: str = "all", argv: Sequence[str] = ()) -> None:
     worker = start(settings)
     celery = make_celery(settings)
     register_tasks(celery)
+    celery.conf.worker_consumer = dead_letters.DeadLetteringConsumer.path
+    assert settings.broker_kind is not None
+    dead_letters.declare(celery, settings.broker_kind)
     logger.info("taking {}", ", ".join(kinds))
     run_celery_worker(celery, celery_worker_argv(worker.name, settings, kinds, argv))

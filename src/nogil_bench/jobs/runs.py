@@ -129,10 +129,11 @@ def record_outcomes(
         raise
     finally:
         store.delete(key for job_id, key in outputs.items() if job_id not in recorded)
+    gil = "1" if gil_enabled else "0"
     for job, outcome in zip(jobs, outcomes, strict=True):
         if job.id not in recorded:
             continue
-        metrics.JOB_SECONDS.labels(runner=job.runner).observe(outcome.wall_s)
+        metrics.JOB_SECONDS.labels(job.runner, gil).observe(outcome.wall_s)
         job_log = logger.bind(job_id=str(job.id))
         if outcome.value is None:
             job_log.warning("job failed after {:.3f} s: {}", outcome.wall_s, outcome.error)

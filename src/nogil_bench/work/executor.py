@@ -14,12 +14,15 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 from loguru import logger
 from sqlalchemy import Engine
 
 from nogil_bench.core import runtime
 from nogil_bench.core.config import Settings
+from nogil_bench.core.metrics import BrokerQueues
 from nogil_bench.core.models import utc_now
 from nogil_bench.core.work import Claim, Context
 from nogil_bench.retention import purge_expired
@@ -103,9 +106,16 @@ class Executor:
         """With a broker: "ok", or why it does not answer; None when there is none."""
         return None
 
-    def queue_depths(self) -> dict[str, int]:
-        """With a broker: the tasks waiting in each of its queues; none without one."""
-        return {}
+    def queue_depths(self) -> BrokerQueues:
+        """With a broker: the tasks waiting in each of its queues, and kept in each one's
+        dead letters; none without one."""
+        return BrokerQueues({}, {})
+
+    def dead_letters(self, queues: Sequence[str], limit: int) -> list[dict[str, Any]]:
+        """With a broker: up to `limit` dead letters of each of `queues` (jobs, benchmarks),
+        as `dead_letters.described` shows them; none without one (nothing is dead-lettered
+        when the service runs its queue itself)."""
+        return []
 
     def notify(self) -> None:
         """New work was queued: look now rather than at the next poll."""

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from loguru import logger
-from sqlalchemy import Engine, or_, update
+from sqlalchemy import Engine, and_, case, func, or_, update
 from sqlmodel import Session, col, select
 
 from nogil_bench.core.db import write
+from nogil_bench.core.metrics import QueueCounts
 from nogil_bench.core.models import QueuedWork, Status, utc_now
 from nogil_bench.core.work import Claim, Context, Delivery, WorkKind
 from nogil_bench.work.registry import WORK_KINDS, UnknownWorkKindError, get_kind
@@ -126,6 +127,36 @@ def requeue_own_work(engine: Engine, boot_id: uuid.UUID) -> dict[str, int]:
         return requeued
 
     return write(engine, requeue)
+
+
+def count_queues(engine: Engine) -> dict[str, QueueCounts]:
+    """For /metrics: each queue's waiting rows, how long the oldest has waited, and the rows
+    running under a live lease, over the kinds of work that go to it (`WorkKind.queue`)."""
+    now = utc_now()
+    queued: dict[str, int] = {}
+    oldest: dict[str, float] = {}
+    leases: dict[str, int] = {}
+    with Session(engine) as session:
+        for kind in WORK_KINDS.values():
+            # One query a kind, over its queued and running rows only (by the status index).
+            table, conditions = kind.dispatched()
+            waiting = col(table.status) == Status.QUEUED
+            held = and_(col(table.status) == Status.RUNNING, col(table.lease_expires_at) > now)
+            counts, first, holding = session.exec(
+                select(
+                    func.sum(case((waiting, 1), else_=0)),
+                    func.min(case((waiting, col(table.queued_at)))),
+                    func.sum(case((held, 1), else_=0)),
+                ).where(col(table.status).in_((Status.QUEUED, Status.RUNNING)), *conditions)
+            ).one()
+            queued[kind.queue] = queued.get(kind.queue, 0) + int(counts or 0)
+            leases[kind.queue] = leases.get(kind.queue, 0) + int(holding or 0)
+            if first is not None:
+                waited_s = max(0.0, (now - first).total_seconds())
+                oldest[kind.queue] = max(oldest.get(kind.queue, 0.0), waited_s)
+    return {
+        queue: QueueCounts(queued[queue], oldest.get(queue, 0.0), leases[queue]) for queue in queued
+    }
 
 
 def recover_expired(engine: Engine, max_attempts: int) -> int:

@@ -16,6 +16,21 @@ assert len({kind.table for kind in WORK_KINDS.values()}) == len(WORK_KINDS)
 WORK_QUEUES = list(dict.fromkeys(kind.queue for kind in WORK_KINDS.values()))
 
 
+def queues_from(text: str) -> list[str]:
+    """`--queues`: the kinds of work named, comma-separated, or every kind for "all"; a
+    ValueError names what is not one."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if names == ["all"]:
+        return list(WORK_QUEUES)
+    unknown = [name for name in names if name not in WORK_QUEUES]
+    if unknown or not names:
+        raise ValueError(
+            f"--queues {text!r}: {', '.join(map(repr, unknown)) or 'nothing'} is no kind of "
+            f"work; give {', '.join(WORK_QUEUES)} (comma-separated), or all"
+        )
+    return list(dict.fromkeys(names))
+
+
 class UnknownWorkKindError(LookupError):
     """A name that is no kind of work: a task from a newer or older version, say."""
 
