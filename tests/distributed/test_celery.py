@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from celery import Celery
+from celery.exceptions import Retry
 from fastapi.testclient import TestClient
 from kombu import Producer
 from sqlmodel import Session, col, select
@@ -26,7 +27,8 @@ from nogil_bench.core.config import Settings
 from nogil_bench.core.db import make_engine, writing
 from nogil_bench.core.models import Status
 from nogil_bench.core.work import Claim
-from nogil_bench.distributed import dispatch
+from nogil_bench.distributed import dead_letters, dispatch
+from nogil_bench.distributed import worker as celery_worker
 from nogil_bench.distributed.celery_app import RUN_TASK, dead_queue, make_celery, work_queue
 from nogil_bench.distributed.dispatch import dispatch_pending
 from nogil_bench.distributed.worker import GilEnabledError, check_gil_off
@@ -692,3 +694,50 @@ def test_a_task_that_arrives_before_the_dispatch_commits_waits_and_claims_its_jo
 
     assert claimed == [True]
     engine.dispose()
+
+
+@pytest.mark.parametrize("database_kind", ["sqlite"])  # the database is not reached
+def test_a_task_that_raises_is_retried_and_kept_as_a_dead_letter_on_its_last_attempt(
+    broker_settings: Settings, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run in this process: the error stands for one outside the work's own handling (a
+    database down through every attempt), which no worker process can be made to raise."""
+    celery = make_celery(broker_settings)
+    celery_worker.register_tasks(celery)
+    task = celery.tasks[RUN_TASK]
+    engine = make_engine(broker_settings)
+    monkeypatch.setattr(
+        celery_worker,
+        "STATE",
+        celery_worker.WorkerState(broker_settings, engine, uuid.uuid7(), "worker-1"),
+    )
+
+    def database_down(*_: object) -> int:
+        raise ConnectionError("the database does not answer")
+
+    monkeypatch.setattr(celery_worker, "run_delivery", database_down)
+    job_id = str(uuid.uuid7())
+    outcomes = []
+    for attempt in range(broker_settings.MAX_ATTEMPTS):
+        task.push_request(
+            id="flaky",
+            args=["job", job_id],
+            kwargs={},
+            retries=attempt,
+            called_directly=False,
+            delivery_info={"routing_key": JOBS_QUEUE},
+        )
+        try:
+            outcomes.append(task("job", job_id))
+        except Retry:
+            outcomes.append("retried")
+        finally:
+            task.pop_request()
+    engine.dispose()
+
+    assert outcomes == ["retried"] * (broker_settings.MAX_ATTEMPTS - 1) + [0]
+    retries = [json.loads(raw) for raw in redis_server.client().lrange(JOBS_QUEUE, 0, -1)]
+    assert [message["headers"]["retries"] for message in retries] == [2, 1]  # newest first
+    (kept,) = dead_letters.list_dead(celery, "redis", ["jobs"])
+    assert (kept.id, kept.args, kept.reason) == ("flaky", ["job", job_id], "failed")
+    assert kept.detail == "ConnectionError: the database does not answer"
