@@ -108,10 +108,12 @@ COPY Makefile README.md build_docker.sh run_docker.sh compose.yaml compose.distr
 COPY scripts/ scripts/
 COPY src/ src/
 COPY tests/ tests/
-# The image has no PostgreSQL, MariaDB, Redis or RabbitMQ server: their tests are skipped here (CI runs
+COPY deploy/ deploy/
+# The image has no PostgreSQL, MariaDB, Redis, RabbitMQ or Prometheus server: their tests are
+# skipped here (CI runs
 # them outside).
 ENV NOGIL_BENCH_TEST_POSTGRES=0 NOGIL_BENCH_TEST_MARIADB=0 NOGIL_BENCH_TEST_REDIS=0 \
-    NOGIL_BENCH_TEST_RABBITMQ=0
+    NOGIL_BENCH_TEST_RABBITMQ=0 NOGIL_BENCH_TEST_PROMETHEUS=0
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=secret,id=ca-certificates \
     if [ -s /run/secrets/ca-certificates ]; then export SSL_CERT_FILE=/run/secrets/ca-certificates; fi \
@@ -168,6 +170,12 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 #   Pygments only to colour their own error pages and banners, and fall back to plain text
 #   without it (`except ImportError` in mako/exceptions.py and celery/bin/base.py), as they did
 #   before rich came.
+# - Flower's extras (`nogil-bench flower`; Flower, Tornado, humanize and pytz are 6.4 MB, 3.0 MB
+#   after this): Tornado's test suite (tornado/test, 1.0 MB), the source maps of its pages'
+#   scripts and styles (flower/static/*/*.map, 0.5 MB: only a browser's developer tools ask
+#   for them), humanize's translations (humanize/locale, 0.5 MB: Flower activates no locale)
+#   and pytz's time zones (pytz/zoneinfo, 1.4 MB: Flower formats times in UTC, pytz.utc, which
+#   needs no file; nothing else depends on pytz).
 RUN cd /opt/venv/lib/python3.14t/site-packages \
     && rm -rf click_repl click_repl-*.dist-info prompt_toolkit prompt_toolkit-*.dist-info \
        wcwidth wcwidth-*.dist-info \
@@ -188,7 +196,9 @@ RUN cd /opt/venv/lib/python3.14t/site-packages \
        redis/commands/bf redis/commands/vectorset \
     && rm -rf cffi cffi-*.dist-info pycparser pycparser-*.dist-info \
     && rm -rf pygments pygments-*.dist-info markdown_it markdown_it_py-*.dist-info \
-       mdurl mdurl-*.dist-info /opt/venv/bin/pygmentize /opt/venv/bin/markdown-it
+       mdurl mdurl-*.dist-info /opt/venv/bin/pygmentize /opt/venv/bin/markdown-it \
+    && rm -rf tornado/test humanize/locale pytz/zoneinfo \
+    && rm -f flower/static/css/*.map flower/static/js/*.map
 # Bytecode (__pycache__/*.pyc) only for what the short-lived processes import: the command line
 # (`nogil-bench healthcheck` runs every 30 s), the benchmark engine's workers (a fresh
 # `python -m nogil_bench.bench.worker` per block) and what pool workers and subinterpreters

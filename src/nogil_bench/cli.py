@@ -129,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=runtime.cpu_count(),
         help="tasks at once (default: the CPUs, %(default)s)",
     )
+    flower = commands.add_parser(
+        "flower",
+        help="Flower, Celery's monitor, for the workers on the broker (NOGIL_BENCH_BROKER_URL), "
+        "read-only; further arguments go to Flower (--name=value, e.g. --basic-auth=user:pw)",
+    )
+    flower.add_argument("--port", type=port_number, default=5555, help="default: %(default)s")
+    flower.add_argument("--address", default="127.0.0.1", help="default: %(default)s")
     return parser
 
 
@@ -227,6 +234,27 @@ def admin_command(email: str, *, admin: bool) -> int:
     return 0
 
 
+# Celery's processes: further arguments go to Celery's worker, or to Flower.
+CELERY_COMMANDS = frozenset({"worker", "task-worker", "flower"})
+
+
+def celery_command(args: argparse.Namespace, extra: Sequence[str]) -> None:
+    """`worker`, `task-worker` and `flower`, until they are stopped. Their modules are
+    imported here: Celery (and Flower) are only a worker's (and a monitor's) concern."""
+    if args.command == "worker":
+        from nogil_bench.distributed.worker import main as worker_main  # noqa: PLC0415
+
+        worker_main(args.queues, extra)
+    elif args.command == "task-worker":
+        from nogil_bench.distributed.tasks import main as task_worker_main  # noqa: PLC0415
+
+        task_worker_main(args.pool, args.concurrency, extra)
+    else:
+        from nogil_bench.distributed.flower import main as flower_main  # noqa: PLC0415
+
+        flower_main(args.port, args.address, extra)
+
+
 OPERATOR_COMMANDS = frozenset({"db", "users", "dead-letters"})
 
 
@@ -262,19 +290,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(measuring_main(arguments))
     runtime.watch_gil_reenablers()  # before any third-party import can turn the GIL on
     args, extra = build_parser().parse_known_args(arguments)
-    if extra and args.command not in {"worker", "task-worker"}:
+    if extra and args.command not in CELERY_COMMANDS:
         build_parser().error(f"unrecognized arguments: {' '.join(extra)}")
-    if args.command == "task-worker":
-        # Imported here, as for `worker`.
-        from nogil_bench.distributed.tasks import main as task_worker_main  # noqa: PLC0415
-
-        task_worker_main(args.pool, args.concurrency, extra)
-        return
-    if args.command == "worker":
-        # Imported here: Celery is only a worker's (and a dispatching service's) concern.
-        from nogil_bench.distributed.worker import main as worker_main  # noqa: PLC0415
-
-        worker_main(args.queues, extra)
+    if args.command in CELERY_COMMANDS:
+        celery_command(args, extra)
         return
     if args.command in OPERATOR_COMMANDS:
         sys.exit(operator_command(args))
