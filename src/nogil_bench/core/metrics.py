@@ -55,8 +55,10 @@ TASKS_STARTED = Counter(
 TASKS_FINISHED = Counter(
     "nogil_bench_tasks_finished",
     "Broker tasks a worker ended, by kind of work and outcome: ran (rows of it ran), skipped "
-    "(none was still queued: a second delivery), rejected (not a task this version sends), "
-    "requeued (given back to the broker: the worker was stopping), failed (an error).",
+    "(none was still queued: a second delivery), rejected (not a task this version sends: "
+    "kept as a dead letter), retried (it raised; tried again), requeued (given back to the "
+    "broker: the worker was stopping), failed (it raised on its last attempt: kept as a dead "
+    "letter).",
     ["kind", "outcome"],
     registry=REGISTRY,
 )
