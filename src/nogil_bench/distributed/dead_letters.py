@@ -117,7 +117,10 @@ class DeadLetteringConsumer(Consumer):
         if self.on_redis():
             payload = message.serializable()  # type: ignore[attr-defined]
             payload["headers"][DEATH_HEADER] = death(reason, str(error), queue)
-            push_on_redis(self.app, queue, payload)
+            try:
+                push_on_redis(self.app, queue, payload)
+            except Exception:  # the broker is failing: the consumer must go on all the same
+                logger.exception("could not keep the dead letter from {}", queue)
         return True
 
     def on_decode_error(self, message: Message, exc: Exception) -> None:
@@ -170,7 +173,12 @@ def decoded_args(body: bytes | str, content_type: str | None) -> list[Any] | Non
 
 
 def from_redis(queue: str, raw: str) -> DeadLetter:
-    payload = json.loads(raw)
+    try:
+        payload = json.loads(raw)
+    except ValueError:  # not pushed by a worker: shown for what it is, with no fields
+        payload = {}
+    if not isinstance(payload, dict):
+        payload = {}
     headers = payload.get("headers") or {}
     why = headers.get(DEATH_HEADER) or {}
     body = payload.get("body", "")
@@ -271,6 +279,8 @@ def requeue_on_redis(
                 continue
             # Back as it came: routed to its work queue again (a retry follows the route).
             payload = letter.raw["payload"]
+            if "properties" not in payload:  # not a message the transport could read: stays
+                continue
             payload["properties"]["delivery_info"] = {
                 "exchange": work_queue(queue),
                 "routing_key": work_queue(queue),
