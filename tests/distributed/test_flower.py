@@ -109,11 +109,12 @@ def test_flower_lists_both_workers_and_the_tasks_they_ran_with_the_gil_off(
     workers = [
         WorkerProcess(
             tmp_path / queue,
-            ("worker", "--queues", queue),  # workers send task events
+            ("worker", "--queues", queue),
             DATA_DIR=str(service.DATA_DIR),
             DATABASE_URL=service.database_url,
             BROKER_URL=broker_url,
             WORKER_NAME=f"{queue}-1",
+            WORKER_TASK_EVENTS="true",  # as compose runs them, for Flower
         )
         for queue in ("jobs", "benchmarks")
     ]

@@ -243,6 +243,12 @@ class Settings(BaseSettings):
         description="Where a worker serves its Prometheus metrics (jobs run and their duration "
         "by runner, its GIL state, its process); 0 turns them off.",
     )
+    WORKER_TASK_EVENTS: bool = Field(
+        default=False,
+        description="Whether a worker sends Celery's task events (received, started, "
+        "succeeded...), without which Flower sees no task: a few broker messages per task, "
+        "8% of the rate of the tiniest jobs (scripts/bench_task_events.py).",
+    )
     REDISPATCH_SECONDS: float = Field(
         default=3600,
         gt=0,

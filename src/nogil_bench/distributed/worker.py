@@ -292,9 +292,9 @@ def celery_worker_argv(
         name.replace(":", "-"),
         "--without-gossip",
         "--without-mingle",
-        # Task events, for Flower's view of tasks: a few per task, and a task is a job, a
-        # chunk of a batch or a benchmark, never a fine-grained map item.
-        "--task-events",
+        # Task events, for Flower's view of tasks: a few messages per task (a job, a chunk of a
+        # batch or a benchmark, never a fine-grained map item).
+        *(["--task-events"] if settings.WORKER_TASK_EVENTS else []),
         "--loglevel",
         CELERY_LOG_LEVELS.get(settings.LOG_LEVEL, settings.LOG_LEVEL),
         *argv,
