@@ -35,8 +35,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench_workers import TINY, UNLIMITED, Client, moment
-from live_server import Worker, redis_server, running_server
+from bench_workers import TINY, UNLIMITED, Client, jobs_per_second, moment
+from live_server import BROKER_URL_HELP, Worker, service_with_broker
 
 from nogil_bench.bench.stats import median_interval
 
@@ -58,11 +58,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--jobs", type=int, default=1000, help="jobs posted per busy run, at least (default: 1000)"
     )
-    parser.add_argument(
-        "--broker-url",
-        help="this broker (e.g. a RabbitMQ, amqp://...) instead of a redis-server of the "
-        "script's; it must be empty, and is not stopped",
-    )
+    parser.add_argument("--broker-url", help=BROKER_URL_HELP)
     parser.add_argument("--json", type=Path, help="write the figures here too")
     return parser.parse_args(argv)
 
@@ -140,14 +136,6 @@ def figures(benchmark: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def jobs_alone(client: Client, count: int) -> float:
-    """`count` tiny jobs posted at once, nothing else running: jobs per second, first
-    queued_at to last finished_at."""
-    jobs = client.wait([client.submit(TINY) for _ in range(count)])
-    first = min(moment(job["queued_at"]) for job in jobs)
-    return count / (max(moment(job["finished_at"]) for job in jobs) - first)
-
-
 def paired(runs: Sequence[dict[str, Any]], figure: Any) -> str:
     """busy / idle of `figure(run)` over adjacent pairs: the median and its 95% CI."""
     ratios = [
@@ -165,16 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-separation-"))
     runs: list[dict[str, Any]] = []
     with ExitStack() as stack:
-        broker_url = args.broker_url or stack.enter_context(redis_server())
-        cluster = {
-            "BROKER_URL": broker_url,
-            "LOG_LEVEL": "WARNING",
-            "DATABASE_URL": f"sqlite:///{work / 'service' / 'nogil_bench.db'}",
-            **UNLIMITED,
-        }
-        (work / "service").mkdir()
-        service = stack.enter_context(
-            running_server(work / "service", settings=cluster, database_url=None)
+        service, cluster = stack.enter_context(
+            service_with_broker(work, args.broker_url, UNLIMITED)
         )
         for queue in ("benchmarks", "jobs"):
             worker = Worker(f"{queue}-1", work / queue, cluster, ("worker", "--queues", queue))
@@ -207,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{run['sequential_wall_s']:.3f} s{extra}",
                     flush=True,
                 )
-            alone.append(jobs_alone(client, args.jobs))
+            alone.append(jobs_per_second(client, args.jobs, TINY))
             print(f"cycle {cycle + 1}: {args.jobs} jobs alone, {alone[-1]:.1f}/s", flush=True)
     summary: dict[str, Any] = {}
     for condition in ("idle", "busy"):

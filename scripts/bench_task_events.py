@@ -16,12 +16,11 @@ import json
 import sys
 import tempfile
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench_workers import JOBS_QUEUE, TINY, UNLIMITED, Client, interval, moment
-from live_server import Worker, redis_server, running_server
+from bench_workers import JOBS_QUEUE, TINY, UNLIMITED, Client, interval, jobs_per_second
+from live_server import BROKER_URL_HELP, Worker, service_with_broker
 
 from nogil_bench.bench.stats import compare
 from nogil_bench.core.config import Settings
@@ -32,17 +31,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=8, help="default: %(default)s")
     parser.add_argument("--jobs", type=int, default=200, help="per run (default: %(default)s)")
-    parser.add_argument("--broker-url", help="this broker instead of a redis-server of ours")
+    parser.add_argument("--broker-url", help=BROKER_URL_HELP)
     parser.add_argument("--json", type=Path, help="write the figures here too")
     return parser.parse_args(argv)
-
-
-def jobs_per_second(client: Client, count: int) -> float:
-    with ThreadPoolExecutor(8) as pool:
-        job_ids = list(pool.map(lambda _: client.submit(TINY), range(count)))
-    jobs = client.wait(job_ids)
-    first = min(moment(job["queued_at"]) for job in jobs)
-    return count / (max(moment(job["finished_at"]) for job in jobs) - first)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,17 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-task-events-"))
     rates: dict[str, list[float]] = {"events": [], "no events": []}
     with ExitStack() as stack:
-        broker_url = args.broker_url or stack.enter_context(redis_server())
-        cluster = {
-            "BROKER_URL": broker_url,
-            "LOG_LEVEL": "WARNING",
-            "DATABASE_URL": f"sqlite:///{work / 'service' / 'nogil_bench.db'}",
-            **UNLIMITED,
-        }
-        (work / "service").mkdir()
-        service = stack.enter_context(
-            running_server(work / "service", settings=cluster, database_url=None)
+        service, cluster = stack.enter_context(
+            service_with_broker(work, args.broker_url, UNLIMITED)
         )
+        broker_url = cluster["BROKER_URL"]
         workers = {
             "events": Worker("events", work / "events", cluster, ("worker", "--queues", "jobs")),
             "no events": Worker(
@@ -74,13 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack.callback(worker.stop)
         celery = make_celery(Settings(BROKER_URL=broker_url, _env_file=None))  # type: ignore[call-arg]
         client = Client(service)
-        jobs_per_second(client, 20)  # warm-up, both workers
+        jobs_per_second(client, 20, TINY)  # warm-up, both workers
         for round_index in range(args.rounds):
             order = list(rates) if round_index % 2 == 0 else list(reversed(rates))
             for name in order:
                 other = workers["no events" if name == "events" else "events"]
                 celery.control.cancel_consumer(JOBS_QUEUE, destination=[other.node], reply=True)
-                rates[name].append(jobs_per_second(client, args.jobs))
+                rates[name].append(jobs_per_second(client, args.jobs, TINY))
                 celery.control.add_consumer(JOBS_QUEUE, destination=[other.node], reply=True)
             print(
                 f"round {round_index + 1}/{args.rounds}: with events "

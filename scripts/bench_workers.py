@@ -50,7 +50,7 @@ from nogil_bench.core.config import Settings
 from nogil_bench.distributed.celery_app import make_celery, work_queue
 
 sys.path.insert(0, str(Path(__file__).parent))
-from live_server import ServerProcess, Worker, redis_server, running_server
+from live_server import BROKER_URL_HELP, ServerProcess, Worker, redis_server, running_server
 
 JOBS_QUEUE = work_queue("jobs")
 # Each round posts --jobs at once: the service's per-user submission limit would refuse them.
@@ -76,11 +76,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="the embedded executor's database (default: SQLite); with --database-url, another "
         "database on the same server compares like with like",
     )
-    parser.add_argument(
-        "--broker-url",
-        help="this broker (e.g. a RabbitMQ, amqp://...) instead of a redis-server of the "
-        "script's; it must be empty, and is not stopped",
-    )
+    parser.add_argument("--broker-url", help=BROKER_URL_HELP)
     parser.add_argument("--json", type=Path, help="write the figures here too")
     return parser.parse_args(argv)
 
@@ -134,9 +130,10 @@ def overhead_ms(client: Client, count: int) -> list[float]:
     return values
 
 
-def jobs_per_second(client: Client, count: int) -> float:
+def jobs_per_second(client: Client, count: int, body: dict[str, Any] = PURE) -> float:
+    """`count` jobs of `body` posted at once: jobs / (first queued_at to last finished_at)."""
     with ThreadPoolExecutor(8) as pool:
-        job_ids = list(pool.map(lambda _: client.submit(PURE), range(count)))
+        job_ids = list(pool.map(lambda _: client.submit(body), range(count)))
     jobs = client.wait(job_ids)
     first = min(moment(job["queued_at"]) for job in jobs)
     last = max(moment(job["finished_at"]) for job in jobs)

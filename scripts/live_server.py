@@ -17,7 +17,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psutil
@@ -150,6 +150,35 @@ def running_server(
         yield server
     finally:
         server.stop()
+
+
+# The --broker-url option of the scripts that start a redis-server unless given one.
+BROKER_URL_HELP = (
+    "this broker (e.g. a RabbitMQ, amqp://...) instead of a redis-server of the script's; it "
+    "must be empty, and is not stopped"
+)
+
+
+@contextmanager
+def service_with_broker(
+    work: Path, broker_url: str | None, settings: Mapping[str, str]
+) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
+    """A live server on SQLite in `work`/service with `broker_url` (or a redis-server of its
+    own) and `settings`, and the settings its workers need, until the block ends."""
+    with ExitStack() as stack:
+        cluster = {
+            "BROKER_URL": broker_url or stack.enter_context(redis_server()),
+            "LOG_LEVEL": "WARNING",
+            "DATABASE_URL": f"sqlite:///{work / 'service' / 'nogil_bench.db'}",
+            **settings,
+        }
+        (work / "service").mkdir()
+        yield (
+            stack.enter_context(
+                running_server(work / "service", settings=cluster, database_url=None)
+            ),
+            cluster,
+        )
 
 
 @contextmanager
