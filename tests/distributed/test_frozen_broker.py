@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
+from nogil_bench.auth.service import set_admin
 from nogil_bench.core.config import Settings
 from nogil_bench.core.models import Status
 from nogil_bench.distributed.celery_app import make_celery, work_queue
@@ -178,6 +179,8 @@ def test_writes_answer_while_the_broker_is_frozen_and_the_work_runs_after_it_tha
     api: TestClient, broker: FreezableBroker, worker: WorkerProcess
 ) -> None:
     users = [register_and_login(api, f"user{index}@example.com") for index in range(CLIENTS)]
+    engine: Engine = api.app.state.engine  # type: ignore[attr-defined]
+    set_admin(engine=engine, email="user0@example.com", admin=True)
 
     def submit(headers: Headers) -> Callable[[], httpx2.Response]:
         return lambda: api.post(JOBS, headers=headers, json=TINY_JOB)
@@ -189,9 +192,13 @@ def test_writes_answer_while_the_broker_is_frozen_and_the_work_runs_after_it_tha
             answers += answered_in_time(pool, [submit(headers) for headers in users])
         # The first job is the one the dispatcher took first: cancelling it needs its row.
         first = answers[0].headers["Location"]
-        [cancel, ready] = answered_in_time(
+        [cancel, ready, dead] = answered_in_time(
             pool,
-            [lambda: api.delete(first, headers=users[0]), lambda: api.get("/health/ready")],
+            [
+                lambda: api.delete(first, headers=users[0]),
+                lambda: api.get("/health/ready"),
+                lambda: api.get("/api/v1/admin/dead-letters", headers=users[0]),
+            ],
         )
 
     refused = [answer for answer in answers if answer.status_code != 202]
@@ -203,8 +210,9 @@ def test_writes_answer_while_the_broker_is_frozen_and_the_work_runs_after_it_tha
     assert (cancel.status_code, cancel.json()["status"]) == (200, "cancelled"), cancel.text
     assert ready.status_code == 503, ready.text
     assert ready.json()["checks"]["broker"].startswith("not answering"), ready.text
+    assert (dead.status_code, dead.headers["Retry-After"]) == (503, "5"), dead.text
+    assert dead.json()["detail"].startswith("the broker does not answer"), dead.text
 
-    engine: Engine = api.app.state.engine  # type: ignore[attr-defined]
     expected = {Status.SUCCEEDED: accepted - 1, Status.CANCELLED: 1}
     wait_until(
         lambda: jobs_by_status(engine) == expected,
