@@ -8,9 +8,13 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from nogil_bench.auth.schemas import UserCreate
+from nogil_bench.auth.service import create_user, get_user_by_email
 from nogil_bench.cli import healthcheck, main
-from nogil_bench.core.config import get_settings
-from nogil_bench.core.migrations import head_revision
+from nogil_bench.core.config import Settings, get_settings
+from nogil_bench.core.db import make_engine
+from nogil_bench.core.migrations import head_revision, upgrade_database
+from tests.utils.database import sqlite_only
 from tests.utils.live_server import NOGIL_BENCH, LiveServer, free_port
 
 
@@ -128,3 +132,46 @@ def test_only_the_worker_takes_arguments_for_celery(capsys: pytest.CaptureFixtur
 
     assert exit_info.value.code == 2
     assert "unrecognized arguments: --loglevel DEBUG" in capsys.readouterr().err
+
+
+@sqlite_only
+def test_users_admin_grants_and_revokes_an_admin_and_names_an_unknown_email(
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)  # away from a developer's .env
+    monkeypatch.setenv("NOGIL_BENCH_DATA_DIR", str(settings.DATA_DIR))
+    monkeypatch.setenv("NOGIL_BENCH_DATABASE_URL", settings.database_url)
+    engine = make_engine(settings)
+    upgrade_database(engine)
+    create_user(
+        engine=engine,
+        user_create=UserCreate(email="ops@example.com", password="a fine password"),
+        settings=settings,
+    )
+
+    def users(*args: str) -> tuple[object, str, str]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["users", "admin", *args])
+        captured = capsys.readouterr()
+        return exit_info.value.code, captured.out, captured.err
+
+    def is_admin() -> bool:
+        user = get_user_by_email(engine=engine, email="ops@example.com")
+        assert user is not None
+        return user.is_admin
+
+    get_settings.cache_clear()
+    try:
+        granted = users("OPS@example.com"), is_admin()  # emails compare case-insensitively
+        revoked = users("ops@example.com", "--revoke"), is_admin()
+        unknown = users("nobody@example.com")
+    finally:
+        get_settings.cache_clear()
+        engine.dispose()
+
+    assert granted == ((0, "OPS@example.com is now an admin\n", ""), True)
+    assert revoked == ((0, "ops@example.com is no longer an admin\n", ""), False)
+    assert unknown == (1, "", "no user registered with 'nobody@example.com'\n")
