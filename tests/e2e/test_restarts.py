@@ -95,7 +95,7 @@ def test_a_stop_signal_mid_batch_drains_exits_0_and_the_batch_completes_after_a_
 
     server.send(stop_signal, to_group=to_group)
 
-    refused = client.post("/jobs", json={"source": {"width": 8, "height": 8}})
+    refused = client.refused_by_the_drain()
     assert refused.status_code == 503, refused.text
     assert int(refused.headers["Retry-After"]) > 0
     ready = httpx2.get(f"{server.url}/health/ready", timeout=5)

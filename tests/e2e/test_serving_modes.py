@@ -121,7 +121,7 @@ def test_sigterm_drains_every_worker_refuses_new_work_with_503_and_exits_0(
     started = time.monotonic()
     server.send(signal.SIGTERM)
 
-    refused = client.post("/jobs", json={"source": {"width": 8, "height": 8}})
+    refused = client.refused_by_the_drain()
     assert refused.status_code == 503, refused.text
     assert int(refused.headers["Retry-After"]) > 0
     ready = httpx2.get(f"{server.url}/health/ready", timeout=5)

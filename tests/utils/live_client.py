@@ -38,6 +38,20 @@ class Client:
         url = f"{self.server.url}{API}{path}"
         return httpx2.get(url, headers=self.headers, timeout=30, **kwargs)
 
+    def refused_by_the_drain(self) -> httpx2.Response:
+        """Right after a stop signal: a submission's answer once the drain has begun. The body
+        lacks its pipeline, so that a request the signal's handler has not yet overtaken (the
+        signal and the request race) is refused with 422 and stores nothing; the drain answers
+        503 before the body is read."""
+
+        def refused() -> httpx2.Response | None:
+            response = self.post("/jobs", json={"source": {"width": 8, "height": 8}})
+            return None if response.status_code == 422 else response
+
+        found = wait_until(refused, "a submission refused by the drain", timeout_s=10)
+        assert found is not None
+        return found
+
     def submit_batch(self, count: int, side: int, runner: str) -> str:
         body = {
             "source": {"count": count, "width": side, "height": side, "seed": 100},
