@@ -278,15 +278,18 @@ def send_what_no_dispatcher_sends(celery: Celery) -> dict[str, str]:
 
 
 def listed_dead_letters(settings: Settings, count: int) -> list[dict[str, Any]]:
-    """`dead-letters list --json`, once it lists `count`."""
-
-    def listed() -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = json.loads(
-            dead_letters_cli(settings, "list", "--json").stdout
-        )
-        return found if len(found) == count else []
-
-    return wait_until(listed, f"{count} dead letters", timeout_s=WAIT_S)
+    """`dead-letters list --json`, once the broker holds `count` (watched from here: a
+    command a poll would cost a second of start-up each)."""
+    broker = settings.broker_kind
+    assert broker is not None
+    celery = make_celery(settings)
+    wait_until(
+        lambda: len(dead_letters.list_dead(celery, broker, ["jobs"])) == count,
+        f"{count} dead letters",
+        timeout_s=WAIT_S,
+    )
+    found: list[dict[str, Any]] = json.loads(dead_letters_cli(settings, "list", "--json").stdout)
+    return found
 
 
 # What the broker changes does not depend on the database: PostgreSQL only.
