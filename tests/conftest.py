@@ -72,12 +72,30 @@ def session_server[S: StartedServer](
         pytest.skip(f"{name} tests turned off (NOGIL_BENCH_TEST_{switch}=0)")
     if make is None:
         server_missing(missing)
-    server = make()
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        server = make()
+        try:
+            server.start()
+        except RuntimeError as error:
+            server.stop()
+            # Its free port was taken (by another xdist worker) before it bound: new ports.
+            if attempt == PORT_ATTEMPTS or not port_taken(str(error)):
+                raise
+            continue
+        break
     try:
-        server.start()
         yield server
     finally:
         server.stop()
+
+
+# How often a session's server is started on new ports when the ones picked were taken.
+PORT_ATTEMPTS = 3
+
+
+def port_taken(why: str) -> bool:
+    """Whether a server's failure to start says its port was taken meanwhile."""
+    return any(sign in why.lower() for sign in ("eaddrinuse", "address already in use"))
 
 
 @pytest.fixture(scope="session")
