@@ -48,7 +48,11 @@ class Client:
             response = self.post("/jobs", json={"source": {"width": 8, "height": 8}})
             return None if response.status_code == 422 else response
 
-        found = wait_until(refused, "a submission refused by the drain", timeout_s=10)
+        try:
+            found = wait_until(refused, "a submission refused by the drain", timeout_s=10)
+        except AssertionError as never:
+            state, output = self.server.signal_state(), self.server.output()
+            raise AssertionError(f"{never}\n{state}\nthe server's log:\n{output}") from None
         assert found is not None
         return found
 

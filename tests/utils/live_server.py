@@ -92,6 +92,22 @@ class LiveServer:
     def output(self) -> str:
         return self.log_path.read_text()
 
+    def signal_state(self) -> str:
+        """Each thread's pending, blocked and caught signal masks (Linux's /proc), for a test
+        that failed waiting on a signal's effect: was it pending, blocked, or taken?"""
+        fields = ("Name", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+        lines = []
+        for status in sorted(Path(f"/proc/{self.pid}/task").glob("*/status")):
+            with contextlib.suppress(OSError):  # the thread ended meanwhile
+                values = dict(
+                    line.split(":\t", 1)
+                    for line in status.read_text().splitlines()
+                    if ":\t" in line
+                )
+                shown = " ".join(f"{field}={values.get(field, '?').strip()}" for field in fields)
+                lines.append(f"thread {status.parent.name}: {shown}")
+        return "\n".join(lines) or f"no /proc/{self.pid}/task"
+
     def wait_until_live(self) -> None:
         assert self.process is not None
         deadline = time.monotonic() + START_TIMEOUT_S
