@@ -103,7 +103,15 @@ def configure_logging(settings: Settings) -> None:
     logger.remove()
     logger.configure(patcher=_add_request_fields)
     if settings.LOG_FORMAT == "json":
-        logger.add(_json_sink, level=settings.LOG_LEVEL, backtrace=False, diagnose=False)
+        # The sink builds its line from the record; without a format of its own, loguru would
+        # render its default text format (time, level, location) for every line, unread.
+        logger.add(
+            _json_sink,
+            level=settings.LOG_LEVEL,
+            format="{message}",
+            backtrace=False,
+            diagnose=False,
+        )
     else:
         logger.add(
             sys.stderr,
