@@ -4,6 +4,8 @@ middleware), served the same way, measured one after the other in each round wit
 
     .venv/bin/python scripts/bench_request_path.py                          # 5 rounds of 5 s
     .venv/bin/python scripts/bench_request_path.py --rounds 3 --log-level WARNING --markdown p.md
+    git worktree add /tmp/before main
+    .venv/bin/python scripts/bench_request_path.py --before /tmp/before/src    # a change, A/B
 
 Per round, each app is started once (in a rotated order, one at a time, never both running) and
 loaded on each of its endpoints for --duration seconds after a --warmup, with --connections
@@ -19,6 +21,11 @@ and jobs to), set up the same way, and the reference keeps its SQLite file.
 Both log as they do by default, one line per request, to a file: the service its JSON access
 line at --log-level INFO (its default), the reference uvicorn's access line; with --log-level
 WARNING neither logs a line per request.
+
+With --before SRC, a third app runs in each round: the service from another checkout's source
+(SRC, on PYTHONPATH; the same interpreter, packages and database), on the service's endpoints,
+so that a change is measured against what it changes in the same rounds, paired, instead of
+in two runs on a host whose speed moves between them.
 
 The targets are ratios of rates taken in the same round: the service's /health/live, /users/me
 and /jobs each against the reference's bare /live (at least 0.90, 0.50 and 0.35), and the
@@ -63,6 +70,7 @@ from bench_serve import (
     run_wrk,
     server_settings,
 )
+from live_server import NOGIL_BENCH
 from sqlalchemy import make_url
 
 REFERENCE_APP = Path(__file__).with_name("reference_app.py")
@@ -86,7 +94,11 @@ REFERENCE = App(
     "reference",
     (Endpoint("bare /live", "GET", "/live"), Endpoint("bare /me", "GET", "/me")),
 )
-APPS = (SERVICE, REFERENCE)
+# --before: the service from another checkout's source, on the service's endpoints.
+BEFORE = App(
+    "before",
+    tuple(Endpoint(f"before {e.name}", e.method, e.path) for e in SERVICE.endpoints),
+)
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,10 @@ TARGETS = (
     Target("/jobs vs bare /live", "/jobs", "bare /live", 0.35),
     Target("/users/me vs bare /me", "/users/me", "bare /me", None),
 )
+# With --before: each of the service's endpoints against the same endpoint before the change.
+CHANGES = tuple(
+    Target(f"{e.name} vs before", e.name, f"before {e.name}", None) for e in SERVICE.endpoints
+)
 
 
 @dataclass(frozen=True)
@@ -115,6 +131,15 @@ class Options:
     database_url: str | None
     json_path: Path | None
     markdown_path: Path | None
+    before_src: Path | None = None
+
+    @property
+    def apps(self) -> tuple[App, ...]:
+        return (SERVICE, REFERENCE) if self.before_src is None else (SERVICE, BEFORE, REFERENCE)
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        return TARGETS if self.before_src is None else TARGETS + CHANGES
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -131,6 +156,13 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument(
         "--database-url", help="the service's NOGIL_BENCH_DATABASE_URL (default: its SQLite file)"
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="SRC",
+        help="also serve the service from this source directory (another checkout's src/) in "
+        "each round, and give each endpoint's rate against it",
+    )
     parser.add_argument("--json", type=Path, help="write every run and the ratios here")
     parser.add_argument("--markdown", type=Path, help="write the tables here")
     args = parser.parse_args(argv)
@@ -138,6 +170,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         parser.error("--rounds must be at least 2: an interval needs two paired rounds")
     if args.duration < 1 or args.warmup < 0 or args.connections < 1:
         parser.error("--duration and --connections must be positive, --warmup not negative")
+    if args.before is not None and not (args.before / "nogil_bench" / "__init__.py").is_file():
+        parser.error(f"--before {args.before}: no nogil_bench package there (give a src/ dir)")
     return Options(
         args.rounds,
         args.duration,
@@ -147,6 +181,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         args.database_url,
         args.json,
         args.markdown,
+        args.before.resolve() if args.before is not None else None,
     )
 
 
@@ -170,17 +205,25 @@ class Setup:
     fixture: Fixture
 
 
-def start(app: App, workdir: Path, settings: Mapping[str, str], fixture: Fixture) -> Server:
+def start(
+    app: App, workdir: Path, settings: Mapping[str, str], fixture: Fixture, options: Options
+) -> Server:
     mode = Mode(BASELINE_SERVER, BASELINE_WORKERS, 0)
     if app is SERVICE:
         return Server(mode, workdir, settings)
+    if app is BEFORE:
+        assert options.before_src is not None
+        command = [str(NOGIL_BENCH), "serve", "--host", "127.0.0.1", "--port", "{port}"]
+        extra_env = {"PYTHONPATH": str(options.before_src)}
+        return Server(Mode("before", 1, 0), workdir, settings, command=command, extra_env=extra_env)
     command = [
         sys.executable,
         str(REFERENCE_APP),
         "--database",
         str(fixture.database),  # the reference's set-up is always SQLite
-        "--secret",
-        settings["SECRET_KEY"],
+        # One argument with its "=": a random key may begin with "-", which argparse would
+        # take for an option.
+        f"--secret={settings['SECRET_KEY']}",
         "--port",
         "{port}",
     ]
@@ -193,7 +236,7 @@ def measure(
     app: App, round_index: int, options: Options, workdir: Path, setup: Setup, results: Results
 ) -> None:
     fixture = setup.fixture
-    server = start(app, workdir, setup.settings, fixture)
+    server = start(app, workdir, setup.settings, fixture, options)
     try:
         if (reason := server.wait_live(app.endpoints[0].path)) is not None:
             raise SystemExit(f"{app.name} did not start: {reason} (log: {server.log_path})")
@@ -217,7 +260,7 @@ def measure(
             )
             results.runs.setdefault(endpoint.name, {})[round_index] = run
             progress(
-                f"  {app.name} {endpoint.name}: {run.rate:,.0f}/s, p99 {run.p99_ms or 0:.1f} ms, "
+                f"  {app.name} {endpoint.path}: {run.rate:,.0f}/s, p99 {run.p99_ms or 0:.1f} ms, "
                 f"non-2xx {run.non_2xx}, socket errors {run.socket_errors}"
             )
     finally:
@@ -253,7 +296,7 @@ def report(results: Results, options: Options) -> str:
         "| app | endpoint | requests/s (95% CI) | p99 ms (mean over rounds) | non-2xx |",
         "|---|---|---:|---:|---:|",
     ]
-    for app in APPS:
+    for app in options.apps:
         for endpoint in app.endpoints:
             runs = results.runs.get(endpoint.name, {})
             rate: Estimate | None = mean_ci([run.rate for run in runs.values()])
@@ -268,7 +311,7 @@ def report(results: Results, options: Options) -> str:
         "| ratio of rates, paired by round | 95% CI | target | verdict |",
         "|---|---:|---:|---|",
     ]
-    for target in TARGETS:
+    for target in options.targets:
         estimate = results.ratios.get(target.name)
         wanted = f">= {target.at_least:.2f}" if target.at_least is not None else "-"
         lines.append(
@@ -287,6 +330,7 @@ def run(options: Options) -> Results:
             "log_level": options.log_level,
             "service_database": "SQLite" if options.database_url is None else "--database-url",
             "command": " ".join(["scripts/bench_request_path.py", *sys.argv[1:]]),
+            "before": str(options.before_src) if options.before_src is not None else None,
         },
         environment=environment("wrk")
         | {
@@ -303,19 +347,20 @@ def run(options: Options) -> Results:
         fixture = prepare(workdir, settings)
         reset(fixture)
         settings = {**settings, "LOG_LEVEL": options.log_level}
-        setups = {SERVICE.name: Setup(settings, fixture), REFERENCE.name: Setup(settings, fixture)}
+        setups = {app.name: Setup(settings, fixture) for app in options.apps}
         if options.database_url is not None:
             progress("set-up: the same on the service's --database-url")
             elsewhere = {**settings, "DATABASE_URL": options.database_url}
             setups[SERVICE.name] = Setup(elsewhere, prepare(workdir, elsewhere))
+            setups[BEFORE.name] = setups[SERVICE.name]
         for round_index in range(options.rounds):
-            order = rotated(APPS, round_index)
+            order = rotated(options.apps, round_index)
             progress(
                 f"round {round_index + 1}/{options.rounds}: {', '.join(a.name for a in order)}"
             )
             for app in order:
                 measure(app, round_index, options, workdir, setups[app.name], results)
-    for target in TARGETS:
+    for target in options.targets:
         results.ratios[target.name] = ratio_ci(
             results.rates(target.reference), results.rates(target.endpoint)
         )

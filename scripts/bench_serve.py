@@ -674,8 +674,10 @@ class Server:
         settings: Mapping[str, str],
         logs_dir: Path | None = None,
         command: Sequence[str] | None = None,
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
-        """`command` replaces `nogil-bench serve ...`; it gets the port as `{port}`."""
+        """`command` replaces `nogil-bench serve ...`; it gets the port as `{port}`.
+        `extra_env` is added to the server's environment (PYTHONPATH, say)."""
         self.mode = mode
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -687,6 +689,7 @@ class Server:
         }
         env |= SERVER_ENV | {f"NOGIL_BENCH_{name}": value for name, value in settings.items()}
         env["PYTHON_GIL"] = str(mode.gil)
+        env |= extra_env or {}
         serve = [
             str(NOGIL_BENCH),
             "serve",
