@@ -310,13 +310,16 @@ def user_id_of(client: TestClient, headers: Headers) -> str:
         pytest.param(lambda settings, user_id: forged(settings, str(uuid.uuid4())), id="no-user"),
     ],
 )
+# /users/me reads its user in a hop of its own (get_current_user); the lists read it in the
+# page's hop and session (TokenSubject and user_in): both refuse the same tokens.
+@pytest.mark.parametrize("route", [ME, "/api/v1/jobs", "/api/v1/batches"])
 def test_a_bad_token_is_401_with_www_authenticate_bearer(
-    client: TestClient, alice: Headers, settings: Settings, make_token: object
+    client: TestClient, alice: Headers, settings: Settings, make_token: object, route: str
 ) -> None:
     assert callable(make_token)
     token = make_token(settings, user_id_of(client, alice))
 
-    response = client.get(ME, headers={"Authorization": f"Bearer {token}"} if token else {})
+    response = client.get(route, headers={"Authorization": f"Bearer {token}"} if token else {})
 
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == "Bearer"

@@ -76,6 +76,21 @@ def test_every_line_of_a_request_carries_its_id_and_the_user_once_known(
     assert extra["user_id"] == me["id"]
 
 
+def test_a_lists_access_line_names_its_user_read_in_the_pages_own_hop(
+    client: TestClient, alice: Headers, records: Records
+) -> None:
+    me = client.get("/api/v1/users/me", headers=alice).json()
+
+    client.get("/api/v1/jobs", headers=alice | {"X-Request-ID": "list-7"})
+
+    access = [
+        record
+        for record in records
+        if record["extra"].get("request_id") == "list-7" and "status" in record["extra"]
+    ]
+    assert [line["extra"]["user_id"] for line in access] == [me["id"]]
+
+
 def test_the_access_line_times_the_whole_request(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,32 +20,47 @@ TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a URL, not a password
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 
-def load_user(engine: Engine, user_id: uuid.UUID) -> User | None:
-    # A session of its own, closed at once: no transaction stays open for the rest of the
-    # request (reading an upload, hashing a password, streaming a file).
-    with Session(engine) as session:
-        return session.get(User, user_id)
-
-
-async def get_current_user(
-    engine: EngineDep, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> User:
-    """Async, so a request pays one thread-pool hop for its user (the lookup), not two: the
-    token is checked on the event loop (an HMAC of a few hundred bytes, microseconds), and a
-    bad one is refused without leaving it."""
+async def token_subject(
+    settings: SettingsDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> uuid.UUID:
+    """The id of the bearer token's user, checked on the event loop (an HMAC of a few hundred
+    bytes, microseconds): a bad token is refused without a thread-pool hop. That the user
+    still exists is for `user_in`, in the session of the request's one hop."""
     if not token:
         raise NotAuthenticatedError("not authenticated: send 'Authorization: Bearer <token>'")
     assert settings.SECRET_KEY is not None
     try:
-        user_id = security.read_token_subject(token, secret=settings.SECRET_KEY.get_secret_value())
+        return security.read_token_subject(token, secret=settings.SECRET_KEY.get_secret_value())
     except security.InvalidTokenError as error:
         raise NotAuthenticatedError(str(error)) from None
-    user = await run_in_threadpool(load_user, engine, user_id)
+
+
+TokenSubject = Annotated[uuid.UUID, Depends(token_subject)]
+
+
+def user_in(session: Session, user_id: uuid.UUID) -> User:
+    """The token's user, read in the caller's session; 401 if it no longer exists. Its id goes
+    on the request's later log lines."""
+    user = session.get(User, user_id)
     if user is None:
         raise NotAuthenticatedError("the token's user no longer exists")
     if (fields := request_fields.get()) is not None:
-        fields["user_id"] = str(user.id)  # on this request's later log lines
+        fields["user_id"] = str(user.id)
     return user
+
+
+def load_user(engine: Engine, user_id: uuid.UUID) -> User:
+    # A session of its own, closed at once: no transaction stays open for the rest of the
+    # request (reading an upload, hashing a password, streaming a file).
+    with Session(engine) as session:
+        return user_in(session, user_id)
+
+
+async def get_current_user(engine: EngineDep, user_id: TokenSubject) -> User:
+    """Async, so a request pays one thread-pool hop for its user (the lookup), not two. A
+    route that reads the database anyway takes `TokenSubject` and calls `user_in` in its own
+    hop and session instead: one hop and one connection for both."""
+    return await run_in_threadpool(load_user, engine, user_id)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

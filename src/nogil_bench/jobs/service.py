@@ -316,7 +316,7 @@ _JOB_PUBLIC_COLUMNS = [Job.__table__.c[name] for name in JobPublic.model_fields]
 
 def jobs_page(
     *,
-    engine: Engine,
+    session: Session,
     owner_id: uuid.UUID,
     status: Status | None,
     runner: str | None,
@@ -325,15 +325,14 @@ def jobs_page(
     offset: int,
 ) -> JobsPublic:
     """`GET /jobs`: one page of the owner's jobs, and how many match, read as plain values."""
-    with Session(engine) as session:
-        jobs, count = newest_first_values(
-            session,
-            _JOB_PUBLIC_COLUMNS,
-            Job,
-            *_job_filters(owner_id, status, runner, batch_id),
-            limit=limit,
-            offset=offset,
-        )
+    jobs, count = newest_first_values(
+        session,
+        _JOB_PUBLIC_COLUMNS,
+        Job,
+        *_job_filters(owner_id, status, runner, batch_id),
+        limit=limit,
+        offset=offset,
+    )
     return JobsPublic.model_validate({"data": jobs, "count": count})
 
 
@@ -377,13 +376,12 @@ def list_batches(
     return newest_first(session, query, Batch, limit=limit, offset=offset)
 
 
-def batches_page(*, engine: Engine, owner_id: uuid.UUID, limit: int, offset: int) -> BatchesPublic:
+def batches_page(
+    *, session: Session, owner_id: uuid.UUID, limit: int, offset: int
+) -> BatchesPublic:
     """`GET /batches`: one page of the owner's batches, described, and how many there are."""
-    with Session(engine) as session:
-        batches, count = list_batches(
-            session=session, owner_id=owner_id, limit=limit, offset=offset
-        )
-        return BatchesPublic(data=describe_batches(session=session, batches=batches), count=count)
+    batches, count = list_batches(session=session, owner_id=owner_id, limit=limit, offset=offset)
+    return BatchesPublic(data=describe_batches(session=session, batches=batches), count=count)
 
 
 def delete_batch(*, engine: Engine, store: FileStore, batch: Batch) -> BatchPublic | None:
