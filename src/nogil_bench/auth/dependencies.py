@@ -1,4 +1,5 @@
 import uuid
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends
@@ -25,7 +26,7 @@ async def token_subject(
 ) -> uuid.UUID:
     """The id of the bearer token's user, checked on the event loop (an HMAC of a few hundred
     bytes, microseconds): a bad token is refused without a thread-pool hop. That the user
-    still exists is for `user_in`, in the session of the request's one hop."""
+    still exists is for `user_in`, in the session of the request's one hop (`with_user`)."""
     if not token:
         raise NotAuthenticatedError("not authenticated: send 'Authorization: Bearer <token>'")
     assert settings.SECRET_KEY is not None
@@ -49,17 +50,23 @@ def user_in(session: Session, user_id: uuid.UUID) -> User:
     return user
 
 
-def load_user(engine: Engine, user_id: uuid.UUID) -> User:
-    # A session of its own, closed at once: no transaction stays open for the rest of the
-    # request (reading an upload, hashing a password, streaming a file).
+def with_user[T](engine: Engine, user_id: uuid.UUID, read: Callable[[Session, User], T]) -> T:
+    """`read(session, user)` in a session of its own, the token's user read first in it (401
+    if gone). Called in a route's one hop, it reads the user and what the route needs with
+    one connection, in one transaction; the session closes with it, so no transaction stays
+    open for the rest of the request (reading an upload, hashing a password, streaming)."""
     with Session(engine) as session:
-        return user_in(session, user_id)
+        return read(session, user_in(session, user_id))
+
+
+def load_user(engine: Engine, user_id: uuid.UUID) -> User:
+    return with_user(engine, user_id, lambda _session, user: user)
 
 
 async def get_current_user(engine: EngineDep, user_id: TokenSubject) -> User:
     """Async, so a request pays one thread-pool hop for its user (the lookup), not two. A
-    route that reads the database anyway takes `TokenSubject` and calls `user_in` in its own
-    hop and session instead: one hop and one connection for both."""
+    route that reads the database anyway takes `TokenSubject` and calls `with_user` in its
+    own hop instead: one hop and one connection for both."""
     return await run_in_threadpool(load_user, engine, user_id)
 
 

@@ -6,7 +6,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from nogil_bench.auth.dependencies import CurrentUser, TokenSubject, user_in
+from nogil_bench.auth.dependencies import CurrentUser, TokenSubject, with_user
 from nogil_bench.auth.models import User
 from nogil_bench.core.config import Settings
 from nogil_bench.core.db import EngineDep
@@ -150,20 +150,20 @@ async def list_jobs(
     # Async, with the blocking part in one explicit hop: FastAPI runs a sync route on the
     # thread pool, then checks its answer there in a second hop (~100 us each on 3.14t). The
     # token's user is read in that hop too, in the page's session: one hop, one connection.
-    def page() -> JobsPublic:
-        with Session(engine) as session:
-            user = user_in(session, user_id)
-            return service.jobs_page(
-                session=session,
-                owner_id=user.id,
-                status=status,
-                runner=runner,
-                batch_id=batch_id,
-                limit=limit,
-                offset=offset,
-            )
-
-    return await run_in_threadpool(page)
+    return await run_in_threadpool(
+        with_user,
+        engine,
+        user_id,
+        lambda session, user: service.jobs_page(
+            session=session,
+            owner_id=user.id,
+            status=status,
+            runner=runner,
+            batch_id=batch_id,
+            limit=limit,
+            offset=offset,
+        ),
+    )
 
 
 @router.get("/jobs/{job_id}", summary="One job: status, timings, figures", responses=NOT_FOUND)
@@ -241,14 +241,14 @@ async def create_batch(
 async def list_batches(
     user_id: TokenSubject, engine: EngineDep, limit: Limit = 20, offset: Offset = 0
 ) -> BatchesPublic:
-    def page() -> BatchesPublic:  # the token's user and the page: one hop, one session
-        with Session(engine) as session:
-            user = user_in(session, user_id)
-            return service.batches_page(
-                session=session, owner_id=user.id, limit=limit, offset=offset
-            )
-
-    return await run_in_threadpool(page)
+    return await run_in_threadpool(  # the token's user and the page: one hop, one session
+        with_user,
+        engine,
+        user_id,
+        lambda session, user: service.batches_page(
+            session=session, owner_id=user.id, limit=limit, offset=offset
+        ),
+    )
 
 
 @router.get(
