@@ -151,12 +151,18 @@ EXECUTOR_THREAD = "nogil-bench-exe"
 def send_to_thread(pid: int, name: str, stop_signal: signal.Signals) -> None:
     """SIGTERM to one thread of the process, not the main one: what the kernel may do with a
     signal sent to the process (to a thread that was creating a thread, say)."""
-    tids = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(FileNotFoundError):  # a short-lived thread that ended
-            if (task / "comm").read_text().strip() == name:
-                tids.append(int(task.name))
-    [tid] = tids
+
+    def the_one_so_named() -> int | None:
+        # A thread that `name` has just started carries its name too until it renames itself
+        # (Linux copies the creator's name): read again until only one thread has it.
+        tids = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError):  # a short-lived thread that ended
+                if (task / "comm").read_text().strip() == name:
+                    tids.append(int(task.name))
+        return tids[0] if len(tids) == 1 else None
+
+    tid = wait_until(the_one_so_named, f"exactly one thread named {name}", timeout_s=10)
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.tgkill(pid, tid, stop_signal) != 0:
         raise OSError(ctypes.get_errno(), f"tgkill({pid}, {tid}, {stop_signal.name})")
