@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import jwt
@@ -377,3 +378,32 @@ def test_tokens_do_not_carry_the_password_hash_or_email(
     # Checked against the email itself: a bare "ada" can turn up in the hex of a UUID.
     assert "ada@example.com" not in str(payload)
     assert "$argon2" not in str(payload)
+
+
+def test_a_token_once_accepted_is_refused_once_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Verified tokens are remembered: the remembered answer must still see the clock.
+    secret = "a-secret-for-this-test-only-" + uuid.uuid4().hex
+    issued = datetime.now(UTC)
+    user_id = uuid.uuid4()
+    token = security.create_access_token(
+        user_id, secret=secret, expires_in=timedelta(minutes=1), now=issued
+    )
+    assert security.read_token_subject(token, secret=secret) == user_id
+
+    expiry = (issued + timedelta(minutes=1)).timestamp()
+    monkeypatch.setattr(security, "time", SimpleNamespace(time=lambda: expiry))
+
+    with pytest.raises(security.InvalidTokenError, match="expired"):
+        security.read_token_subject(token, secret=secret)
+
+
+def test_a_token_accepted_under_one_secret_is_refused_under_another() -> None:
+    token = security.create_access_token(
+        uuid.uuid4(), secret="the-first-secret-" + "x" * 32, expires_in=timedelta(minutes=1)
+    )
+    security.read_token_subject(token, secret="the-first-secret-" + "x" * 32)
+
+    with pytest.raises(security.InvalidTokenError, match="not valid"):
+        security.read_token_subject(token, secret="the-second-secret-" + "x" * 32)

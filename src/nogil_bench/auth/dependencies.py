@@ -5,10 +5,11 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlmodel import Session
 
-from nogil_bench.auth.models import User
+from nogil_bench.auth import service
+from nogil_bench.auth.models import UserRecord
 from nogil_bench.core import security
 from nogil_bench.core.db import EngineDep
 from nogil_bench.core.deps import SettingsDep
@@ -39,10 +40,10 @@ async def token_subject(
 TokenSubject = Annotated[uuid.UUID, Depends(token_subject)]
 
 
-def user_in(session: Session, user_id: uuid.UUID) -> User:
-    """The token's user, read in the caller's session; 401 if it no longer exists. Its id goes
-    on the request's later log lines."""
-    user = session.get(User, user_id)
+def user_in(connection: Connection, user_id: uuid.UUID) -> UserRecord:
+    """The token's user, read on the caller's connection; 401 if it no longer exists. Its id
+    goes on the request's later log lines."""
+    user = service.read_user(connection, user_id)
     if user is None:
         raise NotAuthenticatedError("the token's user no longer exists")
     if (fields := request_fields.get()) is not None:
@@ -50,34 +51,36 @@ def user_in(session: Session, user_id: uuid.UUID) -> User:
     return user
 
 
-def with_user[T](engine: Engine, user_id: uuid.UUID, read: Callable[[Session, User], T]) -> T:
+def with_user[T](engine: Engine, user_id: uuid.UUID, read: Callable[[Session, UserRecord], T]) -> T:
     """`read(session, user)` in a session of its own, the token's user read first in it (401
     if gone). Called in a route's one hop, it reads the user and what the route needs with
     one connection, in one transaction; the session closes with it, so no transaction stays
     open for the rest of the request (reading an upload, hashing a password, streaming)."""
     with Session(engine) as session:
-        return read(session, user_in(session, user_id))
+        return read(session, user_in(session.connection(), user_id))
 
 
-def load_user(engine: Engine, user_id: uuid.UUID) -> User:
-    return with_user(engine, user_id, lambda _session, user: user)
+def load_user(engine: Engine, user_id: uuid.UUID) -> UserRecord:
+    """The token's user alone: one statement on a pooled connection, no session."""
+    with engine.connect() as connection:
+        return user_in(connection, user_id)
 
 
-async def get_current_user(engine: EngineDep, user_id: TokenSubject) -> User:
+async def get_current_user(engine: EngineDep, user_id: TokenSubject) -> UserRecord:
     """Async, so a request pays one thread-pool hop for its user (the lookup), not two. A
     route that reads the database anyway takes `TokenSubject` and calls `with_user` in its
     own hop instead: one hop and one connection for both."""
     return await run_in_threadpool(load_user, engine, user_id)
 
 
-CurrentUser = Annotated[User, Depends(get_current_user)]
+CurrentUser = Annotated[UserRecord, Depends(get_current_user)]
 
 
-async def get_admin_user(user: CurrentUser) -> User:
+async def get_admin_user(user: CurrentUser) -> UserRecord:
     """The current user, if an operator made them an admin (`nogil-bench users admin`)."""
     if not user.is_admin:
         raise ForbiddenError("admins only: an operator grants it with `nogil-bench users admin`")
     return user
 
 
-AdminUser = Annotated[User, Depends(get_admin_user)]
+AdminUser = Annotated[UserRecord, Depends(get_admin_user)]

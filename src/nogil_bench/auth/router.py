@@ -5,7 +5,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from nogil_bench.auth import service
 from nogil_bench.auth.dependencies import CurrentUser
-from nogil_bench.auth.models import User
+from nogil_bench.auth.models import User, UserRecord
 from nogil_bench.auth.schemas import Token, UserCreate, UserPublic
 from nogil_bench.core.db import EngineDep
 from nogil_bench.core.deps import SettingsDep
@@ -83,7 +83,7 @@ def login(
 
 
 @users_router.get("/me", summary="The logged-in user", response_model=UserPublic)
-async def read_me(current_user: CurrentUser) -> User:
+async def read_me(current_user: CurrentUser) -> UserRecord:
     # Async: a sync route costs two more thread-pool hops (the call and FastAPI's check of
     # its answer), and this one touches nothing that blocks.
     return current_user

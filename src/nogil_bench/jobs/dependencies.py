@@ -5,7 +5,7 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from nogil_bench.auth.dependencies import CurrentUser
-from nogil_bench.auth.models import User
+from nogil_bench.auth.models import UserRecord
 from nogil_bench.core.db import EngineDep
 from nogil_bench.core.deps import SettingsDep
 from nogil_bench.core.errors import ServiceUnavailableError
@@ -38,7 +38,7 @@ async def queue_taking_work(request: Request, settings: SettingsDep) -> WorkQueu
     return queue
 
 
-async def submitter(request: Request, user: CurrentUser, settings: SettingsDep) -> User:
+async def submitter(request: Request, user: CurrentUser, settings: SettingsDep) -> UserRecord:
     """The logged-in user, if under their submission rate limit (else 429 with Retry-After)."""
     limiter: RateLimiter = request.app.state.rate_limiter
     limiter.hit(settings.SUBMISSION_RATE_LIMIT, "submit", str(user.id), what="submissions")
@@ -60,6 +60,6 @@ OVERLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 OwnedJob = Annotated[Job, Depends(valid_job)]
-Submitter = Annotated[User, Depends(submitter)]
+Submitter = Annotated[UserRecord, Depends(submitter)]
 OwnedBatch = Annotated[Batch, Depends(valid_batch)]
 WorkQueueDep = Annotated[WorkQueue, Depends(queue_taking_work)]

@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from nogil_bench.auth.dependencies import CurrentUser, TokenSubject, with_user
-from nogil_bench.auth.models import User
+from nogil_bench.auth.models import UserRecord
 from nogil_bench.core.config import Settings
 from nogil_bench.core.db import EngineDep
 from nogil_bench.core.deps import Limit, Offset, SettingsDep
@@ -111,7 +111,7 @@ async def create_job(
 async def submit(
     request: Request,
     queue: WorkQueue,
-    user: User,
+    user: UserRecord,
     engine: Engine,
     settings: Settings,
     store: FileStore,
