@@ -17,15 +17,25 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import cache
 from sqlite3 import Connection as SQLiteConnection
 from typing import Annotated, Any
 from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Request
 from loguru import logger
-from sqlalchemy import Column, ColumnElement, Engine, Select, event, func, literal_column, make_url
+from sqlalchemy import (
+    Column,
+    Engine,
+    Select,
+    bindparam,
+    event,
+    func,
+    literal_column,
+    make_url,
+)
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -329,22 +339,46 @@ def newest_first[T: SQLModel](
 def newest_first_values(
     session: Session,
     columns: Sequence[Column[Any]],
-    table: type[SQLModel],
-    *where: ColumnElement[bool],
+    *,
+    equal: Mapping[str, object],
     limit: int,
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
-    """`newest_first` for a read-only view: those columns of the rows matching `where`, as
-    dicts by column name, with no ORM instance built per row and read back (about half the CPU
-    of a 20-row page)."""
-    query = sa_select(*columns).where(*where)
-    newest = table.__table__.c.id.desc()  # type: ignore[attr-defined]
-    paged = query.add_columns(_count_of(query).scalar_subquery())
+    """`newest_first` for a read-only view: those columns of the table's rows whose columns
+    `equal` names hold the values it gives, as dicts by column name, with no ORM instance
+    built per row and read back (about half the CPU of a 20-row page). The statements are
+    built once for each set of filtered columns, with the values as bound parameters: built
+    per request, with SQLAlchemy's cache key of the result, they cost more than the query."""
+    page, count = _page_statements(tuple(columns), tuple(sorted(equal)))
+    parameters = {_EQUAL + name: value for name, value in equal.items()}
     connection = session.connection()
-    rows = connection.execute(paged.order_by(newest).offset(offset).limit(limit)).all()
+    rows = connection.execute(page, {**parameters, "page_limit": limit, "page_offset": offset})
     names = [column.name for column in columns]
-    if rows:
-        count: int = rows[0][-1]
+    if all_rows := rows.all():
+        total: int = all_rows[0][-1]
         # zip stops at the names: each row ends with the count.
-        return [dict(zip(names, row, strict=False)) for row in rows], count
-    return [], connection.execute(_count_of(query)).scalar_one()
+        return [dict(zip(names, row, strict=False)) for row in all_rows], total
+    return [], connection.execute(count, parameters).scalar_one()
+
+
+# The prefix of a filter's bound parameter, apart from the page's own `page_limit` and
+# `page_offset`.
+_EQUAL = "equal_"
+
+
+@cache
+def _page_statements(
+    columns: tuple[Column[Any], ...], filtered: tuple[str, ...]
+) -> tuple[Select[Any], Select[Any]]:
+    """The page (the columns, then the count) and the count alone, newest first."""
+    table = columns[0].table
+    query = sa_select(*columns).where(
+        *(table.c[name] == bindparam(_EQUAL + name) for name in filtered)
+    )
+    page = (
+        query.add_columns(_count_of(query).scalar_subquery())
+        .order_by(table.c.id.desc())
+        .limit(bindparam("page_limit"))
+        .offset(bindparam("page_offset"))
+    )
+    return page, _count_of(query)

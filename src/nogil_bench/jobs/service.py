@@ -311,7 +311,7 @@ def list_jobs(
 
 
 # What `GET /jobs` shows of a job: every field of JobPublic but the computed `result_url`.
-_JOB_PUBLIC_COLUMNS = [Job.__table__.c[name] for name in JobPublic.model_fields]  # type: ignore[attr-defined]
+_JOB_PUBLIC_COLUMNS = tuple(Job.__table__.c[name] for name in JobPublic.model_fields)  # type: ignore[attr-defined]
 
 
 def jobs_page(
@@ -325,11 +325,11 @@ def jobs_page(
     offset: int,
 ) -> JobsPublic:
     """`GET /jobs`: one page of the owner's jobs, and how many match, read as plain values."""
+    equal = {"owner_id": owner_id, "status": status, "runner": runner, "batch_id": batch_id}
     jobs, count = newest_first_values(
         session,
         _JOB_PUBLIC_COLUMNS,
-        Job,
-        *_job_filters(owner_id, status, runner, batch_id),
+        equal={name: value for name, value in equal.items() if value is not None},
         limit=limit,
         offset=offset,
     )
