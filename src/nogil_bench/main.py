@@ -27,7 +27,7 @@ from nogil_bench.core.db import DatabaseUnavailableError, make_engine, wait_for_
 from nogil_bench.core.docs import OAUTH2_REDIRECT_URL, install_docs
 from nogil_bench.core.errors import install_error_handler
 from nogil_bench.core.limits import BodyLimit, BodySizeLimitMiddleware
-from nogil_bench.core.logging import configure_logging
+from nogil_bench.core.logging import LATER, configure_logging
 from nogil_bench.core.migrations import MigrationError, upgrade_database
 from nogil_bench.core.nul import NulCharacterMiddleware
 from nogil_bench.core.ratelimit import RateLimiter
@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.draining = True
         app.state.executor.drain(settings.SHUTDOWN_GRACE_SECONDS)
         engine.dispose()
+        LATER.flush()  # the last requests' access lines before the last line
         logger.info("nogil-bench stopped")
 
     app = FastAPI(

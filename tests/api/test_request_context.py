@@ -18,7 +18,7 @@ from starlette.types import Message
 from uvicorn.middleware.message_logger import MessageLoggerMiddleware
 
 from nogil_bench.core.config import Settings
-from nogil_bench.core.logging import configure_logging
+from nogil_bench.core.logging import LATER, configure_logging
 from nogil_bench.main import create_app
 from tests.utils.api import Headers, wait_until_finished
 
@@ -62,6 +62,7 @@ def test_every_line_of_a_request_carries_its_id_and_the_user_once_known(
     started = time.perf_counter()
     me = client.get("/api/v1/users/me", headers=alice | {"X-Request-ID": "req-42"}).json()
     measured_ms = (time.perf_counter() - started) * 1000
+    LATER.flush()  # access lines are logged on a thread of their own
 
     lines = [record for record in records if record["extra"].get("request_id") == "req-42"]
     access = [line for line in lines if "status" in line["extra"]]
@@ -82,6 +83,7 @@ def test_a_lists_access_line_names_its_user_read_in_the_pages_own_hop(
     me = client.get("/api/v1/users/me", headers=alice).json()
 
     client.get("/api/v1/jobs", headers=alice | {"X-Request-ID": "list-7"})
+    LATER.flush()
 
     access = [
         record

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nogil_bench.core import metrics
-from nogil_bench.core.logging import loggable_path, request_fields
+from nogil_bench.core.logging import LATER, loggable_path, request_fields
 
 REQUEST_ID_HEADER = "x-request-id"
 # Accept a caller's id only when it is short and plain, so it cannot forge log lines.
@@ -95,9 +95,11 @@ class RequestContextMiddleware:
             )
             client = scope.get("client")
             path = loggable_path(scope["path"])
-            # Fields as keyword arguments, which loguru adds to the line's `extra`: cheaper
-            # than a `bind()` (a new logger) per request.
+            # The line is logged on another thread (core.logging.LaterLines), with the
+            # request's own fields (its id, the user once known) as they are now.
             access = {
+                **fields,
+                "logger_name": __name__,  # not the thread's module, core.logging
                 "method": scope["method"],
                 "path": path,
                 "status": status,
@@ -105,7 +107,7 @@ class RequestContextMiddleware:
                 "client_ip": client[0] if client else None,
                 "user_agent": headers.get(b"user-agent", b"").decode("latin-1"),
             }
-            logger.info("{method} {path} {status}", **access)
+            LATER.info("{method} {path} {status}", access)
             if duration_ms > self.slow_request_ms:
                 logger.warning(
                     "slow request: {method} {path} took {took_ms:.0f} ms (threshold "

@@ -46,10 +46,20 @@ def read_health_details(_: CurrentUser) -> HealthDetails:
     return HealthDetails(**_health().model_dump(), packages=runtime.package_versions())
 
 
-@router.get("/live", summary="Liveness: the process and its event loop answer")
-async def read_liveness() -> Liveness:
+# The liveness answer never changes: its bytes, made once. A model built, checked and
+# serialised per probe took ~10 us of the event loop's thread each time.
+ALIVE = Liveness(status="alive").model_dump_json().encode()
+
+
+@router.get(
+    "/live",
+    summary="Liveness: the process and its event loop answer",
+    response_model=Liveness,
+    response_class=JSONResponse,
+)
+async def read_liveness() -> Response:
     # Async on purpose: it is answered by the event loop itself, and touches nothing else.
-    return Liveness(status="alive")
+    return Response(ALIVE, media_type="application/json")
 
 
 @router.get(
