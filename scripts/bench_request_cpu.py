@@ -225,7 +225,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
         "|---|---:|",
         *(f"| {name} | {summary(values)} |" for name, values in figures.items()),
         "",
-        "| user lookup (`session.get`, SQLite) | CPU us per call and thread: median (range) |",
+        "| user lookup (`load_user`, SQLite) | CPU us per call and thread: median (range) |",
         "|---|---:|",
         *(
             f"| {threads} thread(s) at once | {summary(values)} |"
