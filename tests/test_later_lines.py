@@ -65,3 +65,21 @@ def test_past_the_bound_the_caller_logs_its_own_line(
     assert [(r["message"], r["thread"].name) for r in records] == [
         ("now", threading.current_thread().name)
     ]
+
+
+def test_flush_gives_up_on_a_stuck_sink_so_that_a_stopping_process_can_exit() -> None:
+    release = threading.Event()
+
+    def stuck(_message: object) -> None:  # a stderr that no one reads
+        release.wait()
+
+    sink_id = logger.add(stuck, level="INFO")
+    later = LaterLines()
+    try:
+        later.info("stuck", {})
+
+        assert later.flush(timeout_s=0.2) is False
+    finally:
+        release.set()
+        logger.remove(sink_id)
+    assert later.flush() is True

@@ -112,6 +112,7 @@ class LaterLines:
 
     MAX_WAITING = 10_000
     GATHER_S = 0.002
+    FLUSH_TIMEOUT_S = 5.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -127,12 +128,14 @@ class LaterLines:
             return
         self._queue.put((message, fields))
 
-    def flush(self) -> None:
+    def flush(self, timeout_s: float = FLUSH_TIMEOUT_S) -> bool:
+        """False if the lines were still not all logged after `timeout_s` (a stderr that
+        no one reads): a stopping process then exits without them rather than hang."""
         if self._pid != os.getpid():
-            return  # nothing was handed in, in this process
+            return True  # nothing was handed in, in this process
         done = threading.Event()
         self._queue.put(done)
-        done.wait()
+        return done.wait(timeout_s)
 
     def _start(self) -> None:
         with self._lock:
