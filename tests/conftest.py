@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from nogil_bench.core.config import Settings
+from nogil_bench.core.logging import LATER
 from nogil_bench.core.migrations import upgrade_database
 from nogil_bench.main import create_app
 from nogil_bench.tables import METADATA
@@ -46,6 +47,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid.startswith(GIL_SENSITIVE):
             item.add_marker(pytest.mark.gil_sensitive)
+
+
+@pytest.fixture(autouse=True)
+def _access_lines_logged_within_their_test() -> Iterator[None]:
+    """Access lines are logged on a thread of their own (core.logging.LaterLines): each
+    test's are logged before it ends, so that pytest shows them with that test's output."""
+    yield
+    LATER.flush()
 
 
 def server_missing(message: str) -> NoReturn:
