@@ -83,3 +83,20 @@ def test_flush_gives_up_on_a_stuck_sink_so_that_a_stopping_process_can_exit() ->
         release.set()
         logger.remove(sink_id)
     assert later.flush() is True
+
+
+def test_a_line_that_cannot_be_logged_does_not_end_the_thread(records: list[Record]) -> None:
+    def refuses(_message: object) -> None:
+        raise OSError("a sink that fails")
+
+    sink_id = logger.add(refuses, level="INFO", catch=False)  # the error reaches the thread
+    later = LaterLines()
+    try:
+        later.info("lost", {})
+        assert later.flush(timeout_s=2) is True
+    finally:
+        logger.remove(sink_id)
+
+    later.info("kept", {})
+    assert later.flush(timeout_s=2) is True
+    assert [record["message"] for record in records][-1] == "kept"

@@ -12,10 +12,10 @@ import logging
 import os
 import sys
 import threading
-import time
 import traceback
 from contextvars import Context, ContextVar
 from queue import Empty, SimpleQueue
+from time import sleep  # bound here: a test patching `time.sleep` must not reach the thread
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -118,10 +118,11 @@ class LaterLines:
         self._lock = threading.Lock()
         self._queue: SimpleQueue[tuple[str, dict[str, Any]] | threading.Event] = SimpleQueue()
         self._pid: int | None = None
+        self._thread: threading.Thread | None = None
 
     def info(self, message: str, fields: dict[str, Any]) -> None:
         """Logs `message` (a format string over `fields`) with `fields` as its extra."""
-        if self._pid != os.getpid():
+        if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
             self._start()
         if self._queue.qsize() >= self.MAX_WAITING:
             logger.info(message, **fields)
@@ -139,16 +140,18 @@ class LaterLines:
 
     def _start(self) -> None:
         with self._lock:
-            if self._pid == os.getpid():
+            if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
                 return
-            # A forked child inherits the parent's queue, but not its thread: a new one.
-            self._queue = SimpleQueue()
+            if self._pid != os.getpid():
+                # A forked child inherits the parent's queue, but not its thread: a new one.
+                self._queue = SimpleQueue()
             # In an empty context: on a free-threaded build a thread inherits its starter's
             # (sys.flags.thread_inherit_context), and the patcher would give every line
             # the fields of the request that happened to start it.
-            threading.Thread(
+            self._thread = threading.Thread(
                 target=self._log, name="nogil-bench-log", daemon=True, context=Context()
-            ).start()
+            )
+            self._thread.start()
             self._pid = os.getpid()
 
     def _log(self) -> None:
@@ -157,17 +160,23 @@ class LaterLines:
             # Lines handed in while this thread sleeps or logs find no one waiting, and cost
             # their caller no wake-up (a futex call, ~10 us of the loop's thread per line):
             # under load, one wake-up logs a batch.
-            time.sleep(self.GATHER_S)
+            sleep(self.GATHER_S)
             while True:
                 if isinstance(item, threading.Event):
                     item.set()
                 else:
-                    message, fields = item
-                    logger.info(message, **fields)
+                    self._log_one(*item)
                 try:
                     item = self._queue.get_nowait()
                 except Empty:
                     break
+
+    @staticmethod
+    def _log_one(message: str, fields: dict[str, Any]) -> None:
+        try:
+            logger.info(message, **fields)
+        except Exception as error:  # one bad line must not end the thread
+            print(f"nogil-bench: an access line was not logged: {error!r}", file=sys.stderr)
 
 
 LATER = LaterLines()
