@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, BinaryIO
 
-from sqlalchemy import ColumnElement, Engine, delete
+from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, func, select
 
 from nogil_bench.bench.stats import percentile
@@ -283,17 +283,15 @@ def get_job(*, session: Session, owner_id: uuid.UUID, job_id: uuid.UUID) -> Job:
     return get_owned(session, Job, job_id, owner_id)
 
 
+_JOBS = Job.__table__  # type: ignore[attr-defined]
+
+
 def _job_filters(
     owner_id: uuid.UUID, status: Status | None, runner: str | None, batch_id: uuid.UUID | None
-) -> list[ColumnElement[bool]]:
-    filters = [col(Job.owner_id) == owner_id]
-    if status is not None:
-        filters.append(col(Job.status) == status)
-    if runner is not None:
-        filters.append(col(Job.runner) == runner)
-    if batch_id is not None:
-        filters.append(col(Job.batch_id) == batch_id)
-    return filters
+) -> dict[str, object]:
+    """The owner's jobs, narrowed by the filters given: the value each column must equal."""
+    equal = {"owner_id": owner_id, "status": status, "runner": runner, "batch_id": batch_id}
+    return {name: value for name, value in equal.items() if value is not None}
 
 
 def list_jobs(
@@ -306,12 +304,13 @@ def list_jobs(
     limit: int,
     offset: int,
 ) -> tuple[list[Job], int]:
-    query = select(Job).where(*_job_filters(owner_id, status, runner, batch_id))
+    equal = _job_filters(owner_id, status, runner, batch_id)
+    query = select(Job).where(*(_JOBS.c[name] == value for name, value in equal.items()))
     return newest_first(session, query, Job, limit=limit, offset=offset)
 
 
 # What `GET /jobs` shows of a job: every field of JobPublic but the computed `result_url`.
-_JOB_PUBLIC_COLUMNS = tuple(Job.__table__.c[name] for name in JobPublic.model_fields)  # type: ignore[attr-defined]
+_JOB_PUBLIC_COLUMNS = tuple(_JOBS.c[name] for name in JobPublic.model_fields)
 
 
 def jobs_page(
@@ -325,11 +324,10 @@ def jobs_page(
     offset: int,
 ) -> JobsPublic:
     """`GET /jobs`: one page of the owner's jobs, and how many match, read as plain values."""
-    equal = {"owner_id": owner_id, "status": status, "runner": runner, "batch_id": batch_id}
     jobs, count = newest_first_values(
         session,
         _JOB_PUBLIC_COLUMNS,
-        equal={name: value for name, value in equal.items() if value is not None},
+        equal=_job_filters(owner_id, status, runner, batch_id),
         limit=limit,
         offset=offset,
     )
