@@ -31,6 +31,7 @@ from nogil_bench.core.logging import LATER, configure_logging
 from nogil_bench.core.migrations import MigrationError, upgrade_database
 from nogil_bench.core.nul import NulCharacterMiddleware
 from nogil_bench.core.ratelimit import RateLimiter
+from nogil_bench.core.reads import READS
 from nogil_bench.core.requests import RequestContextMiddleware
 from nogil_bench.distributed.router import router as admin_router
 from nogil_bench.health.router import details_router, metrics_router
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Blocking request work (sync routes, uploads, writes) runs on this many threads; the
         # database pool has a connection for each (settings.db_pool_size).
         to_thread.current_default_thread_limiter().total_tokens = settings.WORKER_THREADS
+        READS.resize(settings.read_threads)  # and the short reads, on threads of their own
         engine = make_engine(settings)
         try:
             wait_for_database(engine, settings)

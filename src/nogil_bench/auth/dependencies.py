@@ -3,7 +3,6 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends
-from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Connection, Engine
 from sqlmodel import Session
@@ -15,6 +14,7 @@ from nogil_bench.core.db import EngineDep
 from nogil_bench.core.deps import SettingsDep
 from nogil_bench.core.errors import ForbiddenError, NotAuthenticatedError
 from nogil_bench.core.logging import request_fields
+from nogil_bench.core.reads import READS
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a URL, not a password
 
@@ -67,10 +67,10 @@ def load_user(engine: Engine, user_id: uuid.UUID) -> UserRecord:
 
 
 async def get_current_user(engine: EngineDep, user_id: TokenSubject) -> UserRecord:
-    """Async, so a request pays one thread-pool hop for its user (the lookup), not two. A
-    route that reads the database anyway takes `TokenSubject` and calls `with_user` in its
+    """Async, so a request pays one hop for its user (the lookup, on a read thread), not two.
+    A route that reads the database anyway takes `TokenSubject` and calls `with_user` in its
     own hop instead: one hop and one connection for both."""
-    return await run_in_threadpool(load_user, engine, user_id)
+    return await READS.run(load_user, engine, user_id)
 
 
 CurrentUser = Annotated[UserRecord, Depends(get_current_user)]

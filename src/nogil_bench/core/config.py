@@ -1,5 +1,6 @@
 """The one settings object: every knob of nogil-bench, read from NOGIL_BENCH_* and .env."""
 
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -94,7 +95,16 @@ class Settings(BaseSettings):
         ge=1,
         le=1000,
         description="Threads that run blocking request work (sync routes, uploads, database "
-        "writes) at once; the database pool is sized from it.",
+        "writes) at once; the database pool is sized from it and READ_THREADS.",
+    )
+    READ_THREADS: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Threads that run the request path's short reads (the token's user, a "
+        "page of a list). Default: on SQLite, one per core beside the event loop's (reads are "
+        "CPU here, and more threads than cores only contend); on a database server, 4 per core "
+        "(reads mostly wait on the network). See docs/serving.md, read threads.",
     )
     DB_POOL_TIMEOUT_SECONDS: float = Field(
         default=10, gt=0, description="How long a request waits for a database connection (503)."
@@ -317,8 +327,17 @@ class Settings(BaseSettings):
 
     @property
     def db_pool_size(self) -> int:
-        """Every worker thread, plus the executor's threads (runs, heartbeat) and a spare."""
-        return self.WORKER_THREADS + 4
+        """Every worker thread and read thread, plus the executor's threads (runs, heartbeat)
+        and a spare."""
+        return self.WORKER_THREADS + self.read_threads + 4
+
+    @property
+    def read_threads(self) -> int:
+        """READ_THREADS, or its default for this store and machine."""
+        if self.READ_THREADS is not None:
+            return self.READ_THREADS
+        cores = os.process_cpu_count() or 1
+        return max(1, cores - 1) if self.database_url.startswith("sqlite") else 4 * cores
 
     @property
     def distributed(self) -> bool:

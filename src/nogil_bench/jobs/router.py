@@ -21,6 +21,7 @@ from nogil_bench.core.openapi import (
     error_response,
     json_or_multipart,
 )
+from nogil_bench.core.reads import READS
 from nogil_bench.core.storage import FileStore, FileStoreDep
 from nogil_bench.core.work import WorkQueue
 from nogil_bench.jobs import forms, pages, service
@@ -147,10 +148,10 @@ async def list_jobs(
     limit: Limit = 20,
     offset: Offset = 0,
 ) -> JobsPublic:
-    # Async, with the blocking part in one explicit hop: FastAPI runs a sync route on the
-    # thread pool, then checks its answer there in a second hop (~100 us each on 3.14t). The
-    # token's user is read in that hop too, in the page's session: one hop, one connection.
-    return await run_in_threadpool(
+    # Async, with the blocking part in one explicit hop to a read thread: FastAPI runs a sync
+    # route on its thread pool, then checks its answer there in a second hop. The token's
+    # user is read in that hop too, in the page's session: one hop, one connection.
+    return await READS.run(
         with_user,
         engine,
         user_id,
@@ -241,7 +242,7 @@ async def create_batch(
 async def list_batches(
     user_id: TokenSubject, engine: EngineDep, limit: Limit = 20, offset: Offset = 0
 ) -> BatchesPublic:
-    return await run_in_threadpool(  # the token's user and the page: one hop, one session
+    return await READS.run(  # the token's user and the page: one hop, one session
         with_user,
         engine,
         user_id,
