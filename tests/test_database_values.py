@@ -3,6 +3,7 @@ and in UTC, whole numbers up to 2**63 - 1, floats to the last bit, text of any l
 any script, bytes past 64 KiB. (MySQL's plain DATETIME, INTEGER, FLOAT, VARCHAR and BLOB would
 each lose some of it; see the initial migration.)"""
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,8 +16,11 @@ from nogil_bench.auth.models import User
 from nogil_bench.core.config import Settings
 from nogil_bench.core.db import make_engine
 from nogil_bench.core.migrations import upgrade_database
+from nogil_bench.core.models import Status
 from nogil_bench.core.storage import StoredFile, StoredFileChunk
-from nogil_bench.jobs.models import Job
+from nogil_bench.jobs.models import Batch, Job
+from nogil_bench.jobs.schemas import JobPublic, JobsPublic
+from nogil_bench.jobs.service import jobs_page_json
 
 # Past MySQL's TEXT and BLOB (64 KiB), with characters outside the Basic Multilingual Plane,
 # which MySQL's three-byte "utf8" cannot hold.
@@ -113,3 +117,73 @@ def test_bytes_past_64_kib_come_back_whole(engine: Engine) -> None:
     )
 
     assert read.data == LONG_BYTES
+
+
+def test_the_job_list_json_is_what_its_response_model_gives_on_every_store(
+    engine: Engine,
+) -> None:
+    # `GET /jobs` writes its page's JSON from the rows' values, not through JobsPublic: each
+    # store's types (native UUIDs, MariaDB's booleans, SQLite's text timestamps) must still
+    # come out as the model would give them.
+    user_id = owner(engine)
+    batch_id = stored_and_read_back(
+        engine, Batch(owner_id=user_id, runner="processes", workers=2, pipeline=[])
+    ).id
+    done = datetime(2026, 12, 3, 4, 5, 6, 789_012, tzinfo=UTC)
+    rows = [
+        Job(owner_id=user_id, runner="threads", workers=1, pipeline=[], width=8, height=8),
+        Job(
+            owner_id=user_id,
+            batch_id=batch_id,
+            status=Status.SUCCEEDED,
+            runner="processes",
+            workers=2,
+            pipeline=[{"op": "blur", "params": {"radius": 1.5}}],
+            width=64,
+            height=32,
+            seed=7,
+            started_at=done,
+            finished_at=done,
+            gil_enabled=False,
+            latency_s=0.25,
+            wall_s=0.1 + 0.2,
+            peak_rss_bytes=2**40,
+            output_bytes=1234,
+            attempts=1,
+            worker="celery@host",
+        ),
+        Job(
+            owner_id=user_id,
+            status=Status.FAILED,
+            error=LONG_TEXT,
+            runner="threads",
+            workers=1,
+            pipeline=[],
+            width=8,
+            height=8,
+            gil_enabled=True,
+            upload_filename="фото 🧵.png",
+        ),
+    ]
+    with Session(engine) as session:
+        session.add_all(rows)
+        session.commit()
+        for row in rows:
+            session.refresh(row)
+        expected = JobsPublic(
+            data=[JobPublic.model_validate(row) for row in reversed(rows)], count=len(rows)
+        ).model_dump(mode="json")
+
+    with engine.connect() as connection:
+        page = jobs_page_json(
+            connection=connection,
+            owner_id=user_id,
+            status=None,
+            runner=None,
+            batch_id=None,
+            limit=20,
+            offset=0,
+        )
+
+    assert json.loads(page) == expected
+    assert expected["data"][1]["result_url"] is not None  # the succeeded job's, computed too

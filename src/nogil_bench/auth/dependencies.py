@@ -60,6 +60,15 @@ def with_user[T](engine: Engine, user_id: uuid.UUID, read: Callable[[Session, Us
         return read(session, user_in(session.connection(), user_id))
 
 
+def with_user_connection[T](
+    engine: Engine, user_id: uuid.UUID, read: Callable[[Connection, UserRecord], T]
+) -> T:
+    """`with_user` for a read that needs no ORM: a pooled connection, no session (~40 us
+    less), the same one transaction."""
+    with engine.connect() as connection:
+        return read(connection, user_in(connection, user_id))
+
+
 def load_user(engine: Engine, user_id: uuid.UUID) -> UserRecord:
     """The token's user alone: one statement on a pooled connection, no session."""
     with engine.connect() as connection:

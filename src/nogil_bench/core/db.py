@@ -28,6 +28,7 @@ from fastapi import Depends, Request
 from loguru import logger
 from sqlalchemy import (
     Column,
+    Connection,
     Engine,
     Select,
     bindparam,
@@ -337,7 +338,7 @@ def newest_first[T: SQLModel](
 
 
 def newest_first_values(
-    session: Session,
+    connection: Connection,
     columns: Sequence[Column[Any]],
     *,
     equal: Mapping[str, object],
@@ -351,7 +352,6 @@ def newest_first_values(
     per request, with SQLAlchemy's cache key of the result, they cost more than the query."""
     page, count = _page_statements(tuple(columns), tuple(sorted(equal)))
     parameters = {_EQUAL + name: value for name, value in equal.items()}
-    connection = session.connection()
     rows = connection.execute(page, {**parameters, "page_limit": limit, "page_offset": offset})
     names = [column.name for column in columns]
     if all_rows := rows.all():

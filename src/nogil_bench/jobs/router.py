@@ -6,7 +6,12 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from nogil_bench.auth.dependencies import CurrentUser, TokenSubject, with_user
+from nogil_bench.auth.dependencies import (
+    CurrentUser,
+    TokenSubject,
+    with_user,
+    with_user_connection,
+)
 from nogil_bench.auth.models import UserRecord
 from nogil_bench.core.config import Settings
 from nogil_bench.core.db import EngineDep
@@ -138,7 +143,7 @@ async def submit(
     return answer.response()
 
 
-@router.get("/jobs", summary="Your jobs, newest first")
+@router.get("/jobs", summary="Your jobs, newest first", response_model=JobsPublic)
 async def list_jobs(
     user_id: TokenSubject,
     engine: EngineDep,
@@ -147,16 +152,17 @@ async def list_jobs(
     batch_id: uuid.UUID | None = None,
     limit: Limit = 20,
     offset: Offset = 0,
-) -> JobsPublic:
+) -> Response:
     # Async, with the blocking part in one explicit hop to a read thread: FastAPI runs a sync
     # route on its thread pool, then checks its answer there in a second hop. The token's
-    # user is read in that hop too, in the page's session: one hop, one connection.
-    return await READS.run(
-        with_user,
+    # user is read in that hop too, on the page's connection: one hop, one connection. The
+    # page's JSON is written there too, off the event loop (see `service.jobs_page_json`).
+    page = await READS.run(
+        with_user_connection,
         engine,
         user_id,
-        lambda session, user: service.jobs_page(
-            session=session,
+        lambda connection, user: service.jobs_page_json(
+            connection=connection,
             owner_id=user.id,
             status=status,
             runner=runner,
@@ -165,6 +171,7 @@ async def list_jobs(
             offset=offset,
         ),
     )
+    return Response(page, media_type="application/json")
 
 
 @router.get("/jobs/{job_id}", summary="One job: status, timings, figures", responses=NOT_FOUND)

@@ -117,7 +117,12 @@ class JobPublic(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def result_url(self) -> str | None:
-        return f"/api/v1/jobs/{self.id}/result" if self.status is Status.SUCCEEDED else None
+        return result_url(self.id, self.status)
+
+
+def result_url(job_id: uuid.UUID, status: Status) -> str | None:
+    """Where a job's output is downloaded, once it has succeeded."""
+    return f"/api/v1/jobs/{job_id}/result" if status is Status.SUCCEEDED else None
 
 
 class JobsPublic(BaseModel):
