@@ -6,12 +6,16 @@ docs/serving.md, the request path).
 
     .venv/bin/python scripts/bench_request_cpu.py                      # log level INFO
     .venv/bin/python scripts/bench_request_cpu.py --log-level WARNING  # no access lines
+    .venv/bin/python scripts/bench_request_cpu.py --read-threads 4     # the service's READ_THREADS
 
 A request's figure is the process's CPU time (getrusage: every thread, the executor's too,
 idle here) over --requests requests made by --concurrency tasks at once, after a warm-up,
 measured --repeats times: the median and the range. The service logs as a served process
 does, its JSON lines going to a temporary file. A lookup's figure is each thread's own CPU
-time over its calls, averaged over the threads.
+time over its calls, averaged over the threads. A hop's figure is the process's CPU per
+hop of a call that does nothing, from the event loop to a thread and back, `--concurrency` at
+once: FastAPI's `run_in_threadpool` (anyio's worker threads) against the service's read threads
+(core.reads), as many as the service has.
 """
 
 import argparse
@@ -29,12 +33,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from pydantic import SecretStr
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message
 
 from nogil_bench.auth.dependencies import load_user
 from nogil_bench.core.config import Settings
+from nogil_bench.core.reads import READS
 from nogil_bench.main import create_app
 
 SECRET = "a-benchmark-secret-of-enough-length-0123456789"  # noqa: S105 - a throwaway key
@@ -158,6 +164,23 @@ def bare_app() -> FastAPI:
     return app
 
 
+def nothing() -> None:
+    return None
+
+
+Hop = Callable[[Callable[[], None]], Awaitable[None]]
+
+
+async def hop_cpu_us(hop: Hop, args: argparse.Namespace) -> float:
+    """The process's CPU per hop of `nothing` through `hop`, --concurrency at once."""
+
+    async def hops() -> tuple[int, bytes]:
+        await hop(nothing)
+        return 200, b""
+
+    return await cpu_per_request_us(hops, args.requests, args.concurrency)
+
+
 def lookup_cpu_us(engine: Engine, user_id: uuid.UUID, threads: int, calls: int) -> float:
     """The user lookup's CPU per call, with `threads` threads calling it at once."""
     per_thread: list[float] = []
@@ -187,6 +210,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
         ARGON2_TIME_COST=1,
         ARGON2_MEMORY_KIB=8,
         SUBMISSION_RATE_LIMIT="1000000/second",
+        READ_THREADS=args.read_threads,
     )
     service = create_app(settings)
     reference = bare_app()
@@ -207,6 +231,14 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
                 figures[name].append(
                     await cpu_per_request_us(request, args.requests, args.concurrency)
                 )
+        hops: dict[str, Hop] = {
+            "FastAPI's `run_in_threadpool` (anyio's threads)": run_in_threadpool,
+            f"the service's read threads ({settings.read_threads})": READS.run,
+        }
+        hop_figures: dict[str, list[float]] = {name: [] for name in hops}
+        for _ in range(args.repeats):
+            for name, hop in hops.items():
+                hop_figures[name].append(await hop_cpu_us(hop, args))
         _, me = await call(service, "GET", ME, bearer)
         user_id = uuid.UUID(json.loads(me)["id"])
         engine: Engine = service.state.engine
@@ -219,11 +251,16 @@ async def measure(args: argparse.Namespace, workdir: Path) -> str:
     lines = [
         f"In process, log level {args.log_level}, {args.requests} requests x {args.repeats} "
         f"repeats, {args.concurrency} at once; {sys.version.split()[0]}, GIL "
-        f"{'on' if sys._is_gil_enabled() else 'off'}, {os.cpu_count()} CPUs",
+        f"{'on' if sys._is_gil_enabled() else 'off'}, {os.cpu_count()} CPUs, "
+        f"{settings.read_threads} read thread(s)",
         "",
         "| request | CPU us per request: median (range) |",
         "|---|---:|",
         *(f"| {name} | {summary(values)} |" for name, values in figures.items()),
+        "",
+        "| a hop that does nothing, loop to thread and back | CPU us per hop: median (range) |",
+        "|---|---:|",
+        *(f"| {name} | {summary(values)} |" for name, values in hop_figures.items()),
         "",
         "| user lookup (`load_user`, SQLite) | CPU us per call and thread: median (range) |",
         "|---|---:|",
@@ -245,9 +282,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--lookups", type=int, default=2000, help="user lookups per thread")
+    parser.add_argument(
+        "--read-threads",
+        type=int,
+        help="the service's READ_THREADS (default: its own default for SQLite on this machine)",
+    )
     args = parser.parse_args(argv)
     if min(args.requests, args.concurrency, args.repeats, args.lookups) < 1:
         parser.error("--requests, --concurrency, --repeats and --lookups must be positive")
+    if args.read_threads is not None and args.read_threads < 1:
+        parser.error("--read-threads must be positive")
     if args.requests < args.concurrency:
         parser.error("--requests must be at least --concurrency")
     args.log_level = args.log_level.upper()

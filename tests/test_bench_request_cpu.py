@@ -33,6 +33,13 @@ def test_options_default_to_info_and_refuse_what_cannot_be_measured() -> None:
     args = brc.parse_args([])
     assert (args.log_level, args.requests, args.concurrency, args.repeats) == ("INFO", 4000, 8, 3)
     assert brc.parse_args(["--log-level", "warning"]).log_level == "WARNING"
-    for bad in (["--requests", "0"], ["--repeats", "0"], ["--requests", "4", "--concurrency", "8"]):
+    assert brc.parse_args([]).read_threads is None  # the service's own default
+    assert brc.parse_args(["--read-threads", "4"]).read_threads == 4
+    for bad in (
+        ["--requests", "0"],
+        ["--repeats", "0"],
+        ["--requests", "4", "--concurrency", "8"],
+        ["--read-threads", "0"],
+    ):
         with pytest.raises(SystemExit):
             brc.parse_args(bad)

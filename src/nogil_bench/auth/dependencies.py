@@ -63,8 +63,8 @@ def with_user[T](engine: Engine, user_id: uuid.UUID, read: Callable[[Session, Us
 def with_user_connection[T](
     engine: Engine, user_id: uuid.UUID, read: Callable[[Connection, UserRecord], T]
 ) -> T:
-    """`with_user` for a read that needs no ORM: a pooled connection, no session (~40 us
-    less), the same one transaction."""
+    """`with_user` for a read that needs no ORM: a pooled connection and no session, in the
+    same one transaction."""
     with engine.connect() as connection:
         return read(connection, user_in(connection, user_id))
 

@@ -326,8 +326,9 @@ def jobs_page_json(
 ) -> bytes:
     """`GET /jobs`: one page of the owner's jobs, and how many match, as the JSON of
     `JobsPublic`, written from the rows' values: they come from the table's own typed columns,
-    and validating them into the model to serialise it again cost twice as much (~120 us a
-    20-row page against ~70). tests/api/test_jobs.py holds the two to the same JSON."""
+    so validating them into the model only to serialise it again is work without a use, and
+    written here it is off the event loop (docs/serving.md, read threads).
+    tests/test_database_values.py holds the two to the same JSON on every store."""
     jobs, count = newest_first_values(
         connection,
         _JOB_PUBLIC_COLUMNS,
