@@ -49,23 +49,17 @@ class ReadThreads:
     """`size` threads taking reads from one queue, each answering its caller's event loop."""
 
     def __init__(self, size: int = 1) -> None:
-        if size < 1:
-            raise ValueError(f"read threads: {size}; at least 1")
+        _check(size)
         self._lock = threading.Lock()
         self._queue: SimpleQueue[_Read | None] = SimpleQueue()
         self._size = size
         self._started = 0  # threads started in this process, not yet told to stop
         self._pid: int | None = None
 
-    @property
-    def size(self) -> int:
-        return self._size
-
     def resize(self, size: int) -> None:
         """From now on, `size` threads: more are started on the next read, and the extra
         ones stop after the reads already queued."""
-        if size < 1:
-            raise ValueError(f"read threads: {size}; at least 1")
+        _check(size)
         with self._lock:
             self._size = size
             if self._pid == os.getpid():
@@ -108,6 +102,11 @@ class ReadThreads:
                 return
             _answer(read)
             del read  # not kept alive while this thread waits for the next
+
+
+def _check(size: int) -> None:
+    if size < 1:
+        raise ValueError(f"read threads: {size}; at least 1")
 
 
 def _answer(read: _Read) -> None:
