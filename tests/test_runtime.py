@@ -7,6 +7,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
+
 from nogil_bench.core import runtime
 
 IMPORT_EVERYTHING = """
@@ -141,3 +143,22 @@ def test_the_gil_stays_off_with_the_service_on_mariadb(mariadb_url: str, tmp_pat
         "driver": "pymysql",
         "mariadb": True,
     }
+
+
+def test_a_gil_turned_on_for_a_moment_is_not_taken_for_a_gil_that_stays_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another thread loading a C extension module turns the GIL on until the module's init
+    says it runs without: a start-up check waits for that moment to pass."""
+    readings = iter([True, True, True])
+    monkeypatch.setattr(runtime, "is_gil_enabled", lambda: next(readings, False))
+
+    assert runtime.gil_stays_enabled(settle_s=5.0) is False
+
+
+def test_a_gil_still_on_after_the_settling_time_stays_enabled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runtime, "is_gil_enabled", lambda: True)
+
+    assert runtime.gil_stays_enabled(settle_s=0.05) is True

@@ -6,6 +6,7 @@ import re
 import socket
 import sys
 import sysconfig
+import time
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 
@@ -38,6 +39,24 @@ def is_gil_enabled() -> bool:
     """The GIL's state right now; builds before 3.13 have no switch and always hold it."""
     probe = getattr(sys, "_is_gil_enabled", None)
     return True if probe is None else bool(probe())
+
+
+# While any thread loads a C extension module, CPython turns the GIL on until the module says
+# it runs without it (`_PyEval_EnableGILTransient` in Python/import.c): every other thread sees
+# it on for that moment. A check at start-up, with the app's threads already importing, waits
+# this long for such a moment to pass.
+GIL_SETTLE_S = 2.0
+
+
+def gil_stays_enabled(settle_s: float = GIL_SETTLE_S) -> bool:
+    """True when the GIL is on and still on `settle_s` later; False as soon as it is off (an
+    extension module loading on another thread turns it on only for a moment)."""
+    deadline = time.monotonic() + settle_s
+    while is_gil_enabled():
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def gil_forced_on_by() -> str | None:

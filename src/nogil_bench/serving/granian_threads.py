@@ -164,6 +164,13 @@ class DrainingGranian(MTServer):
         self.reload_signal = True
         self._interrupt.set_soon()
 
+    def _check_gil(self) -> None:
+        # Granian reads the GIL's state once, as it starts its workers. By then the app has
+        # started, and its executor may be running work whose first import of a C extension
+        # turns the GIL on for a moment: fail only if it stays on.
+        if runtime.gil_stays_enabled():
+            super()._check_gil()  # type: ignore[no-untyped-call]
+
     def _close_listener(self, in_flight_s: float) -> None:
         # On the drain's thread: Granian's own handling. Its main loop stops the workers, each
         # finishing its in-flight requests. (Granian's methods are unannotated.)
@@ -207,8 +214,9 @@ def serve_with_granian(settings: Settings, host: str, port: int, *, workers: int
         lifespan.start()
         threads_per_loop = max(1, settings.WORKER_THREADS // workers)
         logger.info(
-            "granian: {} worker threads, each with {} threads for blocking request work",
+            "granian: {} worker thread{}, each with {} threads for blocking request work",
             workers,
+            "" if workers == 1 else "s",
             threads_per_loop,
         )
         server.serve(target_loader=lambda: WorkerLoops(app, threads_per_loop), wrap_loader=False)
