@@ -238,12 +238,13 @@ USER nogil:nogil
 WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8000
-# uvicorn drains in-flight requests for NOGIL_BENCH_SHUTDOWN_GRACE_SECONDS after SIGTERM; give
+# The service drains in-flight work for NOGIL_BENCH_SHUTDOWN_GRACE_SECONDS after SIGTERM; give
 # the container longer than that to stop (compose.yaml and run_docker.sh use 30 s).
 STOPSIGNAL SIGTERM
 # The console script probes /health/live with the standard library: no curl in the image.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
     CMD ["nogil-bench", "healthcheck"]
-# `nogil-bench serve` is uvicorn with the h11 protocol and the asyncio loop (httptools and uvloop
-# would turn the GIL back on), logging through loguru.
+# `nogil-bench serve` is, with the GIL off, one Granian worker thread: the serving mode
+# docs/serving.md measured fastest on 3.14t. With PYTHON_GIL=1 it is uvicorn (h11 and asyncio:
+# httptools and uvloop would turn the GIL back on). Both log through loguru.
 CMD ["nogil-bench", "serve"]

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from nogil_bench.serving import default_server
+
 SCRIPTS = str(Path(__file__).parents[1] / "scripts")
 SRC = Path(__file__).parents[1] / "src"
 sys.path.insert(0, SCRIPTS)  # the script imports its siblings (bench_serve, live_server)
@@ -63,3 +65,12 @@ def test_the_report_gives_the_change_paired_by_round() -> None:
     assert "| before | `/api/v1/users/me` |" in report
     # Both rounds 1.10x: no spread, so the interval is the point.
     assert "| /users/me vs before | 1.10 [1.10, 1.10] | - | - |" in report
+
+
+def test_every_app_is_served_by_serves_default_server_unless_another_is_named() -> None:
+    default = brp.parse_args([])
+    assert (default.server, default.reference_server) == (default_server(reload=False),) * 2
+    named = brp.parse_args(["--server", "uvicorn"])
+    assert (named.server, named.reference_server) == ("uvicorn", "uvicorn")
+    floor = brp.parse_args(["--server", "granian", "--reference-server", "uvicorn"])
+    assert (floor.server, floor.reference_server) == ("granian", "uvicorn")

@@ -11,18 +11,27 @@ import pytest
 from nogil_bench.auth.schemas import UserCreate
 from nogil_bench.auth.service import create_user, get_user_by_email
 from nogil_bench.cli import healthcheck, main
+from nogil_bench.core import runtime
 from nogil_bench.core.config import Settings, get_settings
 from nogil_bench.core.db import make_engine
 from nogil_bench.core.migrations import head_revision, upgrade_database
+from nogil_bench.serving import ServerName, default_server
 from tests.utils.database import sqlite_only
 from tests.utils.live_server import NOGIL_BENCH, LiveServer, free_port
 
+# The server's own start-up line, routed to loguru with the module that logged it.
+SERVER_MODULE = {"uvicorn": "uvicorn.server", "granian": "granian.server.common"}
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+
+@pytest.mark.parametrize(
+    ("stop_signal", "server_name"),
+    [(signal.SIGTERM, None), (signal.SIGINT, "uvicorn")],
+    ids=["SIGTERM-default", "SIGINT-uvicorn"],
+)
 def test_serve_answers_health_on_the_given_port_and_stops_cleanly_on_a_signal(
-    tmp_path: Path, stop_signal: signal.Signals
+    tmp_path: Path, stop_signal: signal.Signals, server_name: ServerName | None
 ) -> None:
-    server = LiveServer(tmp_path)
+    server = LiveServer(tmp_path, server=server_name)
     server.start()
     try:
         health = httpx2.get(f"{server.url}/health", timeout=5).json()
@@ -49,8 +58,46 @@ def test_serve_answers_health_on_the_given_port_and_stops_cleanly_on_a_signal(
     assert any(
         (line["module"], line["function"]) == ("nogil_bench.main", "lifespan") for line in lines
     )
-    origins = {line["module"] for line in lines if line["logger"].startswith("uvicorn")}
-    assert "uvicorn.server" in origins, "stdlib records keep their origin when routed to loguru"
+    origins = {line["module"] for line in lines}
+    module = SERVER_MODULE[server_name or default_server(reload=False)]
+    assert module in origins, "stdlib records keep their origin when routed to loguru"
+
+
+@pytest.mark.parametrize(
+    ("free_threaded", "gil_enabled", "reload", "expected"),
+    [
+        (True, False, False, "granian"),
+        (True, True, False, "uvicorn"),
+        (False, True, False, "uvicorn"),
+        (True, False, True, "uvicorn"),
+    ],
+    ids=["GIL-off", "GIL-forced-on", "GIL-build", "reload"],
+)
+def test_serve_defaults_to_granian_where_it_can_serve_and_to_uvicorn_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+    free_threaded: bool,
+    gil_enabled: bool,
+    reload: bool,
+    expected: ServerName,
+) -> None:
+    monkeypatch.setattr(runtime, "is_free_threaded_build", lambda: free_threaded)
+    monkeypatch.setattr(runtime, "is_gil_enabled", lambda: gil_enabled)
+
+    assert default_server(reload=reload) == expected
+
+
+def test_serve_with_workers_names_a_server_that_has_them_when_the_default_is_uvicorn(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(runtime, "is_gil_enabled", lambda: True)
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--workers", "2"])
+
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "--server uvicorn serves from one process" in error
+    assert "name --server gunicorn or granian" in error
 
 
 @pytest.mark.parametrize("port", ["0", "65536", "http"])

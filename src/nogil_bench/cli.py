@@ -13,7 +13,7 @@ import uvicorn
 
 from nogil_bench.core import runtime
 from nogil_bench.core.config import get_settings
-from nogil_bench.serving import SERVERS, ServingModeError
+from nogil_bench.serving import SERVERS, ServingModeError, default_server
 
 HEALTHCHECK_TIMEOUT_S = 5.0
 # Handed whole to nogil_bench.benchmarks.cli, which has their options.
@@ -36,9 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--server",
         choices=SERVERS,
-        default="uvicorn",
         help="uvicorn: one process; gunicorn: worker processes (uvicorn workers); granian: "
-        "worker threads of one process (free-threaded builds) (default: %(default)s)",
+        "worker threads of one process (free-threaded builds with the GIL off) (default: "
+        "granian where it can serve, else uvicorn, as with --reload; docs/serving.md)",
     )
     serve.add_argument(
         "--workers",
@@ -300,24 +300,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "healthcheck":
         sys.exit(healthcheck(args.url))
     if args.command == "serve":
+        server = args.server or default_server(reload=args.reload)
+        if server == "uvicorn" and args.workers != 1:
+            hint = "" if args.server else " (the default here: name --server gunicorn or granian)"
+            build_parser().error(f"--server uvicorn serves from one process: --workers 1{hint}")
+        if args.reload and server != "uvicorn":
+            build_parser().error("--reload works with --server uvicorn only")
         # A requested stop is a success (exit 0): an orchestrator must not read it as a crash.
         # `serve` drains, then returns (or ends with os._exit(0) when it cut work short). A
         # signal during start-up, or any stop under --reload, goes through uvicorn's own
         # handling, which re-raises the signal at the end: these handlers make that exit 0.
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
             signal.signal(stop_signal, _exit_zero)
-        if args.server == "uvicorn" and args.workers != 1:
-            build_parser().error("--server uvicorn serves from one process: --workers 1")
-        if args.reload and args.server != "uvicorn":
-            build_parser().error("--reload works with --server uvicorn only")
         if not args.reload:
             # Imported here: `healthcheck`, run every few seconds, needs none of the app.
             from nogil_bench.serving.dispatch import serve  # noqa: PLC0415
 
             try:
-                serve(
-                    get_settings(), args.host, args.port, server=args.server, workers=args.workers
-                )
+                serve(get_settings(), args.host, args.port, server=server, workers=args.workers)
             except ServingModeError as error:
                 sys.exit(f"nogil-bench serve: {error}")
             return

@@ -1,5 +1,6 @@
-"""`nogil-bench serve` (`--server uvicorn`, the default): uvicorn, with a drain between the
-stop signal and the closed socket. Every serving mode stops through `Drain` (nogil_bench.serving).
+"""`nogil-bench serve --server uvicorn` (the default with the GIL on, and under `--reload`):
+uvicorn, with a drain between the stop signal and the closed socket. Every serving mode stops
+through `Drain` (nogil_bench.serving).
 
 On SIGTERM or SIGINT, plain uvicorn closes its listening socket first and runs the app's
 shutdown last, so a client could only find the port closed. Here the first signal starts a

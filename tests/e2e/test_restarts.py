@@ -69,20 +69,23 @@ def assert_every_job_succeeded_with_the_right_output(
 
 @pytest.fixture
 def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LiveServer]:
-    settings: dict[str, Any] = getattr(request, "param", {})  # setting name: its text
-    live = LiveServer(tmp_path, SECRET_KEY=SECRET_KEY, **settings)
+    # Settings (name: text), and `server` to name one other than `serve`'s default.
+    options: dict[str, Any] = getattr(request, "param", {})
+    live = LiveServer(tmp_path, SECRET_KEY=SECRET_KEY, **options)
     live.start()
     yield live
     live.kill_all()  # whatever a failed test left running, pool workers included
 
 
 @pytest.mark.parametrize(
-    ("stop_signal", "to_group", "runner"),
+    ("stop_signal", "to_group", "runner", "server"),
     [
-        (signal.SIGTERM, False, "threads"),
-        (signal.SIGINT, True, "processes"),  # Ctrl+C: the pool's workers get it too
+        (signal.SIGTERM, False, "threads", {}),  # serve's default: Granian, GIL off
+        # Ctrl+C: the pool's workers get it too. On uvicorn, the default when the GIL is on.
+        (signal.SIGINT, True, "processes", {"server": "uvicorn"}),
     ],
-    ids=["SIGTERM-threads", "Ctrl+C-processes"],
+    ids=["SIGTERM-threads-default", "Ctrl+C-processes-uvicorn"],
+    indirect=["server"],
 )
 def test_a_stop_signal_mid_batch_drains_exits_0_and_the_batch_completes_after_a_restart(
     server: LiveServer, stop_signal: signal.Signals, to_group: bool, runner: str

@@ -34,11 +34,12 @@ class LiveServer:
     Only the given NOGIL_BENCH_* settings apply (none are inherited from the caller; PYTHON_GIL
     is), and it runs in `workdir`, away from a developer's .env. `start()` may be called again
     after it stopped: a restart on the same data and port. `server` and `workers` choose the
-    serving mode (`serve --server --workers`); by default, one uvicorn process.
+    serving mode (`serve --server --workers`); by default, `serve`'s own: one Granian worker
+    thread with the GIL off, one uvicorn process with it on.
     """
 
     def __init__(
-        self, workdir: Path, *, server: str = "uvicorn", workers: int = 1, **settings: str
+        self, workdir: Path, *, server: str | None = None, workers: int = 1, **settings: str
     ) -> None:
         self.workdir = workdir
         self.server = server
@@ -70,7 +71,7 @@ class LiveServer:
                     "127.0.0.1",
                     "--port",
                     str(self.port),
-                    *([] if self.server == "uvicorn" else ["--server", self.server]),
+                    *([] if self.server is None else ["--server", self.server]),
                     *([] if self.workers == 1 else ["--workers", str(self.workers)]),
                 ],
                 env=self.env,
