@@ -2,6 +2,11 @@
 served in its default mode, and scripts/reference_app.py (FastAPI + SQLModel on SQLite + PyJWT, no
 middleware), served the same way, measured one after the other in each round with wrk.
 
+The default mode is `nogil-bench serve`'s default with the GIL off: one Granian worker thread.
+--server uvicorn serves both apps (and --before's) with one uvicorn process instead.
+--reference-server serves the reference with another server than the service: `uvicorn` is
+the floor as a newcomer runs it (`uvicorn app:app`), as issue 25 first measured it.
+
     .venv/bin/python scripts/bench_request_path.py                          # 5 rounds of 5 s
     .venv/bin/python scripts/bench_request_path.py --rounds 3 --log-level WARNING --markdown p.md
     git worktree add /tmp/before main
@@ -19,8 +24,8 @@ reads that database instead (PostgreSQL, MariaDB: an empty one, or one these run
 and jobs to), set up the same way, and the reference keeps its SQLite file.
 
 Both log as they do by default, one line per request, to a file: the service its JSON access
-line at --log-level INFO (its default), the reference uvicorn's access line; with --log-level
-WARNING neither logs a line per request.
+line at --log-level INFO (its default), the reference its server's access line; with
+--log-level WARNING neither logs a line per request.
 
 With --before SRC, a third app runs in each round: the service from another checkout's source
 (SRC, on PYTHONPATH; the same interpreter, packages and database), on the service's endpoints,
@@ -47,8 +52,6 @@ from pathlib import Path
 from typing import Any
 
 from bench_serve import (
-    BASELINE_SERVER,
-    BASELINE_WORKERS,
     JOBS,
     ME,
     SETTLE_S,
@@ -72,6 +75,8 @@ from bench_serve import (
 )
 from live_server import NOGIL_BENCH
 from sqlalchemy import make_url
+
+from nogil_bench.serving import default_server
 
 REFERENCE_APP = Path(__file__).with_name("reference_app.py")
 
@@ -132,6 +137,8 @@ class Options:
     json_path: Path | None
     markdown_path: Path | None
     before_src: Path | None = None
+    server: str = "granian"
+    reference_server: str = "granian"
 
     @property
     def apps(self) -> tuple[App, ...]:
@@ -163,6 +170,17 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         help="also serve the service from this source directory (another checkout's src/) in "
         "each round, and give each endpoint's rate against it",
     )
+    parser.add_argument(
+        "--server",
+        choices=("uvicorn", "granian"),
+        default=default_server(reload=False),
+        help="the HTTP server of every app (default: serve's, %(default)s)",
+    )
+    parser.add_argument(
+        "--reference-server",
+        choices=("uvicorn", "granian"),
+        help="the reference's HTTP server (default: --server's)",
+    )
     parser.add_argument("--json", type=Path, help="write every run and the ratios here")
     parser.add_argument("--markdown", type=Path, help="write the tables here")
     args = parser.parse_args(argv)
@@ -182,6 +200,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         args.json,
         args.markdown,
         args.before.resolve() if args.before is not None else None,
+        args.server,
+        args.reference_server or args.server,
     )
 
 
@@ -208,12 +228,12 @@ class Setup:
 def start(
     app: App, workdir: Path, settings: Mapping[str, str], fixture: Fixture, options: Options
 ) -> Server:
-    mode = Mode(BASELINE_SERVER, BASELINE_WORKERS, 0)
     if app is SERVICE:
-        return Server(mode, workdir, settings)
+        return Server(Mode(options.server, 1, 0), workdir, settings)
     if app is BEFORE:
         assert options.before_src is not None
         command = [str(NOGIL_BENCH), "serve", "--host", "127.0.0.1", "--port", "{port}"]
+        command += ["--server", options.server]
         extra_env = {"PYTHONPATH": str(options.before_src)}
         return Server(Mode("before", 1, 0), workdir, settings, command=command, extra_env=extra_env)
     command = [
@@ -226,6 +246,8 @@ def start(
         f"--secret={settings['SECRET_KEY']}",
         "--port",
         "{port}",
+        "--server",
+        options.reference_server,
     ]
     if settings["LOG_LEVEL"] not in {"DEBUG", "INFO"}:
         command.append("--no-access-log")
@@ -286,10 +308,17 @@ def fmt_ratio(estimate: RatioEstimate | None) -> str:
     return f"{estimate.ratio:.2f} [{estimate.low:.2f}, {estimate.high:.2f}]"
 
 
+def servers(options: Options) -> str:
+    if options.reference_server == options.server:
+        return f"{options.server} (one worker) for every app"
+    return f"{options.server} (one worker), the reference by {options.reference_server}"
+
+
 def report(results: Results, options: Options) -> str:
     lines = [
         f"{options.rounds} rounds x {options.duration_s} s per endpoint, wrk "
-        f"{options.connections} connections, service log level {options.log_level}, "
+        f"{options.connections} connections, served by {servers(options)}, "
+        f"service log level {options.log_level}, "
         f"{results.environment['python']}, {results.environment['cpus']} CPUs; database: "
         f"{results.environment['database']}",
         "",
@@ -328,6 +357,8 @@ def run(options: Options) -> Results:
             "warmup_s": options.warmup_s,
             "connections": options.connections,
             "log_level": options.log_level,
+            "server": options.server,
+            "reference_server": options.reference_server,
             "service_database": "SQLite" if options.database_url is None else "--database-url",
             "command": " ".join(["scripts/bench_request_path.py", *sys.argv[1:]]),
             "before": str(options.before_src) if options.before_src is not None else None,

@@ -1,16 +1,21 @@
 """The floor of the service's own stack: a minimal app as a newcomer would write it, the reference
 that scripts/bench_request_path.py measures the service against (issue 25, item 3).
 
-FastAPI + SQLModel on SQLite (WAL) + PyJWT, no middleware, served by uvicorn as `nogil-bench
-serve` serves the service (one process, h11, asyncio), on the same interpreter, with uvicorn's
-own access log (one line per request, as `uvicorn app:app` writes it) unless --no-access-log.
-It reads the service's own database file, never writes it:
+FastAPI + SQLModel on SQLite (WAL) + PyJWT, no middleware, on the same interpreter, served by
+one of the HTTP servers `nogil-bench serve` serves the service with, as a newcomer would run it:
+
+    --server uvicorn   one process, h11 and asyncio (`uvicorn app:app`)
+    --server granian   one worker thread, asyncio (`granian --interface asgi app:app`, GIL off)
+
+each with its own access log (one line per request) unless --no-access-log. It reads the
+service's own database file, never writes it:
 
     GET /live   {"status": "alive"}: the framework and the HTTP server, nothing else
     GET /me     the bearer token's user: PyJWT's decode and one `session.get`, as the tutorial
                 writes it (a sync route, so FastAPI runs it on its thread pool)
 
     .venv/bin/python scripts/reference_app.py --database data/nogil_bench.db --secret S --port 8001
+    .venv/bin/python scripts/reference_app.py --server granian --database ... (the same)
 """
 
 import argparse
@@ -24,6 +29,8 @@ import jwt
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.security import OAuth2PasswordBearer
+from granian.constants import Interfaces, Loops
+from granian.server.mt import MTServer
 from sqlalchemy import Engine, event
 from sqlmodel import Field, Session, SQLModel, create_engine
 
@@ -85,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument(
+        "--server", choices=("uvicorn", "granian"), default="uvicorn", help="default: %(default)s"
+    )
+    parser.add_argument(
         "--no-access-log",
         dest="access_log",
         action="store_false",
@@ -94,8 +104,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.database.is_file():
         parser.error(f"no database at {args.database}")
     app = create_app(args.database, args.secret)
-    # As `nogil-bench serve` runs uvicorn: h11 and asyncio (httptools and uvloop would turn the
-    # GIL back on).
+    if args.server == "granian":
+        serve_with_granian(app, args.host, args.port, access_log=args.access_log)
+        return
+    # As `nogil-bench serve --server uvicorn` runs it: h11 and asyncio (httptools and uvloop
+    # would turn the GIL back on).
     uvicorn.run(
         app,
         host=args.host,
@@ -105,6 +118,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         log_level="info" if args.access_log else "warning",
         access_log=args.access_log,
     )
+
+
+def serve_with_granian(app: FastAPI, host: str, port: int, *, access_log: bool) -> None:
+    """One Granian worker thread, as `granian --interface asgi app:app` runs it on 3.14t; the
+    app object is handed over as it is (Granian would import it by name)."""
+    server = MTServer(
+        target="reference_app:app",  # only named: the app is given to serve()
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=1,
+        loop=Loops.asyncio,
+        websockets=False,
+        log_access=access_log,
+    )
+    server.serve(target_loader=lambda: app, wrap_loader=False)
 
 
 if __name__ == "__main__":
