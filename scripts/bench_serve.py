@@ -29,9 +29,10 @@ on refuses to) is reported "not available" with the reason, and not tried again.
 
 Statistics, over rounds: each figure's mean and its Student-t 95% interval (rounds - 1
 degrees of freedom); each mode against the baseline (uvicorn, one process, the first --gil
-mode: today's default) by the ratio of rates paired by round: the geometric mean of the
-per-round ratios with a t interval on their logs, and a verdict (faster / slower only when the
-whole interval is on one side of 1x). With 3 rounds t is 4.3: the intervals are wide, honestly.
+mode: the one mode that serves with the GIL on and off) by the ratio of rates paired by
+round: the geometric mean of the per-round ratios with a t interval on their logs, and a
+verdict (faster / slower only when the whole interval is on one side of 1x). With 3 rounds t
+is 4.3: the intervals are wide, honestly.
 """
 
 import argparse
@@ -163,7 +164,7 @@ class Options:
 
     @property
     def baseline(self) -> Mode | None:
-        """uvicorn with one process at the first GIL mode asked for (today's default)."""
+        """uvicorn with one process at the first GIL mode asked for: it serves in both."""
         return next((mode for mode in self.modes if mode.is_baseline_shape), None)
 
 
