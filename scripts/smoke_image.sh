@@ -238,8 +238,10 @@ grep -m1 -o 'task worker smoke-tasks .*' "$work/tasks.log" | sed 's/ {.*//'
 echo "== 3. nogil-bench serve"
 start_role serve nogil-bench serve
 job_pids[serve]=$!
-wait_for serve 60 "Uvicorn running\|Application startup complete"
+# Listening: Granian's worker started (the default with the GIL off), or uvicorn's start-up done.
+wait_for serve 60 "Started worker-\|Application startup complete"
 server_pid=$(role_pid serve)
+grep -q "granian: 1 worker thread" "$work/serve.log" || fail "serve did not default to Granian"
 in_image nogil-bench healthcheck --url "http://127.0.0.1:$api_port/health/live" \
   || fail "healthcheck"
 in_image python - "$api_port" <<'PY' || fail "the API round trip"
@@ -267,6 +269,8 @@ def call(method, path, body=None, form=None, token=None):
 
 ready = call("GET", "/health/ready")
 print("/health/ready:", json.dumps(ready)[:160])
+health = call("GET", "/health")
+assert health["gil_enabled"] is False, health  # read inside a request, on the image's server
 user = {"email": "smoke@example.com", "password": "a fine password"}
 call("POST", "/api/v1/auth/register", body=user)
 token = call("POST", "/api/v1/auth/token",
