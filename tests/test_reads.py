@@ -9,6 +9,7 @@ from contextvars import ContextVar
 
 import pytest
 
+from nogil_bench.core import runtime
 from nogil_bench.core.config import Settings
 from nogil_bench.core.reads import ReadThreads
 
@@ -140,7 +141,7 @@ def test_a_size_below_one_is_refused() -> None:
 def test_read_threads_default_to_the_store_and_the_cores(
     monkeypatch: pytest.MonkeyPatch, database_url: str | None, cores: int, expected: int
 ) -> None:
-    monkeypatch.setattr("nogil_bench.core.config.os.process_cpu_count", lambda: cores)
+    monkeypatch.setattr(runtime, "cpu_count", lambda: cores)
 
     assert Settings(DATABASE_URL=database_url).read_threads == expected
     assert Settings(DATABASE_URL=database_url, READ_THREADS=3).read_threads == 3

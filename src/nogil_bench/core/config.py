@@ -1,6 +1,5 @@
 """The one settings object: every knob of nogil-bench, read from NOGIL_BENCH_* and .env."""
 
-import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -9,6 +8,8 @@ from typing import Literal, Self
 from limits import parse_many
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from nogil_bench.core import runtime
 
 type Environment = Literal["development", "production"]
 type LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]
@@ -336,7 +337,7 @@ class Settings(BaseSettings):
         """READ_THREADS, or its default for this store and machine."""
         if self.READ_THREADS is not None:
             return self.READ_THREADS
-        cores = os.process_cpu_count() or 1
+        cores = runtime.cpu_count()
         return max(1, cores - 1) if self.database_url.startswith("sqlite") else 4 * cores
 
     @property
