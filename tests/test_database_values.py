@@ -130,8 +130,18 @@ def test_the_job_list_json_is_what_its_response_model_gives_on_every_store(
         engine, Batch(owner_id=user_id, runner="processes", workers=2, pipeline=[])
     ).id
     done = datetime(2026, 12, 3, 4, 5, 6, 789_012, tzinfo=UTC)
+    on_the_second = datetime(2026, 12, 3, 4, 5, 6, tzinfo=UTC)  # written with no fraction
     rows = [
-        Job(owner_id=user_id, runner="threads", workers=1, pipeline=[], width=8, height=8),
+        Job(
+            owner_id=user_id,
+            runner="threads",
+            workers=1,
+            pipeline=[],
+            width=8,
+            height=8,
+            status=Status.RUNNING,
+            started_at=on_the_second,
+        ),
         Job(
             owner_id=user_id,
             batch_id=batch_id,

@@ -17,9 +17,8 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cache
 from sqlite3 import Connection as SQLiteConnection
 from typing import Annotated, Any
 from weakref import WeakKeyDictionary
@@ -27,17 +26,13 @@ from weakref import WeakKeyDictionary
 from fastapi import Depends, Request
 from loguru import logger
 from sqlalchemy import (
-    Column,
-    Connection,
     Engine,
     Select,
-    bindparam,
     event,
     func,
     literal_column,
     make_url,
 )
-from sqlalchemy import select as sa_select
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -311,7 +306,7 @@ def get_owned[T: SQLModel](
     return row
 
 
-def _count_of(query: Select[Any] | SelectOfScalar[Any]) -> SelectOfScalar[int]:
+def count_of(query: Select[Any] | SelectOfScalar[Any]) -> SelectOfScalar[int]:
     # Over the query as a derived table: a scalar subquery over the table itself would be
     # correlated with the outer select's row, and count 1.
     return select(func.count()).select_from(query.subquery())
@@ -328,57 +323,10 @@ def newest_first[T: SQLModel](
     asks for the count on its own. `query` is `select(table).where(...)`: its WHERE clause is
     what the page keeps."""
     newest = col(getattr(table, "id")).desc()  # noqa: B009 - every table here has an id
-    paged = select(table, _count_of(query).scalar_subquery())
+    paged = select(table, count_of(query).scalar_subquery())
     if query.whereclause is not None:
         paged = paged.where(query.whereclause)
     page = session.exec(paged.order_by(newest).offset(offset).limit(limit)).all()
     if page:
         return [row for row, _ in page], page[0][1]
-    return [], session.exec(_count_of(query)).one()
-
-
-def newest_first_values(
-    connection: Connection,
-    columns: Sequence[Column[Any]],
-    *,
-    equal: Mapping[str, object],
-    limit: int,
-    offset: int,
-) -> tuple[list[dict[str, Any]], int]:
-    """`newest_first` for a read-only view: those columns of the table's rows whose columns
-    `equal` names hold the values it gives, as dicts by column name, with no ORM instance
-    built per row and read back (about half the CPU of a 20-row page). The statements are
-    built once for each set of filtered columns, with the values as bound parameters: built
-    per request, with SQLAlchemy's cache key of the result, they cost more than the query."""
-    page, count = _page_statements(tuple(columns), tuple(sorted(equal)))
-    parameters = {_EQUAL + name: value for name, value in equal.items()}
-    rows = connection.execute(page, {**parameters, "page_limit": limit, "page_offset": offset})
-    names = [column.name for column in columns]
-    if all_rows := rows.all():
-        total: int = all_rows[0][-1]
-        # zip stops at the names: each row ends with the count.
-        return [dict(zip(names, row, strict=False)) for row in all_rows], total
-    return [], connection.execute(count, parameters).scalar_one()
-
-
-# The prefix of a filter's bound parameter, apart from the page's own `page_limit` and
-# `page_offset`.
-_EQUAL = "equal_"
-
-
-@cache
-def _page_statements(
-    columns: tuple[Column[Any], ...], filtered: tuple[str, ...]
-) -> tuple[Select[Any], Select[Any]]:
-    """The page (the columns, then the count) and the count alone, newest first."""
-    table = columns[0].table
-    query = sa_select(*columns).where(
-        *(table.c[name] == bindparam(_EQUAL + name) for name in filtered)
-    )
-    page = (
-        query.add_columns(_count_of(query).scalar_subquery())
-        .order_by(table.c.id.desc())
-        .limit(bindparam("page_limit"))
-        .offset(bindparam("page_offset"))
-    )
-    return page, _count_of(query)
+    return [], session.exec(count_of(query)).one()

@@ -120,7 +120,7 @@ class JobPublic(BaseModel):
         return result_url(self.id, self.status)
 
 
-def result_url(job_id: uuid.UUID, status: Status) -> str | None:
+def result_url(job_id: uuid.UUID | str, status: Status) -> str | None:
     """Where a job's output is downloaded, once it has succeeded."""
     return f"/api/v1/jobs/{job_id}/result" if status is Status.SUCCEEDED else None
 

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, func, select
 
 from nogil_bench.bench.stats import percentile
 from nogil_bench.core.config import Settings
-from nogil_bench.core.db import get_owned, newest_first, newest_first_values, write
+from nogil_bench.core.db import get_owned, newest_first, write
 from nogil_bench.core.errors import (
     ConflictError,
     InvalidInputError,
@@ -23,6 +23,7 @@ from nogil_bench.core.errors import (
     UnsupportedMediaTypeError,
 )
 from nogil_bench.core.idempotency import Answer, Submission, fingerprint, submit_once
+from nogil_bench.core.json_pages import newest_first_values
 from nogil_bench.core.metrics import StoreCounts
 from nogil_bench.core.models import (
     Status,
@@ -325,10 +326,10 @@ def jobs_page_json(
     offset: int,
 ) -> bytes:
     """`GET /jobs`: one page of the owner's jobs, and how many match, as the JSON of
-    `JobsPublic`, written from the rows' values: they come from the table's own typed columns,
-    so validating them into the model only to serialise it again is work without a use, and
-    written here it is off the event loop (docs/serving.md, read threads).
-    tests/test_database_values.py holds the two to the same JSON on every store."""
+    `JobsPublic`, written from the stored values (`core.json_pages`): building the models only
+    to serialise them again is work without a use, and written here it is off the event loop
+    (docs/serving.md, read threads). tests/test_database_values.py holds the two to the same
+    JSON on every store."""
     jobs, count = newest_first_values(
         connection,
         _JOB_PUBLIC_COLUMNS,

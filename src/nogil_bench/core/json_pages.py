@@ -1,0 +1,153 @@
+"""Newest-first pages of a table, read for a JSON answer with no ORM and no SQLAlchemy result
+processing: each column's value as the database driver gives it, made ready for
+`pydantic_core.to_json` by a converter chosen once from the column's type.
+
+Why: on 3.14t a 20-row page of `GET /jobs` spent about half of its read in SQLAlchemy's
+per-value result processors (a regex per SQLite timestamp, `uuid.UUID` per id, `json.loads`
+per pipeline, the enum's lookup), written in Python here, and the JSON writer then spent as
+much again turning those objects back into text (scripts/bench_request_cpu.py; docs/serving.md,
+the request path). The converters here take the shortest way from each driver's value (SQLite's
+text, PostgreSQL's and MySQL's objects) to the JSON the public schema gives, and
+tests/test_database_values.py holds the result to that schema's own JSON on every store."""
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum as PyEnum
+from functools import cache
+from typing import Any
+
+from pydantic_core import from_json
+from sqlalchemy import JSON, Boolean, Column, Connection, Enum, Select, Uuid, bindparam, type_coerce
+from sqlalchemy import select as sa_select
+from sqlalchemy.types import NullType
+
+from nogil_bench.core.db import count_of
+from nogil_bench.core.models import UTCDateTime
+
+type Convert = Callable[[Any], Any]
+
+# The prefix of a filter's bound parameter, apart from the page's own `page_limit` and
+# `page_offset`.
+_EQUAL = "equal_"
+
+
+def newest_first_values(
+    connection: Connection,
+    columns: Sequence[Column[Any]],
+    *,
+    equal: Mapping[str, object],
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the table's rows whose columns `equal` names hold the values it gives,
+    newest first (ids are UUIDv7), and how many match: those columns of each row, by name,
+    as values `to_json` writes as their public schema does (`json_value`). One statement, the
+    count riding on each row as in `core.db.newest_first`."""
+    reader = _page_reader(tuple(columns), tuple(sorted(equal)))
+    parameters = {_EQUAL + name: value for name, value in equal.items()}
+    rows = connection.execute(
+        reader.page, {**parameters, "page_limit": limit, "page_offset": offset}
+    ).all()
+    if not rows:
+        return [], connection.execute(reader.count, parameters).scalar_one()
+    page = []
+    for row in rows:
+        values = list(row)
+        for index, convert in reader.converters:
+            if (value := values[index]) is not None:
+                values[index] = convert(value)
+        # zip stops at the names: each row ends with the count.
+        page.append(dict(zip(reader.names, values, strict=False)))
+    return page, rows[0][-1]
+
+
+@dataclass(frozen=True, slots=True)
+class _PageReader:
+    page: Select[Any]  # the columns untyped, then the count
+    count: Select[Any]  # the count alone, for a page past the end
+    names: tuple[str, ...]
+    converters: tuple[tuple[int, Convert], ...]  # (the column's index, its `json_value`)
+
+
+@cache
+def _page_reader(columns: tuple[Column[Any], ...], filtered: tuple[str, ...]) -> _PageReader:
+    """Built once for each set of columns and of filtered columns, with the filters' values as
+    bound parameters: built per request, with SQLAlchemy's cache key of the result, the
+    statements cost more than the query. The page's columns are untyped (`NullType`), so each
+    comes as the driver gives it; the filters compare the typed columns, so their values are
+    bound as each database stores them."""
+    table = columns[0].table
+    where = [table.c[name] == bindparam(_EQUAL + name) for name in filtered]
+    matching = sa_select(table.c.id).where(*where)
+    page = (
+        sa_select(*(type_coerce(column, NullType()).label(column.name) for column in columns))
+        .add_columns(count_of(matching).scalar_subquery())
+        .where(*where)
+        .order_by(table.c.id.desc())
+        .limit(bindparam("page_limit"))
+        .offset(bindparam("page_offset"))
+    )
+    converters = tuple(
+        (index, convert)
+        for index, column in enumerate(columns)
+        if (convert := json_value(column)) is not None
+    )
+    return _PageReader(
+        page, count_of(matching), tuple(column.name for column in columns), converters
+    )
+
+
+def json_value(column: Column[Any]) -> Convert | None:
+    """How a value of this column, as a driver gives it, becomes what `to_json` writes as
+    pydantic writes the column's Python value; None where the driver's value already is.
+    Applied to values that are not None."""
+    column_type = column.type
+    if isinstance(column_type, UTCDateTime):
+        return utc_timestamp
+    if isinstance(column_type, Uuid):
+        return uuid_text
+    if isinstance(column_type, Enum) and column_type.enum_class is not None:
+        return enum_member(column_type.enum_class)
+    if isinstance(column_type, JSON):
+        return json_document
+    if isinstance(column_type, Boolean):
+        return bool
+    return None
+
+
+def uuid_text(value: str | uuid.UUID) -> str:
+    """A UUID as pydantic writes one: 36 lower-case characters. SQLite and MySQL keep 32 hex
+    digits; PostgreSQL's driver gives a `uuid.UUID`."""
+    if isinstance(value, str) and len(value) == 32:
+        value = value.lower()
+        return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+    return str(uuid.UUID(str(value)))
+
+
+def utc_timestamp(value: str | datetime) -> str | datetime:
+    """A stored UTC timestamp as pydantic writes an aware UTC datetime: ISO 8601 with a `T`,
+    microseconds unless they are 0, and `Z`. SQLite keeps `YYYY-MM-DD HH:MM:SS.ffffff` text,
+    which becomes that text directly; anything else becomes an aware datetime, for `to_json`."""
+    if isinstance(value, str):
+        if len(value) == 26 and value[10] == " " and value[19] == ".":
+            fraction = "" if value.endswith(".000000") else value[19:]
+            return f"{value[:10]}T{value[11:19]}{fraction}Z"
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def enum_member(enum_class: type[PyEnum]) -> Convert:
+    """SQLAlchemy stores an enum by its member's name; `to_json` writes the member's value."""
+    members = {member.name: member for member in enum_class}
+    return members.__getitem__
+
+
+def json_document(value: str | bytes | object) -> object:
+    """A JSON column: SQLite's and MySQL's drivers give its text, PostgreSQL's the document."""
+    if isinstance(value, str | bytes):
+        return from_json(value)
+    return value

@@ -1,0 +1,111 @@
+"""A page read for JSON (`core.json_pages`) takes each column's value as the driver gives it and
+writes what pydantic would write for the column's Python value, whatever form the driver chose.
+tests/test_database_values.py checks the same through each real store."""
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from pydantic_core import to_json
+from sqlalchemy import JSON, Boolean, Column, Enum, Integer, String, Uuid
+
+from nogil_bench.core.json_pages import (
+    enum_member,
+    json_document,
+    json_value,
+    utc_timestamp,
+    uuid_text,
+)
+from nogil_bench.core.models import HexUuid, Status, UTCDateTime
+
+AN_ID = uuid.UUID("01a2440f-2992-7308-9c74-35aee2bbd861")
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [AN_ID.hex, AN_ID.hex.upper(), str(AN_ID), AN_ID],
+    ids=["32 hex digits (SQLite, MySQL)", "upper case", "36 characters", "uuid.UUID (PostgreSQL)"],
+)
+def test_a_uuid_is_written_as_pydantic_writes_it(stored: object) -> None:
+    assert to_json(uuid_text(stored)) == to_json(AN_ID)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("stored", "meant"),
+    [
+        ("2026-12-05 02:36:14.098083", datetime(2026, 12, 5, 2, 36, 14, 98_083, tzinfo=UTC)),
+        ("2026-12-05 02:36:14.000000", datetime(2026, 12, 5, 2, 36, 14, tzinfo=UTC)),
+        ("2026-12-05 02:36:14.000001", datetime(2026, 12, 5, 2, 36, 14, 1, tzinfo=UTC)),
+        ("0999-01-02 03:04:05.500000", datetime(999, 1, 2, 3, 4, 5, 500_000, tzinfo=UTC)),
+        ("2026-12-05 02:36:14", datetime(2026, 12, 5, 2, 36, 14, tzinfo=UTC)),
+        ("2026-12-05T02:36:14.25", datetime(2026, 12, 5, 2, 36, 14, 250_000, tzinfo=UTC)),
+        (datetime(2026, 12, 5, 2, 36, 14, 7), datetime(2026, 12, 5, 2, 36, 14, 7, tzinfo=UTC)),
+        (
+            datetime(2026, 12, 5, 3, 36, 14, tzinfo=timezone(timedelta(hours=1))),
+            datetime(2026, 12, 5, 2, 36, 14, tzinfo=UTC),
+        ),
+    ],
+    ids=[
+        "SQLite's text",
+        "SQLite's text on the second",
+        "one microsecond",
+        "a year before 1000",
+        "text with no fraction",
+        "other ISO text",
+        "a naive datetime (PostgreSQL, MySQL)",
+        "an aware datetime elsewhere",
+    ],
+)
+def test_a_utc_timestamp_is_written_as_pydantic_writes_an_aware_utc_datetime(
+    stored: str | datetime, meant: datetime
+) -> None:
+    assert to_json(utc_timestamp(stored)) == to_json(meant)
+
+
+def test_an_enum_stored_by_name_is_written_by_value() -> None:
+    member = enum_member(Status)
+    assert member("SUCCEEDED") is Status.SUCCEEDED
+    assert to_json(member("CANCELLED")) == b'"cancelled"'
+    with pytest.raises(KeyError):
+        member("succeeded")  # not a name SQLAlchemy stores
+
+
+@pytest.mark.parametrize(
+    "stored",
+    ['[{"op": "blur", "params": {"radius": 1.5}}]', b'[{"op":"blur","params":{"radius":1.5}}]'],
+    ids=["text", "bytes"],
+)
+def test_a_json_column_stored_as_text_is_written_as_its_document(stored: str | bytes) -> None:
+    assert json_document(stored) == [{"op": "blur", "params": {"radius": 1.5}}]
+
+
+def test_a_json_column_the_driver_decoded_is_written_as_it_is() -> None:
+    document = [{"op": "invert", "params": {}}]
+    assert json_document(document) is document
+
+
+@pytest.mark.parametrize(
+    ("column", "stored", "written"),
+    [
+        (Column("at", UTCDateTime()), "2026-12-05 02:36:14.000000", b'"2026-12-05T02:36:14Z"'),
+        (Column("id", HexUuid), AN_ID.hex, to_json(AN_ID)),
+        (Column("id", Uuid()), AN_ID, to_json(AN_ID)),
+        (Column("status", Enum(Status)), "QUEUED", b'"queued"'),
+        (Column("pipeline", JSON()), "[]", b"[]"),
+        (Column("gil", Boolean()), 0, b"false"),
+    ],
+    ids=["timestamp", "hex uuid", "native uuid", "enum", "json", "boolean as 0"],
+)
+def test_each_column_type_gets_its_conversion(
+    column: Column[object], stored: object, written: bytes
+) -> None:
+    convert = json_value(column)
+    assert convert is not None
+    assert to_json(convert(stored)) == written
+
+
+@pytest.mark.parametrize("column_type", [Integer(), String()], ids=["integer", "text"])
+def test_values_every_driver_gives_as_python_values_are_left_alone(
+    column_type: Integer | String,
+) -> None:
+    assert json_value(Column("plain", column_type)) is None
