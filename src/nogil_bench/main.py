@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 from anyio import to_thread
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from loguru import logger
 from sqlalchemy import Engine
 
@@ -163,7 +163,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Added last, so outermost: even a refused body gets a request id and an access line.
     app.add_middleware(RequestContextMiddleware, slow_request_ms=settings.SLOW_REQUEST_MS)
-    api = APIRouter(prefix=API_PREFIX)
+    app.include_router(health_router)
+    app.include_router(metrics_router)
+    # Each included in the app itself, not through one `/api/v1` router: FastAPI matches a
+    # request against every level of included routers, twice in the level that holds its route.
     for router in (
         auth_router,
         users_router,
@@ -175,8 +178,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         details_router,
         admin_router,
     ):
-        api.include_router(router)
-    app.include_router(health_router)
-    app.include_router(metrics_router)
-    app.include_router(api)
+        app.include_router(router, prefix=API_PREFIX)
     return app

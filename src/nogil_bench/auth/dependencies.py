@@ -2,7 +2,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Connection, Engine
 from sqlmodel import Session
@@ -10,8 +10,8 @@ from sqlmodel import Session
 from nogil_bench.auth import service
 from nogil_bench.auth.models import UserRecord
 from nogil_bench.core import security
+from nogil_bench.core.config import Settings
 from nogil_bench.core.db import EngineDep
-from nogil_bench.core.deps import SettingsDep
 from nogil_bench.core.errors import ForbiddenError, NotAuthenticatedError
 from nogil_bench.core.logging import request_fields
 from nogil_bench.core.reads import READS
@@ -23,13 +23,16 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 
 async def token_subject(
-    settings: SettingsDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> uuid.UUID:
     """The id of the bearer token's user, checked on the event loop (an HMAC of a few hundred
     bytes, microseconds): a bad token is refused without a thread-pool hop. That the user
-    still exists is for `user_in`, in the session of the request's one hop (`with_user`)."""
+    still exists is for `user_in`, in the session of the request's one hop (`with_user`).
+    The settings come from the request, not from `SettingsDep`: one dependency less for
+    FastAPI to solve on every authenticated request."""
     if not token:
         raise NotAuthenticatedError("not authenticated: send 'Authorization: Bearer <token>'")
+    settings: Settings = request.app.state.settings
     assert settings.SECRET_KEY is not None
     try:
         return security.read_token_subject(token, secret=settings.SECRET_KEY.get_secret_value())
