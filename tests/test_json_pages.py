@@ -4,19 +4,25 @@ tests/test_database_values.py checks the same through each real store."""
 
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from pydantic_core import to_json
 from sqlalchemy import JSON, Boolean, Column, Enum, Integer, String, Uuid
 
+from nogil_bench.core.config import Settings
+from nogil_bench.core.db import make_engine
 from nogil_bench.core.json_pages import (
     enum_member,
     json_document,
     json_value,
+    page_statement,
     utc_timestamp,
     uuid_text,
 )
+from nogil_bench.core.migrations import upgrade_database
 from nogil_bench.core.models import HexUuid, Status, UTCDateTime
+from nogil_bench.jobs.models import Job
 
 AN_ID = uuid.UUID("01a2440f-2992-7308-9c74-35aee2bbd861")
 
@@ -109,3 +115,19 @@ def test_values_every_driver_gives_as_python_values_are_left_alone(
     column_type: Integer | String,
 ) -> None:
     assert json_value(Column("plain", column_type)) is None
+
+
+def test_a_page_of_a_users_jobs_is_read_in_index_order_not_sorted(tmp_path: Path) -> None:
+    # Sorting every job the user has, for each page, would make a long history slow to page.
+    engine = make_engine(Settings(DATA_DIR=tmp_path, _env_file=None))  # type: ignore[call-arg]
+    upgrade_database(engine)
+    jobs = Job.__table__  # type: ignore[attr-defined]
+    page = page_statement(tuple(jobs.c), ("owner_id",)).compile(engine)
+    with engine.connect() as connection:
+        plan = connection.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {page}", tuple(None for _ in page.positiontup or ())
+        ).all()
+    engine.dispose()
+    steps = [step[-1] for step in plan]
+    assert any("ix_job_owner_id_id" in step for step in steps), steps
+    assert not any("TEMP B-TREE" in step for step in steps), steps

@@ -2,15 +2,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Index
 from sqlmodel import JSON, Field, SQLModel
 
-from nogil_bench.core.models import HexUuid, QueuedWork, UTCDateTime, utc_now
+from nogil_bench.core.models import OWNER_THEN_ID, HexUuid, QueuedWork, UTCDateTime, utc_now
 
 
 class Benchmark(QueuedWork, table=True):
-    owner_id: uuid.UUID = Field(
-        foreign_key="user.id", index=True, ondelete="CASCADE", sa_type=HexUuid
-    )
+    __table_args__ = (Index("ix_benchmark_owner_id_id", *OWNER_THEN_ID),)
+
+    owner_id: uuid.UUID = Field(foreign_key="user.id", ondelete="CASCADE", sa_type=HexUuid)
     spec: dict[str, Any] = Field(sa_type=JSON, description="The checked request.")
     results: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
     # How the measurement went: comparisons with their verdicts, rounds, why it stopped, steal.

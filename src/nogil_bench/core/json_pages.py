@@ -19,7 +19,19 @@ from functools import cache
 from typing import Any
 
 from pydantic_core import from_json
-from sqlalchemy import JSON, Boolean, Column, Connection, Enum, Select, Uuid, bindparam, type_coerce
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    ColumnElement,
+    Connection,
+    Enum,
+    Select,
+    Table,
+    Uuid,
+    bindparam,
+    type_coerce,
+)
 from sqlalchemy import select as sa_select
 from sqlalchemy.types import NullType
 
@@ -75,20 +87,10 @@ class _PageReader:
 def _page_reader(columns: tuple[Column[Any], ...], filtered: tuple[str, ...]) -> _PageReader:
     """Built once for each set of columns and of filtered columns, with the filters' values as
     bound parameters: built per request, with SQLAlchemy's cache key of the result, the
-    statements cost more than the query. The page's columns are untyped (`NullType`), so each
-    comes as the driver gives it; the filters compare the typed columns, so their values are
-    bound as each database stores them."""
+    statements cost more than the query."""
     table = columns[0].table
-    where = [table.c[name] == bindparam(_EQUAL + name) for name in filtered]
-    matching = sa_select(table.c.id).where(*where)
-    page = (
-        sa_select(*(type_coerce(column, NullType()).label(column.name) for column in columns))
-        .add_columns(count_of(matching).scalar_subquery())
-        .where(*where)
-        .order_by(table.c.id.desc())
-        .limit(bindparam("page_limit"))
-        .offset(bindparam("page_offset"))
-    )
+    matching = sa_select(table.c.id).where(*_filters(table, filtered))
+    page = page_statement(columns, filtered)
     converters = tuple(
         (index, convert)
         for index, column in enumerate(columns)
@@ -97,6 +99,26 @@ def _page_reader(columns: tuple[Column[Any], ...], filtered: tuple[str, ...]) ->
     return _PageReader(
         page, count_of(matching), tuple(column.name for column in columns), converters
     )
+
+
+def page_statement(columns: tuple[Column[Any], ...], filtered: tuple[str, ...]) -> Select[Any]:
+    """The page: those columns untyped (`NullType`), so each comes as the driver gives it,
+    then the count of the matching rows. The filters compare the typed columns, so their
+    values are bound as each database stores them."""
+    table = columns[0].table
+    where = _filters(table, filtered)
+    return (
+        sa_select(*(type_coerce(column, NullType()).label(column.name) for column in columns))
+        .add_columns(count_of(sa_select(table.c.id).where(*where)).scalar_subquery())
+        .where(*where)
+        .order_by(table.c.id.desc())
+        .limit(bindparam("page_limit"))
+        .offset(bindparam("page_offset"))
+    )
+
+
+def _filters(table: Table, filtered: tuple[str, ...]) -> list[ColumnElement[bool]]:
+    return [table.c[name] == bindparam(_EQUAL + name) for name in filtered]
 
 
 def json_value(column: Column[Any]) -> Convert | None:

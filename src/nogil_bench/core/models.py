@@ -87,6 +87,12 @@ class Status(StrEnum):
         return self in {Status.SUCCEEDED, Status.FAILED, Status.CANCELLED}
 
 
+# The columns of the index each user's list is read by, newest first, a page at a time: by
+# owner, then id (UUIDv7, in time order), the database reads a page in index order and stops at
+# its end, rather than sorting every row the user has. It also serves the owner's foreign key.
+OWNER_THEN_ID = ("owner_id", "id")
+
+
 class QueuedWork(SQLModel):
     """What every queued thing records. Ids are UUIDv7: time-ordered, so sorting by id is FIFO."""
 

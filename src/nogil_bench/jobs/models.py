@@ -4,7 +4,7 @@ from typing import Any
 from sqlalchemy import Index
 from sqlmodel import JSON, Field
 
-from nogil_bench.core.models import BigInt, Float64, HexUuid, LongText, QueuedWork
+from nogil_bench.core.models import OWNER_THEN_ID, BigInt, Float64, HexUuid, LongText, QueuedWork
 
 
 class RunFigures(QueuedWork):
@@ -27,20 +27,21 @@ class RunFigures(QueuedWork):
 
 
 class Batch(RunFigures, table=True):
-    owner_id: uuid.UUID = Field(
-        foreign_key="user.id", index=True, ondelete="CASCADE", sa_type=HexUuid
-    )
+    __table_args__ = (Index("ix_batch_owner_id_id", *OWNER_THEN_ID),)
+
+    owner_id: uuid.UUID = Field(foreign_key="user.id", ondelete="CASCADE", sa_type=HexUuid)
 
 
 class Job(RunFigures, table=True):
     """One image through one pipeline. In a batch, the run figures are the batch's."""
 
-    # A user's queued jobs are counted at every submission (the queue limit).
-    __table_args__ = (Index("ix_job_owner_id_status", "owner_id", "status"),)
-
-    owner_id: uuid.UUID = Field(
-        foreign_key="user.id", index=True, ondelete="CASCADE", sa_type=HexUuid
+    __table_args__ = (
+        Index("ix_job_owner_id_id", *OWNER_THEN_ID),
+        # A user's queued jobs are counted at every submission (the queue limit).
+        Index("ix_job_owner_id_status", "owner_id", "status"),
     )
+
+    owner_id: uuid.UUID = Field(foreign_key="user.id", ondelete="CASCADE", sa_type=HexUuid)
     batch_id: uuid.UUID | None = Field(
         default=None, foreign_key="batch.id", index=True, ondelete="CASCADE", sa_type=HexUuid
     )
