@@ -3,12 +3,13 @@ processing: each column's value as the database driver gives it, made ready for
 `pydantic_core.to_json` by a converter chosen once from the column's type.
 
 Why: on 3.14t a 20-row page of `GET /jobs` spent about half of its read in SQLAlchemy's
-per-value result processors (a regex per SQLite timestamp, `uuid.UUID` per id, `json.loads`
-per pipeline, the enum's lookup), written in Python here, and the JSON writer then spent as
-much again turning those objects back into text (scripts/bench_request_cpu.py; docs/serving.md,
-the request path). The converters here take the shortest way from each driver's value (SQLite's
-text, PostgreSQL's and MySQL's objects) to the JSON the public schema gives, and
-tests/test_database_values.py holds the result to that schema's own JSON on every store."""
+per-value result processors, Python functions for these types (a regex per SQLite timestamp,
+`uuid.UUID` per id, `json.loads` per pipeline, the enum's lookup), and the JSON writer then
+spent as much again turning those objects back into text (scripts/bench_request_cpu.py;
+docs/serving.md, the request path). The converters here take the shortest way from each
+driver's value (SQLite's text, PostgreSQL's and MySQL's objects) to the JSON the public schema
+gives, and tests/test_database_values.py holds the result to that schema's own JSON on every
+store."""
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -88,16 +89,16 @@ def _page_reader(columns: tuple[Column[Any], ...], filtered: tuple[str, ...]) ->
     """Built once for each set of columns and of filtered columns, with the filters' values as
     bound parameters: built per request, with SQLAlchemy's cache key of the result, the
     statements cost more than the query."""
-    table = columns[0].table
-    matching = sa_select(table.c.id).where(*_filters(table, filtered))
-    page = page_statement(columns, filtered)
     converters = tuple(
         (index, convert)
         for index, column in enumerate(columns)
         if (convert := json_value(column)) is not None
     )
     return _PageReader(
-        page, count_of(matching), tuple(column.name for column in columns), converters
+        page_statement(columns, filtered),
+        count_of(_matching(columns[0].table, filtered)),
+        tuple(column.name for column in columns),
+        converters,
     )
 
 
@@ -106,18 +107,23 @@ def page_statement(columns: tuple[Column[Any], ...], filtered: tuple[str, ...]) 
     then the count of the matching rows. The filters compare the typed columns, so their
     values are bound as each database stores them."""
     table = columns[0].table
-    where = _filters(table, filtered)
     return (
         sa_select(*(type_coerce(column, NullType()).label(column.name) for column in columns))
-        .add_columns(count_of(sa_select(table.c.id).where(*where)).scalar_subquery())
-        .where(*where)
+        .add_columns(count_of(_matching(table, filtered)).scalar_subquery())
+        .where(*_equal(table, filtered))
         .order_by(table.c.id.desc())
         .limit(bindparam("page_limit"))
         .offset(bindparam("page_offset"))
     )
 
 
-def _filters(table: Table, filtered: tuple[str, ...]) -> list[ColumnElement[bool]]:
+def _matching(table: Table, filtered: tuple[str, ...]) -> Select[Any]:
+    """The ids of the rows a page is drawn from."""
+    return sa_select(table.c.id).where(*_equal(table, filtered))
+
+
+def _equal(table: Table, filtered: tuple[str, ...]) -> list[ColumnElement[bool]]:
+    """Each filtered column equal to its bound parameter."""
     return [table.c[name] == bindparam(_EQUAL + name) for name in filtered]
 
 
@@ -142,10 +148,12 @@ def json_value(column: Column[Any]) -> Convert | None:
 def uuid_text(value: str | uuid.UUID) -> str:
     """A UUID as pydantic writes one: 36 lower-case characters. SQLite and MySQL keep 32 hex
     digits; PostgreSQL's driver gives a `uuid.UUID`."""
-    if isinstance(value, str) and len(value) == 32:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if len(value) == 32:
         value = value.lower()
         return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
-    return str(uuid.UUID(str(value)))
+    return str(uuid.UUID(value))
 
 
 def utc_timestamp(value: str | datetime) -> str | datetime:
