@@ -26,6 +26,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
+    Dialect,
     Enum,
     Select,
     Table,
@@ -58,7 +59,7 @@ def newest_first_values(
     newest first (ids are UUIDv7), and how many match: those columns of each row, by name,
     as values `to_json` writes as their public schema does (`json_value`). One statement, the
     count riding on each row as in `core.db.newest_first`."""
-    reader = _page_reader(tuple(columns), tuple(sorted(equal)))
+    reader = _page_reader(tuple(columns), tuple(sorted(equal)), connection.dialect)
     parameters = {_EQUAL + name: value for name, value in equal.items()}
     rows = connection.execute(
         reader.page, {**parameters, "page_limit": limit, "page_offset": offset}
@@ -85,14 +86,16 @@ class _PageReader:
 
 
 @cache
-def _page_reader(columns: tuple[Column[Any], ...], filtered: tuple[str, ...]) -> _PageReader:
+def _page_reader(
+    columns: tuple[Column[Any], ...], filtered: tuple[str, ...], dialect: Dialect
+) -> _PageReader:
     """Built once for each set of columns and of filtered columns, with the filters' values as
     bound parameters: built per request, with SQLAlchemy's cache key of the result, the
     statements cost more than the query."""
     converters = tuple(
         (index, convert)
         for index, column in enumerate(columns)
-        if (convert := json_value(column)) is not None
+        if (convert := json_value(column, dialect)) is not None
     )
     return _PageReader(
         page_statement(columns, filtered),
@@ -127,10 +130,10 @@ def _equal(table: Table, filtered: tuple[str, ...]) -> list[ColumnElement[bool]]
     return [table.c[name] == bindparam(_EQUAL + name) for name in filtered]
 
 
-def json_value(column: Column[Any]) -> Convert | None:
-    """How a value of this column, as a driver gives it, becomes what `to_json` writes as
-    pydantic writes the column's Python value; None where the driver's value already is.
-    Applied to values that are not None."""
+def json_value(column: Column[Any], dialect: Dialect) -> Convert | None:
+    """How a value of this column, as the dialect's driver gives it, becomes what `to_json`
+    writes as pydantic writes the column's Python value; None where the driver's value already
+    is. Applied to values that are not None."""
     column_type = column.type
     if isinstance(column_type, UTCDateTime):
         return utc_timestamp
@@ -139,7 +142,9 @@ def json_value(column: Column[Any]) -> Convert | None:
     if isinstance(column_type, Enum) and column_type.enum_class is not None:
         return enum_member(column_type.enum_class)
     if isinstance(column_type, JSON):
-        return json_document
+        # As SQLAlchemy decides: psycopg decodes JSON itself, so there a document that is a
+        # JSON string comes as a `str`, and must not be parsed again.
+        return None if dialect.supports_native_json_deserialization else json_document
     if isinstance(column_type, Boolean):
         return bool
     return None
@@ -176,8 +181,6 @@ def enum_member(enum_class: type[PyEnum]) -> Convert:
     return members.__getitem__
 
 
-def json_document(value: str | bytes | object) -> object:
-    """A JSON column: SQLite's and MySQL's drivers give its text, PostgreSQL's the document."""
-    if isinstance(value, str | bytes):
-        return from_json(value)
-    return value
+def json_document(value: str | bytes) -> object:
+    """A JSON column's text, from a driver that does not decode it (SQLite's, MySQL's)."""
+    return from_json(value)
