@@ -10,8 +10,8 @@ from sqlmodel import Session
 from nogil_bench.auth import service
 from nogil_bench.auth.models import UserRecord
 from nogil_bench.core import security
-from nogil_bench.core.config import Settings
 from nogil_bench.core.db import EngineDep
+from nogil_bench.core.deps import settings_of
 from nogil_bench.core.errors import ForbiddenError, NotAuthenticatedError
 from nogil_bench.core.logging import request_fields
 from nogil_bench.core.reads import READS
@@ -32,7 +32,7 @@ async def token_subject(
     FastAPI to solve on every authenticated request."""
     if not token:
         raise NotAuthenticatedError("not authenticated: send 'Authorization: Bearer <token>'")
-    settings: Settings = request.app.state.settings
+    settings = settings_of(request)
     assert settings.SECRET_KEY is not None
     try:
         return security.read_token_subject(token, secret=settings.SECRET_KEY.get_secret_value())

@@ -7,9 +7,14 @@ from fastapi import Depends, Query, Request
 from nogil_bench.core.config import Settings
 
 
-async def get_app_settings(request: Request) -> Settings:
+def settings_of(request: Request) -> Settings:
+    """The app's settings, which `create_app` keeps on its state."""
     settings: Settings = request.app.state.settings
     return settings
+
+
+async def get_app_settings(request: Request) -> Settings:
+    return settings_of(request)
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
