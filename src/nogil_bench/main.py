@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
+import fastapi
 from anyio import to_thread
 from fastapi import FastAPI
 from loguru import logger
@@ -21,7 +22,7 @@ from nogil_bench.benchmarks.router import router as benchmarks_router
 from nogil_bench.benchmarks.router import workloads_router
 from nogil_bench.benchmarks.share_router import router as share_router
 from nogil_bench.benchmarks.share_router import shared_router
-from nogil_bench.core import metrics, runtime
+from nogil_bench.core import fastapi_memo, metrics, runtime
 from nogil_bench.core.config import API_PREFIX, Settings, get_settings
 from nogil_bench.core.db import DatabaseUnavailableError, make_engine, wait_for_database
 from nogil_bench.core.docs import OAUTH2_REDIRECT_URL, install_docs
@@ -60,6 +61,13 @@ def make_executor(engine: Engine, settings: Settings, boot_id: uuid.UUID) -> Exe
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings)
+    if not fastapi_memo.install():
+        logger.warning(
+            "FastAPI {} is not the release core/fastapi_memo.py was read against ({}): each "
+            "request works out its parameters' facts again",
+            fastapi.__version__,
+            fastapi_memo.FASTAPI_VERSION,
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
