@@ -185,7 +185,7 @@ def test_the_job_list_json_is_what_its_response_model_gives_on_every_store(
         ).model_dump(mode="json")
 
     with engine.connect() as connection:
-        page = jobs_page_json(
+        page, found = jobs_page_json(
             connection=connection,
             owner_id=user_id,
             status=None,
@@ -196,4 +196,5 @@ def test_the_job_list_json_is_what_its_response_model_gives_on_every_store(
         )
 
     assert json.loads(page) == expected
+    assert found
     assert expected["data"][1]["result_url"] is not None  # the succeeded job's, computed too

@@ -19,7 +19,7 @@ from nogil_bench.core import security
 from nogil_bench.core.config import Settings
 from nogil_bench.core.db import DatabaseBusyError, write
 from nogil_bench.main import create_app
-from tests.utils.api import Headers, register_and_login
+from tests.utils.api import Headers, register_and_login, synthetic_job
 
 REGISTER = "/api/v1/auth/register"
 TOKEN = "/api/v1/auth/token"
@@ -325,6 +325,26 @@ def test_a_bad_token_is_401_with_www_authenticate_bearer(
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == "Bearer"
     assert response.json()["detail"]
+
+
+def test_a_deleted_users_token_lists_nothing_once_their_jobs_are_gone_with_them(
+    client: TestClient, alice: Headers
+) -> None:
+    """A page of jobs proves its owner exists (auth.dependencies.with_owner) because deleting
+    a user deletes their jobs in the same statement: the token then finds an empty page, and
+    the user read behind it refuses the token."""
+    assert client.post("/api/v1/jobs", headers=alice, json=synthetic_job()).status_code == 202
+    assert client.get("/api/v1/jobs", headers=alice).json()["count"] == 1
+    user_id = uuid.UUID(user_id_of(client, alice))
+
+    write(
+        client.app.state.engine,  # type: ignore[attr-defined]
+        lambda session: session.delete(session.get_one(User, user_id)),
+    )
+
+    response = client.get("/api/v1/jobs", headers=alice)
+    assert response.status_code == 401
+    assert response.json()["detail"] == "the token's user no longer exists"
 
 
 def test_a_token_signed_by_this_service_for_an_existing_user_is_accepted(

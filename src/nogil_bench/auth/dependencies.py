@@ -49,9 +49,13 @@ def user_in(connection: Connection, user_id: uuid.UUID) -> UserRecord:
     user = service.read_user(connection, user_id)
     if user is None:
         raise NotAuthenticatedError("the token's user no longer exists")
-    if (fields := request_fields.get()) is not None:
-        fields["user_id"] = str(user.id)
+    _log_user(user.id)
     return user
+
+
+def _log_user(user_id: uuid.UUID) -> None:
+    if (fields := request_fields.get()) is not None:
+        fields["user_id"] = str(user_id)
 
 
 def with_user[T](engine: Engine, user_id: uuid.UUID, read: Callable[[Session, UserRecord], T]) -> T:
@@ -63,13 +67,22 @@ def with_user[T](engine: Engine, user_id: uuid.UUID, read: Callable[[Session, Us
         return read(session, user_in(session.connection(), user_id))
 
 
-def with_user_connection[T](
-    engine: Engine, user_id: uuid.UUID, read: Callable[[Connection, UserRecord], T]
+def with_owner[T](
+    engine: Engine, user_id: uuid.UUID, read: Callable[[Connection], tuple[T, bool]]
 ) -> T:
-    """`with_user` for a read that needs no ORM: a pooled connection and no session, in the
-    same one transaction."""
+    """`with_user` for a read of the token's user's own rows that needs no ORM:
+    `read(connection)`, on a pooled connection, says whether it found any. A row found proves
+    its owner exists: each owned table's foreign key to its owner is enforced on every store
+    (SQLite's too, `PRAGMA foreign_keys`), and deleting a user deletes their rows (`ON DELETE
+    CASCADE`). So the user is read (401 if gone) only when the read found none, in the same
+    transaction: a list that finds rows skips a statement."""
     with engine.connect() as connection:
-        return read(connection, user_in(connection, user_id))
+        result, found = read(connection)
+        if found:
+            _log_user(user_id)
+        else:
+            user_in(connection, user_id)
+        return result
 
 
 def load_user(engine: Engine, user_id: uuid.UUID) -> UserRecord:

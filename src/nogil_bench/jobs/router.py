@@ -9,8 +9,8 @@ from sqlmodel import Session
 from nogil_bench.auth.dependencies import (
     CurrentUser,
     TokenSubject,
+    with_owner,
     with_user,
-    with_user_connection,
 )
 from nogil_bench.auth.models import UserRecord
 from nogil_bench.core.config import Settings
@@ -154,16 +154,17 @@ async def list_jobs(
     offset: Offset = 0,
 ) -> Response:
     # Async, with the blocking part in one explicit hop to a read thread: FastAPI runs a sync
-    # route on its thread pool, then checks its answer there in a second hop. The token's
-    # user is read in that hop too, on the page's connection: one hop, one connection. The
-    # page's JSON is written there too, off the event loop (see `service.jobs_page_json`).
+    # route on its thread pool, then checks its answer there in a second hop. The page's
+    # JSON is written there too, off the event loop (see `service.jobs_page_json`). A page
+    # with jobs proves the token's user exists; an empty one reads the user, on the page's
+    # connection (`with_owner`).
     page = await READS.run(
-        with_user_connection,
+        with_owner,
         engine,
         user_id,
-        lambda connection, user: service.jobs_page_json(
+        lambda connection: service.jobs_page_json(
             connection=connection,
-            owner_id=user.id,
+            owner_id=user_id,
             status=status,
             runner=runner,
             batch_id=batch_id,

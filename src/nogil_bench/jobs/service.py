@@ -324,12 +324,12 @@ def jobs_page_json(
     batch_id: uuid.UUID | None,
     limit: int,
     offset: int,
-) -> bytes:
+) -> tuple[bytes, bool]:
     """`GET /jobs`: one page of the owner's jobs, and how many match, as the JSON of
     `JobsPublic`, written from the stored values (`core.json_pages`): building the models only
     to serialise them again is work without a use, and written here it is off the event loop
     (docs/serving.md, read threads). tests/test_database_values.py holds the two to the same
-    JSON on every store."""
+    JSON on every store. Then whether any job matched (`auth.dependencies.with_owner`)."""
     jobs, count = newest_first_values(
         connection,
         _JOB_PUBLIC_COLUMNS,
@@ -339,7 +339,7 @@ def jobs_page_json(
     )
     for job in jobs:
         job["result_url"] = result_url(job["id"], job["status"])
-    return to_json({"data": jobs, "count": count})
+    return to_json({"data": jobs, "count": count}), count > 0
 
 
 def result_key(job: Job) -> str:
