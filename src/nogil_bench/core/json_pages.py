@@ -166,9 +166,10 @@ def utc_timestamp(value: str | datetime) -> str | datetime:
     microseconds unless they are 0, and `Z`. SQLite keeps `YYYY-MM-DD HH:MM:SS.ffffff` text,
     which becomes that text directly; anything else becomes an aware datetime, for `to_json`."""
     if isinstance(value, str):
-        if len(value) == 26 and value[10] == " " and value[19] == ".":
-            fraction = "" if value.endswith(".000000") else value[19:]
-            return f"{value[:10]}T{value[11:19]}{fraction}Z"
+        if len(value) == 26 and value[10] == " " and value[19] == ".":  # one space: the `T`
+            if value.endswith(".000000"):
+                return value[:10] + "T" + value[11:19] + "Z"
+            return value.replace(" ", "T") + "Z"
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
