@@ -283,9 +283,14 @@ def wait_for_database(engine: Engine, settings: Settings) -> None:
             return
 
 
-async def get_engine(request: Request) -> Engine:
+def engine_of(request: Request) -> Engine:
+    """The app's engine, which `create_app` keeps on its state."""
     engine: Engine = request.app.state.engine
     return engine
+
+
+async def get_engine(request: Request) -> Engine:
+    return engine_of(request)
 
 
 # No `SessionDep`, a generator dependency: FastAPI wraps those in `contextlib.contextmanager`

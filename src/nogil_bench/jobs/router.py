@@ -14,7 +14,7 @@ from nogil_bench.auth.dependencies import (
 )
 from nogil_bench.auth.models import UserRecord
 from nogil_bench.core.config import Settings
-from nogil_bench.core.db import EngineDep
+from nogil_bench.core.db import EngineDep, engine_of
 from nogil_bench.core.deps import Limit, Offset, SettingsDep
 from nogil_bench.core.idempotency import IdempotencyKeyHeader, normalize_key
 from nogil_bench.core.models import Status
@@ -145,8 +145,8 @@ async def submit(
 
 @router.get("/jobs", summary="Your jobs, newest first", response_model=JobsPublic)
 async def list_jobs(
+    request: Request,
     user_id: TokenSubject,
-    engine: EngineDep,
     status: Status | None = None,
     runner: str | None = None,
     batch_id: uuid.UUID | None = None,
@@ -158,9 +158,11 @@ async def list_jobs(
     # JSON is written there too, off the event loop (see `service.jobs_page_json`). A page
     # with jobs proves the token's user exists; an empty one reads the user, on the page's
     # connection (`with_owner`).
+    # The engine from the request, not `EngineDep`: one dependency less for FastAPI to solve
+    # (about 8 us) on the service's busiest list.
     page = await READS.run(
         with_owner,
-        engine,
+        engine_of(request),
         user_id,
         lambda connection: service.jobs_page_json(
             connection=connection,
