@@ -30,7 +30,8 @@ from sqlalchemy import Engine, delete, insert, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from nogil_bench.core.config import OUTPUTS_DIR, UPLOADS_DIR, Settings
-from nogil_bench.core.db import write
+from nogil_bench.core.db import engine_of, write
+from nogil_bench.core.deps import settings_of
 from nogil_bench.core.files import COPY_CHUNK_BYTES, copy_atomically, write_atomically
 from nogil_bench.core.models import BigInt, LongBlob, UTCDateTime, utc_now
 
@@ -296,7 +297,7 @@ def get_store(settings: Settings, engine: Engine) -> FileStore:
 
 
 async def get_file_store(request: Request) -> FileStore:
-    return get_store(request.app.state.settings, request.app.state.engine)
+    return get_store(settings_of(request), engine_of(request))
 
 
 FileStoreDep = Annotated[FileStore, Depends(get_file_store)]
