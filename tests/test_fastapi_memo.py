@@ -2,19 +2,22 @@
 lock pins, equal to FastAPI's own answers for every parameter, and requests read parameters
 exactly as before."""
 
+import subprocess
+import sys
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import pytest
 from fastapi import FastAPI, Header, Query
 from fastapi.dependencies import utils
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Json
 
 from nogil_bench.core import fastapi_memo
 from nogil_bench.main import create_app
+from tests.utils.api import served_dependants
 
 
 class Page(BaseModel):
@@ -52,7 +55,8 @@ def exotic_app() -> FastAPI:
 
 
 def parameter_fields(app: FastAPI) -> list[Any]:
-    """The path, query, header and cookie fields of every route and of its dependencies."""
+    """The path, query, header and cookie fields of every route and of its dependencies, as
+    FastAPI serves them."""
 
     def of(dependant: Dependant) -> list[Any]:
         fields = dependant.path_params + dependant.query_params + dependant.header_params
@@ -61,8 +65,7 @@ def parameter_fields(app: FastAPI) -> list[Any]:
             fields += of(sub)
         return fields
 
-    routes = [context.original_route for context in iter_route_contexts(app.routes)]
-    return [f for r in routes if isinstance(r, APIRoute) for f in of(r.dependant)]
+    return [field for dependant in served_dependants(app) for field in of(dependant)]
 
 
 def is_sequence(annotation: object) -> bool:
@@ -77,17 +80,29 @@ def patched() -> None:
     assert fastapi_memo.install()
 
 
-def test_the_fastapi_the_lock_pins_is_patched() -> None:
-    create_app()
+def test_the_apps_factory_patches_the_fastapi_the_lock_pins() -> None:
+    """In a fresh interpreter: nothing but `create_app` installs the patch there."""
+    check = (
+        "from nogil_bench.core import fastapi_memo\n"
+        "assert not fastapi_memo.installed()\n"
+        "from nogil_bench.main import create_app\n"
+        "create_app()\n"
+        "assert fastapi_memo.installed()\n"
+    )
+    subprocess.run([sys.executable, "-c", check], check=True, capture_output=True, timeout=60)
 
-    assert fastapi_memo.installed()
-    assert fastapi_memo.install()  # again: nothing changes
+
+def test_installing_again_changes_nothing() -> None:
+    patched = {name: vars(utils)[name] for name in fastapi_memo.ORIGINALS}
+
+    assert fastapi_memo.install()
+    assert {name: vars(utils)[name] for name in fastapi_memo.ORIGINALS} == patched
     assert utils._get_param_model is not fastapi_memo.ORIGINALS["_get_param_model"]
 
 
-@pytest.mark.parametrize("app", [create_app(), exotic_app()], ids=["service", "exotic"])
-def test_each_answer_equals_fastapis_own(app: FastAPI) -> None:
-    fields = parameter_fields(app)
+@pytest.mark.parametrize("make_app", [create_app, exotic_app], ids=["service", "exotic"])
+def test_each_answer_equals_fastapis_own(make_app: Callable[[], FastAPI]) -> None:
+    fields = parameter_fields(make_app())
     assert len(fields) > 5
     for field in fields:
         for _ in range(2):  # worked out, then remembered

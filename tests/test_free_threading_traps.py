@@ -2,10 +2,10 @@
 function's `__name__` or `__doc__`, a stop-the-world pause (core/sqlalchemy_memo.py)."""
 
 import sqlalchemy as sa
-from fastapi.routing import APIRoute, iter_route_contexts
 
 from nogil_bench.core import sqlalchemy_memo
 from nogil_bench.main import create_app
+from tests.utils.api import served_dependants
 
 
 def test_sqlalchemy_was_imported_with_the_memo_patch() -> None:
@@ -44,9 +44,6 @@ def test_no_route_depends_on_a_generator_dependency() -> None:
             found += generators(sub)
         return found
 
-    app = create_app()
-    # Through the routers the app includes: `app.routes` holds them, not their routes.
-    included = [context.original_route for context in iter_route_contexts(app.routes)]
-    routes = [route for route in included if isinstance(route, APIRoute)]
-    assert len(routes) > 30
-    assert [name for route in routes for name in generators(route.dependant)] == []
+    dependants = served_dependants(create_app())
+    assert len(dependants) > 30
+    assert [name for dependant in dependants for name in generators(dependant)] == []

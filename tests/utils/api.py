@@ -5,6 +5,9 @@ import io
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -78,6 +81,14 @@ def png(
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), colour).save(buffer, format=image_format)
     return buffer.getvalue()
+
+
+def served_dependants(app: FastAPI) -> list[Dependant]:
+    """Each API route's dependency tree as FastAPI serves it. `app.routes` holds the routers
+    the app includes, not their routes, and FastAPI serves an included route through a
+    dependant of its own, with what including it added."""
+    found = (getattr(context, "dependant", None) for context in iter_route_contexts(app.routes))
+    return [dependant for dependant in found if isinstance(dependant, Dependant)]
 
 
 def synthetic_job(**overrides: Any) -> dict[str, Any]:

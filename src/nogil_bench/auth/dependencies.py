@@ -82,7 +82,9 @@ def with_owner[T](
     its owner exists: each owned table's foreign key to its owner is enforced on every store
     (SQLite's too, `PRAGMA foreign_keys`), and deleting a user deletes their rows (`ON DELETE
     CASCADE`). So the user is read (401 if gone) only when the read found none, in the same
-    transaction: a list that finds rows skips a statement."""
+    transaction: a list that finds rows skips a statement. The service never deletes a user
+    otherwise; an operator who does must do it with foreign keys enforced (docs/database.md),
+    or the user's rows would outlive them, listed by their token until it expires."""
     with engine.connect() as connection:
         result, found = read(connection)
         if found:

@@ -18,7 +18,9 @@ looks them up, by equal ones that remember their answers:
   per-request fields that dependency overrides build go with them);
 - the fourth by annotation: the routes' annotations are a fixed set.
 
-Two threads asking at once at worst both compute the same answer.
+Two threads asking at once at worst both compute the same answer. `fastapi.openapi.utils`
+imports two of the four by value, so building the OpenAPI document (once, then cached) asks
+FastAPI's own.
 
 Only the FastAPI release these were read against is patched (`FASTAPI_VERSION`). Another one
 runs unpatched, and tests/test_fastapi_memo.py, which checks that the patch is in place, fails

@@ -164,10 +164,10 @@ def utc_timestamp(value: str | datetime) -> str | datetime:
     microseconds unless they are 0, and `Z`. SQLite keeps `YYYY-MM-DD HH:MM:SS.ffffff` text,
     which becomes that text directly; anything else becomes an aware datetime, for `to_json`."""
     if isinstance(value, str):
-        if len(value) == 26 and value[10] == " " and value[19] == ".":  # one space: the `T`
+        if len(value) == 26 and value[10] == " " and value[19] == ".":
             if value.endswith(".000000"):
                 return value[:10] + "T" + value[11:19] + "Z"
-            return value.replace(" ", "T") + "Z"
+            return value[:10] + "T" + value[11:] + "Z"
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
