@@ -312,7 +312,7 @@ def user_id_of(client: TestClient, headers: Headers) -> str:
     ],
 )
 # /users/me reads its user in a hop of its own (get_current_user); the lists read it in the
-# page's hop and session (TokenSubject and user_in): both refuse the same tokens.
+# page's hop (with_user; with_owner, for a page with no jobs): all refuse the same tokens.
 @pytest.mark.parametrize("route", [ME, "/api/v1/jobs", "/api/v1/batches"])
 def test_a_bad_token_is_401_with_www_authenticate_bearer(
     client: TestClient, alice: Headers, settings: Settings, make_token: object, route: str
