@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
 ROUTES = {
@@ -79,3 +81,42 @@ def test_docs_load_swagger_ui_from_the_app_not_a_cdn(client: TestClient) -> None
         served = client.get(f"/static/swagger-ui/{asset}")
         assert served.status_code == 200
         assert len(served.content) > 10_000
+
+
+def test_swagger_ui_shows_every_section_in_the_declared_order(client: TestClient) -> None:
+    document = openapi(client)
+    used = {
+        tag
+        for operations in document["paths"].values()
+        for operation in operations.values()
+        for tag in operation.get("tags", [])
+    }
+
+    # Declared, so the order does not follow the order the routes are tried in (below).
+    assert [tag["name"] for tag in document["tags"]][:4] == ["health", "auth", "users", "jobs"]
+    assert {tag["name"] for tag in document["tags"]} == used
+    assert all(tag["description"] for tag in document["tags"])
+
+
+def test_the_most_asked_routes_are_tried_first(client: TestClient) -> None:
+    # FastAPI answers with the first route that matches, after trying those before it, so
+    # the probes and the reads every client polls are tried before the rest of the API.
+    app = client.app
+    assert isinstance(app, FastAPI)
+    tried = [
+        (method, context.path)
+        for context in iter_route_contexts(app.routes)
+        if context.path != "/openapi.json"  # FastAPI adds it before any other
+        for method in sorted(context.methods or ())
+    ]
+
+    assert tried[:6] == [
+        ("GET", "/health"),
+        ("GET", "/health/live"),
+        ("GET", "/health/ready"),
+        ("GET", "/api/v1/users/me"),
+        ("GET", "/api/v1/jobs"),
+        ("GET", "/api/v1/jobs/{job_id}"),
+    ]
+    assert tried.index(("POST", "/api/v1/auth/token")) < tried.index(("GET", "/metrics"))
+    assert tried[-1] == ("GET", "/docs/oauth2-redirect")

@@ -70,6 +70,47 @@ SUBMIT_ERRORS: Responses = {
 }
 
 
+# The reads clients poll come first: FastAPI tries a router's routes in order, twice in the
+# router that holds the request's route (docs/serving.md, "Routes in the order they are asked").
+@router.get("/jobs", summary="Your jobs, newest first", response_model=JobsPublic)
+async def list_jobs(
+    request: Request,
+    user_id: TokenSubject,
+    status: Status | None = None,
+    runner: str | None = None,
+    batch_id: uuid.UUID | None = None,
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> Response:
+    # Async, with the blocking part in one explicit hop to a read thread: FastAPI runs a sync
+    # route on its thread pool, then checks its answer there in a second hop. The page's
+    # JSON is written there too, off the event loop (see `service.jobs_page_json`). A page
+    # with jobs proves the token's user exists; an empty one reads the user, on the page's
+    # connection (`with_owner`).
+    # The engine from the request, not `EngineDep`: one dependency less for FastAPI to solve
+    # (about 8 us) on the service's busiest list.
+    page = await READS.run(
+        with_owner,
+        engine_of(request),
+        user_id,
+        lambda connection: service.jobs_page_json(
+            connection=connection,
+            owner_id=user_id,
+            status=status,
+            runner=runner,
+            batch_id=batch_id,
+            limit=limit,
+            offset=offset,
+        ),
+    )
+    return Response(page, media_type="application/json")
+
+
+@router.get("/jobs/{job_id}", summary="One job: status, timings, figures", responses=NOT_FOUND)
+async def read_job(job: OwnedJob) -> JobPublic:
+    return JobPublic.model_validate(job)
+
+
 @router.get("/ops", summary="The operations a pipeline may use, with their parameters")
 def list_operations(_: CurrentUser) -> list[OperationPublic]:
     return [
@@ -141,45 +182,6 @@ async def submit(
     )
     queue.notify()
     return answer.response()
-
-
-@router.get("/jobs", summary="Your jobs, newest first", response_model=JobsPublic)
-async def list_jobs(
-    request: Request,
-    user_id: TokenSubject,
-    status: Status | None = None,
-    runner: str | None = None,
-    batch_id: uuid.UUID | None = None,
-    limit: Limit = 20,
-    offset: Offset = 0,
-) -> Response:
-    # Async, with the blocking part in one explicit hop to a read thread: FastAPI runs a sync
-    # route on its thread pool, then checks its answer there in a second hop. The page's
-    # JSON is written there too, off the event loop (see `service.jobs_page_json`). A page
-    # with jobs proves the token's user exists; an empty one reads the user, on the page's
-    # connection (`with_owner`).
-    # The engine from the request, not `EngineDep`: one dependency less for FastAPI to solve
-    # (about 8 us) on the service's busiest list.
-    page = await READS.run(
-        with_owner,
-        engine_of(request),
-        user_id,
-        lambda connection: service.jobs_page_json(
-            connection=connection,
-            owner_id=user_id,
-            status=status,
-            runner=runner,
-            batch_id=batch_id,
-            limit=limit,
-            offset=offset,
-        ),
-    )
-    return Response(page, media_type="application/json")
-
-
-@router.get("/jobs/{job_id}", summary="One job: status, timings, figures", responses=NOT_FOUND)
-async def read_job(job: OwnedJob) -> JobPublic:
-    return JobPublic.model_validate(job)
 
 
 @router.get(
