@@ -3,27 +3,34 @@ writes what pydantic would write for the column's Python value, whatever form th
 tests/test_database_values.py checks the same through each real store."""
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic_core import to_json
-from sqlalchemy import JSON, Boolean, Column, Dialect, Enum, Integer, String, Uuid
+from sqlalchemy import JSON, Boolean, Column, Dialect, Engine, Enum, Integer, String, Uuid
 from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
 
+from nogil_bench.auth.models import User
 from nogil_bench.core.config import Settings
 from nogil_bench.core.db import make_engine
 from nogil_bench.core.json_pages import (
     enum_member,
     json_document,
     json_value,
+    newest_first_values,
     page_statement,
     utc_timestamp,
     uuid_text,
 )
 from nogil_bench.core.migrations import upgrade_database
 from nogil_bench.core.models import HexUuid, Status, UTCDateTime
-from nogil_bench.jobs.models import Job
+from nogil_bench.jobs import service
+from nogil_bench.jobs.models import Batch, Job
 
 SQLITE = sqlite.dialect()
 PG = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
@@ -152,3 +159,80 @@ def test_a_page_of_a_users_jobs_is_read_in_index_order_not_sorted(tmp_path: Path
     steps = [step[-1] for step in plan]
     assert any("ix_job_owner_id_id" in step for step in steps), steps
     assert not any("TEMP B-TREE" in step for step in steps), steps
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(Settings(DATA_DIR=tmp_path, _env_file=None))  # type: ignore[call-arg]
+    upgrade_database(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_on_sqlite_each_filter_is_bound_as_sqlalchemy_binds_it(sqlite_engine: Engine) -> None:
+    # SQLite's page goes to the driver itself (`DriverStatement`): its filters' values must be
+    # stored forms (hex UUIDs, enum names) exactly as the ORM's own query binds them.
+    with Session(sqlite_engine) as session:
+        user = User(email="a@example.com", hashed_password="not a real hash")
+        session.add(user)
+        session.flush()
+        batch = Batch(owner_id=user.id, runner="threads", workers=1, pipeline=[])
+        session.add(batch)
+        session.flush()
+        for index in range(6):
+            session.add(
+                Job(
+                    owner_id=user.id,
+                    batch_id=batch.id if index % 2 else None,
+                    status=Status.SUCCEEDED if index % 3 else Status.QUEUED,
+                    runner="threads" if index < 3 else "processes",
+                    workers=1,
+                    pipeline=[],
+                    width=8,
+                    height=8,
+                )
+            )
+        session.commit()
+        user_id, batch_id = user.id, batch.id
+    filters: list[dict[str, Any]] = [
+        {},
+        {"status": Status.SUCCEEDED},
+        {"runner": "processes"},
+        {"batch_id": batch_id},
+        {"status": Status.QUEUED, "runner": "threads", "batch_id": batch_id},
+        {"runner": "nobody's"},
+    ]
+
+    for narrowed in filters:
+        query = {"status": None, "runner": None, "batch_id": None} | narrowed
+        with Session(sqlite_engine) as session:
+            models, model_count = service.list_jobs(
+                session=session, owner_id=user_id, limit=4, offset=1, **query
+            )
+        with sqlite_engine.connect() as connection:
+            page, count = newest_first_values(
+                connection,
+                tuple(Job.__table__.c),  # type: ignore[attr-defined]
+                equal={"owner_id": user_id, **narrowed},
+                limit=4,
+                offset=1,
+            )
+            assert connection.in_transaction()  # the request's later reads: one snapshot
+
+        assert [row["id"] for row in page] == [str(job.id) for job in models], narrowed
+        assert count == model_count, narrowed
+
+
+def test_a_driver_error_comes_out_as_sqlalchemys(sqlite_engine: Engine) -> None:
+    # So the service answers it as any other database error (a locked database: 503).
+    with sqlite_engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE job RENAME TO job_elsewhere")
+
+    with sqlite_engine.connect() as connection, pytest.raises(OperationalError, match="job"):
+        newest_first_values(
+            connection,
+            tuple(Job.__table__.c),  # type: ignore[attr-defined]
+            equal={"owner_id": AN_ID},
+            limit=20,
+            offset=0,
+        )
