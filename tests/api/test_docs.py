@@ -1,10 +1,16 @@
 """/docs documents every route and works offline: Swagger UI's assets come from the app."""
 
+import re
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import iter_route_contexts
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from nogil_bench.core.config import Settings
+from nogil_bench.main import create_app
 
 ROUTES = {
     ("post", "/api/v1/auth/register"),
@@ -120,3 +126,40 @@ def test_the_most_asked_routes_are_tried_first(client: TestClient) -> None:
     ]
     assert tried.index(("POST", "/api/v1/auth/token")) < tried.index(("GET", "/metrics"))
     assert tried[-1] == ("GET", "/docs/oauth2-redirect")
+
+
+class RouteRecorder:
+    """Notes which route answered each HTTP request (FastAPI puts it in the request's scope)."""
+
+    def __init__(self, app: ASGIApp, answered: list[object]) -> None:
+        self.app = app
+        self.answered = answered
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+        if scope["type"] == "http":
+            # An API route is named; a plain route (`/openapi.json`), by its endpoint.
+            self.answered.append(scope.get("route") or scope.get("endpoint"))
+
+
+def test_no_route_is_hidden_by_one_tried_before_it(settings: Settings) -> None:
+    # Routes are tried in the order of use, not of the code (above): each must still answer
+    # its own path, with a value in each of its parameters. Nobody is logged in, so nothing
+    # changes; the route is chosen before any dependency answers.
+    app = create_app(settings)
+    answered: list[object] = []
+    app.add_middleware(RouteRecorder, answered=answered)
+    routes = [
+        context
+        for context in iter_route_contexts(app.routes)
+        if isinstance(context.route, APIRoute | Route) and context.path and context.methods
+    ]
+    assert len(routes) > 30
+
+    with TestClient(app) as client:
+        for context in routes:
+            path = re.sub(r"\{[^}]+\}", "01a2455b-1759-70e9-a72a-b172d941b952", str(context.path))
+            for method in context.methods or ():
+                client.request(method, path)
+                route = answered.pop()
+                assert route in (context.route, context.route.endpoint), f"{method} {context.path}"
