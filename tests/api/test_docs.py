@@ -150,16 +150,15 @@ def test_no_route_is_hidden_by_one_tried_before_it(settings: Settings) -> None:
     answered: list[object] = []
     app.add_middleware(RouteRecorder, answered=answered)
     routes = [
-        context
+        (context.route, str(context.path), context.methods)
         for context in iter_route_contexts(app.routes)
         if isinstance(context.route, APIRoute | Route) and context.path and context.methods
     ]
     assert len(routes) > 30
 
     with TestClient(app) as client:
-        for context in routes:
-            path = re.sub(r"\{[^}]+\}", "01a2455b-1759-70e9-a72a-b172d941b952", str(context.path))
-            for method in context.methods or ():
+        for route, template, methods in routes:
+            path = re.sub(r"\{[^}]+\}", "01a2455b-1759-70e9-a72a-b172d941b952", template)
+            for method in methods:
                 client.request(method, path)
-                route = answered.pop()
-                assert route in (context.route, context.route.endpoint), f"{method} {context.path}"
+                assert answered.pop() in (route, route.endpoint), f"{method} {template}"
