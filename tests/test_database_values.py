@@ -123,14 +123,15 @@ def test_the_job_list_json_is_what_its_response_model_gives_on_every_store(
     engine: Engine,
 ) -> None:
     # `GET /jobs` writes its page's JSON from the rows' values, not through JobsPublic: each
-    # store's types (native UUIDs, MariaDB's booleans, SQLite's text timestamps) must still
-    # come out as the model would give them.
+    # store's types (native UUIDs, MariaDB's booleans, SQLite's text timestamps, PostgreSQL's
+    # rows packed as JSON arrays) must still come out as the model would give them.
     user_id = owner(engine)
     batch_id = stored_and_read_back(
         engine, Batch(owner_id=user_id, runner="processes", workers=2, pipeline=[])
     ).id
     done = datetime(2026, 12, 3, 4, 5, 6, 789_012, tzinfo=UTC)
     on_the_second = datetime(2026, 12, 3, 4, 5, 6, tzinfo=UTC)  # written with no fraction
+    half_past = datetime(2026, 12, 3, 4, 5, 6, 500_000, tzinfo=UTC)  # PostgreSQL writes ".5"
     rows = [
         Job(
             owner_id=user_id,
@@ -172,6 +173,7 @@ def test_the_job_list_json_is_what_its_response_model_gives_on_every_store(
             width=8,
             height=8,
             gil_enabled=True,
+            started_at=half_past,
             upload_filename="фото 🧵.png",
         ),
     ]

@@ -30,8 +30,11 @@ from sqlalchemy import (
     Enum,
     Select,
     Table,
+    Text,
     Uuid,
     bindparam,
+    cast,
+    func,
     type_coerce,
 )
 from sqlalchemy import select as sa_select
@@ -70,6 +73,8 @@ def newest_first_values(
         rows = connection.execute(reader.page, page_parameters).all()
     if not rows:
         return [], connection.execute(reader.count, parameters).scalar_one()
+    if reader.packed:
+        rows = [(*from_json(packed), count) for packed, count in rows]
     # Converted a column at a time, each in one comprehension: 12% less than row by row.
     values: list[Sequence[Any]] = list(zip(*rows, strict=True))  # a column's values each
     for index, convert in reader.converters:
@@ -138,6 +143,7 @@ class _PageReader:
     names: tuple[str, ...]
     converters: tuple[tuple[int, Convert], ...]  # (the column's index, its `json_value`)
     driver_page: DriverStatement | None  # `page`, sent to the driver itself (SQLite)
+    packed: bool  # each row's columns come as one JSON array (PostgreSQL; `page_statement`)
 
 
 @cache
@@ -152,23 +158,38 @@ def _page_reader(
         for index, column in enumerate(columns)
         if (convert := json_value(column, dialect)) is not None
     )
-    page = page_statement(columns, filtered)
+    packed = dialect.name == "postgresql"
+    page = page_statement(columns, filtered, packed=packed)
     return _PageReader(
         page,
         count_of(_matching(columns[0].table, filtered)),
         tuple(column.name for column in columns),
         converters,
         DriverStatement.of(page, dialect) if dialect.name == "sqlite" else None,
+        packed,
     )
 
 
-def page_statement(columns: tuple[Column[Any], ...], filtered: tuple[str, ...]) -> Select[Any]:
+def page_statement(
+    columns: tuple[Column[Any], ...], filtered: tuple[str, ...], *, packed: bool = False
+) -> Select[Any]:
     """The page: those columns untyped (`NullType`), so each comes as the driver gives it,
     then the count of the matching rows. The filters compare the typed columns, so their
-    values are bound as each database stores them."""
+    values are bound as each database stores them.
+
+    `packed` (PostgreSQL): each row's columns as one JSON array, in text. psycopg, pure Python
+    here, hands each value over through ctypes, one call a value before any loader runs: for
+    a 20-row page of 26 columns, most of the read's CPU. Packed, it hands over one value a
+    row, which `from_json` splits; each element is then what the converters already take
+    (UUIDs and timestamps as their ISO text, a JSON column as its document)."""
     table = columns[0].table
+    selected = (
+        [cast(func.json_build_array(*columns), Text).label("packed")]
+        if packed
+        else [type_coerce(column, NullType()).label(column.name) for column in columns]
+    )
     return (
-        sa_select(*(type_coerce(column, NullType()).label(column.name) for column in columns))
+        sa_select(*selected)
         .add_columns(count_of(_matching(table, filtered)).scalar_subquery())
         .where(*_equal(table, filtered))
         .order_by(table.c.id.desc())
