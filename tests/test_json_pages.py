@@ -236,3 +236,17 @@ def test_a_driver_error_comes_out_as_sqlalchemys(sqlite_engine: Engine) -> None:
             limit=20,
             offset=0,
         )
+
+
+def test_postgresqls_page_is_packed_after_it_is_cut() -> None:
+    # One JSON array a row (psycopg hands over one value, not 26), built for the page's rows
+    # only: packed before the offset, a deep page would pack every row it skips.
+    statement = page_statement(tuple(Job.__table__.c), ("owner_id",), packed=True)  # type: ignore[attr-defined]
+    sql = " ".join(str(statement.compile(dialect=PG)).split())
+
+    packing, _, page = sql.partition(" FROM (SELECT ")
+    assert packing.startswith("SELECT CAST(json_build_array(page.id, ")
+    assert "LIMIT" not in packing
+    assert page.endswith(
+        " LIMIT %(page_limit)s OFFSET %(page_offset)s) AS page ORDER BY page.id DESC"
+    )

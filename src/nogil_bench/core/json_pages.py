@@ -181,21 +181,25 @@ def page_statement(
     here, hands each value over through ctypes, one call a value before any loader runs: for
     a 20-row page of 26 columns, most of the read's CPU. Packed, it hands over one value a
     row, which `from_json` splits; each element is then what the converters already take
-    (UUIDs and timestamps as their ISO text, a JSON column as its document)."""
+    (UUIDs and timestamps as their ISO text, a JSON column as its document). The page is
+    packed after it is cut, so rows skipped by the offset are not packed too; the columns must
+    include the table's `id`, by which the packed rows are ordered again."""
     table = columns[0].table
-    selected = (
-        [cast(func.json_build_array(*columns), Text).label("packed")]
-        if packed
-        else [type_coerce(column, NullType()).label(column.name) for column in columns]
-    )
-    return (
-        sa_select(*selected)
-        .add_columns(count_of(_matching(table, filtered)).scalar_subquery())
+    page = (
+        sa_select(*(type_coerce(column, NullType()).label(column.name) for column in columns))
+        .add_columns(count_of(_matching(table, filtered)).scalar_subquery().label("page_count"))
         .where(*_equal(table, filtered))
         .order_by(table.c.id.desc())
         .limit(bindparam("page_limit"))
         .offset(bindparam("page_offset"))
     )
+    if not packed:
+        return page
+    cut = page.subquery("page")
+    values = (cut.c[column.name] for column in columns)
+    return sa_select(
+        cast(func.json_build_array(*values), Text).label("packed"), cut.c.page_count
+    ).order_by(cut.c[table.c.id.name].desc())
 
 
 def _matching(table: Table, filtered: tuple[str, ...]) -> Select[Any]:
